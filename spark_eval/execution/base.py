@@ -1,0 +1,23 @@
+"""The execution seam: a Sandbox runs one test program and returns an ExecResult."""
+from __future__ import annotations
+
+from typing import Protocol
+
+from spark_eval.types import ExecResult
+
+# The module each DS-1000 library's problems need; a problem whose module is missing is `skipped`.
+LIBRARY_MODULES = {
+    "Pandas": "pandas",
+    "Numpy": "numpy",
+    "Matplotlib": "matplotlib",
+    "Tensorflow": "tensorflow",
+    "Scipy": "scipy",
+    "Sklearn": "sklearn",
+    "Pytorch": "torch",
+}
+
+
+class Sandbox(Protocol):
+    def run(self, program: str, requires: tuple[str, ...] = ()) -> ExecResult:
+        """Run `program` in isolation; `skipped` when a module in `requires` is not installed."""
+        ...

@@ -1,0 +1,149 @@
+"""The grading environment: its interpreter, its frozen packages, a scrubbed process environment, bwrap."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class GradingEnvError(RuntimeError):
+    """The grading interpreter or the requested isolation is unusable; the message names the fix."""
+
+
+# Only these variables pass from the harness into the sandbox: no keys, tokens or credentials.
+PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+SANDBOX_VARS = {
+    "MPLBACKEND": "Agg",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "CUDA_VISIBLE_DEVICES": "-1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "HF_HUB_OFFLINE": "1",
+}
+
+
+@dataclass(frozen=True)
+class GradingEnvironment:
+    """What the grading interpreter is: recorded in every run's manifest."""
+
+    python: str
+    version: str
+    prefix: str
+    base_prefix: str
+    freeze: tuple[str, ...]
+
+    @property
+    def freeze_hash(self) -> str:
+        return hashlib.sha256("\n".join(self.freeze).encode()).hexdigest()
+
+    def to_json(self) -> dict:
+        return {
+            "python": self.python,
+            "version": self.version,
+            "freeze": list(self.freeze),
+            "freeze_hash": self.freeze_hash,
+        }
+
+
+_PROBE = "import json, sys; print(json.dumps([sys.version.split()[0], sys.prefix, sys.base_prefix]))"
+
+
+@functools.lru_cache(maxsize=8)
+def probe_environment(python: str) -> GradingEnvironment:
+    """Ask the grading interpreter who it is and what it has installed (`pip freeze`)."""
+    python = os.path.abspath(python)
+    if not Path(python).exists():
+        raise GradingEnvError(
+            f"grading interpreter not found: {python}; run `make setup` or set execution.python=<path>"
+        )
+    try:
+        out = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=60)
+        freeze = subprocess.run(
+            [python, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, timeout=120
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        raise GradingEnvError(f"grading interpreter {python} does not run ({e}); rebuild it with `make setup`")
+    version, prefix, base_prefix = json.loads(out.stdout)
+    lines = tuple(sorted(line for line in freeze.stdout.splitlines() if line.strip()))
+    return GradingEnvironment(python, version, prefix, base_prefix, lines)
+
+
+def sandbox_env(extra: dict[str, str]) -> dict[str, str]:
+    """The whole environment a sandboxed process sees: an allowlist, never the harness's secrets."""
+    env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env.update(SANDBOX_VARS)
+    env.update(extra)
+    return env
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_works() -> bool:
+    """True when bubblewrap is installed and can create the namespaces the sandbox needs."""
+    if not shutil.which("bwrap"):
+        return False
+    try:
+        probe = subprocess.run(
+            [*bwrap_prefix([]), "true"], capture_output=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+def resolve_isolation(requested: str) -> str:
+    """`bwrap` or `process`, from `execution.isolation` (auto | bwrap | process)."""
+    if requested not in ("auto", "bwrap", "process"):
+        raise GradingEnvError(f"execution.isolation={requested!r} is unknown; use auto, bwrap or process")
+    if requested == "process":
+        return "process"
+    if bwrap_works():
+        return "bwrap"
+    if requested == "bwrap":
+        raise GradingEnvError(
+            "execution.isolation=bwrap but bubblewrap does not work here; install it (apt-get install bubblewrap)"
+            " or set execution.isolation=auto"
+        )
+    return "process"
+
+
+def bwrap_prefix(readable: list[str]) -> list[str]:
+    """bwrap arguments: read-only filesystem, private /tmp, no network, own PID namespace.
+
+    The home directory is hidden (it holds credentials); `readable` paths inside it are bound back
+    read-only so the interpreter and the data it needs stay visible.
+    """
+    args = [
+        "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+        "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm",
+    ]
+    home = os.path.realpath(os.path.expanduser("~"))
+    if home not in ("/", "") and os.path.isdir(home):
+        args += ["--perms", "0755", "--tmpfs", home]
+        made = {home}
+        for path in sorted({os.path.realpath(p) for p in readable}):
+            if not (path.startswith(home + os.sep) and os.path.exists(path)):
+                continue
+            for parent in reversed(Path(path).parents):  # bwrap would make missing parents 0700
+                if str(parent).startswith(home + os.sep) and str(parent) not in made:
+                    args += ["--perms", "0755", "--dir", str(parent)]
+                    made.add(str(parent))
+            args += ["--ro-bind", path, path]
+    args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--"]
+    return args
+
+
+def sandbox_uid(worker: int, base: int = 61000) -> int | None:
+    """A uid of its own per worker when we are root (so programs can neither write nor signal ours)."""
+    return base + worker if os.geteuid() == 0 else None

@@ -1,0 +1,259 @@
+"""Fork server for DS-1000 test programs; runs in the grading interpreter and uses only the stdlib.
+
+Started as `python forkserver.py '<settings json>'`. It imports the `preload` modules once, answers
+`{"ready": ...}`, then for each request line `{"program", "timeout_s"}` on stdin forks one child in a
+fresh temporary directory, enforces the timeout from here (killing the child's whole process group),
+and answers one JSON line. It never imports spark_eval: the grading environment does not have it.
+Strict mode is the same server started per program with nothing preloaded.
+"""
+from __future__ import annotations
+
+import errno
+import importlib
+import importlib.util
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+
+# Modules DS-1000's test programs need; a ModuleNotFoundError for one of them is the environment's fault.
+GRADING_MODULES = {
+    "numpy", "pandas", "matplotlib", "scipy", "sklearn", "seaborn", "torch", "tensorflow", "keras",
+    "statsmodels", "xgboost", "gensim", "yaml", "PIL",
+}
+NETWORK_ERRORS = (ConnectionError, socket.gaierror, socket.herror, socket.timeout, urllib.error.URLError)
+NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
+
+
+def main() -> None:
+    settings = json.loads(sys.argv[1])
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints from imports or programs must not corrupt the protocol
+    home = tempfile.mkdtemp(prefix="ds1000-home-")
+    os.environ.update(HOME=home, MPLCONFIGDIR=home)
+    failed = preload(settings.get("preload", []))
+    missing = sorted(m for m in GRADING_MODULES if importlib.util.find_spec(m) is None)
+    reply(proto, {"ready": True, "failed_imports": failed, "missing": missing, "python": sys.version})
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            reply(proto, run_request(request, settings, proto.fileno()))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def preload(modules: list[str]) -> dict[str, str]:
+    failed = {}
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # a missing library shows up as `skipped`, not as a dead server
+            failed[name] = f"{type(e).__name__}: {e}"
+    return failed
+
+
+def reply(proto, message: dict) -> None:
+    proto.write(json.dumps(message) + "\n")
+    proto.flush()
+
+
+def run_request(request: dict, settings: dict, proto_fd: int) -> dict:
+    timeout = float(request["timeout_s"])
+    uid = settings.get("uid")
+    workdir = tempfile.mkdtemp(prefix="ds1000-")
+    if uid is not None:
+        os.chown(workdir, uid, uid)
+    read_fd, write_fd = os.pipe()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        run_child(request["program"], workdir, write_fd, settings, timeout, proto_fd)
+    os.close(write_fd)
+    try:
+        report, timed_out = wait_child(pid, read_fd, start + timeout)
+        duration = time.monotonic() - start
+        kill_leftovers(pid, uid)
+        tail = read_tail(os.path.join(workdir, "output.txt"), int(settings.get("tail_chars", 2000)))
+    finally:
+        os.close(read_fd)
+        shutil.rmtree(workdir, ignore_errors=True)
+    if timed_out:
+        report = {"status": "timeout", "error_type": "Timeout"}
+    elif report is None:
+        report = {"status": "failed", "error_type": "EarlyExit"}
+    return {**report, "stderr_tail": tail, "duration_s": round(duration, 4)}
+
+
+def wait_child(pid: int, read_fd: int, deadline: float) -> tuple[dict | None, bool]:
+    """Collect the child's report until it exits or the deadline passes; (report, timed_out)."""
+    data = b""
+    while True:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            data += drain(read_fd)
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None, True
+        ready, _, _ = select.select([read_fd], [], [], min(remaining, 0.05))
+        if ready:
+            data += os.read(read_fd, 65536)
+    try:
+        return json.loads(data.decode()), False
+    except ValueError:
+        return None, False
+
+
+def drain(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def pg_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def kill_leftovers(pgid: int, uid: int | None) -> None:
+    """Kill what the program left behind: its process group, and every process of its sandbox uid."""
+    if pg_alive(pgid):
+        os.killpg(pgid, signal.SIGKILL)
+    if uid is None:
+        return
+    for _ in range(50):  # a fork bomb refills between sweeps; each sweep kills all that exist
+        reaper = os.fork()
+        if reaper == 0:
+            code = 1
+            try:
+                os.setgid(uid)
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(reaper, 0)
+        if os.waitstatus_to_exitcode(status) == 0:
+            break
+    reap_zombies()
+
+
+def reap_zombies() -> None:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def read_tail(path: str, chars: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 4 * chars))
+            return f.read().decode("utf-8", "replace")[-chars:]
+    except OSError:
+        return ""
+
+
+def run_child(program: str, workdir: str, report_fd: int, settings: dict, timeout: float, proto_fd: int) -> None:
+    """In the forked child: confine, run the program, report how it ended. Never returns."""
+    try:
+        os.setpgid(0, 0)
+        os.close(proto_fd)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        os.chdir(workdir)
+        os.environ.update(HOME=workdir, TMPDIR=workdir, MPLCONFIGDIR=workdir)
+        tempfile.tempdir = workdir
+        limit_resources(settings, timeout)
+        if settings.get("uid") is not None:
+            os.setgroups([])
+            os.setgid(settings["uid"])
+            os.setuid(settings["uid"])
+        out = os.open(os.path.join(workdir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+    except BaseException as e:
+        report(report_fd, {"status": "infra_error", "error_type": f"SandboxSetup: {type(e).__name__}: {e}"})
+        os._exit(1)
+    try:
+        exec(compile(program, "<ds1000-program>", "exec"), {})  # empty globals, as the official harness
+        result = {"status": "passed", "error_type": None}
+    except BaseException as e:  # SystemExit included: only a program that runs to its end passes
+        traceback.print_exc()
+        result = classify(e)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    report(report_fd, result)
+    os._exit(0)
+
+
+def limit_resources(settings: dict, timeout: float) -> None:
+    cpu = int(timeout) + 5
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    data = vm_data_bytes() + int(settings.get("memory_mb", 4096)) * 2**20
+    resource.setrlimit(resource.RLIMIT_DATA, (data, data))
+    size = 2**30
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    if settings.get("uid") is not None:
+        procs = int(settings.get("max_procs", 512))
+        resource.setrlimit(resource.RLIMIT_NPROC, (procs, procs))
+
+
+def vm_data_bytes() -> int:
+    """This process's data segment size now: the memory cap is counted on top of the warm imports."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def classify(e: BaseException) -> dict:
+    chain, seen = [], e
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(x, NETWORK_ERRORS) or getattr(x, "errno", None) in NETWORK_ERRNOS for x in chain):
+        return {"status": "infra_error", "error_type": f"Network: {type(e).__name__}"}
+    if isinstance(e, ImportError) and (e.name or "").split(".")[0] in GRADING_MODULES:
+        return {"status": "infra_error", "error_type": f"ImportError: {e.name}"}
+    return {"status": "failed", "error_type": type(e).__name__}
+
+
+def report(fd: int, result: dict) -> None:
+    try:
+        os.write(fd, json.dumps(result).encode())
+    except OSError:
+        pass  # the program closed its report pipe: the parent sees no report and fails it
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""ProcessSandbox: a pool of fork servers in the grading environment, one per worker."""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import queue
+import select
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from spark_eval.execution.environment import (
+    bwrap_prefix,
+    probe_environment,
+    resolve_isolation,
+    sandbox_env,
+    sandbox_uid,
+)
+from spark_eval.types import ExecResult
+
+log = logging.getLogger(__name__)
+
+FORKSERVER = Path(__file__).with_name("forkserver.py")
+STARTUP_TIMEOUT_S = 600.0  # importing tensorflow and torch on two busy cores can take minutes
+REPLY_GRACE_S = 30.0  # the server enforces the timeout; this only catches a wedged server
+
+
+class ProcessSandbox:
+    """Runs DS-1000 programs in the grading interpreter, `workers` at a time.
+
+    `mode="fork"`: each worker is a warm fork server (libraries imported once, a child per program).
+    `mode="strict"`: each program gets a fresh server process with nothing preloaded.
+
+    Args:
+        python: the grading interpreter.
+        mode: `fork` or `strict`.
+        workers: programs run at once (default: one per core).
+        timeout_s: wall-clock limit per program, enforced by the parent.
+        memory_mb: memory a program may allocate beyond the warm server's own.
+        max_procs: processes a program may have (enforced where the sandbox has its own uid).
+        isolation: `auto`, `bwrap` or `process`.
+        preload: modules a fork server imports before forking.
+        seaborn_data: folder of seaborn's CSVs, exported as SEABORN_DATA when it exists.
+        output_tail_chars: how much of a program's stdout/stderr to keep.
+    """
+
+    def __init__(
+        self,
+        python: str,
+        mode: str = "fork",
+        workers: int | None = None,
+        timeout_s: float = 120.0,
+        memory_mb: int = 4096,
+        max_procs: int = 512,
+        isolation: str = "auto",
+        preload: list[str] | tuple[str, ...] = (),
+        seaborn_data: str | None = None,
+        output_tail_chars: int = 2000,
+    ) -> None:
+        if mode not in ("fork", "strict"):
+            raise ValueError(f"execution.mode={mode!r} is unknown; use fork or strict")
+        self.environment = probe_environment(python)
+        self.isolation = resolve_isolation(isolation)
+        self.mode = mode
+        self.timeout_s = float(timeout_s)
+        self.workers = int(workers or os.cpu_count() or 1)
+        seaborn_data = os.path.abspath(seaborn_data) if seaborn_data else None
+        extra = {"SEABORN_DATA": seaborn_data} if seaborn_data and os.path.isdir(seaborn_data) else {}
+        self._env = sandbox_env(extra)
+        self._settings = {"memory_mb": memory_mb, "max_procs": max_procs, "tail_chars": output_tail_chars}
+        self._preload = list(preload) if mode == "fork" else []
+        self._readable = [self.environment.prefix, self.environment.base_prefix, str(FORKSERVER.parent)]
+        self._readable += list(extra.values())
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        for index in range(self.workers):
+            self._idle.put(_Worker(self, index))
+
+    def describe(self) -> dict[str, Any]:
+        """How programs are run, for the manifest."""
+        return {
+            "mode": self.mode,
+            "isolation": self.isolation,
+            "own_uid": self._uid(0) is not None,
+            "workers": self.workers,
+            "timeout_s": self.timeout_s,
+            "grading_env": self.environment.to_json(),
+        }
+
+    def run(self, program: str, requires: tuple[str, ...] = ()) -> ExecResult:
+        worker = self._idle.get()
+        try:
+            if self.mode == "strict":
+                worker.stop()
+            missing = worker.ensure_started() & set(requires)
+            if missing:
+                return ExecResult("skipped", f"NotInstalled: {', '.join(sorted(missing))}")
+            result = worker.execute(program, self.timeout_s)
+            if self.mode == "strict":
+                worker.stop()
+            return result
+        finally:
+            self._idle.put(worker)
+
+    def close(self) -> None:
+        for _ in range(self.workers):
+            self._idle.get().stop()
+
+    def __enter__(self) -> "ProcessSandbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _uid(self, index: int) -> int | None:
+        return sandbox_uid(index) if self.isolation == "bwrap" else None
+
+    def _command(self, index: int) -> list[str]:
+        settings = {**self._settings, "preload": self._preload, "uid": self._uid(index)}
+        command = [self.environment.python, str(FORKSERVER), json.dumps(settings)]
+        return bwrap_prefix(self._readable) + command if self.isolation == "bwrap" else command
+
+
+class _Worker:
+    """One fork server process, restarted when it dies or wedges."""
+
+    def __init__(self, pool: ProcessSandbox, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.proc: subprocess.Popen | None = None
+        self.missing: set[str] = set()
+        self.stderr: collections.deque[str] = collections.deque(maxlen=40)
+
+    def ensure_started(self) -> set[str]:
+        """Start the server if needed; the grading modules it lacks."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self.missing
+        self.proc = subprocess.Popen(
+            self.pool._command(self.index),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.pool._env,
+            cwd="/",
+            start_new_session=True,
+        )
+        threading.Thread(target=self._drain_stderr, args=(self.proc,), daemon=True).start()
+        ready = self._read_reply(time.monotonic() + STARTUP_TIMEOUT_S)
+        if ready is None or not ready.get("ready"):
+            self.stop()
+            raise RuntimeError(f"grading fork server did not start: {' | '.join(self.stderr)[-1500:]}")
+        if ready["failed_imports"]:
+            log.warning("grading environment could not import %s", ready["failed_imports"])
+        self.missing = set(ready["missing"]) | {m.split(".")[0] for m in ready["failed_imports"]}
+        return self.missing
+
+    def execute(self, program: str, timeout_s: float) -> ExecResult:
+        start = time.monotonic()
+        try:
+            self.proc.stdin.write((json.dumps({"program": program, "timeout_s": timeout_s}) + "\n").encode())
+            self.proc.stdin.flush()
+            reply = self._read_reply(start + timeout_s + REPLY_GRACE_S)
+        except (BrokenPipeError, OSError):
+            reply = None
+        if reply is None:  # the program killed or wedged its server: a sandbox fault, not a verdict
+            tail = " | ".join(self.stderr)[-1500:]
+            self.stop()
+            return ExecResult("infra_error", "SandboxFault", tail, time.monotonic() - start)
+        return ExecResult(reply["status"], reply.get("error_type"), reply.get("stderr_tail", ""), reply["duration_s"])
+
+    def _read_reply(self, deadline: float) -> dict | None:
+        stdout = self.proc.stdout
+        line = b""
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([stdout], [], [], remaining)[0]:
+                return None
+            chunk = os.read(stdout.fileno(), 1 << 20)
+            if not chunk:
+                return None
+            line += chunk
+        return json.loads(line)
+
+    def _drain_stderr(self, proc: subprocess.Popen) -> None:
+        for raw in proc.stderr:
+            self.stderr.append(raw.decode("utf-8", "replace").rstrip())
+
+    def stop(self) -> None:
+        """End the server: politely (end of input) first, so it cleans up; then kill its process group."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.proc = None
