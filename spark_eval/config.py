@@ -58,6 +58,7 @@ class JudgeConfig:
 
 @dataclass
 class ExecutionConfig:
+    _target_: str = "spark_eval.execution.ProcessSandbox"
     mode: str = "fork"  # fork (warm fork server) | strict (fresh interpreter per program)
     python: str = MISSING  # the grading environment's interpreter
     workers: Optional[int] = None  # None: one per core

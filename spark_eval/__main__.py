@@ -1,0 +1,38 @@
+"""Entry point: `python -m spark_eval experiment=<name> [overrides]` composes the config and runs a stage."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from spark_eval.config import register_configs
+from spark_eval.data import DatasetError
+from spark_eval.execution.environment import GradingEnvError
+from spark_eval.models.replay import AnswersError
+from spark_eval.pipeline import run
+from spark_eval.pipeline.rundir import RunDirectoryError
+
+log = logging.getLogger("spark_eval")
+
+STAGES = {"run": run}
+USER_ERRORS = (DatasetError, GradingEnvError, AnswersError, RunDirectoryError)
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    if cfg.stage not in STAGES:
+        log.error("stage=%s is unknown; choose one of: %s", cfg.stage, ", ".join(STAGES))
+        sys.exit(2)
+    try:
+        STAGES[cfg.stage](cfg)
+    except USER_ERRORS as e:
+        log.error("%s", e)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

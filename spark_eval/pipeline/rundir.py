@@ -1,0 +1,142 @@
+"""The run directory: records.jsonl (append + flush, the source of truth), manifest.json, summary.json."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+from spark_eval.config import PROJECT_ROOT, RESULT_NEUTRAL_KEYS
+from spark_eval.pipeline.summary import summarize
+from spark_eval.types import Record
+
+log = logging.getLogger(__name__)
+
+
+class RunDirectoryError(ValueError):
+    """The run directory cannot be resumed as asked; the message names the differing keys or the damage."""
+
+
+def result_identity(cfg: DictConfig, **extra: Any) -> dict[str, Any]:
+    """Everything that changes results, flattened to `dotted.key: value`; resume refuses to mix these."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    flat = {k: v for k, v in _flatten(resolved) if not _neutral(k)}
+    flat.update(_flatten(extra))
+    return dict(sorted(flat.items()))
+
+
+def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from _flatten(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], node
+
+
+def _neutral(key: str) -> bool:
+    return any(key == n or key.startswith(n + ".") for n in RESULT_NEUTRAL_KEYS)
+
+
+def identity_hash(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class RunDirectory:
+    """One run's files. Appends are flushed and synced per record, so a killed run loses nothing finished."""
+
+    def __init__(self, path: Path, identity: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.identity = identity
+        self.records_path = self.path / "records.jsonl"
+        self.manifest_path = self.path / "manifest.json"
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._check_resumable()
+
+    def _check_resumable(self) -> None:
+        if not self.manifest_path.exists():
+            if self.records_path.exists() and self.records_path.stat().st_size:
+                raise RunDirectoryError(f"{self.records_path} exists without a manifest; move it away to start anew")
+            return
+        before = json.loads(self.manifest_path.read_text()).get("identity", {})
+        changed = [k for k in sorted(set(before) | set(self.identity)) if before.get(k) != self.identity.get(k)]
+        if changed:
+            detail = "; ".join(f"{k}: {before.get(k)!r} -> {self.identity.get(k)!r}" for k in changed[:8])
+            raise RunDirectoryError(
+                f"{self.path} holds a run with a different config ({detail}); "
+                "undo the change, or pick another seed, experiment_name or hydra.run.dir"
+            )
+
+    def load_records(self) -> list[dict[str, Any]]:
+        """Finished records, last one per key. A torn last line (the run was killed mid-write) is cut off."""
+        if not self.records_path.exists():
+            return []
+        raw = self.records_path.read_bytes()
+        lines = raw.split(b"\n")
+        records, good_bytes = [], 0
+        for i, line in enumerate(lines):
+            if not line.strip():
+                good_bytes += len(line) + 1
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1:]):
+                    raise RunDirectoryError(f"{self.records_path}:{i + 1}: damaged record; repair or remove that line")
+                log.warning("cutting a torn last line off %s", self.records_path)
+                with self.records_path.open("r+b") as f:
+                    f.truncate(good_bytes)
+                break
+            good_bytes += len(line) + 1
+        return records
+
+    def drop_errored(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rewrite records.jsonl without records that ended in an error, so they are retried; returns the rest."""
+        kept = [r for r in records if not r.get("error")]
+        if len(kept) < len(records):
+            log.info("retrying %d records that ended in an error", len(records) - len(kept))
+            tmp = self.records_path.with_suffix(".jsonl.tmp")
+            with tmp.open("w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.records_path)
+        return kept
+
+    def append(self, record: Record) -> None:
+        with self.records_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write_manifest(self, **fields: Any) -> None:
+        manifest = json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
+        manifest.update(fields, identity=self.identity, config_hash=identity_hash(self.identity))
+        _write_json(self.manifest_path, manifest)
+
+    def write_summary(self) -> dict[str, Any]:
+        summary = summarize(self.load_records())
+        _write_json(self.path / "summary.json", summary)
+        return summary
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def git_state() -> dict[str, Any]:
+    """The commit the harness ran from, and whether its work tree had changes."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    except OSError:
+        return {"git_sha": None, "git_dirty": None}
+    if sha.returncode != 0:
+        return {"git_sha": None, "git_dirty": None}
+    return {"git_sha": sha.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}

@@ -1,0 +1,127 @@
+"""Run one condition over the selected problems, epochs and rounds, into a resumable run directory."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from spark_eval.data.ds1000 import dataset_hash, read_dataset, select_problems
+from spark_eval.pipeline.rundir import RunDirectory, git_state, result_identity
+from spark_eval.pipeline.solve import VERSIONS, Condition, solve
+from spark_eval.pipeline.summary import format_pass_table
+from spark_eval.types import Problem, Record, record_key
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
+    """Run the experiment `cfg` describes; returns its summary. Everything is checked before any work."""
+    run_dir = Path(run_dir or _hydra_output_dir())
+    dataset = read_dataset(cfg.dataset)
+    problems = select_problems(dataset, cfg.dataset)
+    coder, memory = instantiate(cfg.model), instantiate(cfg.memory)
+    judges = [instantiate(j) for j in cfg.judge.panel]
+    sandbox = instantiate(cfg.execution)
+    data_hash = dataset_hash(dataset)
+    identity = result_identity(
+        cfg, dataset_hash=data_hash, versions=VERSIONS, grading_env=sandbox.environment.freeze_hash
+    )
+    rundir = RunDirectory(run_dir, identity)
+    finished = rundir.drop_errored(rundir.load_records())
+    started = time.monotonic()
+    rundir.write_manifest(
+        status="running",
+        started_at=_now(),
+        dataset_hash=data_hash,
+        problem_ids=[p.problem_id for p in problems],
+        versions=VERSIONS,
+        execution=sandbox.describe(),
+        **git_state(),
+    )
+    condition = Condition(coder, memory, sandbox, judges, cfg.seed)
+    with sandbox:
+        try:
+            asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline))
+        except BaseException:
+            rundir.write_manifest(status="interrupted", stopped_at=_now())
+            raise
+    summary = rundir.write_summary()
+    rundir.write_manifest(
+        status="finished",
+        finished_at=_now(),
+        wall_s=round(time.monotonic() - started, 2),
+        counts={"records": summary["n"], **summary["statuses"], "errors": summary["errors"]},
+        ledger=summary["ledger"],
+    )
+    log.info("%s\n%s", run_dir, format_pass_table(summary))
+    return summary
+
+
+async def _run_stream(
+    problems: list[Problem], condition: Condition, rundir: RunDirectory, finished: list[dict], pipeline: Any
+) -> None:
+    """Epochs of rounds; each round's problems see one memory snapshot, and are learned from once written."""
+    done = {r["key"] for r in finished}
+    total = len(problems) * pipeline.epochs * pipeline.repeats
+    progress = _Progress(total, finished, enabled=pipeline.progress)
+    slots = asyncio.Semaphore(pipeline.concurrency)
+
+    async def bounded(problem: Problem, epoch: int, repeat: int) -> Record:
+        async with slots:
+            return await solve(problem, condition, epoch, repeat)
+
+    for epoch in range(pipeline.epochs):
+        for start in range(0, len(problems), pipeline.round_size):
+            todo = [
+                bounded(p, epoch, r)
+                for p in problems[start : start + pipeline.round_size]
+                for r in range(pipeline.repeats)
+                if record_key(p.problem_id, epoch, r) not in done
+            ]
+            written = []
+            for next_record in asyncio.as_completed(todo):
+                record = await next_record
+                rundir.append(record)  # on disk before anything is learned from it
+                progress.update(record)
+                written.append(record)
+            if written:
+                condition.memory.learn(written)
+    progress.close()
+
+
+class _Progress:
+    """done/total, pass rate so far and ETA."""
+
+    def __init__(self, total: int, finished: list[dict], enabled: bool) -> None:
+        self.statuses = [(r.get("exec") or {}).get("status") for r in finished]
+        self.bar = tqdm(total=total, initial=len(finished), disable=not enabled, unit="problem", smoothing=0.05)
+        self._show()
+
+    def update(self, record: Record) -> None:
+        self.statuses.append(record.exec.status if record.exec else None)
+        self.bar.update(1)
+        self._show()
+
+    def _show(self) -> None:
+        if self.statuses:
+            self.bar.set_postfix(passed=f"{self.statuses.count('passed') / len(self.statuses):.1%}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _hydra_output_dir() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

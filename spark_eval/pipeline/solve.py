@@ -1,0 +1,70 @@
+"""The work of one problem: recommend, answer, execute, judge. Returns a Record and writes no files."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+from spark_eval.data.answers import POSTPROCESS_VERSION, postprocess
+from spark_eval.execution import LIBRARY_MODULES, Sandbox, build_program
+from spark_eval.execution.program import PROGRAM_VERSION
+from spark_eval.judge import Judge
+from spark_eval.memory import Memory
+from spark_eval.models import Coder
+from spark_eval.types import Problem, Record, record_key
+
+log = logging.getLogger(__name__)
+
+VERSIONS = {"postprocess": POSTPROCESS_VERSION, "program": PROGRAM_VERSION}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What a run holds fixed: who answers, with which memory, graded how."""
+
+    coder: Coder
+    memory: Memory
+    sandbox: Sandbox
+    judges: Sequence[Judge]
+    seed: int
+
+
+async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int) -> Record:
+    """One record for `problem`; a failure of any stage becomes the record's `error`, never a crash."""
+    memory_hash = condition.memory.state_hash()
+    recommendation = completion = code = exec_result = None
+    judgments: list = []
+    error = None
+    try:
+        recommendation = await condition.memory.recommend(problem)
+        completion = await condition.coder.answer(problem, recommendation)
+        code = postprocess(completion.text)
+        program = build_program(problem.code_context, code)
+        requires = (LIBRARY_MODULES[problem.library],)
+        exec_result = await asyncio.to_thread(condition.sandbox.run, program, requires)
+        for judge in condition.judges:
+            judgments.append(await judge.grade(problem, code, recommendation))
+    except Exception as e:  # one problem's failure must not stop the run; it is kept in its record
+        log.warning("problem %d: %s: %s", problem.problem_id, type(e).__name__, e)
+        error = f"{type(e).__name__}: {e}"
+    return Record(
+        key=record_key(problem.problem_id, epoch, repeat),
+        problem_id=problem.problem_id,
+        library=problem.library,
+        perturbation_type=problem.perturbation_type,
+        origin_family=problem.origin_family,
+        model=condition.coder.name,
+        memory=condition.memory.name,
+        seed=condition.seed,
+        epoch=epoch,
+        repeat=repeat,
+        completion=completion,
+        code=code,
+        exec=exec_result,
+        recommendation=recommendation,
+        judgments=tuple(judgments),
+        memory_hash=memory_hash,
+        versions=VERSIONS,
+        error=error,
+    )
