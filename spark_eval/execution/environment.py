@@ -121,6 +121,8 @@ def resolve_isolation(requested: str) -> str:
 def bwrap_prefix(readable: list[str]) -> list[str]:
     """bwrap arguments: read-only filesystem, private /tmp, no network, own PID namespace.
 
+    No --die-with-parent: it ties the sandbox to the harness *thread* that started it, and worker
+    threads come and go; a server whose harness is gone sees end-of-input and exits by itself.
     The home directory is hidden (it holds credentials); `readable` paths inside it are bound back
     read-only so the interpreter and the data it needs stay visible.
     """
@@ -140,7 +142,7 @@ def bwrap_prefix(readable: list[str]) -> list[str]:
                     args += ["--perms", "0755", "--dir", str(parent)]
                     made.add(str(parent))
             args += ["--ro-bind", path, path]
-    args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--"]
+    args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--"]
     return args
 
 

@@ -44,8 +44,13 @@ def main() -> None:
     reply(proto, {"ready": True, "failed_imports": failed, "missing": missing, "python": sys.version})
     try:
         for line in sys.stdin:
-            request = json.loads(line)
-            reply(proto, run_request(request, settings, proto.fileno()))
+            try:
+                answer = run_request(json.loads(line), settings, proto.fileno())
+            except Exception as e:  # a fault of the server itself: report it and keep serving
+                traceback.print_exc()
+                answer = {"status": "infra_error", "error_type": f"SandboxFault: {type(e).__name__}: {e}",
+                          "stderr_tail": traceback.format_exc()[-2000:], "duration_s": 0.0}
+            reply(proto, answer)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -129,18 +134,12 @@ def drain(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def pg_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
 def kill_leftovers(pgid: int, uid: int | None) -> None:
     """Kill what the program left behind: its process group, and every process of its sandbox uid."""
-    if pg_alive(pgid):
+    try:
         os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     if uid is None:
         return
     for _ in range(50):  # a fork bomb refills between sweeps; each sweep kills all that exist

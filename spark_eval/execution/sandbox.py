@@ -167,8 +167,9 @@ class _Worker:
         except (BrokenPipeError, OSError):
             reply = None
         if reply is None:  # the program killed or wedged its server: a sandbox fault, not a verdict
-            tail = " | ".join(self.stderr)[-1500:]
+            code = self.proc.poll()
             self.stop()
+            tail = f"server exit code {code}: " + " | ".join(self.stderr)[-1500:]
             return ExecResult("infra_error", "SandboxFault", tail, time.monotonic() - start)
         return ExecResult(reply["status"], reply.get("error_type"), reply.get("stderr_tail", ""), reply["duration_s"])
 

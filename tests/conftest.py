@@ -1,0 +1,50 @@
+"""Shared fixtures: the real DS-1000 file, the real configs, the grading interpreter when it exists."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from spark_eval.config import PROJECT_ROOT, register_configs
+from spark_eval.data.ds1000 import read_dataset
+from spark_eval.execution.environment import bwrap_works
+
+CONF_DIR = PROJECT_ROOT / "conf"
+DS1000 = Path(os.environ.get("SPARK_EVAL_DS1000", PROJECT_ROOT.parent / "shared" / "ds1000" / "ds1000.jsonl.gz"))
+GRADING_PYTHON = Path(os.environ.get("SPARK_EVAL_GRADING_PYTHON", PROJECT_ROOT / ".venvs" / "grading" / "bin" / "python"))
+
+register_configs()
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """The real config tree composed with `overrides`, as `python -m spark_eval` would see it."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.fixture(scope="session")
+def problems():
+    if not DS1000.is_file():
+        pytest.skip(f"DS-1000 file not found at {DS1000}")
+    cfg = compose_config(f"dataset.path={DS1000}")
+    return read_dataset(cfg.dataset)
+
+
+@pytest.fixture(scope="session")
+def grading_python() -> str:
+    if not GRADING_PYTHON.exists():
+        pytest.skip("grading environment missing: run `make setup`")
+    return str(GRADING_PYTHON)
+
+
+@pytest.fixture(scope="session")
+def harness_python() -> str:
+    """This interpreter, used as a stand-in grading interpreter for sandbox tests that need no libraries."""
+    return sys.executable
+
+
+needs_bwrap = pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not installed or cannot make namespaces")

@@ -1,0 +1,51 @@
+"""Reference and wrong answers through the real executor in the pinned grading environment."""
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from spark_eval.execution import LIBRARY_MODULES, ProcessSandbox, build_program
+
+ONE_PER_LIBRARY = [0, 291, 511, 666, 711, 817, 932]
+
+
+def grade(sandbox, problem, answer):
+    return sandbox.run(build_program(problem.code_context, answer), (LIBRARY_MODULES[problem.library],))
+
+
+def without_last_line(code):
+    lines = [line for line in code.rstrip("\n").split("\n")]
+    return "\n".join(lines[:-1]) + "\n"
+
+
+def test_grading_environment_has_the_official_pins(grading_sandbox):
+    freeze = set(grading_sandbox.environment.freeze)
+    for pin in ("numpy==1.26.4", "pandas==1.5.3", "scipy==1.12.0", "scikit-learn==1.4.0", "matplotlib==3.8.4",
+                "seaborn==0.13.2", "statsmodels==0.14.1", "xgboost==2.0.3", "gensim==4.3.2", "tensorflow-cpu==2.16.1"):
+        assert pin in freeze
+    assert any(line.startswith("torch==2.13.0") for line in freeze)
+
+
+@pytest.mark.parametrize("problem_id", ONE_PER_LIBRARY)
+def test_reference_passes_and_a_broken_answer_fails(grading_sandbox, problems, problem_id):
+    problem = problems[problem_id]
+    with ThreadPoolExecutor(2) as pool:
+        good, bad = pool.map(lambda a: grade(grading_sandbox, problem, a),
+                             [problem.reference_code, without_last_line(problem.reference_code)])
+    assert good.status == "passed", (good.error_type, good.stderr_tail)
+    assert bad.status == "failed", (bad.error_type, bad.stderr_tail)
+
+
+def test_seaborn_dataset_problem_runs_offline(grading_sandbox, problems):
+    result = grade(grading_sandbox, problems[519], problems[519].reference_code)
+    assert result.status == "passed", result.stderr_tail
+
+
+def test_network_problem_is_an_infra_error_not_a_failure(grading_sandbox, problems):
+    result = grade(grading_sandbox, problems[819], problems[819].reference_code)
+    assert result.status == "infra_error", result.stderr_tail
+
+
+def test_strict_mode_agrees(grading_python, problems):
+    with ProcessSandbox(grading_python, mode="strict", workers=1) as sandbox:
+        assert grade(sandbox, problems[932], problems[932].reference_code).status == "passed"
+        assert grade(sandbox, problems[291], "result = 0\n").status == "failed"

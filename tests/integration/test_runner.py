@@ -1,0 +1,87 @@
+"""The runner end to end: run directory, answers files, resume after a kill, refusal of changed configs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from spark_eval.pipeline import run
+from spark_eval.pipeline.rundir import RunDirectoryError
+from tests.conftest import compose_config
+
+FAST_IDS = [291, 292, 293, 294, 295, 296, 297, 298, 299, 300]
+
+
+def reference_cfg(grading_python, ids, *extra):
+    return compose_config(
+        "experiment=reference",
+        f"dataset.ids=[{','.join(map(str, ids))}]",
+        f"execution.python={grading_python}",
+        "execution.preload=[numpy,pandas]",
+        "pipeline.progress=false",
+        *extra,
+    )
+
+
+def read_records(run_dir):
+    return [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+
+
+def test_answers_file_is_graded_into_a_run_directory(tmp_path, grading_python, problems):
+    answers = tmp_path / "answers.jsonl"
+    rows = [{"id": 291, "code": f"```python\n{problems[291].reference_code}```"}, {"id": 292, "code": "result = 0"},
+            {"id": 711, "code": problems[711].reference_code + "</code>\nEND SOLUTION"}]
+    answers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = reference_cfg(grading_python, [291, 292, 711], "model=answers", f"model.path={answers}")
+    summary = run(cfg, run_dir=tmp_path / "run")
+    assert (summary["n"], summary["passed"]) == (3, 2)
+    assert summary["by_library"]["Numpy"] == {"n": 2, "passed": 1, "pass_rate": 0.5, "infra_error": 0}
+    records = {r["problem_id"]: r for r in read_records(tmp_path / "run")}
+    assert records[292]["exec"]["status"] == "failed" and records[292]["code"] == "result = 0"
+    assert records[711]["code"] == problems[711].reference_code
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["counts"]["passed"] == 2
+    assert "numpy==1.26.4" in manifest["execution"]["grading_env"]["freeze"]
+    assert manifest["execution"]["isolation"] in ("bwrap", "process")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["pass_rate"] == pytest.approx(2 / 3)
+
+
+def test_missing_answer_becomes_a_record_error(tmp_path, grading_python):
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(json.dumps({"id": 291, "code": "result = a.shape"}) + "\n")
+    summary = run(reference_cfg(grading_python, [291, 292], "model=answers", f"model.path={answers}"), tmp_path / "r")
+    assert (summary["passed"], summary["errors"]) == (1, 1)
+
+
+def test_rerun_skips_finished_keys_and_refuses_a_changed_config(tmp_path, grading_python):
+    run(reference_cfg(grading_python, FAST_IDS[:2]), run_dir=tmp_path)
+    first = (tmp_path / "records.jsonl").read_bytes()
+    run(reference_cfg(grading_python, FAST_IDS[:2], "execution.workers=1"), run_dir=tmp_path)
+    assert (tmp_path / "records.jsonl").read_bytes() == first
+    with pytest.raises(RunDirectoryError, match=r"execution.timeout_s: 120.0 -> 60.0"):
+        run(reference_cfg(grading_python, FAST_IDS[:2], "execution.timeout_s=60"), run_dir=tmp_path)
+
+
+def test_resume_after_kill_leaves_one_record_per_key(tmp_path, grading_python):
+    ids = ",".join(map(str, FAST_IDS))
+    command = [
+        sys.executable, "-m", "spark_eval", "experiment=reference", f"dataset.ids=[{ids}]",
+        f"execution.python={grading_python}", "execution.preload=[numpy]", "execution.workers=1",
+        "pipeline.round_size=1", "pipeline.concurrency=1", "pipeline.progress=false", f"hydra.run.dir={tmp_path}",
+    ]
+    runner = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = tmp_path / "records.jsonl"
+    while runner.poll() is None and (not records.exists() or records.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    os.killpg(runner.pid, signal.SIGKILL)
+    runner.wait()
+    killed_at = records.read_text().count("\n")
+    assert 3 <= killed_at < len(FAST_IDS), "the runner finished before it could be killed"
+    assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "running"
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    keys = [r["key"] for r in read_records(tmp_path)]
+    assert sorted(keys) == sorted(f"{i}/e0/r0" for i in FAST_IDS)
+    assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "finished"

@@ -1,0 +1,174 @@
+"""The sandbox on hostile and broken programs. This interpreter stands in for the grading one: no libraries needed."""
+import os
+import socket
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from spark_eval.config import PROJECT_ROOT
+from spark_eval.execution import ProcessSandbox
+from tests.conftest import needs_bwrap
+
+
+@pytest.fixture(scope="module")
+def sandbox(harness_python):
+    with ProcessSandbox(harness_python, mode="fork", workers=1, timeout_s=4, memory_mb=512) as sb:
+        yield sb
+
+
+def run(sandbox, source, requires=()):
+    return sandbox.run(textwrap.dedent(source), requires)
+
+
+@pytest.mark.parametrize(
+    "source, status, error_type",
+    [
+        ("x = 1\nassert x == 1\n", "passed", None),
+        ("assert 1 + 1 == 3, 'wrong answer'\n", "failed", "AssertionError"),
+        ("def f(:\n", "failed", "SyntaxError"),
+        ("while True:\n    pass\n", "timeout", "Timeout"),
+        ("import os\nos._exit(0)\n", "failed", "EarlyExit"),
+        ("import sys\nsys.exit(0)\n", "failed", "SystemExit"),
+        ("import os\nos.closerange(3, 4096)\n", "failed", "EarlyExit"),
+        ("import urllib.error\nraise urllib.error.URLError('no network')\n", "infra_error", "Network: URLError"),
+        ("import numpy_not_installed_anywhere\n", "failed", "ModuleNotFoundError"),
+    ],
+)
+def test_each_status(sandbox, source, status, error_type):
+    result = run(sandbox, source)
+    assert (result.status, result.error_type) == (status, error_type), result.stderr_tail
+
+
+def test_failure_keeps_a_bounded_output_tail(sandbox):
+    result = run(sandbox, "print('x' * 100000)\nraise ValueError('the end')\n")
+    assert result.status == "failed"
+    assert "ValueError: the end" in result.stderr_tail
+    assert len(result.stderr_tail) <= 2000
+
+
+def test_missing_library_is_skipped_without_running(sandbox, tmp_path):
+    marker = tmp_path / "ran"
+    missing = next(m for m in ("tensorflow", "torch", "gensim", "xgboost") if not _importable(m))
+    result = run(sandbox, f"open({str(marker)!r}, 'w')\n", requires=(missing,))
+    assert result.status == "skipped" and not marker.exists()
+
+
+def _importable(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def test_huge_allocation_is_contained(sandbox):
+    result = run(sandbox, "block = bytearray(30 * 2**30)\n")
+    assert (result.status, result.error_type) == ("failed", "MemoryError")
+    assert run(sandbox, "pass\n").status == "passed"
+
+
+def test_secrets_are_not_visible(monkeypatch, harness_python):
+    secret = "sk-test-must-not-leak-1234"
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, secret)
+    program = f"""
+    import glob, os
+    leaked = [k for k, v in os.environ.items() if {secret!r} in v or k.endswith(("_API_KEY", "_TOKEN"))]
+    for path in glob.glob('/proc/[0-9]*/environ'):
+        try:
+            if {secret!r}.encode() in open(path, 'rb').read():
+                leaked.append(path)
+        except OSError:
+            pass
+    assert not leaked, leaked
+    """
+    with ProcessSandbox(harness_python, workers=1, timeout_s=10) as sandbox:
+        result = run(sandbox, program)
+    assert result.status == "passed", result.stderr_tail
+
+
+def test_each_program_gets_a_fresh_working_directory(sandbox):
+    run(sandbox, "open('ans.png', 'w').write('x')\n")
+    second = run(sandbox, "import os\nassert not os.path.exists('ans.png'), os.getcwd()\n")
+    assert second.status == "passed", second.stderr_tail
+
+
+@needs_bwrap
+def test_writes_and_deletes_outside_the_temp_dir_are_contained(sandbox, tmp_path):
+    run_dir = tmp_path / "results" / "run"
+    run_dir.mkdir(parents=True)
+    records = run_dir / "records.jsonl"
+    records.write_text('{"key": "0/e0/r0"}\n')
+    probe = PROJECT_ROOT / "sandbox_probe.txt"
+    program = f"""
+    import os, shutil
+    hits = []
+    for attempt in (
+        lambda: open({str(records)!r}, 'a').write('forged'),
+        lambda: os.remove({str(records)!r}),
+        lambda: shutil.rmtree({str(run_dir)!r}),
+        lambda: open({str(probe)!r}, 'w').write('x'),
+        lambda: os.rename({str(PROJECT_ROOT / 'pyproject.toml')!r}, '/tmp/moved'),
+    ):
+        try:
+            attempt()
+            hits.append(attempt)
+        except OSError:
+            pass
+    assert not hits, hits
+    """
+    result = run(sandbox, program)
+    assert result.status == "passed", result.stderr_tail
+    assert records.read_text() == '{"key": "0/e0/r0"}\n'
+    assert not probe.exists() and (PROJECT_ROOT / "pyproject.toml").exists()
+
+
+@needs_bwrap
+def test_network_connections_are_refused(sandbox):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    result = run(sandbox, f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n")
+    assert result.status != "passed"
+    with pytest.raises(BlockingIOError):
+        listener.accept()
+    listener.close()
+
+
+def test_killing_the_parent_is_contained(sandbox):
+    result = run(sandbox, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nimport time\ntime.sleep(1)\n")
+    assert result.status in ("failed", "infra_error")
+    assert run(sandbox, "pass\n").status == "passed"
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="the process cap needs a sandbox uid, which needs root")
+def test_fork_bomb_is_contained_and_cleaned_up(harness_python):
+    with ProcessSandbox(harness_python, workers=1, timeout_s=4, max_procs=64) as sandbox:
+        uid = sandbox._uid(0)
+        result = run(sandbox, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n")
+        assert result.status == "timeout"
+        assert _processes_of(uid) == []
+        assert run(sandbox, "pass\n").status == "passed"
+
+
+def _processes_of(uid):
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue
+        uids = next((line.split()[1:] for line in lines if line.startswith("Uid:")), [])
+        if str(uid) in uids:
+            found.append(status.parent.name)
+    return found
+
+
+def test_strict_mode_runs_each_program_in_a_fresh_interpreter(harness_python):
+    with ProcessSandbox(harness_python, mode="strict", workers=1, timeout_s=10) as sandbox:
+        first = run(sandbox, "import sys\nsys.modules['marker_from_first'] = sys\n")
+        second = run(sandbox, "import sys\nassert 'marker_from_first' not in sys.modules\n")
+        assert (first.status, second.status) == ("passed", "passed")
+        assert run(sandbox, "while True: pass\n").status == "timeout"
