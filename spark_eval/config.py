@@ -75,7 +75,7 @@ class ExecutionConfig:
 class PipelineConfig:
     epochs: int = 1
     repeats: int = 1
-    round_size: int = 1
+    round_size: int = 16
     concurrency: int = 4
     progress: bool = True
 

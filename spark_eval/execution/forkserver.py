@@ -100,24 +100,37 @@ def run_request(request: dict, settings: dict, proto_fd: int) -> dict:
 
 def wait_child(pid: int, read_fd: int, deadline: float) -> tuple[dict | None, bool]:
     """Collect the child's report until it exits or the deadline passes; (report, timed_out)."""
+    pidfd = open_pidfd(pid)  # readable when the child exits: no polling delay
+    watched = [read_fd] if pidfd is None else [read_fd, pidfd]
     data = b""
-    while True:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            data += drain(read_fd)
-            break
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return None, True
-        ready, _, _ = select.select([read_fd], [], [], min(remaining, 0.05))
-        if ready:
-            data += os.read(read_fd, 65536)
+    try:
+        while not os.waitpid(pid, os.WNOHANG)[0]:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None, True
+            ready, _, _ = select.select(watched, [], [], remaining if pidfd is not None else min(remaining, 0.05))
+            if read_fd in ready:
+                chunk = os.read(read_fd, 65536)
+                data += chunk
+                if not chunk:  # every writer closed it: wait for the exit alone
+                    watched.remove(read_fd)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    data += drain(read_fd)
     try:
         return json.loads(data.decode()), False
     except ValueError:
         return None, False
+
+
+def open_pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def drain(fd: int) -> bytes:
@@ -143,21 +156,37 @@ def kill_leftovers(pgid: int, uid: int | None) -> None:
     if uid is None:
         return
     for _ in range(50):  # a fork bomb refills between sweeps; each sweep kills all that exist
+        if not processes_of(uid):
+            break
         reaper = os.fork()
-        if reaper == 0:
-            code = 1
+        if reaper == 0:  # kill(-1) as the sandbox uid reaches exactly the processes of that uid
             try:
                 os.setgid(uid)
                 os.setuid(uid)
                 os.kill(-1, signal.SIGKILL)
-            except ProcessLookupError:
-                code = 0
             finally:
-                os._exit(code)
-        _, status = os.waitpid(reaper, 0)
-        if os.waitstatus_to_exitcode(status) == 0:
-            break
-    reap_zombies()
+                os._exit(0)
+        os.waitpid(reaper, 0)
+        reap_zombies()
+        time.sleep(0.01)  # let the orphans' reaper (PID 1 of the sandbox) collect the killed
+
+
+def processes_of(uid: int) -> list[int]:
+    """Live processes of `uid` that this process can see (inside bwrap: only the sandbox's own)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid and not is_zombie(entry):
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def is_zombie(pid: str) -> bool:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
 
 
 def reap_zombies() -> None:

@@ -82,3 +82,25 @@ def test_missing_file_names_the_setting():
 def test_dataset_hash_depends_on_content_only(problems):
     assert dataset_hash(problems) == dataset_hash(list(reversed(problems)))
     assert dataset_hash(problems) != dataset_hash(problems[:-1])
+
+
+def test_hub_source_asks_for_the_pinned_revision_and_maps_rows(monkeypatch, problems):
+    import sys
+    import types
+
+    calls = []
+    rows = [json.loads(line) for line in gzip.open(DS1000, "rt")][:3]
+
+    def load_dataset(name, split, revision):
+        calls.append((name, split, revision))
+        return rows
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    loaded = read_dataset(dataset_cfg(source="hub"))
+    assert calls == [("xlangai/DS-1000", "test", "4416080ac5cb80bdf7576aefb8f9a0b4d5426a44")]
+    assert loaded == problems[:3]
+
+
+def test_unknown_source_names_the_choices():
+    with pytest.raises(DatasetError, match="use 'file' or 'hub'"):
+        read_dataset(dataset_cfg(source="ftp"))

@@ -1,0 +1,81 @@
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+from spark_eval.config import PROJECT_ROOT
+from tests.conftest import CONF_DIR, compose_config
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_instantiates(experiment):
+    cfg = compose_config(f"experiment={experiment}")
+    assert cfg.experiment_name == experiment
+    assert instantiate(cfg.model).name == cfg.model.name
+    assert instantiate(cfg.memory).name == cfg.memory.name
+    assert [instantiate(j) for j in cfg.judge.panel] is not None
+    first_line = (CONF_DIR / "experiment" / f"{experiment}.yaml").read_text().splitlines()[1]
+    assert first_line == f"# python -m spark_eval experiment={experiment}"
+
+
+def test_experiment_file_starts_with_global_package():
+    for path in (CONF_DIR / "experiment").glob("*.yaml"):
+        assert path.read_text().startswith("# @package _global_\n"), path
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("dataset.limt=3", "Key 'limt' not in 'DatasetConfig'"),
+        ("execution.timeot_s=3", "Key 'timeot_s' not in 'ExecutionConfig'"),
+        ("dataset.limit=many", "Value 'many' of type 'str' could not be converted to Integer"),
+        ("model=gpt9", "Could not find 'model/gpt9'"),
+        ("seeed=1", "Key 'seeed' not in 'Config'"),
+    ],
+)
+def test_config_mistakes_fail_at_compose_time_naming_the_key(override, message):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_config(override)
+    assert message in str(err.value) + str(err.value.__cause__)
+
+
+def test_answers_model_needs_a_path():
+    cfg = compose_config("model=answers")
+    with pytest.raises(Exception, match="path"):
+        instantiate(cfg.model)
+
+
+def test_run_directory_is_named_after_experiment_model_memory_and_seed():
+    cfg = compose_config("experiment=reference", "seed=3")
+    assert cfg.experiment_name == "reference"
+    assert (cfg.model.name, cfg.memory.name, cfg.seed) == ("reference", "none", 3)
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        full = compose(config_name="config", overrides=["experiment=reference", "seed=3"], return_hydra_config=True)
+    assert full.hydra.run.dir.endswith("results/reference/reference__none__s3")
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "spark_eval", *args], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=timeout)
+
+
+def test_help_lists_the_config_groups():
+    out = run_cli("--help").stdout
+    for group in ("dataset", "model", "memory", "judge", "execution", "pipeline", "experiment", "paths"):
+        assert f"\n{group}: " in out
+
+
+def test_bad_input_stops_with_one_line_naming_the_fix(tmp_path):
+    result = run_cli("dataset.path=/nonexistent/ds.jsonl.gz", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() + result.stdout.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "set dataset.path=" in errors[0]
+    assert not (tmp_path / "records.jsonl").exists()
+    result = run_cli("stage=nonsense", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "stage=nonsense is unknown" in result.stderr + result.stdout

@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+from spark_eval.pipeline.rundir import RunDirectory, RunDirectoryError, result_identity
+from spark_eval.pipeline.summary import summarize
+from tests.conftest import compose_config
+
+
+def line(key, status="passed", error=None, library="Numpy"):
+    return {"key": key, "library": library, "perturbation_type": "Origin", "exec": {"status": status},
+            "error": error, "completion": {"input_tokens": 2, "output_tokens": 3, "cost_usd": 0.5}}
+
+
+def write(path, rows, tail=""):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + tail)
+
+
+def test_torn_last_line_is_cut_off_and_finished_records_kept(tmp_path):
+    rd = RunDirectory(tmp_path, {"a": 1})
+    rd.write_manifest(status="running")
+    write(rd.records_path, [line("0/e0/r0"), line("1/e0/r0")], tail='{"key": "2/e0/r0", "libr')
+    assert [r["key"] for r in rd.load_records()] == ["0/e0/r0", "1/e0/r0"]
+    assert rd.records_path.read_text().endswith("}\n")
+
+
+def test_damaged_line_in_the_middle_is_an_error_not_a_silent_loss(tmp_path):
+    rd = RunDirectory(tmp_path, {"a": 1})
+    rd.write_manifest(status="running")
+    rd.records_path.write_text(json.dumps(line("0/e0/r0")) + "\n{oops\n" + json.dumps(line("1/e0/r0")) + "\n")
+    with pytest.raises(RunDirectoryError, match="records.jsonl:2: damaged record"):
+        rd.load_records()
+
+
+def test_errored_records_are_dropped_for_retry(tmp_path):
+    rd = RunDirectory(tmp_path, {"a": 1})
+    write(rd.records_path, [])
+    rd.write_manifest(status="running")
+    write(rd.records_path, [line("0/e0/r0"), line("1/e0/r0", error="RateLimit")])
+    kept = rd.drop_errored(rd.load_records())
+    assert [r["key"] for r in kept] == ["0/e0/r0"]
+    assert [r["key"] for r in rd.load_records()] == ["0/e0/r0"]
+
+
+def test_changed_identity_is_refused_naming_the_keys(tmp_path):
+    RunDirectory(tmp_path, {"dataset.limit": 14, "seed": 0}).write_manifest(status="finished")
+    with pytest.raises(RunDirectoryError, match=r"dataset.limit: 14 -> 20"):
+        RunDirectory(tmp_path, {"dataset.limit": 20, "seed": 0})
+    RunDirectory(tmp_path, {"dataset.limit": 14, "seed": 0})
+
+
+def test_records_without_a_manifest_are_not_overwritten(tmp_path):
+    write(tmp_path / "records.jsonl", [line("0/e0/r0")])
+    with pytest.raises(RunDirectoryError, match="without a manifest"):
+        RunDirectory(tmp_path, {})
+
+
+def test_identity_ignores_settings_that_do_not_change_results():
+    base = result_identity(compose_config())
+    assert base == result_identity(compose_config("execution.workers=7", "pipeline.concurrency=1"))
+    assert base != result_identity(compose_config("execution.timeout_s=5"))
+    assert "dataset.path" in base and not any(k.startswith("paths.") for k in base)
+
+
+def test_summary_counts_pass_rates_per_group():
+    rows = [line("0", "passed"), line("1", "failed"), line("2", "infra_error", library="Sklearn"),
+            {**line("3", library="Sklearn"), "exec": None, "error": "boom"}]
+    s = summarize(rows)
+    assert (s["n"], s["passed"], s["pass_rate"], s["errors"]) == (4, 1, 0.25, 1)
+    assert s["by_library"]["Numpy"] == {"n": 2, "passed": 1, "pass_rate": 0.5, "infra_error": 0}
+    assert s["by_library"]["Sklearn"]["infra_error"] == 1
+    assert s["statuses"]["none"] == 1
+    assert s["ledger"]["coder"]["input_tokens"] == 8 and s["ledger"]["coder"]["cost_usd"] == 2.0
