@@ -5,6 +5,7 @@ import logging
 import sys
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from spark_eval.config import register_configs
@@ -29,8 +30,11 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     try:
         STAGES[cfg.stage](cfg)
-    except USER_ERRORS as e:
-        log.error("%s", e)
+    except Exception as e:
+        cause = e.__cause__ if isinstance(e, InstantiationException) else e  # hydra wraps errors of _target_s
+        if not isinstance(cause, USER_ERRORS):
+            raise
+        log.error("%s", cause)
         sys.exit(2)
 
 

@@ -120,7 +120,10 @@ def register_configs() -> None:
 
 
 # Config keys that do not change results: they may differ between a run and its resume.
+# The dataset's location and source are neutral because its content hash is part of the identity.
 RESULT_NEUTRAL_KEYS = (
+    "dataset.path",
+    "dataset.source",
     "execution.workers",
     "execution.python",
     "execution.isolation",

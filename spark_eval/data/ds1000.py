@@ -1,7 +1,6 @@
 """Load DS-1000 into frozen Problem records, from the offline gzip JSONL file or the Hub."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -10,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from spark_eval.data.jsonl import read_jsonl
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,7 @@ def _read_jsonl_gz(path: Path) -> list[tuple[str, dict]]:
         raise DatasetError(
             f"DS-1000 file not found: {path}; set dataset.path=<ds1000.jsonl.gz> or SPARK_EVAL_DS1000"
         )
-    rows = []
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or replace the file") from None
-            rows.append((f"{path}:{lineno}", row))
-    return rows
+    return [(f"{path}:{lineno}", row) for lineno, row in read_jsonl(path, DatasetError)]
 
 
 def _read_hub(hub_id: str, revision: str) -> list[tuple[str, dict]]:

@@ -62,7 +62,8 @@ _PROBE = "import json, sys; print(json.dumps([sys.version.split()[0], sys.prefix
 @functools.lru_cache(maxsize=8)
 def probe_environment(python: str) -> GradingEnvironment:
     """Ask the grading interpreter who it is and what it has installed (`pip freeze`)."""
-    python = os.path.abspath(python)
+    # Resolve the folders (not the venv's own symlinked interpreter): the sandbox may not see symlinks.
+    python = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(python))), os.path.basename(python))
     if not Path(python).exists():
         raise GradingEnvError(
             f"grading interpreter not found: {python}; run `make setup` or set execution.python=<path>"
@@ -119,31 +120,31 @@ def resolve_isolation(requested: str) -> str:
 
 
 def bwrap_prefix(readable: list[str]) -> list[str]:
-    """bwrap arguments: read-only filesystem, private /tmp, no network, own PID namespace.
+    """bwrap arguments: read-only filesystem, private /tmp, hidden home, no network, own PID namespace.
 
+    The home directory is hidden (it holds credentials) and /tmp is a private tmpfs; `readable` paths
+    under either (the interpreter, the harness, data) are bound back read-only so they stay visible.
     No --die-with-parent: it ties the sandbox to the harness *thread* that started it, and worker
     threads come and go; a server whose harness is gone sees end-of-input and exits by itself.
-    The home directory is hidden (it holds credentials); `readable` paths inside it are bound back
-    read-only so the interpreter and the data it needs stay visible.
     """
-    args = [
-        "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-        "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm",
-    ]
+    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    args += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
+    hidden = ["/tmp"]
     home = os.path.realpath(os.path.expanduser("~"))
-    if home not in ("/", "") and os.path.isdir(home):
+    if home not in ("/", "/tmp") and os.path.isdir(home):
         args += ["--perms", "0755", "--tmpfs", home]
-        made = {home}
-        for path in sorted({os.path.realpath(p) for p in readable}):
-            if not (path.startswith(home + os.sep) and os.path.exists(path)):
-                continue
-            for parent in reversed(Path(path).parents):  # bwrap would make missing parents 0700
-                if str(parent).startswith(home + os.sep) and str(parent) not in made:
-                    args += ["--perms", "0755", "--dir", str(parent)]
-                    made.add(str(parent))
-            args += ["--ro-bind", path, path]
-    args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--"]
-    return args
+        hidden.append(home)
+    made = set(hidden)
+    for path in sorted({os.path.realpath(p) for p in readable if os.path.exists(p)}):
+        root = next((h for h in hidden if path.startswith(h + os.sep)), None)
+        if root is None:
+            continue
+        for parent in reversed(Path(path).parents):  # bwrap would make missing parents 0700
+            if str(parent).startswith(root + os.sep) and str(parent) not in made:
+                args += ["--perms", "0755", "--dir", str(parent)]
+                made.add(str(parent))
+        args += ["--ro-bind", path, path]
+    return args + ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--"]
 
 
 def sandbox_uid(worker: int, base: int = 61000) -> int | None:

@@ -11,10 +11,12 @@ import signal
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from spark_eval.execution.environment import (
+    GradingEnvError,
     bwrap_prefix,
     probe_environment,
     resolve_isolation,
@@ -25,7 +27,7 @@ from spark_eval.types import ExecResult
 
 log = logging.getLogger(__name__)
 
-FORKSERVER = Path(__file__).with_name("forkserver.py")
+FORKSERVER = Path(__file__).resolve().with_name("forkserver.py")
 STARTUP_TIMEOUT_S = 600.0  # importing tensorflow and torch on two busy cores can take minutes
 REPLY_GRACE_S = 30.0  # the server enforces the timeout; this only catches a wedged server
 
@@ -69,7 +71,7 @@ class ProcessSandbox:
         self.mode = mode
         self.timeout_s = float(timeout_s)
         self.workers = int(workers or os.cpu_count() or 1)
-        seaborn_data = os.path.abspath(seaborn_data) if seaborn_data else None
+        seaborn_data = os.path.realpath(seaborn_data) if seaborn_data else None
         extra = {"SEABORN_DATA": seaborn_data} if seaborn_data and os.path.isdir(seaborn_data) else {}
         self._env = sandbox_env(extra)
         self._settings = {"memory_mb": memory_mb, "max_procs": max_procs, "tail_chars": output_tail_chars}
@@ -90,6 +92,18 @@ class ProcessSandbox:
             "timeout_s": self.timeout_s,
             "grading_env": self.environment.to_json(),
         }
+
+    def start(self) -> None:
+        """Start every worker now (in parallel), so a broken grading environment stops a run before any work."""
+        workers = [self._idle.get() for _ in range(self.workers)]
+        try:
+            with ThreadPoolExecutor(self.workers) as pool:
+                list(pool.map(_Worker.ensure_started, workers))
+        finally:
+            for worker in workers:
+                if self.mode == "strict":
+                    worker.stop()
+                self._idle.put(worker)
 
     def run(self, program: str, requires: tuple[str, ...] = ()) -> ExecResult:
         worker = self._idle.get()
@@ -152,7 +166,10 @@ class _Worker:
         ready = self._read_reply(time.monotonic() + STARTUP_TIMEOUT_S)
         if ready is None or not ready.get("ready"):
             self.stop()
-            raise RuntimeError(f"grading fork server did not start: {' | '.join(self.stderr)[-1500:]}")
+            raise GradingEnvError(
+                f"the grading interpreter {self.pool.environment.python} could not start a sandbox"
+                f" ({' | '.join(self.stderr)[-500:]}); rebuild it with `make setup` or set execution.isolation=process"
+            )
         if ready["failed_imports"]:
             log.warning("grading environment could not import %s", ready["failed_imports"])
         self.missing = set(ready["missing"]) | {m.split(".")[0] for m in ready["failed_imports"]}

@@ -1,9 +1,9 @@
 """Coders that replay answers instead of generating them: DS-1000's references, or an answers file."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from spark_eval.data.jsonl import read_jsonl
 from spark_eval.types import Completion, Problem, Recommendation
 
 
@@ -49,22 +49,15 @@ def read_answers(path: Path) -> dict[int, str | list]:
         raise AnswersError(f"answers file not found: {path}; set model.path=<answers.jsonl>")
     answers: dict[int, str | list] = {}
     keyed = None
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise AnswersError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("code"), (str, list)):
-                raise AnswersError(f'{path}:{lineno}: each line needs "code" (a string or a list of strings)')
-            if keyed is None:
-                keyed = "id" in row
-            if keyed != ("id" in row):
-                raise AnswersError(f'{path}:{lineno}: mixes lines with and without "id"; use one format')
-            problem_id = int(row["id"]) if keyed else len(answers)
-            if problem_id in answers:
-                raise AnswersError(f"{path}:{lineno}: a second answer for problem {problem_id}")
-            answers[problem_id] = row["code"]
+    for lineno, row in read_jsonl(path, AnswersError):
+        if not isinstance(row, dict) or not isinstance(row.get("code"), (str, list)):
+            raise AnswersError(f'{path}:{lineno}: each line needs "code" (a string or a list of strings)')
+        if keyed is None:
+            keyed = "id" in row
+        if keyed != ("id" in row):
+            raise AnswersError(f'{path}:{lineno}: mixes lines with and without "id"; use one format')
+        problem_id = int(row["id"]) if keyed else len(answers)
+        if problem_id in answers:
+            raise AnswersError(f"{path}:{lineno}: a second answer for problem {problem_id}")
+        answers[problem_id] = row["code"]
     return answers

@@ -48,6 +48,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     condition = Condition(coder, memory, sandbox, judges, cfg.seed)
     with sandbox:
         try:
+            sandbox.start()
             asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline))
         except BaseException:
             rundir.write_manifest(status="interrupted", stopped_at=_now())

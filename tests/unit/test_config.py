@@ -77,5 +77,7 @@ def test_bad_input_stops_with_one_line_naming_the_fix(tmp_path):
     errors = [line for line in result.stderr.splitlines() + result.stdout.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "set dataset.path=" in errors[0]
     assert not (tmp_path / "records.jsonl").exists()
+    result = run_cli("execution.python=/nonexistent/bin/python", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "run `make setup` or set execution.python=" in result.stderr + result.stdout
     result = run_cli("stage=nonsense", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "stage=nonsense is unknown" in result.stderr + result.stdout

@@ -59,7 +59,8 @@ def test_identity_ignores_settings_that_do_not_change_results():
     base = result_identity(compose_config())
     assert base == result_identity(compose_config("execution.workers=7", "pipeline.concurrency=1"))
     assert base != result_identity(compose_config("execution.timeout_s=5"))
-    assert "dataset.path" in base and not any(k.startswith("paths.") for k in base)
+    assert "dataset.limit" in base and "dataset.path" not in base and not any(k.startswith("paths.") for k in base)
+    assert result_identity(compose_config(), dataset_hash="abc")["dataset_hash"] == "abc"
 
 
 def test_summary_counts_pass_rates_per_group():

@@ -1,6 +1,8 @@
 """The sandbox on hostile and broken programs. This interpreter stands in for the grading one: no libraries needed."""
 import os
+import shutil
 import socket
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -92,10 +94,17 @@ def test_each_program_gets_a_fresh_working_directory(sandbox):
     assert second.status == "passed", second.stderr_tail
 
 
+@pytest.fixture
+def run_dir_in_repo():
+    """A run directory where real ones live (under the repository's results/), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="sandbox-test-", dir=PROJECT_ROOT / "results"))
+    yield path
+    shutil.rmtree(path)
+
+
 @needs_bwrap
-def test_writes_and_deletes_outside_the_temp_dir_are_contained(sandbox, tmp_path):
-    run_dir = tmp_path / "results" / "run"
-    run_dir.mkdir(parents=True)
+def test_writes_and_deletes_outside_the_temp_dir_are_contained(sandbox, run_dir_in_repo):
+    run_dir = run_dir_in_repo
     records = run_dir / "records.jsonl"
     records.write_text('{"key": "0/e0/r0"}\n')
     probe = PROJECT_ROOT / "sandbox_probe.txt"
