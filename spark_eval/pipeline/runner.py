@@ -48,7 +48,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     condition = Condition(coder, memory, sandbox, judges, cfg.seed)
     with sandbox:
         try:
-            sandbox.start()
+            if len(finished) < len(problems) * cfg.pipeline.epochs * cfg.pipeline.repeats:
+                sandbox.start()  # fail fast on a broken grading environment, before any model call
             asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline))
         except BaseException:
             rundir.write_manifest(status="interrupted", stopped_at=_now())
