@@ -108,16 +108,13 @@ class ProcessSandbox:
     def run(self, program: str, requires: tuple[str, ...] = ()) -> ExecResult:
         worker = self._idle.get()
         try:
-            if self.mode == "strict":
-                worker.stop()
             missing = worker.ensure_started() & set(requires)
             if missing:
                 return ExecResult("skipped", f"NotInstalled: {', '.join(sorted(missing))}")
-            result = worker.execute(program, self.timeout_s)
-            if self.mode == "strict":
-                worker.stop()
-            return result
+            return worker.execute(program, self.timeout_s)
         finally:
+            if self.mode == "strict":  # a fresh interpreter for every program
+                worker.stop()
             self._idle.put(worker)
 
     def close(self) -> None:
