@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from spark_eval.config import register_configs
 from spark_eval.data import DatasetError
 from spark_eval.execution.environment import GradingEnvError
+from spark_eval.models.base import ModelConfigError
 from spark_eval.models.replay import AnswersError
 from spark_eval.pipeline import run
 from spark_eval.pipeline.rundir import RunDirectoryError
@@ -18,7 +19,7 @@ from spark_eval.pipeline.rundir import RunDirectoryError
 log = logging.getLogger("spark_eval")
 
 STAGES = {"run": run}
-USER_ERRORS = (DatasetError, GradingEnvError, AnswersError, RunDirectoryError)
+USER_ERRORS = (DatasetError, GradingEnvError, AnswersError, ModelConfigError, RunDirectoryError)
 
 register_configs()
 

@@ -45,6 +45,82 @@ class AnswersModelConfig(ModelConfig):
 
 
 @dataclass
+class ParamsConfig:
+    temperature: Optional[float] = 0.0
+    max_tokens: int = 1024
+    reasoning_effort: Optional[str] = None
+
+
+@dataclass
+class PriceConfig:
+    input: float = 0.0  # USD per million input tokens
+    output: float = 0.0  # USD per million output tokens
+
+
+@dataclass
+class ChatModelConfig(ModelConfig):
+    _convert_: str = "all"
+    model: str = MISSING
+    params: ParamsConfig = field(default_factory=ParamsConfig)
+    price: PriceConfig = field(default_factory=PriceConfig)
+    concurrency: int = 4
+    max_attempts: int = 5
+    backoff_s: float = 1.0
+    timeout_s: float = 300.0
+    cache_path: Optional[str] = "${paths.cache}/responses.sqlite"
+
+
+@dataclass
+class OpenAIModelConfig(ChatModelConfig):
+    _target_: str = "spark_eval.models.openai.OpenAIModel"
+    api: str = "chat"
+    base_url: Optional[str] = None
+    api_key_env: Optional[str] = "OPENAI_API_KEY"
+    max_tokens_field: str = "max_tokens"
+    json_mode: str = "json_schema"
+
+
+@dataclass
+class AnthropicModelConfig(ChatModelConfig):
+    _target_: str = "spark_eval.models.anthropic.AnthropicModel"
+    base_url: Optional[str] = None
+    api_key_env: str = "ANTHROPIC_API_KEY"
+
+
+@dataclass
+class VLLMModelConfig(ChatModelConfig):
+    _target_: str = "spark_eval.models.vllm.VLLMModel"
+    tensor_parallel_size: int = 1
+    max_model_len: Optional[int] = None
+    gpu_memory_utilization: float = 0.9
+    batch_window_s: float = 0.05
+    max_batch: int = 256
+    seed: int = 0
+
+
+@dataclass
+class WeightsConfig:
+    filename: str = MISSING
+    sha256: str = MISSING
+    size: int = MISSING
+    parts: list[str] = field(default_factory=list)
+    packages: str = ""
+    hub_repo: Optional[str] = None
+    path: Optional[str] = None
+
+
+@dataclass
+class LocalModelConfig(ChatModelConfig):
+    _target_: str = "spark_eval.models.local.LocalModel"
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    weights_dir: str = "${paths.cache}/models"
+    n_ctx: int = 8192
+    n_threads: int = 2
+    concurrency: int = 1
+    timeout_s: float = 1800.0
+
+
+@dataclass
 class MemoryConfig:
     _target_: str = MISSING
     name: str = MISSING
@@ -110,6 +186,10 @@ def register_configs() -> None:
     cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
     cs.store(group="model", name="base_reference", node=ReferenceModelConfig)
     cs.store(group="model", name="base_answers", node=AnswersModelConfig)
+    cs.store(group="model", name="base_openai", node=OpenAIModelConfig)
+    cs.store(group="model", name="base_anthropic", node=AnthropicModelConfig)
+    cs.store(group="model", name="base_vllm", node=VLLMModelConfig)
+    cs.store(group="model", name="base_local", node=LocalModelConfig)
     cs.store(group="memory", name="base_memory", node=MemoryConfig)
     cs.store(group="judge", name="base_judge", node=JudgeConfig)
     cs.store(group="execution", name="base_execution", node=ExecutionConfig)

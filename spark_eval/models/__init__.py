@@ -1,5 +1,5 @@
-"""Coders: what answers a DS-1000 problem (replayed answers now; LLM providers plug in here)."""
+"""Models: the ChatModel seam (OpenAI, Anthropic, vLLM, embedded llama.cpp) and the Coder seam."""
 
-from spark_eval.models.base import Coder
+from spark_eval.models.base import ChatModel, Coder, GenerationParams, ModelCallError, ModelConfigError
 
-__all__ = ["Coder"]
+__all__ = ["ChatModel", "Coder", "GenerationParams", "ModelCallError", "ModelConfigError"]

@@ -1,14 +1,58 @@
-"""The coder seam: anything that answers a problem, given an optional recommendation from memory."""
+"""The model seams: ChatModel (messages in, Completion out) and Coder (a problem in, an answer out)."""
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from spark_eval.types import Completion, Problem, Recommendation
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
+
+
+class ModelConfigError(ValueError):
+    """A model cannot be used as configured (missing key, missing weights); the message names the fix."""
+
+
+class ModelCallError(RuntimeError):
+    """A request that failed for good, after `attempts` tries."""
+
+    def __init__(self, message: str, attempts: int) -> None:
+        super().__init__(f"{message} (after {attempts} attempt{'s' * (attempts != 1)})")
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Everything about one request besides the messages; all of it is part of the cache key."""
+
+    temperature: float | None = 0.0
+    max_tokens: int = 1024
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    reasoning_effort: str | None = None
+    json_schema: dict[str, Any] | None = None
+    """Structured output: the reply must be JSON matching this schema."""
+    repeat: int = 0
+    """Which sample of the same request this is (repeats must not share a cache entry)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Provider-specific fields, passed through as they are."""
+
+
+class ChatModel(Protocol):
+    name: str
+
+    async def complete(self, messages: list[Message], params: GenerationParams) -> Completion:
+        """One reply; raises ModelCallError when the request finally fails (never an empty answer)."""
+        ...
+
+    def default_params(self, **overrides: Any) -> GenerationParams:
+        """The configured generation parameters, with `overrides` applied."""
+        ...
 
 
 class Coder(Protocol):
     name: str
 
-    async def answer(self, problem: Problem, recommendation: Recommendation | None) -> Completion:
+    async def answer(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> Completion:
         """The raw answer text (post-processing happens downstream, identically for every coder)."""
         ...

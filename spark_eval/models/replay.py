@@ -17,7 +17,7 @@ class ReferenceAnswers:
     def __init__(self, name: str = "reference") -> None:
         self.name = name
 
-    async def answer(self, problem: Problem, recommendation: Recommendation | None) -> Completion:
+    async def answer(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> Completion:
         return Completion(text=problem.reference_code)
 
 
@@ -37,7 +37,7 @@ class AnswersFile:
         self.path = Path(path)
         self.answers = read_answers(self.path)
 
-    async def answer(self, problem: Problem, recommendation: Recommendation | None) -> Completion:
+    async def answer(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> Completion:
         if problem.problem_id not in self.answers:
             raise KeyError(f"{self.path} has no answer for problem {problem.problem_id}")
         return Completion(text=self.answers[problem.problem_id])

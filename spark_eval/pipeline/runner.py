@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from spark_eval.data.ds1000 import dataset_hash, read_dataset, select_problems
+from spark_eval.models.coder import as_coder
 from spark_eval.pipeline.rundir import RunDirectory, git_state, result_identity
 from spark_eval.pipeline.solve import VERSIONS, Condition, solve
 from spark_eval.pipeline.summary import format_pass_table
@@ -26,7 +27,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir or _hydra_output_dir())
     dataset = read_dataset(cfg.dataset)
     problems = select_problems(dataset, cfg.dataset)
-    coder, memory = instantiate(cfg.model), instantiate(cfg.memory)
+    coder, memory = as_coder(instantiate(cfg.model), cfg.seed), instantiate(cfg.memory)
     judges = [instantiate(j) for j in cfg.judge.panel]
     sandbox = instantiate(cfg.execution)
     data_hash = dataset_hash(dataset)

@@ -12,11 +12,12 @@ from spark_eval.execution.program import PROGRAM_VERSION
 from spark_eval.judge import Judge
 from spark_eval.memory import Memory
 from spark_eval.models import Coder
+from spark_eval.models.coder import CODER_VERSION
 from spark_eval.types import Problem, Record, record_key
 
 log = logging.getLogger(__name__)
 
-VERSIONS = {"postprocess": POSTPROCESS_VERSION, "program": PROGRAM_VERSION}
+VERSIONS = {"postprocess": POSTPROCESS_VERSION, "program": PROGRAM_VERSION, "coder": CODER_VERSION}
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int)
     error = None
     try:
         recommendation = await condition.memory.recommend(problem)
-        completion = await condition.coder.answer(problem, recommendation)
+        completion = await condition.coder.answer(problem, recommendation, repeat)
         code = postprocess(completion.text)
         program = build_program(problem.code_context, code)
         requires = (LIBRARY_MODULES[problem.library],)

