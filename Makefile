@@ -17,6 +17,8 @@ test-slow: setup
 
 bench: setup
 	$(HARNESS)/bin/python bench/bench_executor.py
+	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_models.py
+	$(HARNESS)/bin/python bench/bench_local_model.py
 
 setup: $(HARNESS)/.ready $(GRADING)/.ready
 	@bash scripts/install_sandbox.sh

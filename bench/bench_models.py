@@ -3,8 +3,9 @@
     python bench/bench_models.py                     # 64 calls of 0.2 s at concurrency 1, 8 and 64
     python bench/bench_models.py --calls 256 --latency 0.05
 
-For each concurrency, the ideal wall time is calls x latency / concurrency; the difference is what the
-harness (SDK, retries wrapper, semaphore, JSON) costs. No cache, so every call reaches the server.
+For each concurrency, the ideal wall time is calls x latency / concurrency; the difference, per call, is
+what the harness (SDK, retry wrapper, semaphore, JSON, the fake server's own Python) costs on this machine.
+No cache, so every call reaches the server.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     with FakeOpenAIServer(latency_s=args.latency) as server:
         print(f"{args.calls} calls, server latency {args.latency * 1000:.0f} ms")
-        print(f"{'concurrency':>11} {'wall s':>8} {'ideal s':>8} {'overhead/call ms':>17}")
+        print(f"{'concurrency':>11} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} {'extra ms/call':>14}")
         for concurrency in map(int, args.concurrency.split(",")):
             model = OpenAIModel(name="bench", model="fake", base_url=server.base_url, api_key_env=None,
                                 concurrency=concurrency, cache_path=None)
@@ -38,8 +39,8 @@ def main() -> None:
             asyncio.run(call_all(model, args.calls))
             wall = time.monotonic() - start
             ideal = args.calls * args.latency / concurrency
-            overhead = (wall - ideal) / args.calls * concurrency * 1000
-            print(f"{concurrency:>11} {wall:>8.2f} {ideal:>8.2f} {overhead:>17.1f}")
+            extra = (wall - ideal) / args.calls * 1000  # harness time per call beyond the server's latency
+            print(f"{concurrency:>11} {wall:>8.2f} {ideal:>8.2f} {wall / ideal:>10.2f} {extra:>14.1f}")
 
 
 if __name__ == "__main__":

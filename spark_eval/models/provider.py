@@ -69,7 +69,7 @@ class ProviderModel(abc.ABC):
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
         self.concurrency = concurrency
-        self._slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._loop_objects: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}
         self._cache = ResponseCache(cache_path) if cache_path else None
 
     def default_params(self, **overrides: Any) -> GenerationParams:
@@ -124,10 +124,14 @@ class ProviderModel(abc.ABC):
         return round(per_million / 1e6, 8)
 
     def _slots_of_this_loop(self) -> asyncio.Semaphore:
+        return self._of_this_loop("slots", lambda: asyncio.Semaphore(self.concurrency))
+
+    def _of_this_loop(self, what: str, make: Any) -> Any:
+        """Semaphores and SDK clients belong to one event loop; each `asyncio.run` gets its own."""
         loop = asyncio.get_running_loop()
-        if loop not in self._slots:
-            self._slots = {loop: asyncio.Semaphore(self.concurrency)}  # a semaphore belongs to one loop
-        return self._slots[loop]
+        if self._loop_objects.get(what, (None, None))[0] is not loop:
+            self._loop_objects[what] = (loop, make())
+        return self._loop_objects[what][1]
 
     @abc.abstractmethod
     async def _call(self, messages: list[Message], params: GenerationParams) -> Reply:

@@ -12,8 +12,8 @@ EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_instantiates(experiment):
-    cfg = compose_config(f"experiment={experiment}")
+def test_every_experiment_composes_and_instantiates(experiment, tmp_path):
+    cfg = compose_config(f"experiment={experiment}", f"paths.results={tmp_path}")
     assert cfg.experiment_name == experiment
     assert instantiate(cfg.model).name == cfg.model.name
     assert instantiate(cfg.memory).name == cfg.memory.name
@@ -41,6 +41,24 @@ def test_config_mistakes_fail_at_compose_time_naming_the_key(override, message):
     with pytest.raises(ConfigCompositionException) as err:
         compose_config(override)
     assert message in str(err.value) + str(err.value.__cause__)
+
+
+MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_config_composes_with_a_name_and_a_target(model):
+    cfg = compose_config(f"model={model}")
+    assert cfg.model.name and cfg.model._target_.startswith("spark_eval.models.")
+
+
+def test_api_models_stop_before_any_call_when_their_key_is_missing(monkeypatch, tmp_path):
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    for model, variable in (("gpt5_codex", "OPENAI_API_KEY"), ("claude_haiku_4_5", "ANTHROPIC_API_KEY"),
+                            ("claude_3_7_sonnet", "ANTHROPIC_API_KEY"), ("gemini_2_5_pro", "GEMINI_API_KEY")):
+        with pytest.raises(Exception, match=f"set the environment variable {variable}"):
+            instantiate(compose_config(f"model={model}", f"paths.results={tmp_path}").model)
 
 
 def test_answers_model_needs_a_path():

@@ -1,0 +1,52 @@
+"""Throughput of the embedded coder on real DS-1000 prompts (llama.cpp in-process, CPU).
+
+    python bench/bench_local_model.py                 # 14 problems, two per library, model=local
+    python bench/bench_local_model.py --limit 7 --model local_1p5b --threads 1
+
+Prints, per problem, prompt and output tokens and wall time, then output tokens per second of
+generation wall time (prompt processing included) over the whole set. No cache.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from spark_eval.config import PROJECT_ROOT, register_configs
+from spark_eval.data.ds1000 import read_dataset, select_problems
+from spark_eval.models.coder import ChatCoder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=14)
+    parser.add_argument("--model", default="local")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    register_configs()
+    overrides = [f"model={args.model}", f"dataset.limit={args.limit}", "model.cache_path=null"]
+    if args.threads:
+        overrides.append(f"model.n_threads={args.threads}")
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
+    model = instantiate(cfg.model)
+    start = time.monotonic()
+    asyncio.run(model.complete([{"role": "user", "content": "hi"}], model.default_params(max_tokens=1)))
+    print(f"{cfg.model.name}: load {time.monotonic() - start:.1f} s, n_threads={cfg.model.n_threads}")
+    coder = ChatCoder(model, seed=0)
+    total_in = total_out = total_s = 0.0
+    for problem in problems:
+        c = asyncio.run(coder.answer(problem, None))
+        total_in, total_out, total_s = total_in + c.input_tokens, total_out + c.output_tokens, total_s + c.latency_s
+        print(f"{problem.problem_id:>4} {problem.library:<11} prompt {c.input_tokens:>5} out {c.output_tokens:>5} "
+              f"{c.latency_s:6.1f} s  {c.finish_reason}")
+    print(f"{len(problems)} problems: {total_in:.0f} prompt + {total_out:.0f} output tokens in {total_s:.1f} s; "
+          f"{total_out / total_s:.1f} output tokens/s (prompt processing included)")
+
+
+if __name__ == "__main__":
+    main()

