@@ -1,14 +1,12 @@
 """Anthropic: the Messages API (Claude Haiku 4.5, Claude 3.7 Sonnet)."""
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 from spark_eval.models.base import GenerationParams, Message
-from spark_eval.models.provider import ProviderModel, Reply, api_key_from
+from spark_eval.models.provider import ProviderModel, Reply, api_key_from, transient_sdk_error
 
-RETRYABLE_STATUS = {408, 409, 429}
 REPLY_TOOL = "reply"
 
 
@@ -75,11 +73,7 @@ class AnthropicModel(ProviderModel):
         )
 
     def _retryable(self, error: BaseException) -> bool:
-        a = self._anthropic
-        if isinstance(error, (a.APIConnectionError, a.APITimeoutError, a.APIResponseValidationError,
-                              json.JSONDecodeError, asyncio.TimeoutError)):
-            return True
-        return isinstance(error, a.APIStatusError) and (error.status_code in RETRYABLE_STATUS or error.status_code >= 500)
+        return transient_sdk_error(self._anthropic, error)
 
 
 def _reply_text(blocks: list[Any]) -> str:

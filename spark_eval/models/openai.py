@@ -1,14 +1,11 @@
 """OpenAI: Chat Completions and the Responses API; with `base_url`, any OpenAI-compatible server."""
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 from spark_eval.models.base import GenerationParams, Message, ModelConfigError
-from spark_eval.models.provider import ProviderModel, Reply, api_key_from
+from spark_eval.models.provider import ProviderModel, Reply, api_key_from, transient_sdk_error
 
-RETRYABLE_STATUS = {408, 409, 429}
 
 
 class OpenAIModel(ProviderModel):
@@ -119,8 +116,4 @@ class OpenAIModel(ProviderModel):
         )
 
     def _retryable(self, error: BaseException) -> bool:
-        o = self._openai
-        if isinstance(error, (o.APIConnectionError, o.APITimeoutError, o.APIResponseValidationError,
-                              json.JSONDecodeError, asyncio.TimeoutError)):
-            return True
-        return isinstance(error, o.APIStatusError) and (error.status_code in RETRYABLE_STATUS or error.status_code >= 500)
+        return transient_sdk_error(self._openai, error)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import json
 import logging
 import os
 import time
@@ -147,3 +148,17 @@ def api_key_from(variable: str, provider: str) -> str:
     if not key:
         raise ModelConfigError(f"{provider} needs an API key: set the environment variable {variable}")
     return key
+
+
+RETRYABLE_STATUS = {408, 409, 429}
+
+
+def transient_sdk_error(sdk: Any, error: BaseException) -> bool:
+    """For the OpenAI and Anthropic SDKs (same error classes): worth another attempt?
+
+    Dropped connections, timeouts, replies that arrive broken, 408/409/429 and every 5xx.
+    """
+    if isinstance(error, (sdk.APIConnectionError, sdk.APITimeoutError, sdk.APIResponseValidationError,
+                          json.JSONDecodeError, asyncio.TimeoutError)):
+        return True
+    return isinstance(error, sdk.APIStatusError) and (error.status_code in RETRYABLE_STATUS or error.status_code >= 500)
