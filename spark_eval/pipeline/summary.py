@@ -42,8 +42,11 @@ def _statuses(records: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def ledger(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Tokens, cost and calls per component, from the completions in the records."""
-    coder = {"calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+    """Calls, cache hits, tokens, cost and latency per component, from the completions in the records.
+
+    Cached completions keep the tokens and cost of the call that made them; `cached` counts them.
+    """
+    coder = {"calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "latency_s": 0.0}
     for r in records:
         c = r.get("completion")
         if not c:
@@ -53,6 +56,7 @@ def ledger(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
         coder["input_tokens"] += c.get("input_tokens", 0)
         coder["output_tokens"] += c.get("output_tokens", 0)
         coder["cost_usd"] += c.get("cost_usd", 0.0)
+        coder["latency_s"] += c.get("latency_s", 0.0)
     return {"coder": coder}
 
 
