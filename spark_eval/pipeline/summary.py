@@ -42,17 +42,19 @@ def _statuses(records: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def ledger(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Calls, cache hits, tokens, cost and latency per component, from the completions in the records.
+    """What each component spent in this run: calls made, tokens, cost and latency; cache hits apart.
 
-    Cached completions keep the tokens and cost of the call that made them; `cached` counts them.
+    A completion served from the cache counts in `cached` only: it cost nothing this time.
     """
     coder = {"calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "latency_s": 0.0}
     for r in records:
         c = r.get("completion")
         if not c:
             continue
+        if c.get("cached"):
+            coder["cached"] += 1
+            continue
         coder["calls"] += 1
-        coder["cached"] += int(bool(c.get("cached")))
         coder["input_tokens"] += c.get("input_tokens", 0)
         coder["output_tokens"] += c.get("output_tokens", 0)
         coder["cost_usd"] += c.get("cost_usd", 0.0)

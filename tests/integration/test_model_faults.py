@@ -35,4 +35,5 @@ def test_faulty_server_run_keeps_every_record_once_with_true_attempt_counts(tmp_
 
         again = run(faulty_run_cfg(server, grading_python, cache), run_dir=tmp_path / "rerun")
         assert server.calls == calls_first  # every answer came from the cache
-        assert again["ledger"]["coder"]["cached"] == len(IDS)
+        assert (again["ledger"]["coder"]["calls"], again["ledger"]["coder"]["cached"]) == (0, len(IDS))
+        assert again["ledger"]["coder"]["input_tokens"] == 0
