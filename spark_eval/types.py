@@ -76,16 +76,24 @@ class ExecResult:
 
 @dataclass(frozen=True)
 class Judgment:
-    """One judge's verdict on one item; score None means the verdict is missing."""
+    """One judge's verdict on one item; score None means the verdict is missing (never a default)."""
 
     judge: str
+    """The judge's name (kind and model), e.g. `quality/qwen2.5-coder-1.5b`."""
     kind: str
+    """`quality` (code, 1-5) or `helpfulness` (recommendation, five bands)."""
     score: float | None = None
     band: str | None = None
     criteria: dict[str, Any] = field(default_factory=dict)
     rationale: str = ""
     raw: str = ""
+    """The judge model's last reply, as it came."""
     parse_error: str | None = None
+    version: str = ""
+    """The rubric/prompt version."""
+    repeat: int = 0
+    usage: dict[str, Any] = field(default_factory=dict)
+    """Tokens, cost, latency, attempts and cache hits of the judge's calls."""
 
 
 @dataclass(frozen=True)

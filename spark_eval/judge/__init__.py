@@ -1,5 +1,7 @@
-"""Judges: grade code quality and recommendation helpfulness, blind to model and condition."""
+"""Judges: code quality (1-5) and recommendation helpfulness (five bands), blind to model and condition."""
 
 from spark_eval.judge.base import Judge
+from spark_eval.judge.helpfulness import HelpfulnessJudge
+from spark_eval.judge.quality import QualityJudge
 
-__all__ = ["Judge"]
+__all__ = ["HelpfulnessJudge", "Judge", "QualityJudge"]

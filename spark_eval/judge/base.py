@@ -1,4 +1,4 @@
-"""The judge seam: one verdict on one problem's answer (and its recommendation, if any)."""
+"""The judge seam: one verdict on one problem's answer or recommendation, blind to model and condition."""
 from __future__ import annotations
 
 from typing import Protocol
@@ -8,7 +8,14 @@ from spark_eval.types import Judgment, Problem, Recommendation
 
 class Judge(Protocol):
     name: str
+    kind: str
+    version: str
 
-    async def grade(self, problem: Problem, code: str, recommendation: Recommendation | None) -> Judgment:
-        """A verdict; a verdict that could not be produced has score None and keeps the raw reply."""
+    async def grade(
+        self, problem: Problem, code: str, recommendation: Recommendation | None, repeat: int = 0
+    ) -> Judgment | None:
+        """A verdict, or None when there is nothing to judge (no recommendation for a helpfulness judge).
+
+        A verdict that could not be produced has score None and keeps the raw reply and the reason.
+        """
         ...

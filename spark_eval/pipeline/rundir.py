@@ -99,12 +99,7 @@ class RunDirectory:
         kept = [r for r in records if not r.get("error")]
         if len(kept) < len(records):
             log.info("retrying %d records that ended in an error", len(records) - len(kept))
-            tmp = self.records_path.with_suffix(".jsonl.tmp")
-            with tmp.open("w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.records_path)
+            rewrite_records(self.records_path, kept)
         return kept
 
     def append(self, record: Record) -> None:
@@ -116,15 +111,34 @@ class RunDirectory:
     def write_manifest(self, **fields: Any) -> None:
         manifest = json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
         manifest.update(fields, identity=self.identity, config_hash=identity_hash(self.identity))
-        _write_json(self.manifest_path, manifest)
+        write_json(self.manifest_path, manifest)
 
     def write_summary(self) -> dict[str, Any]:
-        summary = summarize(self.load_records())
-        _write_json(self.path / "summary.json", summary)
-        return summary
+        return write_derived(self.path, self.load_records())
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_derived(path: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """summary.json, and validity.json when there are verdicts: both recomputable from records alone."""
+    summary = summarize(records)
+    write_json(path / "summary.json", summary)
+    if summary.get("judge_missing_rate"):
+        from spark_eval.judge.agreement import validity_report
+
+        write_json(path / "validity.json", validity_report(records))
+    return summary
+
+
+def rewrite_records(path: Path, records: list[dict[str, Any]]) -> None:
+    """Replace records.jsonl with `records` atomically: a kill leaves the old file or the new one."""
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     os.replace(tmp, path)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from spark_eval.data.ds1000 import dataset_hash, read_dataset, select_problems
+from spark_eval.judge.panel import ModelPool, build_panel, panel_versions
 from spark_eval.models.coder import as_coder
 from spark_eval.pipeline.rundir import RunDirectory, git_state, result_identity
 from spark_eval.pipeline.solve import VERSIONS, Condition, solve
@@ -27,12 +28,14 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir or _hydra_output_dir())
     dataset = read_dataset(cfg.dataset)
     problems = select_problems(dataset, cfg.dataset)
-    coder, memory = as_coder(instantiate(cfg.model), cfg.seed), instantiate(cfg.memory)
-    judges = [instantiate(j) for j in cfg.judge.panel]
+    models = ModelPool()
+    coder, memory = as_coder(models.get(cfg.model), cfg.seed), instantiate(cfg.memory)
+    judges = build_panel(cfg.judge, models)
+    versions = {**VERSIONS, **panel_versions(judges)}
     sandbox = instantiate(cfg.execution)
     data_hash = dataset_hash(dataset)
     identity = result_identity(
-        cfg, dataset_hash=data_hash, versions=VERSIONS, grading_env=sandbox.environment.freeze_hash
+        cfg, dataset_hash=data_hash, versions=versions, grading_env=sandbox.environment.freeze_hash
     )
     rundir = RunDirectory(run_dir, identity)
     finished = rundir.drop_errored(rundir.load_records())
@@ -42,11 +45,11 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         started_at=_now(),
         dataset_hash=data_hash,
         problem_ids=[p.problem_id for p in problems],
-        versions=VERSIONS,
+        versions=versions,
         execution=sandbox.describe(),
         **git_state(),
     )
-    condition = Condition(coder, memory, sandbox, judges, cfg.seed)
+    condition = Condition(coder, memory, sandbox, judges, cfg.judge.repeats, cfg.seed, versions)
     with sandbox:
         try:
             if len(finished) < len(problems) * cfg.pipeline.epochs * cfg.pipeline.repeats:

@@ -13,7 +13,7 @@ from spark_eval.judge import Judge
 from spark_eval.memory import Memory
 from spark_eval.models import Coder
 from spark_eval.models.coder import CODER_VERSION
-from spark_eval.types import Problem, Record, record_key
+from spark_eval.types import Judgment, Problem, Recommendation, Record, record_key
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,16 @@ class Condition:
     memory: Memory
     sandbox: Sandbox
     judges: Sequence[Judge]
+    judge_repeats: int
     seed: int
+    versions: dict[str, str]
 
 
 async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int) -> Record:
     """One record for `problem`; a failure of any stage becomes the record's `error`, never a crash."""
     memory_hash = condition.memory.state_hash()
     recommendation = completion = code = exec_result = None
-    judgments: list = []
+    judgments: list[Judgment] = []
     error = None
     try:
         recommendation = await condition.memory.recommend(problem)
@@ -44,8 +46,7 @@ async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int)
         program = build_program(problem.code_context, code)
         requires = (LIBRARY_MODULES[problem.library],)
         exec_result = await asyncio.to_thread(condition.sandbox.run, program, requires)
-        for judge in condition.judges:
-            judgments.append(await judge.grade(problem, code, recommendation))
+        judgments = await judge_all(condition.judges, condition.judge_repeats, problem, code, recommendation)
     except Exception as e:  # one problem's failure must not stop the run; it is kept in its record
         log.warning("problem %d: %s: %s", problem.problem_id, type(e).__name__, e)
         error = f"{type(e).__name__}: {e}"
@@ -66,6 +67,19 @@ async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int)
         recommendation=recommendation,
         judgments=tuple(judgments),
         memory_hash=memory_hash,
-        versions=VERSIONS,
+        versions=condition.versions,
         error=error,
     )
+
+
+async def judge_all(
+    judges: Sequence[Judge], repeats: int, problem: Problem, code: str, recommendation: Recommendation | None
+) -> list[Judgment]:
+    """Every judge's verdicts, `repeats` times each (a judge with nothing to judge gives none)."""
+    verdicts = []
+    for judge in judges:
+        for repeat in range(repeats):
+            verdict = await judge.grade(problem, code, recommendation, repeat)
+            if verdict is not None:
+                verdicts.append(verdict)
+    return verdicts

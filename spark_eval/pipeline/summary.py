@@ -22,6 +22,28 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "by_library": {k: _rate(v) for k, v in sorted(by_library.items())},
         "by_perturbation": {k: _rate(v) for k, v in sorted(by_perturbation.items())},
         "ledger": ledger(records),
+        **judged(records),
+    }
+
+
+def judged(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per judge: mean quality score, helpfulness band shares, missing-verdict rate (empty without judges)."""
+    scores: dict[str, list] = defaultdict(list)
+    bands: dict[str, Counter] = defaultdict(Counter)
+    kinds = {}
+    for r in records:
+        for j in r.get("judgments") or []:
+            kinds[j["judge"]] = j["kind"]
+            scores[j["judge"]].append(j.get("score"))
+            if j["kind"] == "helpfulness" and j.get("band"):
+                bands[j["judge"]][j["band"]] += 1
+    if not kinds:
+        return {}
+    present = {k: [s for s in v if s is not None] for k, v in scores.items()}
+    return {
+        "quality_mean": {k: sum(v) / len(v) if v else None for k, v in present.items() if kinds[k] == "quality"},
+        "helpfulness_bands": {k: {b: c / sum(n.values()) for b, c in n.items()} for k, n in bands.items()},
+        "judge_missing_rate": {k: 1 - len(present[k]) / len(v) for k, v in scores.items()},
     }
 
 
@@ -46,20 +68,27 @@ def ledger(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
     A completion served from the cache counts in `cached` only: it cost nothing this time.
     """
-    coder = {"calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "latency_s": 0.0}
+    coder, judge = _empty_account(), _empty_account()
     for r in records:
         c = r.get("completion")
-        if not c:
-            continue
-        if c.get("cached"):
-            coder["cached"] += 1
-            continue
-        coder["calls"] += 1
-        coder["input_tokens"] += c.get("input_tokens", 0)
-        coder["output_tokens"] += c.get("output_tokens", 0)
-        coder["cost_usd"] += c.get("cost_usd", 0.0)
-        coder["latency_s"] += c.get("latency_s", 0.0)
-    return {"coder": coder}
+        if c:
+            _charge(coder, {**c, "calls": 0 if c.get("cached") else 1, "cached": int(bool(c.get("cached")))},
+                    spent=not c.get("cached"))
+        for j in r.get("judgments") or []:
+            _charge(judge, {"calls": 0, "cached": 0, **(j.get("usage") or {})}, spent=True)
+    return {"coder": coder, "judge": judge}
+
+
+def _empty_account() -> dict[str, float]:
+    return {"calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "latency_s": 0.0}
+
+
+def _charge(account: dict[str, float], usage: dict[str, Any], spent: bool) -> None:
+    account["calls"] += usage.get("calls", 0)
+    account["cached"] += usage.get("cached", 0)
+    if spent:
+        for field in ("input_tokens", "output_tokens", "cost_usd", "latency_s"):
+            account[field] += usage.get(field, 0)
 
 
 def format_pass_table(summary: dict[str, Any]) -> str:

@@ -99,3 +99,17 @@ def test_bad_input_stops_with_one_line_naming_the_fix(tmp_path):
     assert result.returncode == 2 and "run `make setup` or set execution.python=" in result.stderr + result.stdout
     result = run_cli("stage=nonsense", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "stage=nonsense is unknown" in result.stderr + result.stdout
+
+
+def test_judge_panels_compose_and_the_paper_panel_needs_its_keys(monkeypatch, tmp_path):
+    from spark_eval.judge.panel import build_panel
+
+    for name, models in (("local", {"qwen2.5-coder-1.5b"}), ("local_small", {"qwen2.5-coder-0.5b"}),
+                         ("paper", {"gemini-2.5-pro", "claude-3.7-sonnet"})):
+        cfg = compose_config(f"judge={name}", f"paths.results={tmp_path}")
+        assert {m.name for m in cfg.judge.models.values()} == models
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    with pytest.raises(Exception, match="set the environment variable GEMINI_API_KEY"):
+        build_panel(compose_config("judge=paper", f"paths.results={tmp_path}").judge)
+    panel = build_panel(compose_config("judge=local", f"paths.results={tmp_path}").judge)
+    assert [j.kind for j in panel] == ["quality", "helpfulness"] and panel[0].model is panel[1].model

@@ -1,0 +1,44 @@
+"""Write an answers file of deliberately broken solutions: each reference with its last line removed.
+
+    python scripts/make_broken_answers.py --limit 28 --out results/broken_answers.jsonl
+    python -m spark_eval model=answers model.path=results/broken_answers.jsonl model.name=broken dataset.limit=28
+
+A negative control for judges: grade these and the references with the same judge, then compare the
+judge's scores with what execution says (scripts/judge_validity.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from spark_eval.config import PROJECT_ROOT, register_configs
+from spark_eval.data.ds1000 import read_dataset, select_problems
+
+
+def without_last_line(code: str) -> str:
+    lines = code.rstrip("\n").split("\n")
+    return "\n".join(lines[:-1]) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="the same stratified subset as dataset.limit")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    register_configs()
+    overrides = [] if args.limit is None else [f"dataset.limit={args.limit}"]
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w") as f:
+        for p in problems:
+            f.write(json.dumps({"id": p.problem_id, "code": without_last_line(p.reference_code)}) + "\n")
+    print(f"{len(problems)} broken answers -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

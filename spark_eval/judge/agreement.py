@@ -1,0 +1,89 @@
+"""Judge validity from records only: quality vs execution, agreement between judges and repeats, missing rates."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable
+
+import numpy as np
+
+GRADED = ("passed", "failed", "timeout")  # execution verdicts about the code (infra errors and skips say nothing)
+
+
+def verdict_table(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[str, float | None]]:
+    """(judge, repeat) -> {record key: score or None}."""
+    table: dict[tuple[str, int], dict[str, float | None]] = defaultdict(dict)
+    for record in records:
+        for j in record.get("judgments") or []:
+            table[(j["judge"], j.get("repeat", 0))][record["key"]] = j.get("score")
+    return table
+
+
+def quality_vs_execution(records: list[dict[str, Any]], judge: str, repeat: int = 0) -> dict[str, Any]:
+    """Does the judge's 1-5 score separate code that passes DS-1000's tests from code that fails them?
+
+    AUROC of score for pass, point-biserial correlation, and the false-accept rate: the share of
+    failing solutions the judge scored 4 or 5.
+    """
+    from scipy.stats import pointbiserialr
+    from sklearn.metrics import roc_auc_score
+
+    scores = verdict_table(records)[(judge, repeat)]
+    passed, graded = [], []
+    for r in records:
+        status = (r.get("exec") or {}).get("status")
+        if status in GRADED and scores.get(r["key"]) is not None:
+            passed.append(status == "passed")
+            graded.append(float(scores[r["key"]]))
+    out: dict[str, Any] = {"n": len(graded), "n_passed": sum(passed)}
+    failing = [s for s, p in zip(graded, passed) if not p]
+    out["false_accept_rate"] = sum(s >= 4 for s in failing) / len(failing) if failing else None
+    both_classes = 0 < sum(passed) < len(passed)
+    out["auroc"] = float(roc_auc_score(passed, graded)) if both_classes else None
+    if both_classes and len(set(graded)) > 1:
+        r, p = pointbiserialr(passed, graded)
+        out["point_biserial"], out["point_biserial_p"] = float(r), float(p)
+    else:
+        out["point_biserial"] = out["point_biserial_p"] = None
+    return out
+
+
+def agreement(a: list[float | None], b: list[float | None]) -> dict[str, Any]:
+    """Krippendorff's alpha (ordinal, 1-5; missing values allowed) and quadratic-weighted Cohen's kappa."""
+    import krippendorff
+    from sklearn.metrics import cohen_kappa_score
+
+    data = np.array([[np.nan if x is None else x for x in a], [np.nan if x is None else x for x in b]], dtype=float)
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    out: dict[str, Any] = {"n_pairs": len(pairs), "krippendorff_alpha": None, "qwk": None}
+    if len(pairs) >= 2 and len({v for pair in pairs for v in pair}) > 1:
+        out["krippendorff_alpha"] = float(
+            krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4, 5])
+        )
+        x, y = zip(*pairs)
+        out["qwk"] = float(cohen_kappa_score([int(v) for v in x], [int(v) for v in y], weights="quadratic",
+                                             labels=[1, 2, 3, 4, 5]))
+    return out
+
+
+def validity_report(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything above for every judge in the records (what stage=judge writes to validity.json)."""
+    table = verdict_table(records)
+    kinds = {j["judge"]: j["kind"] for r in records for j in r.get("judgments") or []}
+    judges = sorted(kinds)
+    report: dict[str, Any] = {"missing_rate": {}, "vs_execution": {}, "between_judges": {}, "between_repeats": {}}
+    for judge in judges:
+        verdicts = [v for (name, _), scores in table.items() if name == judge for v in scores.values()]
+        report["missing_rate"][judge] = sum(v is None for v in verdicts) / len(verdicts)
+        if kinds[judge] == "quality":
+            report["vs_execution"][judge] = quality_vs_execution(records, judge)
+        if (judge, 1) in table:
+            keys = sorted(table[(judge, 0)])
+            report["between_repeats"][judge] = agreement([table[(judge, 0)].get(k) for k in keys],
+                                                         [table[(judge, 1)].get(k) for k in keys])
+    for i, a in enumerate(judges):
+        for b in judges[i + 1 :]:
+            if kinds[a] == kinds[b]:
+                keys = sorted(set(table[(a, 0)]) & set(table[(b, 0)]))
+                report["between_judges"][f"{a} ~ {b}"] = agreement([table[(a, 0)][k] for k in keys],
+                                                                   [table[(b, 0)][k] for k in keys])
+    return report

@@ -1,0 +1,117 @@
+"""Helpfulness judge: a memory's recommendation for a problem, on five bands and five criteria.
+
+The paper (Tablan et al., 2025) judged with Claude 3.7 Sonnet and reports only the top two bands,
+"EXTREMELY HELPFUL" (76.1%) and "GOOD" (98.2% at least GOOD). The three lower bands (FAIR, POOR,
+HARMFUL), all band descriptions and the criterion wording here are ours. The judge sees the problem and
+the recommendation, never the coder's model, its code or the condition.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from spark_eval.judge.llm import LLMJudge
+from spark_eval.judge.parsing import ParseError, integer_in, text_field
+from spark_eval.models.base import ChatModel, Message
+from spark_eval.types import Problem, Recommendation
+
+HELPFULNESS_VERSION = "helpfulness-1"
+
+# Top to bottom. The paper names the first two; the other three are this project's.
+BANDS = ("EXTREMELY HELPFUL", "GOOD", "FAIR", "POOR", "HARMFUL")
+BAND_SCORES = {band: 5 - i for i, band in enumerate(BANDS)}
+CRITERIA = ("completeness", "effectiveness", "generalization", "relevance", "explainability")
+
+HELPFULNESS_RUBRIC = """\
+Bands:
+- EXTREMELY HELPFUL: points straight at the right approach and API for this problem, correct, and enough
+  on its own for a competent programmer to write the solution.
+- GOOD: correct and useful; points the right way but leaves real work or misses a detail.
+- FAIR: partly relevant or partly correct; some value, some noise.
+- POOR: generic, off-target or mostly irrelevant; little value.
+- HARMFUL: wrong or misleading; following it would likely produce a wrong solution.
+Criteria (each 1-5, 5 best):
+- completeness: covers what the problem needs.
+- effectiveness: following it leads to a correct solution.
+- generalization: the advice is reusable beyond this one problem.
+- relevance: about this problem, not generic filler.
+- explainability: says why, clearly."""
+
+HELPFULNESS_SYSTEM = "You judge advice given to programmers. You reply only with JSON."
+
+HELPFULNESS_PROMPT = """\
+A coding assistant was given the programming problem below, together with a recommendation from a
+shared memory. Judge how helpful the recommendation is for solving this problem.
+
+Problem:
+<problem>
+{problem}
+</problem>
+
+Recommendation:
+<recommendation>
+{recommendation}
+</recommendation>
+
+{rubric}
+
+Reply with only this JSON object (a sentence of reasoning per criterion, then the band):
+{{"criteria": {{"completeness": {{"reason": "...", "score": <1-5>}}, "effectiveness": {{...}},
+"generalization": {{...}}, "relevance": {{...}}, "explainability": {{...}}}},
+"reasoning": "<one or two sentences>", "band": "<one of {bands}>"}}"""
+
+_CRITERION = {
+    "type": "object",
+    "properties": {"reason": {"type": "string"}, "score": {"type": "integer", "minimum": 1, "maximum": 5}},
+    "required": ["reason", "score"],
+}
+HELPFULNESS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "criteria": {"type": "object", "properties": {c: _CRITERION for c in CRITERIA}, "required": list(CRITERIA)},
+        "reasoning": {"type": "string"},
+        "band": {"type": "string", "enum": list(BANDS)},
+    },
+    "required": ["criteria", "reasoning", "band"],
+}
+
+
+def helpfulness_messages(problem: Problem, recommendation: Recommendation) -> list[Message]:
+    prompt = HELPFULNESS_PROMPT.format(problem=problem.prompt, recommendation=recommendation.text,
+                                       rubric=HELPFULNESS_RUBRIC, bands=", ".join(BANDS))
+    return [{"role": "system", "content": HELPFULNESS_SYSTEM}, {"role": "user", "content": prompt}]
+
+
+class HelpfulnessJudge(LLMJudge):
+    """Grades a recommendation: a band (score 5 = EXTREMELY HELPFUL .. 1 = HARMFUL) and five criteria.
+
+    Args:
+        model: the judge's ChatModel.
+        max_tokens: room for the reasoning and the JSON.
+    """
+
+    kind = "helpfulness"
+    version = HELPFULNESS_VERSION
+    schema = HELPFULNESS_SCHEMA
+
+    def __init__(self, model: ChatModel, max_tokens: int = 1024) -> None:
+        super().__init__(model, max_tokens)
+
+    def messages(self, problem: Problem, code: str, recommendation: Recommendation | None) -> list[Message] | None:
+        return None if recommendation is None else helpfulness_messages(problem, recommendation)
+
+    def interpret(self, reply: dict[str, Any]) -> dict[str, Any]:
+        band = str(reply.get("band", "")).strip().upper()
+        if band not in BAND_SCORES:
+            raise ParseError(f'"band" must be one of {", ".join(BANDS)}, got {reply.get("band")!r}')
+        given = reply.get("criteria")
+        if not isinstance(given, dict):
+            raise ParseError('"criteria" must be an object with ' + ", ".join(CRITERIA))
+        criteria = {}
+        for name in CRITERIA:
+            entry = given.get(name)
+            if not isinstance(entry, dict):
+                raise ParseError(f'"criteria.{name}" is missing')
+            criteria[name] = {"score": integer_in(entry.get("score"), 1, 5, f"criteria.{name}.score"),
+                              "reason": str(entry.get("reason", "")).strip()}
+        return {"band": band, "score": BAND_SCORES[band], "criteria": criteria,
+                "rationale": text_field(reply, "reasoning")}

@@ -1,0 +1,26 @@
+"""A scripted ChatModel for tests: answers with the given replies in turn and keeps what it was sent."""
+from __future__ import annotations
+
+from typing import Any
+
+from spark_eval.models.base import GenerationParams, ModelCallError
+from spark_eval.types import Completion
+
+
+class ScriptedModel:
+    """Replies in order (the last one repeats); a reply `!fail` raises ModelCallError like a dead provider."""
+
+    def __init__(self, name: str = "scripted", replies: list[str] | tuple[str, ...] = ("{}",), **_: Any) -> None:
+        self.name = name
+        self.replies = list(replies)
+        self.sent: list[list[dict]] = []
+
+    def default_params(self, **overrides: Any) -> GenerationParams:
+        return GenerationParams(**overrides)
+
+    async def complete(self, messages: list[dict], params: GenerationParams) -> Completion:
+        self.sent.append(messages)
+        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        if reply == "!fail":
+            raise ModelCallError("scripted failure", attempts=3)
+        return Completion(text=reply, input_tokens=10, output_tokens=5, attempts=1)

@@ -1,0 +1,27 @@
+"""The embedded judge (Qwen2.5-Coder-1.5B-Instruct) inside a real run: verdicts, or honest missing values."""
+import json
+
+import pytest
+
+from spark_eval.pipeline import run
+from tests.conftest import compose_config
+
+pytest.importorskip("llama_cpp")
+
+
+def test_embedded_judge_grades_a_run(tmp_path, grading_python):
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(json.dumps({"id": 291, "code": "result = a.shape"}) + "\n"
+                       + json.dumps({"id": 292, "code": "result = 'no idea'"}) + "\n")
+    cfg = compose_config("model=answers", f"model.path={answers}", "judge=local", "dataset.ids=[291,292]",
+                         f"execution.python={grading_python}", "execution.preload=[numpy]", "pipeline.progress=false",
+                         "judge.models.quality.cache_path=null")
+    summary = run(cfg, run_dir=tmp_path / "run")
+    records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    verdicts = [j for r in records for j in r["judgments"]]
+    assert [j["kind"] for j in verdicts] == ["quality", "quality"]  # no recommendation: no helpfulness verdict
+    for j in verdicts:
+        assert j["version"] == "quality-1" and j["usage"]["output_tokens"] > 0
+        assert (j["score"] in (1, 2, 3, 4, 5) and j["rationale"]) or (j["score"] is None and j["parse_error"] and j["raw"])
+    assert set(summary["judge_missing_rate"]) == {"quality/qwen2.5-coder-1.5b"}
+    assert (tmp_path / "run" / "validity.json").exists()

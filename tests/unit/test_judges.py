@@ -1,0 +1,170 @@
+import asyncio
+import json
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf, open_dict
+
+from spark_eval.data.ds1000 import dataset_hash
+from spark_eval.judge.agreement import agreement, quality_vs_execution, validity_report
+from spark_eval.judge.helpfulness import BANDS, HelpfulnessJudge, helpfulness_messages
+from spark_eval.judge.parsing import ParseError, extract_json, integer_in
+from spark_eval.judge.quality import QUALITY_RUBRIC, QUALITY_VERSION, QualityJudge, quality_messages
+from spark_eval.pipeline.rejudge import judge_run
+from spark_eval.types import Recommendation
+from tests.conftest import compose_config
+from tests.fakes.scripted import ScriptedModel
+
+GOOD_QUALITY = '{"reasoning": "Vectorised and correct.", "score": 4}'
+GOOD_HELP = json.dumps({"criteria": {c: {"reason": "ok", "score": 4} for c in
+                                     ("completeness", "effectiveness", "generalization", "relevance", "explainability")},
+                        "reasoning": "Points at the right API.", "band": "good"})
+
+
+def test_quality_prompt_renders_every_rubric_level_and_the_reference_only_when_asked(problems):
+    p = problems[291]
+    prompt = quality_messages(p, "result = np.shape(a)")[1]["content"]
+    assert all(f"\n{level} - " in "\n" + QUALITY_RUBRIC for level in range(1, 6))
+    assert QUALITY_RUBRIC in prompt and p.prompt in prompt and "result = np.shape(a)" in prompt
+    assert p.reference_code not in prompt
+    assert p.reference_code in quality_messages(p, "x = 1", show_reference=True)[1]["content"]
+
+
+def test_judges_are_blind_to_model_condition_and_recommendation(problems):
+    p = problems[291]
+    advice = Recommendation(text="SECRET-ADVICE: use np.shape")
+    quality = QualityJudge(ScriptedModel(name="gpt-5-codex"))
+    text = json.dumps(quality.messages(p, "result = a.shape", advice)).lower()
+    for leak in ("secret-advice", "gpt-5-codex", "spark", "recommendation", "condition"):
+        assert leak not in text
+    helpful = json.dumps(helpfulness_messages(p, advice))
+    assert "SECRET-ADVICE" in helpful and "result = a.shape" not in helpful and "gpt-5-codex" not in helpful
+
+
+@pytest.mark.parametrize("reply", [GOOD_QUALITY, f"```json\n{GOOD_QUALITY}\n```", f"Sure! Here it is: {GOOD_QUALITY} Hope it helps."])
+def test_good_and_wrapped_replies_parse(reply):
+    assert extract_json(reply) == {"reasoning": "Vectorised and correct.", "score": 4}
+
+
+@pytest.mark.parametrize("reply, message", [('{"reasoning": "fine", "sco', "cut off"), ("I think it is a 4.", "no JSON"),
+                                            ("", "empty")])
+def test_truncated_and_garbage_replies_say_why(reply, message):
+    with pytest.raises(ParseError, match=message):
+        extract_json(reply)
+
+
+def test_scores_must_be_integers_in_range():
+    assert integer_in("4", 1, 5, "score") == 4 and integer_in(5.0, 1, 5, "score") == 5
+    for bad in (4.5, 6, 0, "four", None):
+        with pytest.raises(ParseError, match='"score" must be an integer from 1 to 5'):
+            integer_in(bad, 1, 5, "score")
+
+
+def test_unparsable_reply_is_retried_once_quoting_the_error(problems):
+    model = ScriptedModel(replies=["I'd give it a four.", GOOD_QUALITY])
+    verdict = asyncio.run(QualityJudge(model).grade(problems[0], "x = 1", None))
+    assert (verdict.score, verdict.parse_error, verdict.version) == (4, None, QUALITY_VERSION)
+    assert len(model.sent) == 2 and "no JSON object" in model.sent[1][-1]["content"]
+    assert verdict.usage["calls"] == 2 and verdict.usage["input_tokens"] == 20
+
+
+def test_garbage_twice_is_missing_with_the_raw_reply_kept(problems):
+    model = ScriptedModel(replies=["no idea", '{"reasoning": "meh", "score": 9}'])
+    verdict = asyncio.run(QualityJudge(model).grade(problems[0], "x = 1", None))
+    assert verdict.score is None and verdict.raw == '{"reasoning": "meh", "score": 9}'
+    assert "must be an integer from 1 to 5" in verdict.parse_error and len(model.sent) == 2
+
+
+def test_a_failed_call_is_a_missing_verdict_not_a_crash(problems):
+    verdict = asyncio.run(QualityJudge(ScriptedModel(replies=["!fail"])).grade(problems[0], "x = 1", None))
+    assert verdict.score is None and verdict.parse_error.startswith("call failed")
+
+
+def test_helpfulness_bands_and_criteria(problems):
+    judge = HelpfulnessJudge(ScriptedModel(replies=[GOOD_HELP]))
+    assert asyncio.run(judge.grade(problems[0], "x", None)) is None
+    verdict = asyncio.run(judge.grade(problems[0], "x", Recommendation(text="use iloc")))
+    assert (verdict.band, verdict.score, verdict.kind) == ("GOOD", 4, "helpfulness")
+    assert set(verdict.criteria) == {"completeness", "effectiveness", "generalization", "relevance", "explainability"}
+    assert BANDS == ("EXTREMELY HELPFUL", "GOOD", "FAIR", "POOR", "HARMFUL")
+    bad = HelpfulnessJudge(ScriptedModel(replies=[GOOD_HELP.replace('"good"', '"AMAZING"')]))
+    assert "must be one of" in asyncio.run(bad.grade(problems[0], "x", Recommendation(text="r"))).parse_error
+
+
+def record(key, status, scores):
+    return {"key": key, "exec": {"status": status},
+            "judgments": [{"judge": j, "kind": "quality", "score": s, "repeat": r} for (j, r), s in scores.items()]}
+
+
+def test_quality_vs_execution_on_a_hand_computed_table():
+    rows = [record("a", "passed", {("q", 0): 5}), record("b", "passed", {("q", 0): 4}),
+            record("c", "failed", {("q", 0): 4}), record("d", "failed", {("q", 0): 2}),
+            record("e", "timeout", {("q", 0): None}), record("f", "infra_error", {("q", 0): 1})]
+    out = quality_vs_execution(rows, "q")
+    assert (out["n"], out["n_passed"]) == (4, 2)
+    # pass/fail pairs: (5,4) (5,2) (4,4 tie) (4,2) -> (1 + 1 + 0.5 + 1) / 4
+    assert out["auroc"] == pytest.approx(3.5 / 4)
+    assert out["false_accept_rate"] == pytest.approx(1 / 2)
+    assert out["point_biserial"] == pytest.approx(np.corrcoef([1, 1, 0, 0], [5, 4, 4, 2])[0, 1])
+
+
+def test_agreement_between_raters():
+    same = agreement([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])
+    assert same["krippendorff_alpha"] == pytest.approx(1.0) and same["qwk"] == pytest.approx(1.0)
+    # by hand, a=[1,2], b=[2,1]: observed quadratic disagreement 2 x 1, expected under independence
+    # (1 + 0 + 0 + 1) / 4 x 2 = 1 per pair, so kappa = 1 - 1/0.5 = -1
+    assert agreement([1, 2], [2, 1])["qwk"] == pytest.approx(-1.0)
+    reversed_ = agreement([1, 2, 3, 4, 5], [5, 4, 3, 2, 1])
+    assert reversed_["qwk"] < 0 and reversed_["krippendorff_alpha"] < 0
+    with_missing = agreement([1, 2, None, 4], [1, 2, 3, None])
+    assert with_missing["n_pairs"] == 2
+
+
+def test_validity_report_covers_judges_repeats_and_missing():
+    rows = [record("a", "passed", {("q1", 0): 5, ("q1", 1): 5, ("q2", 0): 4}),
+            record("b", "failed", {("q1", 0): 2, ("q1", 1): None, ("q2", 0): 1}),
+            record("c", "failed", {("q1", 0): 3, ("q1", 1): 3, ("q2", 0): 3})]
+    report = validity_report(rows)
+    assert report["missing_rate"] == {"q1": pytest.approx(1 / 6), "q2": 0.0}
+    assert report["vs_execution"]["q1"]["auroc"] == 1.0
+    assert report["between_repeats"]["q1"]["n_pairs"] == 2
+    assert report["between_judges"]["q1 ~ q2"]["n_pairs"] == 3
+
+
+def make_run(tmp_path, problems, keys=(291, 292)):
+    records = []
+    for pid in keys:
+        records.append({"key": f"{pid}/e0/r0", "problem_id": pid, "library": "Numpy", "perturbation_type": "Origin",
+                        "completion": {"text": problems[pid].reference_code, "cached": False},
+                        "code": problems[pid].reference_code, "exec": {"status": "passed"}, "recommendation": None,
+                        "judgments": [], "error": None})
+    (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "manifest.json").write_text(json.dumps({"status": "finished", "dataset_hash": dataset_hash(problems)}))
+    return records
+
+
+def rejudge_cfg(tmp_path, replies):
+    cfg = compose_config("stage=judge", f"run_dir={tmp_path}", "judge=local", "pipeline.progress=false")
+    with open_dict(cfg):
+        for kind in ("quality", "helpfulness"):
+            cfg.judge.models[kind] = OmegaConf.create(
+                {"_target_": "tests.fakes.scripted.ScriptedModel", "name": "scripted", "replies": replies})
+    return cfg
+
+
+def test_rejudging_appends_verdicts_resumably_without_touching_completions(tmp_path, problems):
+    before = make_run(tmp_path, problems)
+    (tmp_path / "judgments.jsonl").write_text(json.dumps({"key": "291/e0/r0", "judgment": {
+        "judge": "quality/scripted", "kind": "quality", "score": 3, "version": QUALITY_VERSION, "repeat": 0}}) + "\n"
+        + '{"key": "292/e0/r0", "judgm')  # a pass killed while writing its second verdict
+    summary = judge_run(rejudge_cfg(tmp_path, [GOOD_QUALITY]))
+    after = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert [r["completion"] for r in after] == [r["completion"] for r in before]
+    assert [[j["score"] for j in r["judgments"]] for r in after] == [[3], [4]]  # 291 kept its journaled verdict
+    assert not (tmp_path / "judgments.jsonl").exists()
+    assert summary["quality_mean"] == {"quality/scripted": 3.5}
+    assert json.loads((tmp_path / "validity.json").read_text())["missing_rate"] == {"quality/scripted": 0.0}
+    judge_run(rejudge_cfg(tmp_path, ["!fail"]))  # nothing left to judge: no call is made
+    assert [len(json.loads(line)["judgments"]) for line in (tmp_path / "records.jsonl").read_text().splitlines()] == [1, 1]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [p["verdicts_added"] for p in manifest["judge_passes"]] == [1, 0]
