@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from spark_eval.data.ds1000 import dataset_hash, read_dataset
 from spark_eval.judge.panel import build_panel, panel_versions
-from spark_eval.pipeline.rundir import RunDirectoryError, rewrite_records, write_derived, write_json
+from spark_eval.pipeline.rundir import RunDirectoryError, load_records, rewrite_records, write_derived, write_json
 from spark_eval.types import Recommendation
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -
 
 def merge_journal(records_path: Path, journal: Path) -> list[dict[str, Any]]:
     """Fold journaled verdicts into records.jsonl (atomically), then drop the journal; the merged records."""
-    records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
+    records = load_records(records_path)
     if not journal.exists():
         return records
     by_key = {r["key"]: r for r in records}

@@ -72,27 +72,7 @@ class RunDirectory:
             )
 
     def load_records(self) -> list[dict[str, Any]]:
-        """Finished records, last one per key. A torn last line (the run was killed mid-write) is cut off."""
-        if not self.records_path.exists():
-            return []
-        raw = self.records_path.read_bytes()
-        lines = raw.split(b"\n")
-        records, good_bytes = [], 0
-        for i, line in enumerate(lines):
-            if not line.strip():
-                good_bytes += len(line) + 1
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1:]):
-                    raise RunDirectoryError(f"{self.records_path}:{i + 1}: damaged record; repair or remove that line")
-                log.warning("cutting a torn last line off %s", self.records_path)
-                with self.records_path.open("r+b") as f:
-                    f.truncate(good_bytes)
-                break
-            good_bytes += len(line) + 1
-        return records
+        return load_records(self.records_path)
 
     def drop_errored(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Rewrite records.jsonl without records that ended in an error, so they are retried; returns the rest."""
@@ -115,6 +95,28 @@ class RunDirectory:
 
     def write_summary(self) -> dict[str, Any]:
         return write_derived(self.path, self.load_records())
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    """Finished records. A torn last line (the run was killed mid-write) is cut off; a damaged one elsewhere
+    stops with its line number, so nothing is silently lost."""
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    records, good_bytes = [], 0
+    for i, line in enumerate(lines):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if any(x.strip() for x in lines[i + 1 :]):
+                    raise RunDirectoryError(f"{path}:{i + 1}: damaged record; repair or remove that line") from None
+                log.warning("cutting a torn last line off %s", path)
+                with path.open("r+b") as f:
+                    f.truncate(good_bytes)
+                break
+        good_bytes += len(line) + 1
+    return records
 
 
 def write_derived(path: Path, records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -25,3 +25,17 @@ def test_embedded_judge_grades_a_run(tmp_path, grading_python):
         assert (j["score"] in (1, 2, 3, 4, 5) and j["rationale"]) or (j["score"] is None and j["parse_error"] and j["raw"])
     assert set(summary["judge_missing_rate"]) == {"quality/qwen2.5-coder-1.5b"}
     assert (tmp_path / "run" / "validity.json").exists()
+
+
+def test_embedded_helpfulness_judge_grades_a_recommendation(problems):
+    import asyncio
+
+    from hydra.utils import instantiate
+
+    from spark_eval.judge.helpfulness import BANDS, HelpfulnessJudge
+    from spark_eval.types import Recommendation
+
+    model = instantiate(compose_config("model=local_1p5b", "model.cache_path=null").model)
+    advice = Recommendation(text="`a.shape` gives the dimensions of a NumPy array as a tuple; assign it to `result`.")
+    verdict = asyncio.run(HelpfulnessJudge(model).grade(problems[291], "", advice))
+    assert (verdict.band in BANDS and len(verdict.criteria) == 5) or (verdict.score is None and verdict.raw)
