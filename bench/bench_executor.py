@@ -13,9 +13,8 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from hydra import compose, initialize_config_dir
 
-from spark_eval.config import PROJECT_ROOT, register_configs
+from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset, select_problems
 from spark_eval.execution import LIBRARY_MODULES, ProcessSandbox, build_program
 
@@ -41,10 +40,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--modes", default="fork,strict")
     args = parser.parse_args()
-    register_configs()
     overrides = [] if args.limit is None else [f"dataset.limit={args.limit}"]
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose_config(*overrides)
     problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
     walls = {}
     for mode in args.modes.split(","):

@@ -12,10 +12,9 @@ import argparse
 import asyncio
 import time
 
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from spark_eval.config import PROJECT_ROOT, register_configs
+from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset, select_problems
 from spark_eval.models.coder import ChatCoder
 
@@ -26,12 +25,10 @@ def main() -> None:
     parser.add_argument("--model", default="local")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    register_configs()
     overrides = [f"model={args.model}", f"dataset.limit={args.limit}", "model.cache_path=null"]
     if args.threads:
         overrides.append(f"model.n_threads={args.threads}")
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose_config(*overrides)
     problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
     model = instantiate(cfg.model)
     start = time.monotonic()

@@ -12,9 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 
-from spark_eval.config import PROJECT_ROOT, register_configs
+from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset, select_problems
 
 
@@ -28,10 +27,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="the same stratified subset as dataset.limit")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    register_configs()
     overrides = [] if args.limit is None else [f"dataset.limit={args.limit}"]
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose_config(*overrides)
     problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w") as f:

@@ -210,6 +210,15 @@ def register_configs() -> None:
             OmegaConf.register_new_resolver(name, resolver)
 
 
+def compose_config(*overrides: str) -> Any:
+    """The real config tree with `overrides`, as `python -m spark_eval` composes it (for scripts and tests)."""
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 # Config keys that do not change results: they may differ between a run and its resume.
 # The dataset's location and source are neutral because its content hash is part of the identity.
 RESULT_NEUTRAL_KEYS = (

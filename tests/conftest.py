@@ -6,10 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
-from spark_eval.config import PROJECT_ROOT, register_configs
+from spark_eval.config import PROJECT_ROOT, compose_config, register_configs
 from spark_eval.data.ds1000 import read_dataset
 from spark_eval.execution.environment import bwrap_works
 
@@ -18,12 +16,6 @@ DS1000 = Path(os.environ.get("SPARK_EVAL_DS1000", PROJECT_ROOT.parent / "shared"
 GRADING_PYTHON = Path(os.environ.get("SPARK_EVAL_GRADING_PYTHON", PROJECT_ROOT / ".venvs" / "grading" / "bin" / "python"))
 
 register_configs()
-
-
-def compose_config(*overrides: str) -> DictConfig:
-    """The real config tree composed with `overrides`, as `python -m spark_eval` would see it."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 @pytest.fixture(scope="session")
