@@ -42,7 +42,7 @@ def judge_run(cfg: DictConfig) -> dict[str, Any]:
     records = merge_journal(records_path, journal)
     todo = [(r, j, k) for r in records if r.get("code") is not None for j in judges
             for k in range(cfg.judge.repeats) if not _has_verdict(r, j.name, j.version, k)]
-    log.info("%s: %d verdicts to add (%s)", run_dir, len(todo), ", ".join(j.name for j in judges))
+    log.info("%s: %d items without a verdict from %s", run_dir, len(todo), ", ".join(j.name for j in judges))
     added = asyncio.run(_judge_all(todo, problems, journal, cfg.pipeline))
     records = merge_journal(records_path, journal)
     summary = write_derived(run_dir, records)
