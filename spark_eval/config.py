@@ -233,4 +233,7 @@ RESULT_NEUTRAL_KEYS = (
     "paths",
     "run_dir",
     "stage",
+    "execution.seaborn_data",
 )
+# Leaf names that are locations wherever they appear (a model's cache or weights folder).
+RESULT_NEUTRAL_LEAVES = ("cache_path", "weights_dir")

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from spark_eval.config import PROJECT_ROOT, RESULT_NEUTRAL_KEYS
+from spark_eval.config import PROJECT_ROOT, RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES
 from spark_eval.pipeline.summary import summarize
 from spark_eval.types import Record
 
@@ -39,6 +39,8 @@ def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _neutral(key: str) -> bool:
+    if key.rsplit(".", 1)[-1] in RESULT_NEUTRAL_LEAVES:
+        return True
     return any(key == n or key.startswith(n + ".") for n in RESULT_NEUTRAL_KEYS)
 
 

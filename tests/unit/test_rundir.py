@@ -58,6 +58,8 @@ def test_records_without_a_manifest_are_not_overwritten(tmp_path):
 def test_identity_ignores_settings_that_do_not_change_results():
     base = result_identity(compose_config())
     assert base == result_identity(compose_config("execution.workers=7", "pipeline.concurrency=1"))
+    moved = ("model=local", "paths.results=/elsewhere/results", "execution.seaborn_data=/elsewhere/seaborn")
+    assert result_identity(compose_config("model=local")) == result_identity(compose_config(*moved))
     assert base != result_identity(compose_config("execution.timeout_s=5"))
     assert "dataset.limit" in base and "dataset.path" not in base and not any(k.startswith("paths.") for k in base)
     assert result_identity(compose_config(), dataset_hash="abc")["dataset_hash"] == "abc"
