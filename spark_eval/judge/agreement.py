@@ -18,6 +18,15 @@ def verdict_table(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], di
     return table
 
 
+def missing_rates(records: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Per judge: the share of its verdicts that are missing (no score), over all repeats."""
+    given: dict[str, list[bool]] = defaultdict(list)
+    for record in records:
+        for j in record.get("judgments") or []:
+            given[j["judge"]].append(j.get("score") is None)
+    return {judge: sum(missing) / len(missing) for judge, missing in given.items()}
+
+
 def quality_vs_execution(records: list[dict[str, Any]], judge: str, repeat: int = 0) -> dict[str, Any]:
     """Does the judge's 1-5 score separate code that passes DS-1000's tests from code that fails them?
 
@@ -71,9 +80,8 @@ def validity_report(records: list[dict[str, Any]]) -> dict[str, Any]:
     kinds = {j["judge"]: j["kind"] for r in records for j in r.get("judgments") or []}
     judges = sorted(kinds)
     report: dict[str, Any] = {"missing_rate": {}, "vs_execution": {}, "between_judges": {}, "between_repeats": {}}
+    report["missing_rate"] = missing_rates(records)
     for judge in judges:
-        verdicts = [v for (name, _), scores in table.items() if name == judge for v in scores.values()]
-        report["missing_rate"][judge] = sum(v is None for v in verdicts) / len(verdicts)
         if kinds[judge] == "quality":
             report["vs_execution"][judge] = quality_vs_execution(records, judge)
         if (judge, 1) in table:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any, Iterable
 
+from spark_eval.judge.agreement import missing_rates
 from spark_eval.types import EXEC_STATUSES
 
 
@@ -43,7 +44,7 @@ def judged(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "quality_mean": {k: sum(v) / len(v) if v else None for k, v in present.items() if kinds[k] == "quality"},
         "helpfulness_bands": {k: {b: c / sum(n.values()) for b, c in n.items()} for k, n in bands.items()},
-        "judge_missing_rate": {k: 1 - len(present[k]) / len(v) for k, v in scores.items()},
+        "judge_missing_rate": missing_rates(records),
     }
 
 
