@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from spark_eval.judge.llm import LLMJudge
-from spark_eval.judge.parsing import ParseError, integer_in, text_field
+from spark_eval.models.structured import ParseError, integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Problem, Recommendation
 
@@ -97,7 +97,9 @@ class HelpfulnessJudge(LLMJudge):
         super().__init__(model, max_tokens)
 
     def messages(self, problem: Problem, code: str, recommendation: Recommendation | None) -> list[Message] | None:
-        return None if recommendation is None else helpfulness_messages(problem, recommendation)
+        if recommendation is None or not recommendation.text:  # no advice was given: nothing to judge
+            return None
+        return helpfulness_messages(problem, recommendation)
 
     def interpret(self, reply: dict[str, Any]) -> dict[str, Any]:
         band = str(reply.get("band", "")).strip().upper()

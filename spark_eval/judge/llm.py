@@ -4,13 +4,9 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from spark_eval.judge.parsing import ParseError, extract_json
-from spark_eval.models.base import ChatModel, Message, ModelCallError
-from spark_eval.types import Completion, Judgment, Problem, Recommendation
-
-RETRY_PROMPT = (
-    "Your reply could not be used: {error}. Reply again with only the JSON object the instructions ask for."
-)
+from spark_eval.models.base import ChatModel, Message
+from spark_eval.models.structured import ask_json
+from spark_eval.types import Judgment, Problem, Recommendation
 
 
 class LLMJudge(abc.ABC):
@@ -44,33 +40,6 @@ class LLMJudge(abc.ABC):
         messages = self.messages(problem, code, recommendation)
         if messages is None:
             return None
-        params = self.model.default_params(json_schema=self.schema, max_tokens=self.max_tokens, repeat=repeat)
-        usage: dict[str, Any] = {}
-        raw, error = "", None
-        for _ in range(2):  # the first answer, then one retry that quotes the parse error
-            try:
-                completion = await self.model.complete(messages, params)
-            except ModelCallError as e:
-                return self._missing(repeat, usage, raw, f"call failed: {e}")
-            _add_usage(usage, completion)
-            raw = completion.text
-            try:
-                return Judgment(judge=self.name, kind=self.kind, raw=raw, version=self.version, repeat=repeat,
-                                usage=usage, **self.interpret(extract_json(raw)))
-            except ParseError as e:
-                error = str(e)
-                messages = [*messages, {"role": "assistant", "content": raw},
-                            {"role": "user", "content": RETRY_PROMPT.format(error=error)}]
-        return self._missing(repeat, usage, raw, error)
-
-    def _missing(self, repeat: int, usage: dict[str, Any], raw: str, error: str | None) -> Judgment:
-        return Judgment(judge=self.name, kind=self.kind, raw=raw, parse_error=error, version=self.version,
-                        repeat=repeat, usage=usage)
-
-
-def _add_usage(usage: dict[str, Any], completion: Completion) -> None:
-    usage["calls"] = usage.get("calls", 0) + (0 if completion.cached else 1)
-    usage["cached"] = usage.get("cached", 0) + int(completion.cached)
-    for field in ("input_tokens", "output_tokens", "cost_usd", "latency_s", "attempts"):
-        if not completion.cached or field == "attempts":
-            usage[field] = usage.get(field, 0) + getattr(completion, field)
+        reply = await ask_json(self.model, messages, self.interpret, self.schema, self.max_tokens, repeat)
+        return Judgment(judge=self.name, kind=self.kind, raw=reply.raw, parse_error=reply.error,
+                        version=self.version, repeat=repeat, usage=reply.usage, **(reply.value or {}))

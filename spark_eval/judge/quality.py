@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from spark_eval.judge.llm import LLMJudge
-from spark_eval.judge.parsing import integer_in, text_field
+from spark_eval.models.structured import integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Problem, Recommendation
 

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf, open_dict
 from spark_eval.data.ds1000 import dataset_hash
 from spark_eval.judge.agreement import agreement, quality_vs_execution, validity_report
 from spark_eval.judge.helpfulness import BANDS, HelpfulnessJudge, helpfulness_messages
-from spark_eval.judge.parsing import ParseError, extract_json, integer_in
+from spark_eval.models.structured import ParseError, extract_json, integer_in
 from spark_eval.judge.quality import QUALITY_RUBRIC, QUALITY_VERSION, QualityJudge, quality_messages
 from spark_eval.pipeline.rejudge import judge_run
 from spark_eval.types import Recommendation

@@ -1,0 +1,110 @@
+"""Structured replies: ask a ChatModel for JSON, parse it whether bare, fenced or wrapped in prose, say
+exactly what is wrong if not, and retry once quoting that (judges, the retrieval agent, the learner)."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, TypeVar
+
+from spark_eval.models.base import ChatModel, Message, ModelCallError
+from spark_eval.types import Completion
+
+T = TypeVar("T")
+
+RETRY_PROMPT = (
+    "Your reply could not be used: {error}. Reply again with only the JSON object the instructions ask for."
+)
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+class ParseError(ValueError):
+    """The reply is not the JSON that was asked for; the message is shown to the model on its retry."""
+
+
+@dataclass
+class Reply(Generic[T]):
+    """The outcome of `ask_json`: the interpreted value, or None with the reason; the last raw reply."""
+
+    value: T | None = None
+    raw: str = ""
+    error: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+async def ask_json(
+    model: ChatModel,
+    messages: list[Message],
+    interpret: Callable[[dict[str, Any]], T],
+    schema: dict[str, Any],
+    max_tokens: int,
+    repeat: int = 0,
+) -> Reply[T]:
+    """Ask for JSON matching `schema`; `interpret` turns it into a value or raises ParseError. One retry
+    quotes the parse error; a failed call or a second bad reply gives a Reply without value."""
+    params = model.default_params(json_schema=schema, max_tokens=max_tokens, repeat=repeat)
+    reply: Reply[T] = Reply()
+    for _ in range(2):
+        try:
+            completion = await model.complete(messages, params)
+        except ModelCallError as e:
+            reply.error = f"call failed: {e}"
+            return reply
+        add_usage(reply.usage, completion)
+        reply.raw = completion.text
+        try:
+            reply.value, reply.error = interpret(extract_json(reply.raw)), None
+            return reply
+        except ParseError as e:
+            reply.error = str(e)
+            messages = [*messages, {"role": "assistant", "content": reply.raw},
+                        {"role": "user", "content": RETRY_PROMPT.format(error=reply.error)}]
+    return reply
+
+
+def add_usage(usage: dict[str, Any], completion: Completion) -> None:
+    """Add a completion's calls, cache hits, tokens, cost, latency and attempts to a usage account."""
+    usage["calls"] = usage.get("calls", 0) + (0 if completion.cached else 1)
+    usage["cached"] = usage.get("cached", 0) + int(completion.cached)
+    for name in ("input_tokens", "output_tokens", "cost_usd", "latency_s", "attempts"):
+        if not completion.cached or name == "attempts":
+            usage[name] = usage.get(name, 0) + getattr(completion, name)
+
+
+def extract_json(text: str) -> dict[str, Any]:
+    """The first JSON object in `text`: the whole text, a fenced block, or the outermost braces."""
+    candidates = [text.strip()] + [m.strip() for m in _FENCE.findall(text)]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    if not text.strip():
+        raise ParseError("the reply is empty")
+    if start >= 0 and end <= start:
+        raise ParseError("the JSON object is cut off (no closing brace)")
+    raise ParseError("the reply holds no JSON object")
+
+
+def integer_in(value: Any, low: int, high: int, field: str) -> int:
+    """`value` as an int in [low, high] (accepting 4, 4.0 and "4"), or a ParseError naming the field."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ParseError(f'"{field}" must be an integer from {low} to {high}, got {value!r}') from None
+    if number != int(number) or not low <= number <= high:
+        raise ParseError(f'"{field}" must be an integer from {low} to {high}, got {value!r}')
+    return int(number)
+
+
+def text_field(reply: dict[str, Any], field: str) -> str:
+    value = reply.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise ParseError(f'"{field}" must be a non-empty string')
+    return value.strip()
