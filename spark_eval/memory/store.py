@@ -1,0 +1,453 @@
+"""The memory store: documentation chunks, insights, traces, embeddings and the curation log in one SQLite file."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+KINDS = ("doc", "insight")
+STATUSES = ("active", "retired")
+OPS = ("ADD", "MERGE", "UPDATE", "RETIRE", "REJECT")
+
+_READ, _WRITE = "BEGIN DEFERRED", "BEGIN IMMEDIATE"
+_CHUNK = 500  # ids per `IN (...)`, well under SQLite's limit on bound variables
+_VECTOR = np.dtype("<f4")
+_ITEM_COLUMNS = ("id", "kind", "library", "title", "content", "tags", "meta", "provenance",
+                 "helpful", "harmful", "endorsements", "status", "created_round")
+_HASHED_ROWS = ("SELECT id, content, tags, status, helpful, harmful, endorsements, provenance "
+                "FROM items WHERE kind = ? ORDER BY id")
+# Every write to a kind's items bumps kind_state.version (triggers, so raw SQL edits count too);
+# state_hash caches the digest it computed for a version in the same row.
+_BUMP = ("INSERT INTO kind_state (kind, version) VALUES ({}.kind, 1) "
+         "ON CONFLICT (kind) DO UPDATE SET version = version + 1;")
+_SCHEMA = (
+    "CREATE TABLE items (id TEXT PRIMARY KEY, kind TEXT NOT NULL, library TEXT, title TEXT NOT NULL, "
+    "content TEXT NOT NULL, tags TEXT NOT NULL, meta TEXT NOT NULL, provenance TEXT NOT NULL, "
+    "helpful INTEGER NOT NULL, harmful INTEGER NOT NULL, endorsements INTEGER NOT NULL, "
+    "status TEXT NOT NULL, created_round INTEGER)",
+    "CREATE INDEX items_by_kind ON items (kind, id)",
+    "CREATE INDEX items_by_status ON items (kind, status, id)",
+    "CREATE TABLE ops (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, item_id TEXT, "
+    "round INTEGER, epoch INTEGER, detail TEXT NOT NULL, time REAL NOT NULL)",
+    "CREATE TABLE traces (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, body TEXT NOT NULL)",
+    "CREATE TABLE embeddings (model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL, "
+    "PRIMARY KEY (model, text_hash))",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE kind_state (kind TEXT PRIMARY KEY, version INTEGER NOT NULL, hash TEXT, hashed_version INTEGER)",
+    f"CREATE TRIGGER items_inserted AFTER INSERT ON items BEGIN {_BUMP.format('NEW')} END",
+    f"CREATE TRIGGER items_updated AFTER UPDATE ON items BEGIN {_BUMP.format('OLD')} {_BUMP.format('NEW')} END",
+    f"CREATE TRIGGER items_deleted AFTER DELETE ON items BEGIN {_BUMP.format('OLD')} END",
+)
+
+
+class MemoryStoreError(Exception):
+    """The store file cannot be used as asked; the one-line message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """A documentation chunk or an insight. JSON fields come back as JSON gives them (tuples as lists)."""
+
+    id: str
+    """`doc:numpy:numpy.linalg.norm#parameters` or `ins:<hex>`."""
+    kind: str
+    """`doc` or `insight`."""
+    library: str | None
+    """DS-1000 library name (`Numpy`, `Pandas`, ...), or None for general items."""
+    title: str
+    content: str
+    tags: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+    """doc: qualname, version, section, objtype; insight: applies_when, source, ..."""
+    provenance: tuple[dict[str, Any], ...] = ()
+    """Where an insight came from: `{problem_id, family, record_key, round, epoch}` each."""
+    helpful: int = 0
+    harmful: int = 0
+    endorsements: int = 1
+    status: str = "active"
+    """`active` or `retired`."""
+    created_round: int | None = None
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """Sorted unique origin families of the provenance, as `Lib/id` strings."""
+        labels = {_family_label(p["family"]) for p in self.provenance if p.get("family") is not None}
+        return tuple(sorted(labels))
+
+
+class MemoryStore(Protocol):
+    """Where Spark keeps what it knows; an embedded file today, a database server later.
+
+    Each method's contract is documented on SQLiteStore.
+    """
+
+    path: str
+
+    def put_items(self, items: Sequence[Item]) -> None: ...
+    def get_items(self, ids: Sequence[str]) -> list[Item]: ...
+    def items(self, kind: str | None = None, status: str | None = "active") -> list[Item]: ...
+    def count(self, kind: str | None = None, status: str | None = "active") -> int: ...
+    def count_by_library(self, kind: str) -> dict[str, int]: ...
+    def add_counters(self, deltas: dict[str, tuple[int, int]]) -> None: ...
+    def set_status(self, ids: Sequence[str], status: str) -> None: ...
+    def log_ops(self, ops: Sequence[dict[str, Any]]) -> None: ...
+    def ops(self) -> list[dict[str, Any]]: ...
+    def add_traces(self, traces: Sequence[dict[str, Any]]) -> list[str]: ...
+    def traces(self) -> list[dict[str, Any]]: ...
+    def get_embeddings(self, model: str, text_hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
+    def put_embeddings(self, model: str, vectors: dict[str, np.ndarray]) -> None: ...
+    def get_meta(self, key: str, default: Any = None) -> Any: ...
+    def set_meta(self, key: str, value: Any) -> None: ...
+    def state_hash(self, kind: str | None = None) -> str: ...
+    def snapshot(self, dest: Path) -> dict[str, Any]: ...
+    def transaction(self) -> AbstractContextManager[Any]: ...
+    def close(self) -> None: ...
+
+
+class SQLiteStore:
+    """MemoryStore in one SQLite file (WAL) that several processes read and write at once.
+
+    Open one store per process; threads of a process may share it. Every call is one transaction;
+    `transaction()` groups calls into one, and calls inside it join it.
+    """
+
+    def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
+        self.path = str(path)
+        self.timeout_s = timeout_s
+        self._lock = threading.RLock()
+        self._depth = 0
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._translated():
+            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        try:
+            self._prepare()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _prepare(self) -> None:
+        """Read the schema first (a damaged file fails here, before anything is written), then set up."""
+        with self._translated():
+            self._db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+            version = _schema_version(self.path, self._db)
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+        if version == 0:
+            with self._tx(_WRITE) as db:
+                if _schema_version(self.path, db) == 0:  # another process may have created it meanwhile
+                    for statement in _SCHEMA:
+                        db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn SQLite's complaints about the file itself into one line naming the file and the fix."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            error = _user_error(self.path, self.timeout_s, exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    @contextmanager
+    def _tx(self, begin: str) -> Iterator[sqlite3.Connection]:
+        """A transaction, or a savepoint inside the open one, so that calls nest."""
+        with self._lock, self._translated():
+            nested = self._depth > 0
+            self._db.execute(f"SAVEPOINT s{self._depth}" if nested else begin)
+            self._depth += 1
+            try:
+                yield self._db
+            except BaseException:
+                self._end(nested, commit=False)
+                raise
+            self._end(nested, commit=True)
+
+    def _end(self, nested: bool, commit: bool) -> None:
+        self._depth -= 1
+        if not self._db.in_transaction:  # SQLite already rolled back after an error of its own
+            return
+        if nested:
+            if not commit:
+                self._db.execute(f"ROLLBACK TO s{self._depth}")
+            self._db.execute(f"RELEASE s{self._depth}")
+        elif not commit:
+            self._db.execute("ROLLBACK")
+        else:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                if self._db.in_transaction:  # leave the connection usable for the next call
+                    self._db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[SQLiteStore]:
+        """BEGIN IMMEDIATE ... COMMIT: a read-modify-write of several calls is atomic across processes."""
+        with self._tx(_WRITE):
+            yield self
+
+    def put_items(self, items: Sequence[Item]) -> None:
+        """Insert, or replace by id (counters included: read-modify-write belongs in `transaction()`)."""
+        rows = [_item_row(item) for item in items]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _ITEM_COLUMNS[1:])
+        sql = (f"INSERT INTO items ({', '.join(_ITEM_COLUMNS)}) VALUES ({', '.join('?' * len(_ITEM_COLUMNS))}) "
+               f"ON CONFLICT (id) DO UPDATE SET {updates}")
+        with self._tx(_WRITE) as db:
+            db.executemany(sql, rows)
+
+    def get_items(self, ids: Sequence[str]) -> list[Item]:
+        """The items asked for, in the order asked; unknown ids are skipped."""
+        found: dict[str, Item] = {}
+        with self._tx(_READ) as db:
+            for chunk in _chunks(ids):
+                sql = f"SELECT {', '.join(_ITEM_COLUMNS)} FROM items WHERE id IN ({', '.join('?' * len(chunk))})"
+                found.update((row[0], _item(row)) for row in db.execute(sql, chunk))
+        return [found[i] for i in ids if i in found]
+
+    def items(self, kind: str | None = None, status: str | None = "active") -> list[Item]:
+        """Items of a kind and status (None: any), ordered by id."""
+        where, args = _where(kind, status)
+        with self._tx(_READ) as db:
+            rows = db.execute(f"SELECT {', '.join(_ITEM_COLUMNS)} FROM items{where} ORDER BY id", args).fetchall()
+        return [_item(row) for row in rows]
+
+    def count(self, kind: str | None = None, status: str | None = "active") -> int:
+        where, args = _where(kind, status)
+        with self._tx(_READ) as db:
+            return db.execute(f"SELECT count(*) FROM items{where}", args).fetchone()[0]
+
+    def count_by_library(self, kind: str) -> dict[str, int]:
+        """Active items of a kind per library; items without one count under `general`."""
+        sql = "SELECT library, count(*) FROM items WHERE kind = ? AND status = 'active' GROUP BY library"
+        with self._tx(_READ) as db:
+            rows = db.execute(sql, (kind,)).fetchall()
+        return dict(sorted((library or "general", n) for library, n in rows))
+
+    def add_counters(self, deltas: dict[str, tuple[int, int]]) -> None:
+        """Add (helpful, harmful) to each item's counters, in place, so concurrent increments all count."""
+        sql = "UPDATE items SET helpful = helpful + ?, harmful = harmful + ? WHERE id = ?"
+        with self._tx(_WRITE) as db:
+            missing = [i for i, (up, down) in deltas.items() if db.execute(sql, (up, down, i)).rowcount == 0]
+        if missing:
+            log.warning("counters for %d unknown items ignored, e.g. %s", len(missing), missing[0])
+
+    def set_status(self, ids: Sequence[str], status: str) -> None:
+        _check("status", status, STATUSES)
+        with self._tx(_WRITE) as db:
+            db.executemany("UPDATE items SET status = ? WHERE id = ?", [(status, i) for i in ids])
+
+    def log_ops(self, ops: Sequence[dict[str, Any]]) -> None:
+        """Append curation operations; the store numbers them and stamps the time."""
+        now = time.time()
+        rows = [(_check("op", o["op"], OPS), o.get("item_id"), o.get("round"), o.get("epoch"),
+                 _canonical(o.get("detail", {})), now) for o in ops]
+        with self._tx(_WRITE) as db:
+            db.executemany("INSERT INTO ops (op, item_id, round, epoch, detail, time) VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def ops(self) -> list[dict[str, Any]]:
+        with self._tx(_READ) as db:
+            rows = db.execute("SELECT seq, op, item_id, round, epoch, detail, time FROM ops ORDER BY seq").fetchall()
+        keys = ("seq", "op", "item_id", "round", "epoch", "detail", "time")
+        return [{**dict(zip(keys, row)), "detail": json.loads(row[5])} for row in rows]
+
+    def add_traces(self, traces: Sequence[dict[str, Any]]) -> list[str]:
+        """Append traces whose `key` is new; returns the keys this call added."""
+        added = []
+        with self._tx(_WRITE) as db:
+            for trace in traces:
+                if db.execute("INSERT OR IGNORE INTO traces (key, body) VALUES (?, ?)",
+                              (trace["key"], _canonical(trace))).rowcount:
+                    added.append(trace["key"])
+        return added
+
+    def traces(self) -> list[dict[str, Any]]:
+        """All traces in the order they were added."""
+        with self._tx(_READ) as db:
+            return [json.loads(body) for (body,) in db.execute("SELECT body FROM traces ORDER BY seq")]
+
+    def get_embeddings(self, model: str, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored float32 vectors of `model` for the hashes asked; missing ones are absent."""
+        found: dict[str, np.ndarray] = {}
+        with self._tx(_READ) as db:
+            for chunk in _chunks(text_hashes):
+                marks = ", ".join("?" * len(chunk))
+                sql = f"SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN ({marks})"
+                rows = db.execute(sql, (model, *chunk))
+                found.update((h, np.frombuffer(blob, dtype=_VECTOR).copy()) for h, blob in rows)
+        return {h: found[h] for h in text_hashes if h in found}
+
+    def put_embeddings(self, model: str, vectors: dict[str, np.ndarray]) -> None:
+        rows = [(model, h, np.ascontiguousarray(v, dtype=_VECTOR).tobytes()) for h, v in vectors.items()]
+        with self._tx(_WRITE) as db:
+            db.executemany("INSERT OR REPLACE INTO embeddings (model, text_hash, vector) VALUES (?, ?, ?)", rows)
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self._tx(_READ) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._tx(_WRITE) as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, _canonical(value)))
+
+    def state_hash(self, kind: str | None = None) -> str:
+        """sha256 over a kind's items (active and retired) in id order; with no kind, over every kind's hash."""
+        kinds = (kind,) if kind else KINDS
+        with self._tx(_READ) as db:
+            states = {k: _kind_digest(db, k) for k in kinds}
+        self._remember(states)
+        hashes = {k: digest for k, (digest, _, _) in states.items()}
+        return hashes[kind] if kind else _combined(hashes)
+
+    def _remember(self, states: dict[str, tuple[str, int, bool]]) -> None:
+        """Cache freshly computed digests, each only if its kind is still at the version it was computed for."""
+        fresh = [(digest, version, k, version) for k, (digest, version, new) in states.items() if new and version]
+        if fresh:
+            with self._tx(_WRITE) as db:
+                db.executemany("UPDATE kind_state SET hash = ?, hashed_version = ? WHERE kind = ? AND version = ?",
+                               fresh)
+
+    def snapshot(self, dest: Path) -> dict[str, Any]:
+        """Write insights.jsonl (retired too), ops.jsonl, traces.jsonl and state.json (last), each atomically."""
+        with self.transaction():  # one consistent state; writers wait only while it is read
+            insights, ops, traces = self.items("insight", status=None), self.ops(), self.traces()
+            hashes = {k: self.state_hash(k) for k in KINDS}
+            counts: dict[str, Any] = {k: {s: self.count(k, s) for s in STATUSES} for k in KINDS}
+        counts.update(ops=len(ops), traces=len(traces))
+        state = {"schema_version": SCHEMA_VERSION, "hash": _combined(hashes), "hashes": hashes, "counts": counts}
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        _write_lines(dest / "insights.jsonl", [asdict(item) for item in insights])
+        _write_lines(dest / "ops.jsonl", ops)
+        _write_lines(dest / "traces.jsonl", traces)
+        _write_atomic(dest / "state.json", json.dumps(state, indent=2) + "\n")
+        return state
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def open_store(path: str | Path) -> SQLiteStore:
+    """The embedded store at `path`, created if absent."""
+    return SQLiteStore(path)
+
+
+def _schema_version(path: str, db: sqlite3.Connection) -> int:
+    """0 for an empty file, SCHEMA_VERSION for a store; anything else is refused before it is touched."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+              if not name.startswith("sqlite_")]
+    if version == 0 and tables:
+        raise MemoryStoreError(f"memory store {path} is a SQLite database of something else (tables: "
+                               f"{', '.join(tables[:5])}); point memory.store at a new file")
+    if version not in (0, SCHEMA_VERSION):
+        raise MemoryStoreError(f"memory store {path} has schema version {version}, unknown to this spark_eval "
+                               f"(it writes {SCHEMA_VERSION}); upgrade spark_eval or point memory.store at a new file")
+    return version
+
+
+def _user_error(path: str, timeout_s: float, exc: sqlite3.DatabaseError) -> MemoryStoreError | None:
+    """The user-facing error for a fault of the file (locked, damaged, unopenable); None for anything else."""
+    cause = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "locked" in cause or "busy" in cause:
+            return MemoryStoreError(f"memory store {path} is locked: another process has held it for writing longer "
+                                    f"than {timeout_s:g}s; wait for that process to finish or stop it")
+        if "unable to open" in cause:
+            return MemoryStoreError(f"memory store {path} cannot be opened ({cause}); "
+                                    "check that its folder exists and is writable")
+        return None
+    if type(exc) is sqlite3.DatabaseError:  # not a database, malformed image
+        return MemoryStoreError(f"memory store {path} is not a readable SQLite database ({cause}); "
+                                "move it aside or point memory.store at a new file")
+    return None
+
+
+def _kind_digest(db: sqlite3.Connection, kind: str) -> tuple[str, int, bool]:
+    """(digest, version, computed now?): the cached digest when the kind has not changed since."""
+    row = db.execute("SELECT version, hash, hashed_version FROM kind_state WHERE kind = ?", (kind,)).fetchone()
+    version, cached, hashed_version = row or (0, None, None)
+    if cached is not None and hashed_version == version:
+        return cached, version, False
+    digest = hashlib.sha256()
+    for row in db.execute(_HASHED_ROWS, (kind,)):
+        digest.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest(), version, True
+
+
+def _combined(hashes: dict[str, str]) -> str:
+    return hashlib.sha256("".join(f"{k}:{hashes[k]}\n" for k in sorted(hashes)).encode()).hexdigest()
+
+
+def _item_row(item: Item) -> tuple[Any, ...]:
+    _check("kind", item.kind, KINDS)
+    _check("status", item.status, STATUSES)
+    return (item.id, item.kind, item.library, item.title, item.content, _canonical(list(item.tags)),
+            _canonical(item.meta), _canonical(list(item.provenance)), item.helpful, item.harmful,
+            item.endorsements, item.status, item.created_round)
+
+
+def _item(row: Sequence[Any]) -> Item:
+    values = dict(zip(_ITEM_COLUMNS, row))
+    for name in ("tags", "meta", "provenance"):
+        values[name] = json.loads(values[name])
+    return Item(**{**values, "tags": tuple(values["tags"]), "provenance": tuple(values["provenance"])})
+
+
+def _where(kind: str | None, status: str | None) -> tuple[str, tuple[str, ...]]:
+    pairs = [(column, value) for column, value in (("kind", kind), ("status", status)) if value is not None]
+    if not pairs:
+        return "", ()
+    return " WHERE " + " AND ".join(f"{column} = ?" for column, _ in pairs), tuple(value for _, value in pairs)
+
+
+def _check(name: str, value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _chunks(values: Sequence[str]) -> Iterator[list[str]]:
+    values = list(values)
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _canonical(value: Any) -> str:
+    """JSON with sorted keys, so equal content is stored (and hashed) as equal text."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _family_label(family: Any) -> str:
+    """`Numpy/12` from ("Numpy", 12), ["Numpy", 12] or "Numpy/12"."""
+    return family if isinstance(family, str) else "/".join(str(part) for part in family)
+
+
+def _write_lines(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    _write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary sibling, sync, then rename: a kill leaves the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
