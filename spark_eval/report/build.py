@@ -1,0 +1,71 @@
+"""stage=report: run directories in, tables, comparisons, figures and one HTML report out."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig
+
+from spark_eval.data import DatasetError
+from spark_eval.data.ds1000 import dataset_hash, read_dataset
+from spark_eval.plots import make_figures
+from spark_eval.report.html import render_html
+from spark_eval.report.render import Table, write_table
+from spark_eval.report.tables import helpfulness_table, quality_table
+from spark_eval.stats import Analysis, ResultsError, Run, analyse, load_runs, to_parquet
+
+log = logging.getLogger(__name__)
+
+
+def report_stage(cfg: DictConfig) -> list[Path]:
+    """`python -m spark_eval stage=report results='<glob>' report.out=<dir>`; the files written."""
+    if not cfg.report.out:
+        raise ResultsError("stage=report needs report.out=<folder to write the report into>")
+    if not cfg.results:
+        raise ResultsError("stage=report needs results='<glob of run directories>', e.g. results='results/demo/*'")
+    runs = load_runs(cfg.results)
+    written = write_report(runs, cfg.report, Path(cfg.report.out), load_prompts(cfg.dataset, runs))
+    log.info("report of %d runs written to %s", len(runs), cfg.report.out)
+    return written
+
+
+def write_report(runs: Sequence[Run], options: Any, out: Path, prompts: dict[int, str]) -> list[Path]:
+    """Everything stage=report writes: tables, comparisons, the tidy frame, figures and report.html."""
+    analysis = analyse(runs, options)
+    written, tables = write_tables(analysis, out)
+    to_parquet(analysis.frame, out / "records.parquet")
+    figures = make_figures(analysis, out)
+    written += [path for paths in figures.values() for path in paths]
+    html = out / "report.html"
+    html.write_text(render_html(analysis, tables, figures, prompts), encoding="utf-8")
+    return written + [out / "records.parquet", html]
+
+
+def write_tables(analysis: Analysis, out: Path) -> tuple[list[Path], list[Table]]:
+    """paper_table.*, helpfulness_table.* (with verdicts), comparisons.csv and breakdown.csv; and the tables."""
+    out.mkdir(parents=True, exist_ok=True)
+    tables = [quality_table(analysis)]
+    written = write_table(tables[0], out, "paper_table")
+    helpfulness = helpfulness_table(analysis)
+    if helpfulness is not None:
+        tables.append(helpfulness)
+        written += write_table(helpfulness, out, "helpfulness_table")
+    for name, frame in (("comparisons", analysis.comparisons), ("breakdown", analysis.breakdown)):
+        frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+        written.append(out / f"{name}.csv")
+    return written, tables
+
+
+def load_prompts(dataset_cfg: Any, runs: Sequence[Run]) -> dict[int, str]:
+    """Problem prompts for the drill-down, when the configured DS-1000 copy is the one every run used."""
+    try:
+        problems = read_dataset(dataset_cfg)
+    except DatasetError as e:
+        log.warning("the report leaves prompts out: %s", e)
+        return {}
+    used = dataset_hash(problems)
+    if any(run.manifest.get("dataset_hash") != used for run in runs):
+        log.warning("the report leaves prompts out: a run was made from another DS-1000 copy than dataset.path")
+        return {}
+    return {p.problem_id: p.prompt for p in problems}

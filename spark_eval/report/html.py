@@ -1,0 +1,137 @@
+"""The HTML report: one self-contained file (figures as data URIs, no script), every text escaped."""
+from __future__ import annotations
+
+import base64
+import math
+from collections import defaultdict
+from html import escape
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from spark_eval.report.render import Table
+from spark_eval.stats import Analysis
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0;font-size:.85em;display:block;overflow-x:auto}th,td{border:1px solid #ccc;padding:.2em .5em}
+th{background:#f2f2f2}td.r{text-align:right}pre{background:#f7f7f7;padding:.5em;overflow-x:auto;font-size:.85em}
+figure{display:inline-block;margin:.5em}img{max-width:100%}details{margin:.2em 0}summary{cursor:pointer}
+.passed{color:#1a7f37}.failed,.timeout,.infra_error{color:#c62828}.note{font-size:.85em;color:#555}
+.run{border-left:3px solid #ddd;padding-left:.8em;margin:.6em 0}
+"""
+COMPARISON_FORMATS = {"baseline_mean": "{:.3f}", "condition_mean": "{:.3f}", "mean_diff": "{:+.3f}",
+                      "ci_low": "{:.3f}", "ci_high": "{:.3f}", "p_value": "{:.4g}", "p_holm": "{:.4g}",
+                      "rank_biserial": "{:+.3f}", "margin": "{:g}"}
+
+
+def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, list[Path]],
+                prompts: dict[int, str]) -> str:
+    """The whole report as one HTML string (deterministic for the same inputs)."""
+    experiments = ", ".join(sorted({run.experiment for run in analysis.runs}))
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>spark_eval report: "
+             f"{escape(experiments)}</title><style>{STYLE}</style></head><body>",
+             f"<h1>spark_eval report: {escape(experiments)}</h1>", _runs(analysis)]
+    parts += [_table(table) for table in tables]
+    parts += ["<h2>Paired comparisons</h2>", _frame(analysis.comparisons, COMPARISON_FORMATS),
+              "<p class='note'>Each condition against its baseline on the same problems, epochs and repeats; "
+              "95% CI by bootstrap over origin families; p_holm: Holm-adjusted across every row above.</p>",
+              "<details><summary>Breakdown per library and perturbation type</summary>",
+              _frame(analysis.breakdown, COMPARISON_FORMATS), "</details>", "<h2>Figures</h2>"]
+    parts += [_figure(name, paths[0]) for name, paths in figures.items()]
+    parts += ["<h2>Problems</h2>", _problems(analysis, prompts), "</body></html>"]
+    return "\n".join(parts) + "\n"
+
+
+def _runs(analysis: Analysis) -> str:
+    rows = [(run.path.name, run.experiment, run.model, run.memory, str(run.seed), str(len(run.records)),
+             _rate(run.records), str(run.manifest.get("status", "-")), "yes" if run.leaky else "")
+            for run in analysis.runs]
+    head = ("Run", "Experiment", "Model", "Memory", "Seed", "Records", "Pass@1", "Status", "Leaky")
+    return "<h2>Runs</h2>" + _html_table(head, rows, "lllllrrll")
+
+
+def _rate(records: list[dict[str, Any]]) -> str:
+    passed = sum(1 for r in records if (r.get("exec") or {}).get("status") == "passed")
+    return f"{100 * passed / len(records):.1f}%"
+
+
+def _table(table: Table) -> str:
+    notes = "".join(f"<p class='note'>{escape(note)}</p>" for note in table.notes)
+    return f"<h2>{escape(table.title)}</h2>" + _html_table(table.columns, table.cells, table.align) + notes
+
+
+def _frame(frame: pd.DataFrame, formats: dict[str, str]) -> str:
+    rows = [tuple(_format(value, formats.get(column)) for column, value in row.items())
+            for row in frame.to_dict("records")]
+    align = "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns)
+    return _html_table(tuple(frame.columns), rows, align)
+
+
+def _format(value: Any, spec: str | None) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    return spec.format(value) if spec and isinstance(value, (int, float)) else str(value)
+
+
+def _html_table(head: Iterable[str], rows: Iterable[Iterable[str]], align: str) -> str:
+    header = "".join(f"<th>{escape(str(h))}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td class='{a}'>{escape(str(c))}</td>" for c, a in zip(row, align)) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(name: str, png: Path) -> str:
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return (f"<figure><img src='data:image/png;base64,{data}' alt='{escape(name)}'>"
+            f"<figcaption>{escape(name)}</figcaption></figure>")
+
+
+def _problems(analysis: Analysis, prompts: dict[int, str]) -> str:
+    """Per problem: its prompt, then every run's recommendation, code, execution result and verdicts."""
+    by_problem: dict[int, list[tuple[Any, dict]]] = defaultdict(list)
+    for run in analysis.runs:
+        for record in sorted(run.records, key=lambda r: (r["epoch"], r["repeat"])):
+            by_problem[int(record["problem_id"])].append((run, record))
+    parts = []
+    for pid in sorted(by_problem):
+        entries = by_problem[pid]
+        first = entries[0][1]
+        marks = " ".join(f"{run.model}/{run.memory}:{_status(record)}" for run, record in entries)
+        parts.append(f"<details><summary>#{pid} {escape(first['library'])} {escape(first['perturbation_type'])} "
+                     f"- {escape(marks)}</summary>")
+        if pid in prompts:
+            parts.append(f"<details><summary>Prompt</summary><pre>{escape(prompts[pid])}</pre></details>")
+        parts += [_attempt(run, record) for run, record in entries]
+        parts.append("</details>")
+    return "\n".join(parts)
+
+
+def _status(record: dict[str, Any]) -> str:
+    return (record.get("exec") or {}).get("status") or "none"
+
+
+def _attempt(run: Any, record: dict[str, Any]) -> str:
+    status, result = _status(record), record.get("exec") or {}
+    parts = [f"<div class='run'><h4>{escape(run.label)} epoch {record['epoch']} repeat {record['repeat']}: "
+             f"<span class='{escape(status)}'>{escape(status)}</span></h4>"]
+    recommendation = record.get("recommendation")
+    if recommendation:
+        leak = " (overlaps the reference code)" if recommendation.get("leak_flag") else ""
+        parts.append(f"<details><summary>Recommendation{leak}</summary>"
+                     f"<pre>{escape(str(recommendation.get('text') or ''))}</pre></details>")
+    parts.append(f"<details><summary>Code</summary><pre>{escape(str(record.get('code') or ''))}</pre></details>")
+    parts.append(f"<p>Execution: {escape(status)} {escape(str(result.get('error_type') or ''))} "
+                 f"({float(result.get('duration_s') or 0):.2f} s)</p>")
+    if result.get("stderr_tail"):
+        parts.append(f"<details><summary>Output tail</summary><pre>{escape(result['stderr_tail'])}</pre></details>")
+    if record.get("error"):
+        parts.append(f"<p>Error: {escape(str(record['error']))}</p>")
+    verdicts = [(j["judge"], j["kind"], str(j.get("repeat", 0)), _format(j.get("score"), None) if
+                 j.get("score") is not None else "missing", str(j.get("band") or ""),
+                 str(j.get("rationale") or j.get("parse_error") or "")) for j in record.get("judgments") or []]
+    if verdicts:
+        parts.append(_html_table(("Judge", "Kind", "Repeat", "Score", "Band", "Rationale"), verdicts, "lllrll"))
+    parts.append("</div>")
+    return "".join(parts)

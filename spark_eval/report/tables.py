@@ -1,0 +1,132 @@
+"""The paper's tables from an Analysis: mean code quality per model and condition, recommendation helpfulness."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from spark_eval.judge.helpfulness import BANDS
+from spark_eval.report.published import (AT_LEAST_GOOD_SHARE, HUMAN_REFERENCE, PAPER_CONDITION, PAPER_ORDER,
+                                         TOP_BAND_SHARE, paper_row, published_quality)
+from spark_eval.report.render import Table
+from spark_eval.stats import Analysis
+from spark_eval.stats.analysis import ALL_MODELS
+from spark_eval.stats.compare import REFERENCE
+from spark_eval.stats.units import AT_LEAST_GOOD
+
+MISSING = "-"
+LEAKY_NOTE = ("Leaky: the memory was built with access to reference answers (the paper's synthetic experience); "
+              "its numbers are not a fair test.")
+SOURCE_NOTE = "Paper: Tablan et al. (2025), arXiv:2511.08301."
+
+
+def quality_table(analysis: Analysis) -> Table:
+    """Mean quality per model without and with each memory, the human reference, the paper's numbers beside."""
+    means = analysis.conditions.set_index(["model", "memory", "metric"])
+    rows = []
+    for model, memory in _ordered(analysis.conditions, analysis.options.baseline):
+        row = paper_row(model)
+        human = model == REFERENCE
+        quality, passed = _lookup(means, model, memory, "quality"), _lookup(means, model, memory, "pass")
+        paper = HUMAN_REFERENCE if human else published_quality(model, memory)
+        rows.append({
+            "model": "Human reference" if human else row.label if row else model, "memory": memory,
+            "condition": "DS-1000 solutions" if human else _condition(memory),
+            "quality": quality["mean"], "ci_low": quality["ci_low"], "ci_high": quality["ci_high"],
+            "paper": paper, "diff": quality["mean"] - paper if paper is not None else math.nan,
+            "pass_rate": passed["mean"], "n": int(passed["n"]), "leaky": bool(passed["leaky"]),
+        })
+    data = pd.DataFrame(rows, columns=["model", "memory", "condition", "quality", "ci_low", "ci_high", "paper",
+                                       "diff", "pass_rate", "n", "leaky"])
+    cells = tuple((r["model"], r["condition"], _num(r["quality"]), _ci(r["ci_low"], r["ci_high"]), _num(r["paper"]),
+                   _num(r["diff"], signed=True), _pct(r["pass_rate"]), str(r["n"]), "yes" if r["leaky"] else "")
+                  for r in rows)
+    judge, options = analysis.judges["quality"], analysis.options
+    graded = (f"Quality: mean 1-5 score of {judge} per problem (repeats averaged) over problems with a verdict."
+              if judge else "Quality: these runs hold no quality verdicts.")
+    notes = [f"{graded} 95% CI: bootstrap over origin families ({options.bootstrap} resamples, seed {options.seed}). "
+             f"Pass@1: share of problems passing DS-1000's tests; n: problems x epochs x repeats. {SOURCE_NOTE}"]
+    notes += [LEAKY_NOTE] if data["leaky"].any() else []
+    return Table("Mean code quality (1-5) per model, without and with Spark", (
+        "Model", "Condition", "Quality", "95% CI", "Paper", "Ours - paper", "Pass@1", "n", "Leaky"),
+        "llrlrrrrl", cells, data, tuple(notes))
+
+
+def helpfulness_table(analysis: Analysis) -> Table | None:
+    """Share of recommendations judged EXTREMELY HELPFUL and at least GOOD; the paper's pooled figures beside."""
+    if analysis.bands.empty:
+        return None
+    shares = analysis.bands.set_index(["model", "memory", "band"])
+    order = [*PAPER_ORDER, ALL_MODELS]
+    keys = sorted({(m, mem) for m, mem, _ in shares.index},
+                  key=lambda k: (k[0] == ALL_MODELS, _model_rank(k[0], order), k[0], k[1]))
+    rows = []
+    for model, memory in keys:
+        top, good = shares.loc[(model, memory, BANDS[0])], shares.loc[(model, memory, AT_LEAST_GOOD)]
+        published = model == ALL_MODELS and memory == PAPER_CONDITION
+        row = paper_row(model)
+        rows.append({"model": row.label if row else model, "memory": memory, "condition": _condition(memory),
+                     "n": int(top["n"]), "top": top["mean"], "top_low": top["ci_low"], "top_high": top["ci_high"],
+                     "good": good["mean"], "good_low": good["ci_low"], "good_high": good["ci_high"],
+                     "paper_top": TOP_BAND_SHARE if published else math.nan,
+                     "paper_good": AT_LEAST_GOOD_SHARE if published else math.nan, "leaky": bool(top["leaky"])})
+    data = pd.DataFrame(rows)
+    cells = tuple((r["model"], r["condition"], str(r["n"]), _pct(r["top"]), _ci(r["top_low"], r["top_high"], pct=True),
+                   _pct(r["good"]), _ci(r["good_low"], r["good_high"], pct=True), _pct(r["paper_top"]),
+                   _pct(r["paper_good"]), _pts(r["top"] - r["paper_top"]), _pts(r["good"] - r["paper_good"]),
+                   "yes" if r["leaky"] else "") for r in rows)
+    notes = [f"Helpfulness of the memory's recommendations as judged by {analysis.judges['helpfulness']}; "
+             f"bands {', '.join(BANDS)}. 95% CI: bootstrap over origin families. The paper reports its figures "
+             f"pooled over coders (the '{ALL_MODELS}' with-Spark row). " + SOURCE_NOTE]
+    notes += [LEAKY_NOTE] if data["leaky"].any() else []
+    return Table("Recommendation helpfulness", (
+        "Model", "Condition", "n", "EXTREMELY HELPFUL", "95% CI", "At least GOOD", "95% CI", "Paper: EXTREMELY HELPFUL",
+        "Paper: at least GOOD", "Ours - paper (EXTREMELY HELPFUL)", "Ours - paper (at least GOOD)", "Leaky"),
+        "llrrlrlrrrrl", cells, data, tuple(notes))
+
+
+def _ordered(conditions: pd.DataFrame, baseline: str) -> list[tuple[str, str]]:
+    """Paper models in the paper's order, then other models by name, the human reference last; within a model
+    the baseline, then Spark, then other memories by name."""
+    pairs = sorted(set(zip(conditions["model"], conditions["memory"])))
+    return sorted(pairs, key=lambda p: (p[0] == REFERENCE, _model_rank(p[0], PAPER_ORDER), p[0],
+                                        p[1] != baseline, p[1] != PAPER_CONDITION, p[1]))
+
+
+def _model_rank(model: str, order: list[str] | tuple[str, ...]) -> int:
+    row = paper_row(model)
+    label = row.label if row else model
+    return order.index(label) if label in order else len(order)
+
+
+def _lookup(means: pd.DataFrame, model: str, memory: str, metric: str) -> dict:
+    key = (model, memory, metric)
+    if key not in means.index:
+        return {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0, "leaky": None}
+    return means.loc[key].to_dict()
+
+
+def _condition(memory: str) -> str:
+    return {"none": "without Spark", "spark": "with Spark"}.get(memory, f"memory={memory}")
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    return MISSING if _missing(value) else f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _pct(value: float | None) -> str:
+    return MISSING if _missing(value) else f"{100 * value:.1f}%"
+
+
+def _pts(value: float | None) -> str:
+    return MISSING if _missing(value) else f"{100 * value:+.1f} pts"
+
+
+def _ci(low: float, high: float, pct: bool = False) -> str:
+    if _missing(low) or _missing(high):
+        return MISSING
+    return f"[{100 * low:.1f}, {100 * high:.1f}]" if pct else f"[{low:.2f}, {high:.2f}]"

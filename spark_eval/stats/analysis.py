@@ -1,0 +1,82 @@
+"""Everything the tables, figures and report show, computed once from the runs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import pandas as pd
+
+from spark_eval.stats.bootstrap import mean_ci
+from spark_eval.stats.compare import breakdown, comparisons
+from spark_eval.stats.load import Run, tidy
+from spark_eval.stats.units import BAND_COLUMNS, band_units, choose_judge, pass_units, quality_units
+
+ALL_MODELS = "all models"
+CONDITION_COLUMNS = ("model", "memory", "metric", "n", "families", "mean", "ci_low", "ci_high", "leaky")
+BAND_TABLE_COLUMNS = ("model", "memory", "band", "n", "families", "mean", "ci_low", "ci_high", "leaky")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The runs, their tidy frame and the statistics derived from them."""
+
+    runs: list[Run]
+    frame: pd.DataFrame
+    options: Any
+    """The `report` config (ReportConfig): baseline, bootstrap, seed, tost_margin, judges, window."""
+    judges: dict[str, str | None]
+    """`quality` and `helpfulness`: the judge reported for each kind (None without verdicts)."""
+    units: dict[str, pd.DataFrame]
+    """`pass`, and `quality` when there is a quality judge: per-unit values (see stats.units)."""
+    conditions: pd.DataFrame
+    """Per model x memory x metric: mean with its clustered CI (CONDITION_COLUMNS)."""
+    comparisons: pd.DataFrame
+    breakdown: pd.DataFrame
+    bands: pd.DataFrame
+    """Per model (and ALL_MODELS) x memory x band: share of recommendations with its CI (BAND_TABLE_COLUMNS)."""
+
+
+def analyse(runs: Sequence[Run], options: Any) -> Analysis:
+    """Tidy the runs and compute every statistic of the report (deterministic for fixed options)."""
+    runs = list(runs)
+    frame = tidy(runs)
+    judges = {kind: choose_judge(frame, kind, getattr(options, f"{kind}_judge"))
+              for kind in ("quality", "helpfulness")}
+    units = {"pass": pass_units(frame)}
+    if judges["quality"]:
+        units["quality"] = quality_units(frame, judges["quality"])
+    leaky = {(r.model, r.memory): False for r in runs}
+    for r in runs:
+        leaky[(r.model, r.memory)] |= r.leaky
+    bands = band_units(frame, judges["helpfulness"]) if judges["helpfulness"] else None
+    return Analysis(
+        runs=runs, frame=frame, options=options, judges=judges, units=units,
+        conditions=condition_means(units, leaky, options),
+        comparisons=comparisons(units, judges, leaky, options),
+        breakdown=breakdown(units, leaky, options),
+        bands=band_shares(bands, leaky, options),
+    )
+
+
+def condition_means(units: dict[str, pd.DataFrame], leaky: dict[tuple[str, str], bool], options: Any) -> pd.DataFrame:
+    """Mean per model x memory x metric over its units, with the clustered bootstrap CI."""
+    rows = []
+    for metric, table in units.items():
+        for (model, memory), part in table.groupby(["model", "memory"], sort=True):
+            rows.append({"model": model, "memory": memory, "metric": metric, "leaky": leaky[(model, memory)],
+                         **mean_ci(part["value"], part["family"], options.bootstrap, options.seed)})
+    return pd.DataFrame(rows, columns=list(CONDITION_COLUMNS))
+
+
+def band_shares(bands: pd.DataFrame | None, leaky: dict[tuple[str, str], bool], options: Any) -> pd.DataFrame:
+    """Share of recommendations per band (and at least GOOD), per model and pooled over models."""
+    rows = []
+    if bands is not None:
+        pooled = bands.assign(model=ALL_MODELS)
+        for table in (bands, pooled):
+            for (model, memory), part in table.groupby(["model", "memory"], sort=True):
+                is_leaky = any(v for (m, mem), v in leaky.items() if mem == memory and model in (m, ALL_MODELS))
+                for band in BAND_COLUMNS:
+                    rows.append({"model": model, "memory": memory, "band": band, "leaky": is_leaky,
+                                 **mean_ci(part[band], part["family"], options.bootstrap, options.seed)})
+    return pd.DataFrame(rows, columns=list(BAND_TABLE_COLUMNS))

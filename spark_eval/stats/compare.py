@@ -1,0 +1,98 @@
+"""Paired comparisons of each model's conditions with its baseline, equivalence claims, and breakdowns."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from spark_eval.stats.bootstrap import cluster_ci
+from spark_eval.stats.paired import MCNEMAR, WILCOXON, holm, mcnemar_p, rank_biserial, tost_paired_p, wilcoxon_p
+from spark_eval.stats.units import paired
+
+REFERENCE = "reference"
+"""The model name of DS-1000's reference solutions: the human line, never a compared condition."""
+COMPARISON_COLUMNS = (
+    "model", "condition", "baseline", "metric", "judge", "n", "families", "baseline_mean", "condition_mean",
+    "mean_diff", "ci_low", "ci_high", "test", "p_value", "p_holm", "rank_biserial", "margin", "leaky",
+)
+BREAKDOWN_COLUMNS = ("model", "condition", "baseline", "metric", "by", "group", "n", "mean_diff", "ci_low", "ci_high",
+                     "leaky")
+BREAKDOWNS = ("library", "perturbation_type")
+
+
+def condition_pairs(units: pd.DataFrame, baseline: str) -> Iterator[tuple[str, str]]:
+    """(model, condition) for every model except the reference that has both `baseline` and another memory."""
+    present = set(zip(units["model"], units["memory"]))
+    for model, memory in sorted(present):
+        if model != REFERENCE and memory != baseline and (model, baseline) in present:
+            yield model, memory
+
+
+def compare(pairs: pd.DataFrame, metric: str, options: Any) -> dict[str, Any]:
+    """Mean difference (condition - baseline) with its clustered CI and the metric's paired test."""
+    diffs = (pairs["condition"] - pairs["baseline"]).to_numpy()
+    low, high = cluster_ci(diffs, pairs["family"], options.bootstrap, options.seed)
+    row = {"n": len(pairs), "families": pairs["family"].nunique(), "baseline_mean": pairs["baseline"].mean(),
+           "condition_mean": pairs["condition"].mean(), "mean_diff": diffs.mean(), "ci_low": low, "ci_high": high,
+           "rank_biserial": np.nan, "margin": np.nan}
+    binary = metric == "pass" and np.isin(pairs[["baseline", "condition"]].to_numpy(), (0.0, 1.0)).all()
+    if binary:
+        return {**row, "test": MCNEMAR, "p_value": mcnemar_p(pairs["baseline"] > 0, pairs["condition"] > 0)}
+    # quality, or pass rates averaged over several seeds (no longer 0/1)
+    return {**row, "test": WILCOXON, "p_value": wilcoxon_p(diffs), "rank_biserial": rank_biserial(diffs)}
+
+
+def comparisons(units: dict[str, pd.DataFrame], judges: dict[str, str | None], leaky: dict[tuple[str, str], bool],
+                options: Any) -> pd.DataFrame:
+    """One row per paired comparison of the report (see COMPARISON_COLUMNS), Holm-adjusted across all rows."""
+    rows = []
+    for metric, table in units.items():
+        for model, condition in condition_pairs(table, options.baseline):
+            pairs = paired(table, model, condition, model, options.baseline)
+            if len(pairs):
+                rows.append({"model": model, "condition": condition, "baseline": options.baseline,
+                             "metric": metric, "judge": judges.get(metric) or "",
+                             "leaky": leaky[(model, condition)], **compare(pairs, metric, options)})
+    if "quality" in units:
+        rows += equivalences(units["quality"], judges["quality"] or "", leaky, options)
+    frame = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c != "p_holm"])
+    frame.insert(COMPARISON_COLUMNS.index("p_holm"), "p_holm", holm(frame["p_value"]))
+    return frame
+
+
+def equivalences(units: pd.DataFrame, judge: str, leaky: dict[tuple[str, str], bool], options: Any) -> list[dict]:
+    """"Matches" claims: each model's condition vs every other model's baseline that scores higher, by TOST."""
+    means = units[units["memory"] == options.baseline].groupby("model")["value"].mean()
+    rows = []
+    for model, condition in condition_pairs(units, options.baseline):
+        for other, other_mean in means.items():
+            if other in (model, REFERENCE) or not other_mean > means.get(model, np.inf):
+                continue
+            pairs = paired(units, model, condition, other, options.baseline)
+            if len(pairs) < 2:
+                continue
+            row = compare(pairs, "quality", options)
+            rows.append({**row, "model": model, "condition": condition, "baseline": f"{other}/{options.baseline}",
+                         "metric": "quality", "judge": judge, "leaky": leaky[(model, condition)],
+                         "test": f"TOST paired t (margin {options.tost_margin:g})", "rank_biserial": np.nan,
+                         "margin": options.tost_margin,
+                         "p_value": tost_paired_p(pairs["condition"], pairs["baseline"], options.tost_margin)})
+    return rows
+
+
+def breakdown(units: dict[str, pd.DataFrame], leaky: dict[tuple[str, str], bool], options: Any) -> pd.DataFrame:
+    """Mean difference with its clustered CI per library and per perturbation type (descriptive, no tests)."""
+    rows = []
+    for metric, table in units.items():
+        for model, condition in condition_pairs(table, options.baseline):
+            pairs = paired(table, model, condition, model, options.baseline)
+            for by in BREAKDOWNS:
+                for group, part in pairs.groupby(by, sort=True):
+                    diffs = (part["condition"] - part["baseline"]).to_numpy()
+                    low, high = cluster_ci(diffs, part["family"], options.bootstrap, options.seed)
+                    rows.append({"model": model, "condition": condition, "baseline": options.baseline,
+                                 "metric": metric, "by": by, "group": group, "n": len(part),
+                                 "mean_diff": diffs.mean(), "ci_low": low, "ci_high": high,
+                                 "leaky": leaky[(model, condition)]})
+    return pd.DataFrame(rows, columns=list(BREAKDOWN_COLUMNS))

@@ -1,0 +1,154 @@
+"""Run directories -> `Run`s and one tidy DataFrame: a row per record x judgment (judge None without verdicts)."""
+from __future__ import annotations
+
+import glob
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from spark_eval.pipeline.rundir import load_records
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "experiment", "run_dir", "model", "memory", "seed", "leaky", "key", "order", "problem_id", "library",
+    "perturbation_type", "family", "epoch", "repeat", "status", "passed", "error", "rec_leak", "memory_hash",
+    "coder_input_tokens", "coder_output_tokens", "coder_cost_usd", "coder_latency_s", "coder_cached",
+    "judge", "kind", "judge_repeat", "score", "band", "parse_error",
+    "judge_input_tokens", "judge_output_tokens", "judge_cost_usd",
+)
+
+
+_NO_JUDGMENT = {"judge": None, "kind": None, "judge_repeat": np.nan, "score": np.nan, "band": None,
+                "parse_error": None, "judge_input_tokens": np.nan, "judge_output_tokens": np.nan,
+                "judge_cost_usd": np.nan}
+
+
+class ResultsError(ValueError):
+    """The run directories given to stage=report cannot be analysed; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory, read once."""
+
+    path: Path
+    experiment: str
+    """`experiment_name` of the run's config (the parent folder's name when the manifest lacks it)."""
+    model: str
+    memory: str
+    seed: int
+    leaky: bool
+    """The memory was built with access to reference answers (manifest `leaky`, or any record's `leaky`)."""
+    manifest: dict[str, Any]
+    records: list[dict[str, Any]]
+    health: list[dict[str, Any]]
+    """`memory/health.jsonl`: one row per learning round (empty without a learning memory)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}/{self.memory}/s{self.seed}"
+
+
+def find_run_dirs(results: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Folders holding records.jsonl among the paths or glob patterns given, sorted; ResultsError if none."""
+    patterns = [results] if isinstance(results, (str, Path)) else list(results)
+    found = {Path(p) for pattern in patterns if str(pattern) for p in glob.glob(str(pattern))}
+    runs = sorted(p for p in found if (p / "records.jsonl").is_file())
+    if not runs:
+        shown = ", ".join(str(p) for p in patterns) or "(nothing)"
+        raise ResultsError(f"no run directory (a folder with records.jsonl) matches results={shown}; "
+                           "give a glob of run directories, e.g. results='results/<experiment>/*'")
+    return runs
+
+
+def load_run(path: Path) -> Run | None:
+    """The run in `path`, or None when it has no records yet."""
+    records = load_records(path / "records.jsonl")
+    if not records:
+        log.warning("%s has no records yet; left out", path)
+        return None
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    first = records[0]
+    return Run(
+        path=path,
+        experiment=str(manifest.get("identity", {}).get("experiment_name") or path.parent.name),
+        model=str(first["model"]), memory=str(first["memory"]), seed=int(first["seed"]),
+        leaky=bool(manifest.get("leaky")) or any(r.get("leaky") for r in records),
+        manifest=manifest, records=records, health=load_records(path / "memory" / "health.jsonl"),
+    )
+
+
+def load_runs(results: str | Path | Sequence[str | Path]) -> list[Run]:
+    """Every run the paths or globs match, sorted by condition; two runs of one condition are refused."""
+    runs = [run for path in find_run_dirs(results) if (run := load_run(path)) is not None]
+    if not runs:
+        raise ResultsError(f"the run directories matching results={results} hold no records yet")
+    seen: dict[str, Path] = {}
+    for run in runs:
+        if run.label in seen:
+            raise ResultsError(f"{seen[run.label]} and {run.path} are both {run.label}; "
+                               "narrow results= to one experiment")
+        seen[run.label] = run.path
+    return sorted(runs, key=lambda r: (r.model, r.memory, r.seed))
+
+
+def tidy(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per record x judgment; a record without verdicts keeps one row with judge None."""
+    rows = [row for run in runs for order, record in enumerate(run.records) for row in _rows(run, order, record)]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return frame.astype({"score": float, "passed": bool, "leaky": bool, "rec_leak": bool})
+
+
+def load_frame(results: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """The tidy frame of every run the paths or globs match."""
+    return tidy(load_runs(results))
+
+
+def to_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """The tidy frame as Parquet (no index)."""
+    frame.to_parquet(path, index=False)
+
+
+def _rows(run: Run, order: int, record: dict[str, Any]) -> list[dict[str, Any]]:
+    status = (record.get("exec") or {}).get("status") or "none"
+    completion = record.get("completion") or {}
+    library, origin = record["origin_family"]
+    base = {
+        "experiment": run.experiment, "run_dir": str(run.path), "model": run.model, "memory": run.memory,
+        "seed": run.seed, "leaky": run.leaky, "key": record["key"], "order": order,
+        "problem_id": int(record["problem_id"]), "library": record["library"],
+        "perturbation_type": record["perturbation_type"], "family": f"{library}/{origin}",
+        "epoch": int(record["epoch"]), "repeat": int(record["repeat"]), "status": status,
+        "passed": status == "passed", "error": record.get("error"),
+        "rec_leak": bool((record.get("recommendation") or {}).get("leak_flag")),
+        "memory_hash": record.get("memory_hash"),
+        "coder_input_tokens": completion.get("input_tokens", np.nan),
+        "coder_output_tokens": completion.get("output_tokens", np.nan),
+        "coder_cost_usd": completion.get("cost_usd", np.nan),
+        "coder_latency_s": completion.get("latency_s", np.nan),
+        "coder_cached": completion.get("cached"),
+    }
+    judgments = record.get("judgments") or []
+    if not judgments:
+        return [{**base, **_NO_JUDGMENT}]
+    return [{**base, **_judgment(j)} for j in judgments]
+
+
+def _judgment(j: dict[str, Any]) -> dict[str, Any]:
+    usage = j.get("usage") or {}
+    score = j.get("score")
+    return {
+        "judge": j["judge"], "kind": j["kind"], "judge_repeat": int(j.get("repeat", 0)),
+        "score": np.nan if score is None else float(score), "band": j.get("band"),
+        "parse_error": j.get("parse_error"),
+        "judge_input_tokens": usage.get("input_tokens", np.nan),
+        "judge_output_tokens": usage.get("output_tokens", np.nan),
+        "judge_cost_usd": usage.get("cost_usd", np.nan),
+    }

@@ -1,0 +1,87 @@
+"""Synthetic run directories for the analysis layer: records shaped like the runner's, written without a model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from spark_eval.judge.helpfulness import BANDS, BAND_SCORES
+
+LIBRARIES = ("Pandas", "Numpy", "Matplotlib", "Sklearn", "Scipy", "Pytorch", "Tensorflow")
+PERTURBATIONS = ("Origin", "Surface", "Semantic", "Difficult-Rewrite")
+QUALITY_JUDGE, HELPFULNESS_JUDGE = "quality/fake-judge", "helpfulness/fake-judge"
+
+
+def record(problem_id: int, model: str, memory: str, *, passed: bool = True, scores: Sequence[float] = (),
+           band: str | None = None, library: str = "Pandas", perturbation: str = "Origin", origin: int | None = None,
+           epoch: int = 0, repeat: int = 0, seed: int = 0, tokens: int = 100) -> dict[str, Any]:
+    """One record; `scores` are quality verdicts (one per judge repeat), `band` a helpfulness verdict."""
+    judgments = [_judgment(QUALITY_JUDGE, "quality", float(s), None, k) for k, s in enumerate(scores)]
+    if band is not None:
+        judgments.append(_judgment(HELPFULNESS_JUDGE, "helpfulness", float(BAND_SCORES[band]), band, 0))
+    return {
+        "key": f"{problem_id}/e{epoch}/r{repeat}", "problem_id": problem_id, "library": library,
+        "perturbation_type": perturbation, "origin_family": [library, problem_id if origin is None else origin],
+        "model": model, "memory": memory, "seed": seed, "epoch": epoch, "repeat": repeat,
+        "completion": {"text": "result = 1", "input_tokens": tokens, "output_tokens": tokens // 4, "latency_s": 0.5,
+                       "cost_usd": tokens * 1e-6, "cached": False, "attempts": 1},
+        "code": f"result = {problem_id}  # <b>&", "exec": {"status": "passed" if passed else "failed",
+                                                          "error_type": None if passed else "AssertionError",
+                                                          "stderr_tail": "" if passed else "AssertionError <x>",
+                                                          "duration_s": 0.1},
+        "recommendation": None if memory == "none" else {"text": f"Use pandas <{problem_id}>", "plan": {},
+                                                         "items": [], "leak_flag": False},
+        "judgments": judgments, "memory_hash": "0" * 64, "versions": {"quality": "quality-1"}, "error": None,
+    }
+
+
+def write_run(path: Path, records: Sequence[dict[str, Any]], experiment: str = "synthetic", leaky: bool = False,
+              health: Sequence[dict[str, Any]] = (), ledger: dict[str, Any] | None = None) -> Path:
+    """A run directory with records.jsonl, a manifest and (optionally) memory/health.jsonl."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    manifest = {"status": "finished", "identity": {"experiment_name": experiment}, "dataset_hash": "synthetic",
+                "leaky": leaky, "ledger": ledger or {}}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    if health:
+        (path / "memory").mkdir(exist_ok=True)
+        (path / "memory" / "health.jsonl").write_text("".join(json.dumps(h) + "\n" for h in health))
+    return path
+
+
+def synthetic_experiment(root: Path, models: Sequence[str], n: int, seed: int = 0, epochs: int = 1,
+                         memories: Sequence[str] = ("none", "spark"), reference: bool = True) -> list[Path]:
+    """Runs of every model x memory on the same `n` problems (plus the reference solutions), where the memory
+    lifts quality and pass rate a little; random but fixed by `seed`."""
+    rng = np.random.default_rng(seed)
+    problems = [(pid, LIBRARIES[(pid // 3) % len(LIBRARIES)], PERTURBATIONS[pid % 4], pid // 3)
+                for pid in range(n)]
+    conditions = [(m, mem) for m in models for mem in memories] + ([("reference", "none")] if reference else [])
+    paths = []
+    for i, (model, memory) in enumerate(conditions):
+        skill = 0.5 + 0.1 * (i // len(memories)) + (0.15 if memory != "none" else 0.0)
+        records = []
+        for epoch in range(epochs):
+            for pid, library, perturbation, origin in problems:
+                passed = bool(rng.random() < skill)
+                score = int(np.clip(np.round(rng.normal((4.2 if passed else 2.8) + skill - 0.5, 0.7)), 1, 5))
+                band = BANDS[int(np.clip(rng.poisson(0.6), 0, 4))] if memory != "none" else None
+                records.append(record(pid, model, memory, passed=passed, scores=[score], band=band, library=library,
+                                      perturbation=perturbation, origin=origin, epoch=epoch))
+        health = [{"epoch": e, "round": r, "records_seen": 16, "insights": 3 * (e * 10 + r + 1)}
+                  for e in range(epochs) for r in range(-(-n // 16))] if memory != "none" else []
+        ledger = {"coder": {"calls": n, "input_tokens": 100 * n, "output_tokens": 25 * n, "cost_usd": 1e-4 * n},
+                  "judge": {"calls": n, "input_tokens": 300 * n, "output_tokens": 50 * n, "cost_usd": 3e-4 * n}}
+        if memory != "none":
+            ledger["agent"] = {"calls": n, "input_tokens": 500 * n, "output_tokens": 80 * n, "cost_usd": 5e-4 * n}
+        paths.append(write_run(root / f"{model}__{memory}__s0", records, health=health, ledger=ledger))
+    return paths
+
+
+def _judgment(judge: str, kind: str, score: float, band: str | None, repeat: int) -> dict[str, Any]:
+    return {"judge": judge, "kind": kind, "score": score, "band": band, "criteria": {},
+            "rationale": "fine <script>alert(1)</script>", "raw": "{}", "parse_error": None, "version": f"{kind}-1",
+            "repeat": repeat, "usage": {"calls": 1, "cached": 0, "input_tokens": 300, "output_tokens": 50,
+                                        "cost_usd": 3e-4}}

@@ -1,0 +1,154 @@
+"""Paper tables (exact text), the HTML report, and stage=report through the real command line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from spark_eval.config import PROJECT_ROOT, ReportConfig
+from spark_eval.report import write_report
+from spark_eval.report.published import paper_row, published_quality
+from spark_eval.report.render import latex, markdown
+from spark_eval.report.tables import helpfulness_table, quality_table
+from spark_eval.stats import analyse, load_runs
+from spark_eval.stats.bootstrap import cluster_ci
+from tests.fakes.runs import record, synthetic_experiment, write_run
+
+OPTIONS = ReportConfig()
+BANDS_GIVEN = ("EXTREMELY HELPFUL", "EXTREMELY HELPFUL", "GOOD", "FAIR")
+
+
+@pytest.fixture
+def paper_runs(tmp_path):
+    """Constant scores per condition, so every interval is a point and the table can be written out by hand."""
+    def run(model, memory, scores, passes, leaky=False, bands=(None,) * 4):
+        write_run(tmp_path / f"{model}__{memory}__s0", [
+            record(p, model, memory, scores=scores, passed=bool(ok), band=band)
+            for p, (ok, band) in enumerate(zip(passes, bands))], leaky=leaky)
+
+    run("qwen3-coder-30b-a3b", "none", [4], [1, 1, 0, 1])
+    run("qwen3-coder-30b-a3b", "spark", [5], [1, 1, 1, 1], leaky=True, bands=BANDS_GIVEN)
+    run("claude-haiku-4-5", "none", [4, 3], [1, 0, 0, 1])
+    run("my-model", "none", [3], [1, 0, 0, 1])
+    run("reference", "none", [4, 5], [1, 1, 1, 1])
+    return analyse(load_runs(str(tmp_path / "*")), OPTIONS)
+
+
+QUALITY_MD = """\
+## Mean code quality (1-5) per model, without and with Spark
+
+| Model | Condition | Quality | 95% CI | Paper | Ours - paper | Pass@1 | n | Leaky |
+| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |
+| Qwen3-Coder-30B | without Spark | 4.00 | [4.00, 4.00] | 4.23 | -0.23 | 75.0% | 4 |  |
+| Qwen3-Coder-30B | with Spark | 5.00 | [5.00, 5.00] | 4.89 | +0.11 | 100.0% | 4 | yes |
+| Claude Haiku 4.5 | without Spark | 3.50 | [3.50, 3.50] | 4.50 | -1.00 | 50.0% | 4 |  |
+| my-model | without Spark | 3.00 | [3.00, 3.00] | - | - | 50.0% | 4 |  |
+| Human reference | DS-1000 solutions | 4.50 | [4.50, 4.50] | 4.28 | +0.22 | 100.0% | 4 |  |
+
+Quality: mean 1-5 score of quality/fake-judge per problem (repeats averaged) over problems with a verdict. \
+95% CI: bootstrap over origin families (2000 resamples, seed 0). Pass@1: share of problems passing DS-1000's tests; \
+n: problems x epochs x repeats. Paper: Tablan et al. (2025), arXiv:2511.08301.
+
+Leaky: the memory was built with access to reference answers (the paper's synthetic experience); \
+its numbers are not a fair test.
+"""
+
+
+def test_quality_table_markdown_is_exactly_the_paper_table(paper_runs):
+    assert markdown(quality_table(paper_runs)) == QUALITY_MD
+
+
+def test_helpfulness_table_markdown(paper_runs):
+    families = [f"Pandas/{p}" for p in range(4)]
+    top = cluster_ci([1, 1, 0, 0], families, 2000, 0)
+    good = cluster_ci([1, 1, 1, 0], families, 2000, 0)
+    top_ci, good_ci = (f"[{100 * lo:.1f}, {100 * hi:.1f}]" for lo, hi in (top, good))
+    expected = f"""\
+## Recommendation helpfulness
+
+| Model | Condition | n | EXTREMELY HELPFUL | 95% CI | At least GOOD | 95% CI | Paper: EXTREMELY HELPFUL | \
+Paper: at least GOOD | Ours - paper (EXTREMELY HELPFUL) | Ours - paper (at least GOOD) | Leaky |
+| --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |
+| Qwen3-Coder-30B | with Spark | 4 | 50.0% | {top_ci} | 75.0% | {good_ci} | - | - | - | - | yes |
+| all models | with Spark | 4 | 50.0% | {top_ci} | 75.0% | {good_ci} | 76.1% | 98.2% | -26.1 pts | -23.2 pts | yes |
+
+Helpfulness of the memory's recommendations as judged by helpfulness/fake-judge; bands EXTREMELY HELPFUL, GOOD, \
+FAIR, POOR, HARMFUL. 95% CI: bootstrap over origin families. The paper reports its figures pooled over coders \
+(the 'all models' with-Spark row). Paper: Tablan et al. (2025), arXiv:2511.08301.
+
+Leaky: the memory was built with access to reference answers (the paper's synthetic experience); \
+its numbers are not a fair test.
+"""
+    assert markdown(helpfulness_table(paper_runs)) == expected
+
+
+def test_latex_and_csv_carry_the_same_rows(paper_runs, tmp_path):
+    table = quality_table(paper_runs)
+    tex = latex(table)
+    assert tex.splitlines()[1] == r"\begin{tabular}{llrlrrrrl}"
+    assert r"Qwen3-Coder-30B & with Spark & 5.00 & [5.00, 5.00] & 4.89 & +0.11 & 100.0\% & 4 & yes \\" in tex
+    assert r"\par\footnotesize Leaky: the memory" in tex
+    assert list(table.data["model"]) == ["Qwen3-Coder-30B", "Qwen3-Coder-30B", "Claude Haiku 4.5", "my-model",
+                                         "Human reference"]
+    assert list(table.data["leaky"]) == [False, True, False, False, False]
+
+
+def test_paper_rows_map_our_model_names():
+    assert paper_row("claude-haiku-4.5").label == paper_row("claude-haiku-4-5").label == "Claude Haiku 4.5"
+    assert paper_row("Qwen3-Coder-30B-A3B-Instruct").label == "Qwen3-Coder-30B"
+    assert published_quality("gpt-5-codex", "spark") == 4.83 and published_quality("gpt-5-codex", "raw_rag") is None
+    assert paper_row("qwen2.5-coder-0.5b") is None
+
+
+def test_html_report_is_self_contained_and_escaped(paper_runs, tmp_path):
+    written = write_report(paper_runs.runs, OPTIONS, tmp_path / "out", {0: "Compute <b>x</b> & y"})
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert tmp_path / "out" / "report.html" in written
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Compute &lt;b&gt;x&lt;/b&gt; &amp; y" in html
+    assert html.count("<img src='data:image/png;base64,") == len([p for p in written if p.suffix == ".png"]) > 0
+    assert html.count("<details><summary>#") == 4  # one per problem
+    assert "result = 0  # &lt;b&gt;&amp;" in html and "src='file:" not in html and "http" not in html
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "spark_eval", "stage=report", *args], capture_output=True,
+                          text=True, cwd=PROJECT_ROOT, timeout=300)
+
+
+def test_stage_report_through_the_command_line_writes_every_file(tmp_path):
+    synthetic_experiment(tmp_path / "runs", ["qwen3-coder-30b", "gpt-5-codex"], n=21)
+    out = tmp_path / "report"
+    result = _cli(f"results={tmp_path / 'runs'}/*", f"report.out={out}", "report.bootstrap=200")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("report.html", "paper_table.md", "paper_table.csv", "paper_table.tex", "helpfulness_table.md",
+                 "comparisons.csv", "breakdown.csv", "records.parquet", "quality_by_model.png",
+                 "quality_by_model.pdf", "learning_curve_gpt-5-codex__spark__s0.png"):
+        assert (out / name).is_file(), name
+    header = (out / "comparisons.csv").read_text().splitlines()[0].split(",")
+    assert header[:5] == ["model", "condition", "baseline", "metric", "judge"]
+    assert {"n", "mean_diff", "ci_low", "ci_high", "test", "p_value", "p_holm"} <= set(header)
+    assert (out / ".hydra-report" / "config.yaml").is_file()  # Hydra's own output goes to report.out too
+
+
+@pytest.mark.parametrize("results", ["{tmp}/nothing*", ""])
+def test_stage_report_without_runs_stops_with_one_line(tmp_path, results):
+    result = _cli(f"results={results.format(tmp=tmp_path)}", f"report.out={tmp_path / 'out'}")
+    assert result.returncode == 2
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "results='results/" in errors[0]
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_stage_report_without_an_output_folder_stops_with_one_line(tmp_path):
+    write_run(tmp_path / "m__none__s0", [record(0, "m", "none")])
+    result = _cli(f"results={tmp_path}/*")
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
+    assert result.returncode == 2 and len(errors) == 1 and "report.out=<folder" in errors[0]
+
+
+def test_leaky_runs_are_marked_in_comparisons_and_breakdowns(paper_runs):
+    comparisons = paper_runs.comparisons.set_index(["model", "metric"])
+    assert comparisons.loc[("qwen3-coder-30b-a3b", "quality"), "leaky"]
+    assert len(paper_runs.breakdown) and paper_runs.breakdown["leaky"].all()
