@@ -8,6 +8,7 @@ GRADING := .venvs/grading
 
 demo: setup
 	$(HARNESS)/bin/python -m spark_eval experiment=demo
+	$(HARNESS)/bin/python -m spark_eval stage=report results='results/demo/*' report.out=results/demo/report
 
 test: setup
 	$(HARNESS)/bin/python -m pytest
@@ -19,6 +20,8 @@ bench: setup
 	$(HARNESS)/bin/python bench/bench_executor.py
 	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_models.py
 	$(HARNESS)/bin/python bench/bench_local_model.py
+	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_retrieval.py
+	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_report.py
 
 setup: $(HARNESS)/.ready $(GRADING)/.ready
 	@bash scripts/install_sandbox.sh

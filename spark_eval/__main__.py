@@ -11,16 +11,21 @@ from omegaconf import DictConfig
 from spark_eval.config import register_configs
 from spark_eval.data import DatasetError
 from spark_eval.execution.environment import GradingEnvError
+from spark_eval.memory import MemoryConfigError
+from spark_eval.memory.store import MemoryStoreError
 from spark_eval.models.base import ModelConfigError
 from spark_eval.models.replay import AnswersError
 from spark_eval.pipeline import run
 from spark_eval.pipeline.rejudge import judge_run
 from spark_eval.pipeline.rundir import RunDirectoryError
+from spark_eval.report import report_stage
+from spark_eval.stats import ResultsError
 
 log = logging.getLogger("spark_eval")
 
-STAGES = {"run": run, "judge": judge_run}
-USER_ERRORS = (DatasetError, GradingEnvError, AnswersError, ModelConfigError, RunDirectoryError)
+STAGES = {"run": run, "judge": judge_run, "report": report_stage}
+USER_ERRORS = (DatasetError, GradingEnvError, AnswersError, ModelConfigError, RunDirectoryError, MemoryConfigError,
+               MemoryStoreError, ResultsError)
 
 register_configs()
 

@@ -1,6 +1,7 @@
 """Typed schemas for every config group, registered in Hydra's ConfigStore so typos fail at compose time."""
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -127,6 +128,63 @@ class MemoryConfig:
 
 
 @dataclass
+class KnowledgeBaseConfig:
+    python: str = "${execution.python}"  # the grading interpreter: the KB documents the versions graded against
+    libraries: list[str] = field(
+        default_factory=lambda: ["Numpy", "Pandas", "Matplotlib", "Scipy", "Sklearn", "Pytorch", "Tensorflow"])
+    cache_dir: str = "${paths.cache}/kb"
+    max_chunks: Optional[int] = None  # per library (None: all); small values are for tests
+    rrf_k: int = "${memory.retrieval.rrf_k}"  # type: ignore[assignment]
+    candidates: int = "${memory.retrieval.candidates}"  # type: ignore[assignment]
+
+
+@dataclass
+class RetrievalConfig:
+    k: int = 6  # items pasted by raw_rag
+    per_query: int = 4  # hits kept per agent query
+    max_items: int = 8  # items shown to the agent for its recommendation
+    item_chars: int = 700
+    max_tokens: int = 512  # room for each agent reply
+    rrf_k: int = 60
+    candidates: int = 100  # top of each ranked list that reciprocal-rank fusion sees
+
+
+@dataclass
+class LearningConfig:
+    traces_per_call: int = 4
+    max_new: int = 3  # insights asked for per learner call
+    max_tokens: int = 768
+    duplicate_threshold: float = 0.9  # cosine at or above which a new insight merges into an old one
+    retire_margin: int = 3  # retire when harmful - helpful reaches this
+    max_insights: int = 500
+
+
+@dataclass
+class LeakageConfig:
+    n: int = 6  # code-token n-grams
+    threshold: float = 0.5  # share of the reference's n-grams that flags a text
+
+
+@dataclass
+class SparkMemoryConfig(MemoryConfig):
+    _target_: str = "spark_eval.memory.spark.SparkMemory"
+    _recursive_: bool = False
+    mode: str = "agent"  # agent | raw_rag | playbook
+    sources: list[str] = field(default_factory=lambda: ["docs", "insights"])
+    experience: str = "online"  # online | paper_synthetic | none
+    exclude_family: bool = True
+    store: Optional[str] = None  # None: <run dir>/memory/store.sqlite
+    playbook_chars: int = 6000
+    kb: KnowledgeBaseConfig = field(default_factory=KnowledgeBaseConfig)
+    embedder: Any = MISSING
+    agent_model: Any = MISSING
+    learner_model: Any = MISSING
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    leakage: LeakageConfig = field(default_factory=LeakageConfig)
+
+
+@dataclass
 class JudgeConfig:
     name: str = MISSING
     repeats: int = 1  # >1 judges the same item again (agreement between repeats)
@@ -157,6 +215,7 @@ class PipelineConfig:
     round_size: int = 16
     concurrency: int = 4
     progress: bool = True
+    shuffle: bool = False  # stream order: the dataset's, or a shuffle set by `seed`
 
 
 @dataclass
@@ -168,18 +227,34 @@ class PathsConfig:
 
 
 @dataclass
+class ReportConfig:
+    out: str = ""  # the folder stage=report writes into (required)
+    baseline: str = "none"  # the memory every other condition of a model is compared with
+    bootstrap: int = 2000  # resamples of origin families for every confidence interval
+    seed: int = 0  # of the bootstrap
+    tost_margin: float = 0.1  # equivalence margin (quality points) for "matches" claims
+    quality_judge: str = ""  # which quality judge to report when the runs hold several
+    helpfulness_judge: str = ""  # which helpfulness judge to report when the runs hold several
+    window: int = 50  # records in the learning curves' rolling mean
+
+
+@dataclass
 class Config:
     dataset: DatasetConfig = MISSING
     model: Any = MISSING
     memory: Any = MISSING
+    agent: Any = MISSING  # the retrieval agent's model config
+    learner: Any = MISSING  # the learner's model config
     judge: JudgeConfig = MISSING
     execution: ExecutionConfig = MISSING
     pipeline: PipelineConfig = MISSING
     paths: PathsConfig = MISSING
+    report: ReportConfig = MISSING
     experiment_name: str = "default"
     seed: int = 0
     stage: str = "run"
     run_dir: Optional[str] = None
+    results: Optional[str] = None  # stage=report: a glob of run directories
 
 
 def register_configs() -> None:
@@ -194,16 +269,22 @@ def register_configs() -> None:
     cs.store(group="model", name="base_vllm", node=VLLMModelConfig)
     cs.store(group="model", name="base_local", node=LocalModelConfig)
     cs.store(group="memory", name="base_memory", node=MemoryConfig)
+    cs.store(group="memory", name="base_spark", node=SparkMemoryConfig)
     cs.store(group="judge", name="base_judge", node=JudgeConfig)
     cs.store(group="execution", name="base_execution", node=ExecutionConfig)
     cs.store(group="pipeline", name="base_pipeline", node=PipelineConfig)
     cs.store(group="paths", name="base_paths", node=PathsConfig)
+    cs.store(group="report", name="base_report", node=ReportConfig)
     resolvers = {
         "spark_root": lambda: str(PROJECT_ROOT),
         # `a if a is set else b`: later stages write into the run directory they are given
         "spark_or": lambda given, default: given if given not in (None, "") else default,
         # stages other than `run` keep Hydra's copy of their config apart from the run's own .hydra/
         "spark_hydra_subdir": lambda stage: ".hydra" if stage == "run" else f".hydra-{stage}",
+        # the folder a later stage writes into: stage=judge the run it judges, stage=report its report folder
+        # (without one, Hydra's log goes to the temp folder and the stage stops asking for report.out)
+        "spark_stage_dir": lambda stage, run_dir, report_out: (
+            report_out or str(Path(tempfile.gettempdir()) / "spark_eval-report")) if stage == "report" else run_dir,
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
@@ -233,7 +314,14 @@ RESULT_NEUTRAL_KEYS = (
     "paths",
     "run_dir",
     "stage",
+    "report",
+    "results",
     "execution.seaborn_data",
+    "memory.kb.python",
+    "memory.store",
+    # the agent's and learner's model configs count where a memory uses them: inside memory.*_model
+    "agent",
+    "learner",
 )
 # Leaf names that are locations wherever they appear (a model's cache or weights folder).
-RESULT_NEUTRAL_LEAVES = ("cache_path", "weights_dir")
+RESULT_NEUTRAL_LEAVES = ("cache_path", "weights_dir", "cache_dir", "model_dir")

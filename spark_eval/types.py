@@ -36,9 +36,13 @@ class Recommendation:
     plan: dict[str, Any] = field(default_factory=dict)
     """The retrieval agent's search plan."""
     items: tuple[dict[str, Any], ...] = ()
-    """Retrieved items: `{id, kind, score}`."""
+    """Retrieved items: `{id, kind, score, ...}`; `leak` marks an item overlapping the reference code."""
     leak_flag: bool = False
-    """True when the memory was built with access to reference answers."""
+    """True when the text or a retrieved item overlaps the problem's reference code (n-gram guard)."""
+    trace: dict[str, Any] = field(default_factory=dict)
+    """How it was made: queries, hits with their ranks and scores, the agent's tokens."""
+    error: str | None = None
+    """Why there is no advice (text is empty then): the problem proceeds without it."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class Record:
     memory_hash: str
     versions: dict[str, str]
     error: str | None = None
+    leaky: bool = False
+    """The memory was built with access to reference answers (the paper's synthetic experience)."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON-able data (tuples become lists)."""

@@ -1,22 +1,46 @@
-"""The memory seam: recommend before a problem, learn after a round, hash the state it is in."""
+"""The memory seam: prepare before the stream, recommend per problem, learn after each round, hash its state."""
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
-from spark_eval.types import Problem, Recommendation, Record
+from spark_eval.types import Problem, Recommendation
+
+
+class MemoryConfigError(ValueError):
+    """The memory config cannot work as given; the message names the key and the fix."""
 
 
 class Memory(Protocol):
     name: str
+    leaky: bool
+    """True when the memory saw reference answers: every record of the run is marked `leaky`."""
+
+    def versions(self) -> dict[str, str]:
+        """Prompt/builder versions that change results (in every record and in the resume identity)."""
+        ...
+
+    async def prepare(self, problems: Sequence[Problem]) -> None:
+        """Load or build what the stream needs (knowledge base, store, prior experience)."""
+        ...
 
     async def recommend(self, problem: Problem) -> Recommendation | None:
         """Advice for the coder on this problem, or None."""
         ...
 
-    def learn(self, records: Sequence[Record]) -> None:
-        """Update the memory from a round's finished records (already written to disk)."""
+    async def learn(self, records: Sequence[dict[str, Any]], epoch: int, round_: int) -> None:
+        """Update the memory from a round's finished records (already written to disk, as JSON)."""
         ...
 
     def state_hash(self) -> str:
         """Content hash of the current state: recorded with every problem that saw it."""
         ...
+
+    def checkpoint(self, epoch: int) -> None:
+        """Snapshot the state at the end of an epoch into the run directory."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's `memory` section (empty for no memory)."""
+        ...
+
+    def close(self) -> None: ...

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from typing import Any, Sequence
 
-from spark_eval.types import Problem, Recommendation, Record
+from spark_eval.types import Problem, Recommendation
 
 _EMPTY_STATE = hashlib.sha256(b"").hexdigest()
 
@@ -12,14 +12,31 @@ _EMPTY_STATE = hashlib.sha256(b"").hexdigest()
 class NoMemory:
     """Recommends nothing and learns nothing, so the runner never asks whether a memory exists."""
 
-    def __init__(self, name: str = "none") -> None:
+    leaky = False
+
+    def __init__(self, name: str = "none", **_: Any) -> None:
         self.name = name
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    async def prepare(self, problems: Sequence[Problem]) -> None:
+        return None
 
     async def recommend(self, problem: Problem) -> Recommendation | None:
         return None
 
-    def learn(self, records: Sequence[Record]) -> None:
+    async def learn(self, records: Sequence[dict[str, Any]], epoch: int, round_: int) -> None:
         return None
 
     def state_hash(self) -> str:
         return _EMPTY_STATE
+
+    def checkpoint(self, epoch: int) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        return None

@@ -27,7 +27,7 @@ STOP_SEQUENCES = ("</code>", "# SOLUTION END", "END SOLUTION")
 def coder_messages(problem: Problem, recommendation: Recommendation | None) -> list[Message]:
     """System prompt, then the DS-1000 prompt as it is (plus the recommendation when a memory gives one)."""
     prompt = problem.prompt
-    if recommendation is not None:
+    if recommendation is not None and recommendation.text:
         prompt += RECOMMENDATION_TEMPLATE.format(recommendation=recommendation.text)
     return [{"role": "system", "content": CODER_SYSTEM}, {"role": "user", "content": prompt}]
 

@@ -63,6 +63,12 @@ async def ask_json(
     return reply
 
 
+def merge_usage(usage: dict[str, Any], more: dict[str, Any]) -> None:
+    """Add another usage account into `usage`."""
+    for key, value in more.items():
+        usage[key] = usage.get(key, 0) + value
+
+
 def add_usage(usage: dict[str, Any], completion: Completion) -> None:
     """Add a completion's calls, cache hits, tokens, cost, latency and attempts to a usage account."""
     usage["calls"] = usage.get("calls", 0) + (0 if completion.cached else 1)

@@ -104,4 +104,5 @@ def _recommendation(data: dict[str, Any] | None) -> Recommendation | None:
     if data is None:
         return None
     return Recommendation(text=data["text"], plan=data.get("plan") or {}, items=tuple(data.get("items") or ()),
-                          leak_flag=bool(data.get("leak_flag")))
+                          leak_flag=bool(data.get("leak_flag")), trace=data.get("trace") or {},
+                          error=data.get("error"))

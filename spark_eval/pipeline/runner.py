@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +15,7 @@ from tqdm import tqdm
 
 from spark_eval.data.ds1000 import dataset_hash, read_dataset, select_problems
 from spark_eval.judge.panel import ModelPool, build_panel, panel_versions
+from spark_eval.memory import build_memory
 from spark_eval.models.coder import as_coder
 from spark_eval.pipeline.rundir import RunDirectory, git_state, result_identity
 from spark_eval.pipeline.solve import VERSIONS, Condition, solve
@@ -28,10 +30,11 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir or _hydra_output_dir())
     dataset = read_dataset(cfg.dataset)
     problems = select_problems(dataset, cfg.dataset)
+    problems = stream_order(problems, cfg.pipeline.shuffle, cfg.seed)
     models = ModelPool()
-    coder, memory = as_coder(models.get(cfg.model), cfg.seed), instantiate(cfg.memory)
+    coder, memory = as_coder(models.get(cfg.model), cfg.seed), build_memory(cfg.memory, models, run_dir)
     judges = build_panel(cfg.judge, models)
-    versions = {**VERSIONS, **panel_versions(judges)}
+    versions = {**VERSIONS, **panel_versions(judges), **memory.versions()}
     sandbox = instantiate(cfg.execution)
     data_hash = dataset_hash(dataset)
     identity = result_identity(
@@ -47,6 +50,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         problem_ids=[p.problem_id for p in problems],
         versions=versions,
         execution=sandbox.describe(),
+        leaky=memory.leaky,
         **git_state(),
     )
     condition = Condition(coder, memory, sandbox, judges, cfg.judge.repeats, cfg.seed, versions)
@@ -56,16 +60,20 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                 sandbox.start()  # fail fast on a broken grading environment, before any model call
             asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline))
         except BaseException:
-            rundir.write_manifest(status="interrupted", stopped_at=_now())
+            rundir.write_manifest(status="interrupted", stopped_at=_now(), memory=memory.describe())
+            memory.close()
             raise
     summary = rundir.write_summary()
+    described = memory.describe()
     rundir.write_manifest(
         status="finished",
         finished_at=_now(),
         wall_s=round(time.monotonic() - started, 2),
         counts={"records": summary["n"], **summary["statuses"], "errors": summary["errors"]},
-        ledger=summary["ledger"],
+        ledger={**summary["ledger"], **described.pop("ledger", {})},
+        memory=described,
     )
+    memory.close()
     log.info("%s\n%s", run_dir, format_pass_table(summary))
     return summary
 
@@ -74,7 +82,7 @@ async def _run_stream(
     problems: list[Problem], condition: Condition, rundir: RunDirectory, finished: list[dict], pipeline: Any
 ) -> None:
     """Epochs of rounds; each round's problems see one memory snapshot, and are learned from once written."""
-    done = {r["key"] for r in finished}
+    done = {r["key"]: r for r in finished}
     total = len(problems) * pipeline.epochs * pipeline.repeats
     progress = _Progress(total, finished, enabled=pipeline.progress)
     slots = asyncio.Semaphore(pipeline.concurrency)
@@ -83,23 +91,35 @@ async def _run_stream(
         async with slots:
             return await solve(problem, condition, epoch, repeat)
 
+    await condition.memory.prepare(problems)
     for epoch in range(pipeline.epochs):
-        for start in range(0, len(problems), pipeline.round_size):
+        for number, start in enumerate(range(0, len(problems), pipeline.round_size)):
+            keys = [record_key(p.problem_id, epoch, r)
+                    for p in problems[start : start + pipeline.round_size] for r in range(pipeline.repeats)]
             todo = [
                 bounded(p, epoch, r)
                 for p in problems[start : start + pipeline.round_size]
                 for r in range(pipeline.repeats)
                 if record_key(p.problem_id, epoch, r) not in done
             ]
-            written = []
             for next_record in asyncio.as_completed(todo):
                 record = await next_record
                 rundir.append(record)  # on disk before anything is learned from it
                 progress.update(record)
-                written.append(record)
-            if written:
-                condition.memory.learn(written)
+                done[record.key] = record.to_json()
+            # the whole round, also records of an earlier, killed attempt (the memory skips what it has learned)
+            await condition.memory.learn([done[k] for k in keys], epoch, number)
+        condition.memory.checkpoint(epoch)
     progress.close()
+
+
+def stream_order(problems: list[Problem], shuffle: bool, seed: int) -> list[Problem]:
+    """The order problems arrive in: the dataset's, or a shuffle set by the seed (a learning memory's
+    results depend on it)."""
+    if not shuffle:
+        return problems
+    order = random.Random(seed).sample(range(len(problems)), len(problems))
+    return [problems[i] for i in order]
 
 
 class _Progress:

@@ -69,6 +69,7 @@ async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int)
         memory_hash=memory_hash,
         versions=condition.versions,
         error=error,
+        leaky=condition.memory.leaky,
     )
 
 

@@ -23,7 +23,22 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "by_library": {k: _rate(v) for k, v in sorted(by_library.items())},
         "by_perturbation": {k: _rate(v) for k, v in sorted(by_perturbation.items())},
         "ledger": ledger(records),
+        **advised(records),
         **judged(records),
+    }
+
+
+def advised(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """With a memory: how many records got advice, why some did not, and the leakage-flag rate."""
+    recs = [r["recommendation"] for r in records if r.get("recommendation")]
+    if not recs:
+        return {}
+    given = [x for x in recs if x.get("text")]
+    return {
+        "leaky": any(r.get("leaky") for r in records),
+        "recommendations": {"given": len(given), "missing": len(recs) - len(given),
+                            "reasons": dict(Counter(str(x.get("error")).split(":")[0] for x in recs if not x.get("text")))},
+        "leak_flag_rate": sum(1 for x in recs if x.get("leak_flag")) / len(recs),
     }
 
 
@@ -69,15 +84,18 @@ def ledger(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
     A completion served from the cache counts in `cached` only: it cost nothing this time.
     """
-    coder, judge = _empty_account(), _empty_account()
+    coder, agent, judge = _empty_account(), _empty_account(), _empty_account()
     for r in records:
+        usage = ((r.get("recommendation") or {}).get("trace") or {}).get("usage")
+        if usage:
+            _charge(agent, {"calls": 0, "cached": 0, **usage}, spent=True)
         c = r.get("completion")
         if c:
             _charge(coder, {**c, "calls": 0 if c.get("cached") else 1, "cached": int(bool(c.get("cached")))},
                     spent=not c.get("cached"))
         for j in r.get("judgments") or []:
             _charge(judge, {"calls": 0, "cached": 0, **(j.get("usage") or {})}, spent=True)
-    return {"coder": coder, "judge": judge}
+    return {"coder": coder, "agent": agent, "judge": judge}
 
 
 def _empty_account() -> dict[str, float]:

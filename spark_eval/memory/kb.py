@@ -1,0 +1,121 @@
+"""The documentation knowledge base as the memory uses it: built once into a cached store, then indexed.
+
+The cache key is (builder version, library versions in the grading environment, embedder, chunk limit),
+so a rebuild with the same inputs is skipped and gives the same hash.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from tqdm import tqdm
+
+from spark_eval.execution import LIBRARY_MODULES
+from spark_eval.memory.docs import BUILDER_VERSION, DocChunk, chunks_hash, library_version, walk_library
+from spark_eval.memory.embed import CachedEmbedder, Embedder
+from spark_eval.memory.index import HybridIndex, IndexItem
+from spark_eval.memory.store import Item, MemoryStore, open_store
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 512
+
+
+@dataclass
+class KnowledgeBase:
+    """The built KB: its store (items + embeddings), a hybrid index over it, its hash and chunk counts."""
+
+    store: MemoryStore
+    index: HybridIndex
+    hash: str
+    chunks_by_library: dict[str, int]
+
+
+def kb_key(versions: dict[str, str], embedder: str, max_chunks: int | None) -> str:
+    blob = json.dumps({"builder": BUILDER_VERSION, "versions": versions, "embedder": embedder,
+                       "max_chunks": max_chunks}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_knowledge_base(cfg: Any, embedder: Embedder) -> KnowledgeBase:
+    """The KB for `cfg.libraries` from `cfg.python`'s installed versions, built into `cfg.cache_dir` once."""
+    libraries = list(cfg.libraries)
+    versions = {lib: library_version(cfg.python, LIBRARY_MODULES[lib]) for lib in libraries}
+    path = Path(cfg.cache_dir) / f"kb-{kb_key(versions, embedder.name, cfg.max_chunks)}.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(path.with_suffix(".lock")):
+        store = open_store(path)
+        if store.get_meta("complete") is None:
+            build_knowledge_base(store, cfg.python, libraries, embedder, cfg.max_chunks)
+    done = store.get_meta("complete")
+    started = time.monotonic()
+    items = store.items(kind="doc")
+    vectors = CachedEmbedder(embedder, store).embed([embed_text(i) for i in items])
+    index = HybridIndex([IndexItem(id=i.id, kind="doc", library=i.library, families=(), text=i.content) for i in items],
+                        vectors, rrf_k=int(cfg.rrf_k), candidates=int(cfg.candidates))
+    log.info("knowledge base %s: %d chunks, indexed in %.1f s", path.name, len(items), time.monotonic() - started)
+    return KnowledgeBase(store=store, index=index, hash=done["hash"], chunks_by_library=done["chunks_by_library"])
+
+
+def build_knowledge_base(store: MemoryStore, python: str, libraries: Sequence[str], embedder: Embedder,
+                         max_chunks: int | None = None) -> dict[str, Any]:
+    """Walk each library in the grading interpreter, store its chunks, embed them; resumable (chunks are
+    upserted, embeddings cached), and marked complete with its hash only at the end."""
+    started = time.monotonic()
+    counts, hashes = {}, []
+    for library in libraries:
+        chunks = central(walk_library(python, library), max_chunks)
+        store.put_items([doc_item(c) for c in chunks])
+        counts[library] = len(chunks)
+        hashes.append(chunks_hash(chunks))
+        log.info("knowledge base: %s %s, %d chunks", library, chunks[0].version if chunks else "?", len(chunks))
+    walked = time.monotonic()
+    items = store.items(kind="doc")
+    cached = CachedEmbedder(embedder, store)
+    for start in tqdm(range(0, len(items), EMBED_BATCH), desc=f"embedding {len(items)} chunks", unit="batch"):
+        cached.embed([embed_text(i) for i in items[start : start + EMBED_BATCH]])
+    digest = hashlib.sha256("\n".join([BUILDER_VERSION, embedder.name, *hashes]).encode()).hexdigest()
+    done = {"hash": digest, "chunks_by_library": counts, "total": sum(counts.values()),
+            "walk_s": round(walked - started, 1), "embed_s": round(time.monotonic() - walked, 1)}
+    store.set_meta("complete", done)
+    return done
+
+
+def central(chunks: list[DocChunk], limit: int | None) -> list[DocChunk]:
+    """The `limit` most central chunks (shallowest names first, overviews before sections), in walk order;
+    all of them when `limit` is None. A capped KB keeps `numpy.sum` before `numpy.ma.extras.ediff1d`."""
+    if limit is None or limit >= len(chunks):
+        return chunks
+    rank = sorted(range(len(chunks)), key=lambda i: (chunks[i].qualname.count("."), chunks[i].section != "overview",
+                                                     chunks[i].id))
+    return [chunks[i] for i in sorted(rank[:limit])]
+
+
+def doc_item(chunk: DocChunk) -> Item:
+    title = chunk.qualname if chunk.section in ("", "overview") else f"{chunk.qualname} ({chunk.section})"
+    return Item(id=chunk.id, kind="doc", library=chunk.library, title=title, content=chunk.text,
+                meta={"qualname": chunk.qualname, "version": chunk.version, "section": chunk.section,
+                      "objtype": chunk.objtype})
+
+
+def embed_text(item: Item) -> str:
+    """What the dense side embeds of a chunk (the embedder truncates long texts itself)."""
+    return item.content
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """One builder at a time per KB file, across processes (a sweep's jobs start together)."""
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,288 @@
+"""Continuous learning: distil a round's traces into general insights, then curate the store.
+
+Curation: near-duplicates (cosine >= threshold) are merged, keeping every source's provenance and counting
+endorsements; helpful/harmful counters follow the outcomes of records that used an insight; insights whose
+harm outweighs their help by a margin are retired; the total is capped. Every operation is logged.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from spark_eval.data.ds1000 import LIBRARIES
+from spark_eval.memory.embed import Embedder
+from spark_eval.memory.leakage import LeakGuard
+from spark_eval.memory.store import Item, MemoryStore
+from spark_eval.models.base import ChatModel, Message
+from spark_eval.models.structured import ParseError, Reply, ask_json
+
+log = logging.getLogger(__name__)
+
+# Bump when a prompt, schema or curation rule below changes: it goes into every record of a memory run.
+LEARNER_VERSION = "learner-1"
+
+LEARN_SYSTEM = (
+    "You curate a shared memory of lessons for coding agents that solve data-science problems with NumPy, "
+    "pandas, Matplotlib, SciPy, scikit-learn, PyTorch and TensorFlow. A lesson must help on other problems: "
+    "which API does what, argument and dtype pitfalls, what an error means and how to fix it."
+)
+LEARN_PROMPT = """\
+Below are attempts by coding agents, each with the advice it was given and how its code fared when
+DS-1000's tests ran it.
+
+{traces}
+
+Write at most {max_new} general, reusable insights learned from these attempts (successes show what
+works, failures what to avoid). Never restate a problem's solution, its data or its variable names.
+Reply with a JSON object: {{"insights": [{{"title": "...", "content": "...", "tags": ["..."],
+"applies_when": "...", "library": "one of {libraries} or General"}}]}}"""
+
+INSIGHTS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "insights": {
+            "type": "array",
+            "maxItems": 5,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "title": {"type": "string"},
+                    "content": {"type": "string"},
+                    "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 6},
+                    "applies_when": {"type": "string"},
+                    "library": {"type": "string", "enum": [*LIBRARIES, "General"]},
+                },
+                "required": ["title", "content", "tags", "applies_when", "library"],
+            },
+        }
+    },
+    "required": ["insights"],
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A proposed insight with the traces it came from."""
+
+    title: str
+    content: str
+    tags: tuple[str, ...]
+    applies_when: str
+    library: str | None
+    sources: tuple[dict[str, Any], ...]
+    """Provenance: `{problem_id, family, record_key, round, epoch}` of each trace behind it."""
+    origin: str = "online"
+
+
+def interpret_insights(reply: dict[str, Any]) -> list[dict[str, Any]]:
+    """Insights with a title and content; anything else in the list is dropped, a wrong shape is an error."""
+    insights = reply.get("insights")
+    if not isinstance(insights, list):
+        raise ParseError('"insights" must be a list of objects')
+    kept = []
+    for entry in insights:
+        if isinstance(entry, dict) and str(entry.get("title") or "").strip() and str(entry.get("content") or "").strip():
+            kept.append(entry)
+    return kept
+
+
+def candidate_from(entry: dict[str, Any], sources: Sequence[dict[str, Any]], origin: str) -> Candidate:
+    names = {name.lower(): name for name in LIBRARIES}
+    tags = entry.get("tags") if isinstance(entry.get("tags"), list) else []
+    return Candidate(
+        title=str(entry["title"]).strip(), content=str(entry["content"]).strip(),
+        tags=tuple(str(t).strip() for t in tags if str(t).strip()),
+        applies_when=str(entry.get("applies_when") or "").strip(),
+        library=names.get(str(entry.get("library") or "").strip().lower()),
+        sources=tuple(sources), origin=origin,
+    )
+
+
+def insight_id(title: str, content: str) -> str:
+    return "ins:" + hashlib.sha256(f"{title}\n{content}".encode()).hexdigest()[:16]
+
+
+def insight_text(item: Item) -> str:
+    """What is embedded and searched for an insight."""
+    when = item.meta.get("applies_when")
+    return f"{item.title}\n{item.content}" + (f"\nApplies when: {when}" if when else "")
+
+
+class Learner:
+    """Asks the learner model for insights from traces (a few traces per call).
+
+    Args:
+        model: the learner's ChatModel (configured apart from the coder's).
+        traces_per_call: traces shown in one call.
+        max_new: insights asked for per call.
+        max_tokens: room for the reply.
+    """
+
+    version = LEARNER_VERSION
+
+    def __init__(self, model: ChatModel, traces_per_call: int = 4, max_new: int = 3, max_tokens: int = 768) -> None:
+        self.model = model
+        self.traces_per_call = traces_per_call
+        self.max_new = max_new
+        self.max_tokens = max_tokens
+
+    async def distill(self, traces: Sequence[dict[str, Any]]) -> tuple[list[Candidate], list[dict[str, Any]]]:
+        """Candidates from the traces, and one usage/error report per call (an unusable reply adds nothing)."""
+        candidates, calls = [], []
+        for start in range(0, len(traces), self.traces_per_call):
+            batch = traces[start : start + self.traces_per_call]
+            reply: Reply = await ask_json(self.model, self.messages(batch), interpret_insights, INSIGHTS_SCHEMA,
+                                          self.max_tokens)
+            sources = [t["source"] for t in batch]
+            calls.append({"usage": reply.usage, "error": reply.error, "raw": reply.raw if reply.error else None,
+                          "sources": [s["record_key"] for s in sources]})
+            if reply.value is None:
+                log.warning("learner reply unusable (%s): nothing learned from %d traces", reply.error, len(batch))
+                continue
+            candidates += [candidate_from(e, sources, "online") for e in reply.value[: self.max_new]]
+        return candidates, calls
+
+    def messages(self, batch: Sequence[dict[str, Any]]) -> list[Message]:
+        shown = "\n\n".join(format_trace(i + 1, t) for i, t in enumerate(batch))
+        prompt = LEARN_PROMPT.format(traces=shown, max_new=self.max_new, libraries=", ".join(LIBRARIES))
+        return [{"role": "system", "content": LEARN_SYSTEM}, {"role": "user", "content": prompt}]
+
+
+def format_trace(number: int, trace: dict[str, Any]) -> str:
+    """One attempt as the learner sees it: problem excerpt, advice, code, execution and judge feedback."""
+    outcome = trace["status"] + (f" ({trace['error_type']})" if trace.get("error_type") else "")
+    parts = [f"### Attempt {number}: {trace['library']}, result: {outcome}",
+             f"Problem (excerpt):\n{trace['problem'][:900]}"]
+    if trace.get("advice"):
+        parts.append(f"Advice given:\n{trace['advice'][:500]}")
+    parts.append(f"Code:\n{(trace.get('code') or '')[:700]}")
+    if trace.get("stderr_tail") and trace["status"] != "passed":
+        parts.append(f"Execution output (tail):\n{trace['stderr_tail'][-400:]}")
+    for verdict in trace.get("verdicts") or []:
+        parts.append(f"Judge: {verdict}")
+    return "\n".join(parts)
+
+
+@dataclass
+class CurationPolicy:
+    """Thresholds of curation."""
+
+    duplicate_threshold: float = 0.9
+    retire_margin: int = 3
+    max_insights: int = 500
+
+
+class Curator:
+    """Applies candidates and outcomes to the store, logging every operation."""
+
+    def __init__(self, store: MemoryStore, embedder: Embedder, policy: CurationPolicy, guard: LeakGuard) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.policy = policy
+        self.guard = guard
+
+    def apply(self, candidates: Sequence[Candidate], references: dict[int, str], outcomes: dict[str, tuple[int, int]],
+              where: dict[str, int], check_leaks: bool = True) -> Counter:
+        """One curation step inside the caller's transaction: counters, then candidates, retirements, cap.
+
+        `references` maps problem ids to reference code (candidates that restate one are rejected unless
+        `check_leaks` is off); `outcomes` maps insight ids to (helpful, harmful) increments; `where` is
+        `{epoch, round}` for the log. Returns the count of each operation.
+        """
+        ops: list[dict[str, Any]] = []
+        self._count_outcomes(outcomes, where, ops)
+        active = self.store.items(kind="insight")
+        vectors = self._vectors(active)
+        for candidate in candidates:
+            leak = check_leaks and self._restates_a_solution(candidate, references)
+            if leak:
+                ops.append({"op": "REJECT", "item_id": insight_id(candidate.title, candidate.content), **where,
+                            "detail": {"reason": "restates a reference solution", "problem_id": leak}})
+                continue
+            vector = self.embedder.embed([_candidate_text(candidate)])[0]
+            twin, similarity = _nearest(vector, vectors)
+            if twin is not None and similarity >= self.policy.duplicate_threshold:
+                merged = _merge(active[twin], candidate)
+                active[twin] = merged
+                self.store.put_items([merged])
+                ops.append({"op": "MERGE", "item_id": merged.id, **where,
+                            "detail": {"title": candidate.title, "similarity": round(similarity, 4),
+                                       "endorsements": merged.endorsements}})
+                continue
+            item = _new_item(candidate, where)
+            if any(i.id == item.id for i in active):
+                continue  # the very same text again
+            self.store.put_items([item])
+            active.append(item)
+            vectors = np.vstack([vectors, vector[None, :]]) if len(vectors) else vector[None, :]
+            ops.append({"op": "ADD", "item_id": item.id, **where, "detail": {"title": item.title}})
+        self._retire(where, ops)
+        self.store.log_ops(ops)
+        return Counter(op["op"] for op in ops)
+
+    def _count_outcomes(self, outcomes: dict[str, tuple[int, int]], where: dict[str, int], ops: list) -> None:
+        known = {i.id for i in self.store.get_items(sorted(outcomes))}
+        deltas = {k: v for k, v in sorted(outcomes.items()) if k in known}
+        if deltas:
+            self.store.add_counters(deltas)
+        ops += [{"op": "UPDATE", "item_id": k, **where, "detail": {"helpful": h, "harmful": b}}
+                for k, (h, b) in deltas.items()]
+
+    def _retire(self, where: dict[str, int], ops: list) -> None:
+        active = self.store.items(kind="insight")
+        harmful = [i for i in active if i.harmful - i.helpful >= self.policy.retire_margin]
+        keep = [i for i in active if i not in harmful]
+        over = max(0, len(keep) - self.policy.max_insights)
+        weakest = sorted(keep, key=lambda i: (i.helpful - i.harmful, i.endorsements, i.id))[:over]
+        for items, reason in ((harmful, "harm outweighs help"), (weakest, "over the size cap")):
+            if items:
+                self.store.set_status([i.id for i in items], "retired")
+                ops += [{"op": "RETIRE", "item_id": i.id, **where,
+                         "detail": {"reason": reason, "helpful": i.helpful, "harmful": i.harmful}} for i in items]
+
+    def _restates_a_solution(self, candidate: Candidate, references: dict[int, str]) -> int | None:
+        for source in candidate.sources:
+            reference = references.get(source["problem_id"], "")
+            if self.guard.leaks(candidate.content, reference):
+                return source["problem_id"]
+        return None
+
+    def _vectors(self, items: list[Item]) -> np.ndarray:
+        if not items:
+            return np.zeros((0, 0), dtype=np.float32)
+        return self.embedder.embed([insight_text(i) for i in items])
+
+
+def _candidate_text(candidate: Candidate) -> str:
+    return f"{candidate.title}\n{candidate.content}" + (
+        f"\nApplies when: {candidate.applies_when}" if candidate.applies_when else "")
+
+
+def _nearest(vector: np.ndarray, vectors: np.ndarray) -> tuple[int | None, float]:
+    if not len(vectors):
+        return None, 0.0
+    similarities = vectors @ vector
+    best = int(np.argmax(similarities))
+    return best, float(similarities[best])
+
+
+def _new_item(candidate: Candidate, where: dict[str, int]) -> Item:
+    return Item(
+        id=insight_id(candidate.title, candidate.content), kind="insight", library=candidate.library,
+        title=candidate.title, content=candidate.content, tags=candidate.tags,
+        meta={"applies_when": candidate.applies_when, "origin": candidate.origin},
+        provenance=candidate.sources, created_round=where.get("round"),
+    )
+
+
+def _merge(item: Item, candidate: Candidate) -> Item:
+    """The kept insight gains the candidate's sources and tags and one endorsement; its text stays."""
+    seen = {s.get("record_key") for s in item.provenance}
+    provenance = item.provenance + tuple(s for s in candidate.sources if s.get("record_key") not in seen)
+    tags = item.tags + tuple(t for t in candidate.tags if t not in item.tags)
+    return replace(item, provenance=provenance, tags=tags, endorsements=item.endorsements + 1)

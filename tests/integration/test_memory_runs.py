@@ -1,0 +1,94 @@
+"""Memory conditions through the real runner, with scripted agent/learner models and a bag-of-words embedder:
+rounds, learning, family exclusion, snapshots, health, resume, the leaky synthetic protocol."""
+import json
+
+from omegaconf import OmegaConf, open_dict
+
+from spark_eval.pipeline import run
+from tests.conftest import compose_config
+
+IDS = [291, 292, 293, 294]  # round 0: families Numpy/0, Numpy/1; round 1: Numpy/1 twice
+AGENT_REPLY = json.dumps({"intent": "shape of an array", "library": "Numpy", "queries": ["array shape", "nan"],
+                          "avoid": "", "recommendation": "Use the array's attributes.", "cited": []})
+LEARNER_REPLY = json.dumps({"insights": [{"title": "NaN handling", "content": "np.isnan gives a mask of NaNs.",
+                                          "tags": ["nan"], "applies_when": "arrays with NaN", "library": "Numpy"}]})
+
+
+def memory_cfg(grading_python, *overrides, agent=AGENT_REPLY, learner=LEARNER_REPLY):
+    cfg = compose_config(
+        "experiment=reference", f"dataset.ids=[{','.join(map(str, IDS))}]", f"execution.python={grading_python}",
+        "execution.preload=[numpy]", "pipeline.progress=false", "pipeline.round_size=2", "memory=experience_only",
+        *overrides,
+    )
+    with open_dict(cfg):
+        cfg.memory.embedder = OmegaConf.create({"_target_": "tests.fakes.embedder.HashEmbedder"})
+        cfg.memory.agent_model = OmegaConf.create(
+            {"_target_": "tests.fakes.scripted.ScriptedModel", "name": "agent", "replies": [agent]})
+        cfg.memory.learner_model = OmegaConf.create(
+            {"_target_": "tests.fakes.scripted.ScriptedModel", "name": "learner", "replies": [learner]})
+    return cfg
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_online_learning_over_rounds_and_epochs(tmp_path, grading_python):
+    cfg = memory_cfg(grading_python, "pipeline.epochs=2")
+    summary = run(cfg, run_dir=tmp_path)
+    assert summary["n"] == 8 and summary["passed"] == 8
+    records = {r["key"]: r for r in lines(tmp_path / "records.jsonl")}
+    first, second = records["291/e0/r0"], records["293/e0/r0"]
+    assert first["recommendation"]["text"] == "Use the array's attributes." and first["memory"] == "experience_only"
+    assert first["memory_hash"] != second["memory_hash"]  # round 1 saw what round 0 taught
+    assert first["versions"]["agent"] == "agent-1" and first["versions"]["learner"] == "learner-1"
+    # the insight came from 291 and 292 (families Numpy/0 and Numpy/1): 293 and 294 (Numpy/1) never see it,
+    # 291 (Numpy/0) does not either; nothing else is there to retrieve
+    assert all(not r["recommendation"]["items"] for r in records.values())
+    health = lines(tmp_path / "memory" / "health.jsonl")
+    assert [(h["epoch"], h["round"]) for h in health] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert health[0]["ops"] == {"ADD": 1} and health[1]["ops"] == {"MERGE": 1} and health[1]["insights"] == 1
+    insight = lines(tmp_path / "memory" / "final" / "insights.jsonl")[0]
+    assert sorted({p["family"] for p in insight["provenance"]}) == ["Numpy/0", "Numpy/1"]
+    assert insight["endorsements"] == 4
+    for epoch in (0, 1):
+        assert (tmp_path / "memory" / f"epoch{epoch}" / "state.json").is_file()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["memory"]["insights"] == 1 and manifest["memory"]["duplicate_rate"] == 0.75
+    assert manifest["ledger"]["agent"]["calls"] == 16 and manifest["ledger"]["learner"]["calls"] == 4
+    assert manifest["leaky"] is False and summary["leak_flag_rate"] == 0.0
+
+    again = run(cfg, run_dir=tmp_path)  # resume: nothing new is answered or learned
+    assert again["n"] == 8 and len(lines(tmp_path / "memory" / "health.jsonl")) == 4
+    assert len(lines(tmp_path / "memory" / "final" / "ops.jsonl")) == 4
+
+
+def test_without_family_exclusion_the_insight_is_retrieved(tmp_path, grading_python):
+    run(memory_cfg(grading_python, "memory.exclude_family=false"), run_dir=tmp_path)
+    records = {r["key"]: r for r in lines(tmp_path / "records.jsonl")}
+    assert [i["kind"] for i in records["293/e0/r0"]["recommendation"]["items"]] == ["insight"]
+    assert records["291/e0/r0"]["recommendation"]["items"] == []
+
+
+def test_paper_synthetic_is_leaky_and_flags_overlap_with_the_reference(tmp_path, grading_python, problems):
+    hint = json.dumps({"insights": [{"title": "Drop NaNs", "content": "x = x[~np.isnan(x)]", "tags": [],
+                                     "applies_when": "", "library": "Numpy"}]})
+    cfg = memory_cfg(grading_python, "memory.experience=paper_synthetic", "memory.mode=playbook",
+                     "memory.exclude_family=false", learner=hint)
+    summary = run(cfg, run_dir=tmp_path)
+    records = {r["problem_id"]: r for r in lines(tmp_path / "records.jsonl")}
+    assert all(r["leaky"] for r in records.values()) and summary["leaky"] is True
+    assert records[292]["recommendation"]["leak_flag"] is True  # 292's reference is exactly that line
+    assert records[291]["recommendation"]["leak_flag"] is False
+    assert summary["leak_flag_rate"] == 0.25
+    assert json.loads((tmp_path / "manifest.json").read_text())["leaky"] is True
+    health = lines(tmp_path / "memory" / "health.jsonl")
+    assert health[0]["round"] == -1 and health[0]["ops"] == {"ADD": 1, "MERGE": 3}
+
+
+def test_an_unusable_agent_reply_leaves_the_problem_without_advice(tmp_path, grading_python):
+    run(memory_cfg(grading_python, agent="no json here"), run_dir=tmp_path)
+    record = lines(tmp_path / "records.jsonl")[0]
+    assert record["error"] is None and record["exec"]["status"] == "passed"
+    assert record["recommendation"]["text"] == ""
+    assert record["recommendation"]["error"].startswith("search plan unusable: the reply holds no JSON object")

@@ -1,0 +1,161 @@
+"""The memory's parts against scripted models: leakage guard, retrieval agent, learner, curation."""
+import asyncio
+import json
+
+import pytest
+
+from spark_eval.memory.agent import RetrievalAgent
+from spark_eval.memory.index import Hit
+from spark_eval.memory.leakage import LeakGuard, overlap
+from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, Learner, insight_id
+from spark_eval.memory.store import Item, SQLiteStore
+from tests.fakes.embedder import HashEmbedder
+from tests.fakes.scripted import ScriptedModel
+
+REFERENCE = "result = df.groupby('user')['value'].apply(list).reset_index(name='values')"
+
+
+def test_leak_guard_flags_the_reference_and_not_advice_about_it():
+    guard = LeakGuard(n=6, threshold=0.5)
+    assert overlap(REFERENCE, REFERENCE) == 1.0
+    assert guard.leaks("Try this:\n" + REFERENCE.replace(" ", "  "), REFERENCE)  # layout does not hide it
+    assert not guard.leaks("Group with DataFrame.groupby and collect each group with apply(list).", REFERENCE)
+    assert not guard.leaks("anything", "   ")
+    assert overlap("x = 1", "x = 1") == 1.0  # shorter than n: one n-gram of its own length
+
+
+class FakeRecall:
+    """Two docs and one insight; records what it was asked."""
+
+    def __init__(self):
+        self.items = {
+            "doc:pandas:pandas.DataFrame.groupby": Item("doc:pandas:pandas.DataFrame.groupby", "doc", "Pandas",
+                                                        "pandas.DataFrame.groupby", "Group DataFrame using a mapper."),
+            "doc:pandas:pandas.Series.apply": Item("doc:pandas:pandas.Series.apply", "doc", "Pandas",
+                                                   "pandas.Series.apply", "Invoke function on values of Series."),
+            "ins:1": Item("ins:1", "insight", "Pandas", "Collect groups", "Use apply(list) after groupby."),
+        }
+        self.asked = []
+
+    def search(self, query, libraries, exclude_families, k):
+        self.asked.append((query, tuple(libraries), tuple(exclude_families), k))
+        ids = list(self.items)
+        return [Hit(id=i, kind=self.items[i].kind, library="Pandas", score=1.0 / (60 + rank), bm25_rank=rank,
+                    dense_rank=rank, bm25_score=1.0, dense_score=0.5) for rank, i in enumerate(ids[:k], 1)]
+
+    def fetch(self, ids):
+        return {i: self.items[i] for i in ids if i in self.items}
+
+
+PLAN = json.dumps({"intent": "collect values per user", "library": "pandas",
+                   "queries": ["groupby collect list", "Series.apply"], "avoid": "loops"})
+ADVICE = json.dumps({"recommendation": "Group by user, then apply(list).",
+                     "cited": ["doc:pandas:pandas.DataFrame.groupby", "ins:1", "made-up"]})
+
+
+def test_agent_plans_searches_and_cites(problems):
+    model = ScriptedModel(replies=[PLAN, ADVICE])
+    recall = FakeRecall()
+    rec = asyncio.run(RetrievalAgent(model, per_query=3).recommend(problems[0], recall, ("Pandas/0",)))
+    assert rec.error is None and rec.text == "Group by user, then apply(list)."
+    assert rec.plan["library"] == "Pandas" and rec.plan["queries"] == ["groupby collect list", "Series.apply"]
+    assert [q for q, *_ in recall.asked] == rec.plan["queries"]
+    assert all(libs == ("Pandas",) and excl == ("Pandas/0",) for _, libs, excl, _ in recall.asked)
+    cited = {i["id"] for i in rec.items if i["cited"]}
+    assert cited == {"doc:pandas:pandas.DataFrame.groupby", "ins:1"}  # an id it was not shown is not a citation
+    assert [len(q["hits"]) for q in rec.trace["queries"]] == [3, 3]
+    assert rec.trace["usage"]["calls"] == 2
+    second_prompt = model.sent[1][-1]["content"]
+    assert "[ins:1] (insight) Collect groups" in second_prompt and problems[0].prompt[:200] in second_prompt
+
+
+def test_agent_retries_a_bad_plan_once_then_goes_without(problems):
+    model = ScriptedModel(replies=["not json", "{\"queries\": 3}"])
+    rec = asyncio.run(RetrievalAgent(model).recommend(problems[0], FakeRecall(), ()))
+    assert rec.text == "" and rec.error.startswith("search plan unusable: \"queries\" must be a list")
+    assert len(model.sent) == 2 and "could not be used: the reply holds no JSON object" in model.sent[1][-1]["content"]
+
+
+def test_agent_recovers_from_one_bad_reply(problems):
+    model = ScriptedModel(replies=["{\"intent\": ", PLAN, ADVICE])
+    rec = asyncio.run(RetrievalAgent(model).recommend(problems[0], FakeRecall(), ()))
+    assert rec.error is None and rec.trace["usage"]["calls"] == 3
+
+
+def trace(problem, status="failed", key="0/e0/r0"):
+    return {"key": f"m/spark/s0/{key}", "problem_id": problem.problem_id, "library": problem.library,
+            "problem": problem.prompt, "advice": "use groupby", "code": "result = df", "status": status,
+            "error_type": "AssertionError" if status == "failed" else None, "stderr_tail": "AssertionError: wrong",
+            "verdicts": ["quality 2/5: misses the grouping"],
+            "source": {"problem_id": problem.problem_id, "family": "Pandas/0", "record_key": key, "epoch": 0,
+                       "round": 0}}
+
+
+INSIGHTS = json.dumps({"insights": [
+    {"title": "Collect groups into lists", "content": "After groupby, apply(list) gives one list per group.",
+     "tags": ["groupby"], "applies_when": "aggregating rows into lists", "library": "Pandas"},
+    {"title": "", "content": "dropped: no title", "tags": [], "applies_when": "", "library": "General"}]})
+
+
+def test_learner_shows_feedback_and_parses_insights(problems):
+    model = ScriptedModel(replies=[INSIGHTS])
+    candidates, calls = asyncio.run(Learner(model, traces_per_call=2).distill([trace(problems[0]), trace(problems[1])]))
+    assert [c.title for c in candidates] == ["Collect groups into lists"] and candidates[0].library == "Pandas"
+    assert len(candidates[0].sources) == 2 and calls[0]["error"] is None
+    prompt = model.sent[0][-1]["content"]
+    assert "result: failed (AssertionError)" in prompt and "quality 2/5: misses the grouping" in prompt
+    assert "Never restate a problem's solution" in prompt
+
+
+def test_learner_reply_that_cannot_be_parsed_adds_nothing(problems):
+    model = ScriptedModel(replies=["I think you should", "still prose"])
+    candidates, calls = asyncio.run(Learner(model).distill([trace(problems[0])]))
+    assert candidates == [] and calls[0]["error"] == "the reply holds no JSON object" and calls[0]["raw"]
+
+
+def candidate(title, content, key, family="Pandas/0", problem_id=0):
+    return Candidate(title=title, content=content, tags=("t",), applies_when="", library="Pandas",
+                     sources=({"problem_id": problem_id, "family": family, "record_key": key, "epoch": 0, "round": 0},))
+
+
+@pytest.fixture
+def curator(tmp_path):
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    yield Curator(store, HashEmbedder(), CurationPolicy(duplicate_threshold=0.9, retire_margin=2, max_insights=3),
+                  LeakGuard())
+    store.close()
+
+
+WHERE = {"epoch": 0, "round": 0}
+
+
+def test_curation_merges_near_identical_insights_and_keeps_both_provenances(curator):
+    a = candidate("Collect groups", "After groupby use apply list to collect each group", "1/e0/r0")
+    b = candidate("Collect groups", "after groupby, use apply(list) to collect each group", "2/e0/r0", "Pandas/7", 2)
+    c = candidate("Plot labels", "Pass label= to plot and call legend", "3/e0/r0")
+    ops = curator.apply([a, b, c], {}, {}, WHERE)
+    assert ops == {"ADD": 2, "MERGE": 1}
+    merged = curator.store.get_items([insight_id(a.title, a.content)])[0]
+    assert merged.endorsements == 2 and merged.families == ("Pandas/0", "Pandas/7")
+    assert [p["record_key"] for p in merged.provenance] == ["1/e0/r0", "2/e0/r0"]
+    assert [op["op"] for op in curator.store.ops()] == ["ADD", "MERGE", "ADD"]
+
+
+def test_counters_follow_outcomes_and_harm_retires(curator):
+    a = candidate("Collect groups", "After groupby use apply list", "1/e0/r0")
+    curator.apply([a], {}, {}, WHERE)
+    ident = insight_id(a.title, a.content)
+    curator.apply([], {}, {ident: (1, 0), "ins:unknown": (5, 5)}, WHERE)
+    assert (curator.store.get_items([ident])[0].helpful, curator.store.get_items([ident])[0].harmful) == (1, 0)
+    ops = curator.apply([], {}, {ident: (0, 3)}, WHERE)
+    item = curator.store.get_items([ident])[0]
+    assert (item.helpful, item.harmful, item.status) == (1, 3, "retired") and ops == {"UPDATE": 1, "RETIRE": 1}
+
+
+def test_size_cap_retires_the_weakest_and_literal_solutions_are_rejected(curator):
+    words = ["alpha beta", "gamma delta", "epsilon zeta", "eta theta"]
+    cands = [candidate(f"Insight {w}", f"content about {w} only", f"{i}/e0/r0") for i, w in enumerate(words)]
+    leak = candidate("Answer", "Just write: " + REFERENCE, "9/e0/r0", problem_id=9)
+    ops = curator.apply([*cands, leak], {9: REFERENCE}, {}, WHERE)
+    assert ops == {"ADD": 4, "RETIRE": 1, "REJECT": 1}
+    assert curator.store.count(kind="insight") == 3
