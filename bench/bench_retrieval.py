@@ -1,13 +1,12 @@
 """Hybrid retrieval on this machine: embedding throughput, index build time, query embedding and search latency.
 
-    python bench/bench_retrieval.py                            # ~35,000 docstring chunks of the installed libraries
-    python bench/bench_retrieval.py --chunks kb_chunks.jsonl   # a documentation knowledge base: {id, library, text}
-    python bench/bench_retrieval.py --docs 3000 --queries 100  # a quick look
+    python bench/bench_retrieval.py                                # the full documentation KB (memory=spark)
+    python bench/bench_retrieval.py memory.kb.max_chunks=600       # the demo's capped KB
+    python bench/bench_retrieval.py --queries 100                  # a quick look
 
-Without `--chunks`, the documentation is the docstrings of numpy, scipy, pandas, sklearn, torch and matplotlib
-as installed here, cut at paragraph breaks into chunks of at most 800 characters. 1,000 synthetic insights
-(Pandas/12-style origin families) are added either way. Everything is embedded with the embedded MiniLM model
-(extracted into the project cache). Queries are DS-1000 prompts: the first 400 characters (what raw RAG
+The documentation is the knowledge base `memory=spark` uses (built and cached on first use, as
+`scripts/build_kb.py` does); 1,000 synthetic insights (Pandas/12-style origin families) are added and embedded
+with the same MiniLM embedder. Queries are DS-1000 prompts: the first 400 characters (what raw RAG
 sends) and the first sentence (like a planned search query), each with the problem's library and, for
 insights, its origin family excluded, as the runner asks. Search latency excludes the query's embedding,
 which is timed separately, one query at a time.
@@ -15,111 +14,24 @@ which is timed separately, one query at a time.
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
-import itertools
-import json
 import os
-import pkgutil
 import random
 import re
 import time
-import warnings
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
+from hydra.utils import instantiate
 
 from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset
-from spark_eval.memory.embed import MiniLMEmbedder
+from spark_eval.memory.embed import CachedEmbedder, Embedder
 from spark_eval.memory.index import HybridIndex, IndexItem
+from spark_eval.memory.kb import embed_text, load_knowledge_base
 
-LIBRARIES = {"numpy": "Numpy", "scipy": "Scipy", "pandas": "Pandas", "sklearn": "Sklearn", "torch": "Pytorch",
-             "matplotlib": "Matplotlib"}
-SKIPPED_MODULES = {"tests", "testing", "conftest", "setup", "backends"}
-CHUNK_CHARS = 800
 ADVICE = ["prefer {f} over a Python loop", "{f} returns a copy, assign the result back",
           "check the dtype before calling {f}", "{f} keeps the index; reset it before comparing",
           "pass axis explicitly to {f}", "{f} broadcasts, so reshape the operand first"]
-
-
-def docstring_chunks(limit: int, seed: int) -> list[dict[str, str]]:
-    """Up to `limit` chunks of the public docstrings of the six installed libraries, shared out evenly among them."""
-    by_library = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for package, library in LIBRARIES.items():
-            chunks = [{"id": f"{name}#{i}", "library": library, "text": f"{name}\n{piece}"}
-                      for name, doc in package_docs(package) for i, piece in enumerate(split_paragraphs(doc))]
-            random.Random(seed).shuffle(chunks)
-            by_library.append(chunks)
-    taken = [chunk for group in itertools.zip_longest(*by_library) for chunk in group if chunk is not None]
-    return taken[:limit]
-
-
-def package_docs(package: str) -> Iterator[tuple[str, str]]:
-    """(name, docstring) of everything public the package defines, each under the first public name found."""
-    seen: set[int] = set()
-    for module in public_modules(package):
-        for name, obj, doc in documented(module, package):
-            if id(obj) not in seen:
-                seen.add(id(obj))
-                yield name, doc
-
-
-def public_modules(name: str) -> Iterator[Any]:
-    """The module and its public submodules, recursively; those that fail to import are skipped."""
-    try:
-        module = importlib.import_module(name)
-    except (Exception, SystemExit):  # optional dependencies, other platforms
-        return
-    yield module
-    for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
-        if not info.name.startswith("_") and info.name not in SKIPPED_MODULES:
-            yield from public_modules(f"{name}.{info.name}")
-
-
-def documented(module: Any, package: str) -> Iterator[tuple[str, Any, str]]:
-    """(public name, object, docstring) of the package's classes and functions in the module, and their methods."""
-    for name, obj in list(vars(module).items()):
-        defined_in = getattr(obj, "__module__", None) or ""
-        if name.startswith("_") or not (inspect.isclass(obj) or inspect.isroutine(obj)) or \
-                defined_in.split(".")[0] != package:
-            continue
-        qualified = f"{module.__name__}.{name}"
-        yield from _with_doc(qualified, obj)
-        if inspect.isclass(obj):
-            for member, value in list(vars(obj).items()):
-                if not member.startswith("_"):
-                    yield from _with_doc(f"{qualified}.{member}", value)
-
-
-def _with_doc(name: str, obj: Any) -> Iterator[tuple[str, Any, str]]:
-    try:
-        doc = inspect.getdoc(obj)
-    except Exception:  # objects whose docstring lookup raises
-        return
-    if doc and len(doc) > 40:
-        yield name, obj, doc
-
-
-def split_paragraphs(doc: str) -> list[str]:
-    """Paragraphs packed into pieces of at most CHUNK_CHARS characters (a longer paragraph is cut)."""
-    pieces, current = [], ""
-    for paragraph in re.split(r"\n\s*\n", doc):
-        for start in range(0, len(paragraph), CHUNK_CHARS):
-            part = paragraph[start:start + CHUNK_CHARS]
-            if current and len(current) + len(part) + 2 > CHUNK_CHARS:
-                pieces.append(current)
-                current = ""
-            current = f"{current}\n\n{part}" if current else part
-    return pieces + [current] if current else pieces
-
-
-def read_chunks(path: Path) -> list[dict[str, str]]:
-    with path.open() as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def synthetic_insights(docs: list[IndexItem], n: int, seed: int) -> list[IndexItem]:
@@ -142,47 +54,37 @@ def percentiles(seconds: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chunks", type=Path, help="JSON lines with at least id, library, text")
-    parser.add_argument("--docs", type=int, default=35_000, help="docstring chunks when --chunks is not given")
     parser.add_argument("--insights", type=int, default=1_000)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. memory.kb.max_chunks=600")
     args = parser.parse_args()
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    cfg = compose_config()
+    cfg = compose_config("memory=spark", *args.overrides)
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start (other work slows every figure)")
 
+    embedder = instantiate(cfg.memory.embedder)
     start = time.perf_counter()
-    rows = read_chunks(args.chunks) if args.chunks else docstring_chunks(args.docs, args.seed)
-    docs = [IndexItem(str(r["id"]), "doc", r["library"], (), r["text"]) for r in rows]
-    items = docs + synthetic_insights(docs, args.insights, args.seed)
-    print(f"corpus: {len(docs)} doc chunks ({np.mean([len(d.text) for d in docs]):.0f} chars on average) "
-          f"+ {len(items) - len(docs)} insights, gathered in {time.perf_counter() - start:.1f} s")
+    kb = load_knowledge_base(cfg.memory.kb, embedder)  # built once and cached: `scripts/build_kb.py` prints its figures
+    stored = kb.store.items(kind="doc")
+    doc_vectors = CachedEmbedder(embedder, kb.store).embed([embed_text(i) for i in stored])
+    docs = [IndexItem(i.id, "doc", i.library, (), i.content) for i in stored]
+    print(f"knowledge base: {len(docs)} chunks ({np.mean([len(d.text) for d in docs]):.0f} chars on average), "
+          f"loaded in {time.perf_counter() - start:.1f} s")
 
-    embedder = MiniLMEmbedder(str(Path(cfg.paths.cache) / "models"), threads=args.threads)
-    embedder.embed(["warm up"])
-    vectors, took = embed_all(embedder, [item.text for item in items])
-    print(f"embedding ({embedder.name}, {args.threads} threads, batch {embedder.batch_size}): {len(items)} texts "
-          f"in {took:.1f} s = {len(items) / took:.1f} texts/s")
+    insights = synthetic_insights(docs, args.insights, args.seed)
+    start = time.perf_counter()
+    insight_vectors = embedder.embed([item.text for item in insights])
+    took = time.perf_counter() - start
+    print(f"embedding ({embedder.name}, batch {embedder.batch_size}): {len(insights)} insights in {took:.1f} s = "
+          f"{len(insights) / took:.1f} texts/s")
 
     start = time.perf_counter()
-    index = HybridIndex(items, vectors)
-    print(f"index build (bm25s + dense matrix): {time.perf_counter() - start:.2f} s")
+    index = HybridIndex(docs + insights, np.vstack([doc_vectors, insight_vectors]))
+    print(f"index build over {len(index)} items (bm25s + dense matrix): {time.perf_counter() - start:.2f} s")
     run_queries(index, embedder, args.queries, cfg)
 
 
-def embed_all(embedder: MiniLMEmbedder, texts: list[str], step: int = 4000) -> tuple[np.ndarray, float]:
-    """All the vectors and the seconds they took, reporting progress (the whole corpus takes a while on a CPU)."""
-    parts, start = [], time.perf_counter()
-    for done in range(step, len(texts) + step, step):
-        parts.append(embedder.embed(texts[done - step:done]))
-        rate = min(done, len(texts)) / (time.perf_counter() - start)
-        print(f"  {min(done, len(texts))}/{len(texts)} embedded, {rate:.1f} texts/s so far", flush=True)
-    return np.concatenate(parts), time.perf_counter() - start
-
-
-def run_queries(index: HybridIndex, embedder: MiniLMEmbedder, n: int, cfg: Any) -> None:
+def run_queries(index: HybridIndex, embedder: Embedder, n: int, cfg: Any) -> None:
     """Embed each query alone, then time the searches the runner would make."""
     problems = read_dataset(cfg.dataset)
     problems = problems[:: max(1, len(problems) // n)][:n]
