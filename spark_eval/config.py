@@ -144,7 +144,7 @@ class RetrievalConfig:
     per_query: int = 4  # hits kept per agent query
     max_items: int = 8  # items shown to the agent for its recommendation
     item_chars: int = 700
-    max_tokens: int = 512  # room for each agent reply
+    max_tokens: int = 768  # room for each agent reply
     rrf_k: int = 60
     candidates: int = 100  # top of each ranked list that reciprocal-rank fusion sees
 

@@ -12,7 +12,7 @@ from spark_eval.models.structured import ParseError, ask_json, merge_usage, text
 from spark_eval.types import Problem, Recommendation
 
 # Bump when a prompt or schema below changes: the version goes into every record of a memory run.
-AGENT_VERSION = "agent-1"
+AGENT_VERSION = "agent-2"
 
 PLAN_SYSTEM = (
     "You plan searches in a shared memory that holds the documentation of NumPy, pandas, Matplotlib, SciPy, "
@@ -47,9 +47,10 @@ Avoid: {avoid}
 Retrieved items (id, kind, title, content):
 {items}
 
-Write a recommendation for the coding agent that will solve this problem: the approach, the exact API
-names and arguments to use, and the pitfalls. Cite the ids of the items you relied on. Reply with a JSON
-object: {{"recommendation": "...", "cited": ["<item id>", ...]}}"""
+Write a recommendation of at most 150 words for the coding agent that will solve this problem: the
+approach, the exact API names and arguments to use, and the pitfalls. Cite the ids of the items you relied
+on, exactly as written between the brackets, each once. Reply with a JSON object:
+{{"recommendation": "...", "cited": ["<item id>", ...]}}"""
 
 PLAN_SCHEMA = {
     "type": "object",
@@ -144,7 +145,7 @@ class RetrievalAgent:
                                 interpret_recommendation, RECOMMEND_SCHEMA, self.max_tokens)
         merge_usage(trace["usage"], advice.usage)
         trace["recommendation_raw"] = advice.raw
-        cited = set(advice.value["cited"]) if advice.value else set()
+        cited = resolve_citations(advice.value["cited"], [h.id for h in chosen]) if advice.value else set()
         shown = [{"id": h.id, "kind": h.kind, "score": round(h.score, 6), "cited": h.id in cited} for h in chosen]
         if advice.value is None:
             return Recommendation(text="", plan=plan.value, items=tuple(shown), trace=trace,
@@ -159,6 +160,17 @@ class RetrievalAgent:
         prompt = RECOMMEND_PROMPT.format(problem=text, intent=plan["intent"] or "-", avoid=plan["avoid"] or "-",
                                          items=listed)
         return [{"role": "system", "content": RECOMMEND_SYSTEM}, {"role": "user", "content": prompt}]
+
+
+def resolve_citations(cited: Sequence[str], shown: Sequence[str]) -> set[str]:
+    """The shown ids the model cited: an exact id, or the id without its `doc:<module>:` prefix (small models
+    often cite `numpy.sum` for `doc:numpy:numpy.sum`); anything else is not a citation."""
+    by_name = {}
+    for ident in shown:
+        by_name.setdefault(ident, ident)
+        by_name.setdefault(ident.rsplit(":", 1)[-1], ident)
+        by_name.setdefault(ident.rsplit(":", 1)[-1].split("#", 1)[0], ident)
+    return {by_name[c.strip().strip("[]")] for c in cited if c.strip().strip("[]") in by_name}
 
 
 def plan_messages(text: str) -> list[Message]:

@@ -50,7 +50,7 @@ class FakeRecall:
 PLAN = json.dumps({"intent": "collect values per user", "library": "pandas",
                    "queries": ["groupby collect list", "Series.apply"], "avoid": "loops"})
 ADVICE = json.dumps({"recommendation": "Group by user, then apply(list).",
-                     "cited": ["doc:pandas:pandas.DataFrame.groupby", "ins:1", "made-up"]})
+                     "cited": ["pandas.DataFrame.groupby", "[ins:1]", "made-up"]})
 
 
 def test_agent_plans_searches_and_cites(problems):
@@ -62,7 +62,8 @@ def test_agent_plans_searches_and_cites(problems):
     assert [q for q, *_ in recall.asked] == rec.plan["queries"]
     assert all(libs == ("Pandas",) and excl == ("Pandas/0",) for _, libs, excl, _ in recall.asked)
     cited = {i["id"] for i in rec.items if i["cited"]}
-    assert cited == {"doc:pandas:pandas.DataFrame.groupby", "ins:1"}  # an id it was not shown is not a citation
+    # a name without the id's prefix counts; an id it was not shown is not a citation
+    assert cited == {"doc:pandas:pandas.DataFrame.groupby", "ins:1"}
     assert [len(q["hits"]) for q in rec.trace["queries"]] == [3, 3]
     assert rec.trace["usage"]["calls"] == 2
     second_prompt = model.sent[1][-1]["content"]
