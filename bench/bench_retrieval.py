@@ -25,9 +25,9 @@ from hydra.utils import instantiate
 
 from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset
-from spark_eval.memory.embed import CachedEmbedder, Embedder
+from spark_eval.memory.embed import Embedder
 from spark_eval.memory.index import HybridIndex, IndexItem
-from spark_eval.memory.kb import embed_text, load_knowledge_base
+from spark_eval.memory.kb import load_knowledge_base
 
 ADVICE = ["prefer {f} over a Python loop", "{f} returns a copy, assign the result back",
           "check the dtype before calling {f}", "{f} keeps the index; reset it before comparing",
@@ -65,9 +65,7 @@ def main() -> None:
     embedder = instantiate(cfg.memory.embedder)
     start = time.perf_counter()
     kb = load_knowledge_base(cfg.memory.kb, embedder)  # built once and cached: `scripts/build_kb.py` prints its figures
-    stored = kb.store.items(kind="doc")
-    doc_vectors = CachedEmbedder(embedder, kb.store).embed([embed_text(i) for i in stored])
-    docs = [IndexItem(i.id, "doc", i.library, (), i.content) for i in stored]
+    docs, doc_vectors = list(kb.index.items), kb.index.vectors  # what the memory searches, already loaded
     print(f"knowledge base: {len(docs)} chunks ({np.mean([len(d.text) for d in docs]):.0f} chars on average), "
           f"loaded in {time.perf_counter() - start:.1f} s")
 

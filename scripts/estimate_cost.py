@@ -11,13 +11,10 @@ per request at the model's `concurrency`; vLLM runs are GPU-bound and listed wit
 """
 from __future__ import annotations
 
-import itertools
 import sys
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from spark_eval.config import PROJECT_ROOT, compose_config
+from spark_eval.config import compose_config, experiment_sweep
 from spark_eval.data.ds1000 import read_dataset, select_problems
 from spark_eval.judge.helpfulness import helpfulness_messages
 from spark_eval.judge.quality import quality_messages
@@ -36,14 +33,6 @@ TRACE_TOKENS = 700  # one attempt as the learner sees it (problem excerpt, advic
 
 def tokens(messages: list[dict]) -> int:
     return sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN
-
-
-def sweep_overrides(experiment: str) -> list[list[str]]:
-    path = PROJECT_ROOT / "conf" / "experiment" / f"{experiment}.yaml"
-    params = (OmegaConf.load(path).get("hydra") or {}).get("sweeper", {}).get("params") or {}
-    keys = list(params)
-    return [[f"{k}={v}" for k, v in zip(keys, values)]
-            for values in itertools.product(*(str(params[k]).split(",") for k in keys))]
 
 
 def calls(cfg: Any, problems: list) -> list[tuple[Any, str, int, int]]:
@@ -100,7 +89,7 @@ def main() -> None:
     experiment = next(o.split("=", 1)[1] for o in overrides if o.startswith("experiment="))
     total_cost = total_s = 0.0
     print(f"{'run':<44}{'input Mtok':>11}{'output Mtok':>12}{'cost USD':>10}{'API hours':>10}")
-    for sweep in sweep_overrides(experiment) or [[]]:
+    for sweep in experiment_sweep(experiment):
         cfg = compose_config(*overrides, *sweep)
         problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
         cost, seconds, volume = estimate(cfg, problems)

@@ -291,6 +291,17 @@ def register_configs() -> None:
             OmegaConf.register_new_resolver(name, resolver)
 
 
+def experiment_sweep(experiment: str) -> list[list[str]]:
+    """The override sets of an experiment's own sweep (`hydra.sweeper.params`), one per run; [[]] for a single run."""
+    import itertools
+
+    path = PROJECT_ROOT / "conf" / "experiment" / f"{experiment}.yaml"
+    params = (OmegaConf.load(path).get("hydra") or {}).get("sweeper", {}).get("params") or {}
+    keys = list(params)
+    return [[f"{k}={v}" for k, v in zip(keys, values)]
+            for values in itertools.product(*(str(params[k]).split(",") for k in keys))]
+
+
 def compose_config(*overrides: str) -> Any:
     """The real config tree with `overrides`, as `python -m spark_eval` composes it (for scripts and tests)."""
     from hydra import compose, initialize_config_dir

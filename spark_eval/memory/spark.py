@@ -146,11 +146,8 @@ class SparkMemory:
                                          "detail": {"reason": f"learner reply unusable: {call['error']}",
                                                     "raw": (call["raw"] or "")[:2000], "sources": call["sources"]}}])
             ops = self._curator().apply(candidates, self._references(traces), _outcomes(records), where)
-        usage: dict[str, Any] = {}
-        for call in calls:
-            merge_usage(usage, call["usage"])
         self._load_insights()
-        self._record_health(epoch, round_, len(traces), ops, usage, candidates=len(candidates),
+        self._record_health(epoch, round_, len(traces), ops, _sum_usage(c["usage"] for c in calls), candidates=len(candidates),
                             unusable=sum(1 for c in calls if c["error"]))
 
     def state_hash(self) -> str:
@@ -295,10 +292,7 @@ class SparkMemory:
         with self.store.transaction():
             ops = self._curator().apply(candidates, {}, {}, where, check_leaks=False)
             self.store.set_meta("synthetic_done", {"problems": len(problems), "candidates": len(candidates)})
-        usage: dict[str, Any] = {}
-        for call in calls:
-            merge_usage(usage, call["usage"])
-        self._record_health(-1, -1, len(problems), ops, usage, candidates=len(candidates),
+        self._record_health(-1, -1, len(problems), ops, _sum_usage(c["usage"] for c in calls), candidates=len(candidates),
                             unusable=sum(1 for c in calls if c["error"]))
 
     def _trace(self, record: dict[str, Any]) -> dict[str, Any]:

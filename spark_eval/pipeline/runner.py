@@ -94,21 +94,16 @@ async def _run_stream(
     await condition.memory.prepare(problems)
     for epoch in range(pipeline.epochs):
         for number, start in enumerate(range(0, len(problems), pipeline.round_size)):
-            keys = [record_key(p.problem_id, epoch, r)
-                    for p in problems[start : start + pipeline.round_size] for r in range(pipeline.repeats)]
-            todo = [
-                bounded(p, epoch, r)
-                for p in problems[start : start + pipeline.round_size]
-                for r in range(pipeline.repeats)
-                if record_key(p.problem_id, epoch, r) not in done
-            ]
+            in_round = {record_key(p.problem_id, epoch, r): (p, r)
+                        for p in problems[start : start + pipeline.round_size] for r in range(pipeline.repeats)}
+            todo = [bounded(p, epoch, r) for key, (p, r) in in_round.items() if key not in done]
             for next_record in asyncio.as_completed(todo):
                 record = await next_record
                 rundir.append(record)  # on disk before anything is learned from it
                 progress.update(record)
                 done[record.key] = record.to_json()
             # the whole round, also records of an earlier, killed attempt (the memory skips what it has learned)
-            await condition.memory.learn([done[k] for k in keys], epoch, number)
+            await condition.memory.learn([done[k] for k in in_round], epoch, number)
         condition.memory.checkpoint(epoch)
     progress.close()
 

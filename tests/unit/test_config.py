@@ -1,30 +1,19 @@
 import importlib.util
-import itertools
 import subprocess
 import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from spark_eval.judge.panel import ModelPool, build_panel
 from spark_eval.memory import build_memory
 from spark_eval.models.base import ModelConfigError
 
-from spark_eval.config import PROJECT_ROOT
+from spark_eval.config import PROJECT_ROOT, experiment_sweep
 from tests.conftest import CONF_DIR, compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-
-
-def sweep(experiment):
-    """The override sets an experiment's own sweep runs (one empty set for a single run)."""
-    params = OmegaConf.load(CONF_DIR / "experiment" / f"{experiment}.yaml").get("hydra", {}).get("sweeper", {})
-    params = (params or {}).get("params") or {}
-    keys = list(params)
-    return [[f"{k}={v}" for k, v in zip(keys, values)]
-            for values in itertools.product(*(str(params[k]).split(",") for k in keys))]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -33,7 +22,7 @@ def test_every_experiment_composes_and_instantiates(experiment, tmp_path, monkey
     without calling a model; the keys only have to be set, not valid."""
     for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
         monkeypatch.setenv(key, "not-a-real-key")
-    runs = sweep(experiment)
+    runs = experiment_sweep(experiment)
     for overrides in runs:
         cfg = compose_config(f"experiment={experiment}", f"paths.results={tmp_path}", *overrides)
         assert cfg.experiment_name == experiment
@@ -51,17 +40,17 @@ def test_every_experiment_composes_and_instantiates(experiment, tmp_path, monkey
 
 
 def test_paper_experiments_sweep_the_papers_conditions():
-    main = {" ".join(o) for o in sweep("paper_main")}
+    main = {" ".join(o) for o in experiment_sweep("paper_main")}
     assert len(main) == 7 and "condition=reference" in main
-    memories = {compose_config("experiment=paper_main", *o).memory.name for o in sweep("paper_main")}
+    memories = {compose_config("experiment=paper_main", *o).memory.name for o in experiment_sweep("paper_main")}
     assert memories == {"none", "spark"}
     leaky = compose_config("experiment=paper_main", "condition=claude_haiku_4_5__spark_paper").memory
     assert (leaky.experience, leaky.exclude_family, leaky.agent_model.name) == ("paper_synthetic", False, "gpt-4o")
-    assert {o[0] for o in sweep("paper_ablations")} == {
+    assert {o[0] for o in experiment_sweep("paper_ablations")} == {
         f"memory={m}" for m in ("none", "spark", "docs_only", "experience_only", "raw_rag", "full_playbook")}
     online = compose_config("experiment=online_learning")
     assert (online.pipeline.epochs, online.pipeline.shuffle, online.memory.experience) == (3, True, "online")
-    assert len(sweep("online_learning")) == 3
+    assert len(experiment_sweep("online_learning")) == 3
 
 
 def test_experiment_file_starts_with_global_package():
