@@ -12,7 +12,7 @@ from spark_eval.models.structured import ParseError, ask_json, merge_usage, text
 from spark_eval.types import Problem, Recommendation
 
 # Bump when a prompt or schema below changes: the version goes into every record of a memory run.
-AGENT_VERSION = "agent-2"
+AGENT_VERSION = "agent-3"
 
 PLAN_SYSTEM = (
     "You plan searches in a shared memory that holds the documentation of NumPy, pandas, Matplotlib, SciPy, "
@@ -82,11 +82,11 @@ class Recall(Protocol):
 
 
 def interpret_plan(reply: dict[str, Any]) -> dict[str, Any]:
-    """The plan with 1-5 non-empty queries and the library mapped onto DS-1000's names (None if unknown)."""
+    """The plan with 1-5 distinct non-empty queries and the library mapped onto DS-1000's names (None if unknown)."""
     queries = reply.get("queries")
     if not isinstance(queries, list):
         raise ParseError('"queries" must be a list of strings')
-    queries = [q.strip() for q in queries if isinstance(q, str) and q.strip()][:5]
+    queries = list(dict.fromkeys(q.strip() for q in queries if isinstance(q, str) and q.strip()))[:5]
     if not queries:
         raise ParseError('"queries" must hold at least one non-empty string')
     names = {name.lower(): name for name in LIBRARIES}
@@ -134,7 +134,11 @@ class RetrievalAgent:
         queries, best = [], {}
         for query in plan.value["queries"]:
             hits = recall.search(query, libraries, exclude_families, self.per_query)
-            queries.append({"query": query, "hits": [_hit_json(h) for h in hits]})
+            searched = {"query": query, "libraries": libraries}
+            if not hits:  # the planned library holds nothing for it (or is not in the memory): search them all
+                hits = recall.search(query, None, exclude_families, self.per_query)
+                searched["libraries"] = None
+            queries.append({**searched, "hits": [_hit_json(h) for h in hits]})
             for hit in hits:
                 if hit.id not in best or hit.score > best[hit.id].score:
                     best[hit.id] = hit

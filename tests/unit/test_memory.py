@@ -38,7 +38,9 @@ class FakeRecall:
         self.asked = []
 
     def search(self, query, libraries, exclude_families, k):
-        self.asked.append((query, tuple(libraries), tuple(exclude_families), k))
+        self.asked.append((query, None if libraries is None else tuple(libraries), tuple(exclude_families), k))
+        if libraries is not None and "Pandas" not in libraries:
+            return []
         ids = list(self.items)
         return [Hit(id=i, kind=self.items[i].kind, library="Pandas", score=1.0 / (60 + rank), bm25_rank=rank,
                     dense_rank=rank, bm25_score=1.0, dense_score=0.5) for rank, i in enumerate(ids[:k], 1)]
@@ -68,6 +70,17 @@ def test_agent_plans_searches_and_cites(problems):
     assert rec.trace["usage"]["calls"] == 2
     second_prompt = model.sent[1][-1]["content"]
     assert "[ins:1] (insight) Collect groups" in second_prompt and problems[0].prompt[:200] in second_prompt
+
+
+def test_agent_searches_every_library_when_the_planned_one_has_nothing(problems):
+    plan = json.dumps({"intent": "nan handling", "library": "numpy", "queries": ["np.nan", "np.nan ", "isnan"],
+                       "avoid": ""})
+    recall = FakeRecall()
+    rec = asyncio.run(RetrievalAgent(ScriptedModel(replies=[plan, ADVICE])).recommend(problems[0], recall, ()))
+    assert rec.plan["queries"] == ["np.nan", "isnan"]  # repeated queries are searched once
+    assert [(q, libs) for q, libs, *_ in recall.asked] == [("np.nan", ("Numpy",)), ("np.nan", None),
+                                                           ("isnan", ("Numpy",)), ("isnan", None)]
+    assert all(q["libraries"] is None and q["hits"] for q in rec.trace["queries"])
 
 
 def test_agent_retries_a_bad_plan_once_then_goes_without(problems):
