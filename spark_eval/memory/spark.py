@@ -131,7 +131,7 @@ class SparkMemory:
         """Learn from a round's records (already on disk). Records learned before (a resumed run) are skipped."""
         if self.experience != "online" or "insights" not in self.sources or not records:
             return
-        known = {t["key"] for t in self.store.traces()}
+        known = self.store.known_traces([r["key"] for r in records])
         traces = [self._trace(r) for r in records if r.get("exec") and r["key"] not in known]
         if not traces:
             return

@@ -107,6 +107,7 @@ class MemoryStore(Protocol):
     def ops(self) -> list[dict[str, Any]]: ...
     def add_traces(self, traces: Sequence[dict[str, Any]]) -> list[str]: ...
     def traces(self) -> list[dict[str, Any]]: ...
+    def known_traces(self, keys: Sequence[str]) -> set[str]: ...
     def get_embeddings(self, model: str, text_hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
     def put_embeddings(self, model: str, vectors: dict[str, np.ndarray]) -> None: ...
     def get_meta(self, key: str, default: Any = None) -> Any: ...
@@ -279,6 +280,16 @@ class SQLiteStore:
         """All traces in the order they were added."""
         with self._tx(_READ) as db:
             return [json.loads(body) for (body,) in db.execute("SELECT body FROM traces ORDER BY seq")]
+
+    def known_traces(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` that already have a trace (looked up by key; bodies are not read)."""
+        found: set[str] = set()
+        with self._tx(_READ) as db:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                found.update(k for (k,) in db.execute(f"SELECT key FROM traces WHERE key IN ({marks})", chunk))
+        return found
 
     def get_embeddings(self, model: str, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored float32 vectors of `model` for the hashes asked; missing ones are absent."""

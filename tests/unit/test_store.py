@@ -75,6 +75,8 @@ def test_ops_traces_meta_and_embeddings_round_trip(store):
     assert store.add_traces([{"key": "b", "x": 1}, {"key": "a", "x": 2}]) == ["b", "a"]
     assert store.add_traces([{"key": "a", "x": 3}, {"key": "c", "x": 4}]) == ["c"]
     assert store.traces() == [{"key": "b", "x": 1}, {"key": "a", "x": 2}, {"key": "c", "x": 4}]
+    assert store.known_traces(["a", "z", "c"] + [f"k{i}" for i in range(1200)]) == {"a", "c"}
+    assert store.known_traces([]) == set()
 
     store.set_meta("built", {"chunks": 3, "libs": ["Numpy"]})
     assert store.get_meta("built") == {"chunks": 3, "libs": ["Numpy"]}
