@@ -1,10 +1,12 @@
 """The retrieval agent: plan searches for a problem, run them over docs and insights, write cited advice."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Any, Collection, Protocol, Sequence
 
 from spark_eval.data.ds1000 import LIBRARIES
+from spark_eval.execution.base import LIBRARY_MODULES
 from spark_eval.memory.index import Hit
 from spark_eval.memory.store import Item
 from spark_eval.models.base import ChatModel, Message
@@ -12,7 +14,7 @@ from spark_eval.models.structured import ParseError, ask_json, merge_usage, text
 from spark_eval.types import Problem, Recommendation
 
 # Bump when a prompt or schema below changes: the version goes into every record of a memory run.
-AGENT_VERSION = "agent-3"
+AGENT_VERSION = "agent-4"
 
 PLAN_SYSTEM = (
     "You plan searches in a shared memory that holds the documentation of NumPy, pandas, Matplotlib, SciPy, "
@@ -95,6 +97,22 @@ def interpret_plan(reply: dict[str, Any]) -> dict[str, Any]:
             "queries": queries, "avoid": str(reply.get("avoid") or "").strip()}
 
 
+_IMPORT = re.compile(r"^[ \t]*(?:import|from)[ \t]+([A-Za-z_]\w*)", re.M)
+_BY_MODULE = {module: name for name, module in LIBRARY_MODULES.items()}
+
+
+def search_libraries(planned: str | None, text: str, fallback: str) -> list[str]:
+    """The libraries a plan's searches are filtered to: the planned one, then those the problem's code imports.
+
+    A small planner often names the wrong library (the first of the list it was shown); the imports in the
+    problem, which the planner saw too, keep its searches on the libraries the problem uses. `fallback` (the
+    problem's library) when neither gives one.
+    """
+    found = [planned] if planned else []
+    found += [_BY_MODULE[m] for m in _IMPORT.findall(text) if m in _BY_MODULE]
+    return list(dict.fromkeys(found)) or [fallback]
+
+
 def interpret_recommendation(reply: dict[str, Any]) -> dict[str, Any]:
     cited = reply.get("cited") or []
     if not isinstance(cited, list):
@@ -130,7 +148,7 @@ class RetrievalAgent:
         trace: dict[str, Any] = {"plan_raw": plan.raw, "usage": dict(plan.usage)}
         if plan.value is None:
             return Recommendation(text="", trace=trace, error=f"search plan unusable: {plan.error}")
-        libraries = [plan.value["library"] or problem.library]
+        libraries = search_libraries(plan.value["library"], text, problem.library)
         queries, best = [], {}
         for query in plan.value["queries"]:
             hits = recall.search(query, libraries, exclude_families, self.per_query)

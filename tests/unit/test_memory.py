@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from spark_eval.memory.agent import RetrievalAgent
+from spark_eval.memory.agent import RetrievalAgent, search_libraries
 from spark_eval.memory.index import Hit
 from spark_eval.memory.leakage import LeakGuard, overlap
 from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, Learner, insight_id
@@ -62,7 +62,8 @@ def test_agent_plans_searches_and_cites(problems):
     assert rec.error is None and rec.text == "Group by user, then apply(list)."
     assert rec.plan["library"] == "Pandas" and rec.plan["queries"] == ["groupby collect list", "Series.apply"]
     assert [q for q, *_ in recall.asked] == rec.plan["queries"]
-    assert all(libs == ("Pandas",) and excl == ("Pandas/0",) for _, libs, excl, _ in recall.asked)
+    # the planned library first, then the others the problem's code imports
+    assert all(libs == ("Pandas", "Numpy") and excl == ("Pandas/0",) for _, libs, excl, _ in recall.asked)
     cited = {i["id"] for i in rec.items if i["cited"]}
     # a name without the id's prefix counts; an id it was not shown is not a citation
     assert cited == {"doc:pandas:pandas.DataFrame.groupby", "ins:1"}
@@ -72,11 +73,19 @@ def test_agent_plans_searches_and_cites(problems):
     assert "[ins:1] (insight) Collect groups" in second_prompt and problems[0].prompt[:200] in second_prompt
 
 
-def test_agent_searches_every_library_when_the_planned_one_has_nothing(problems):
+def test_search_libraries_take_the_plan_then_the_imports():
+    code = "import numpy as np\nfrom scipy import sparse\n  import torch.nn\nimport os\n# import pandas"
+    assert search_libraries("Pandas", code, "Numpy") == ["Pandas", "Numpy", "Scipy", "Pytorch"]
+    assert search_libraries("Numpy", code, "Numpy") == ["Numpy", "Scipy", "Pytorch"]
+    assert search_libraries(None, "x = 1", "Sklearn") == ["Sklearn"]
+
+
+def test_agent_searches_every_library_when_the_planned_ones_have_nothing(problems):
     plan = json.dumps({"intent": "nan handling", "library": "numpy", "queries": ["np.nan", "np.nan ", "isnan"],
                        "avoid": ""})
-    recall = FakeRecall()
-    rec = asyncio.run(RetrievalAgent(ScriptedModel(replies=[plan, ADVICE])).recommend(problems[0], recall, ()))
+    recall = FakeRecall()  # holds Pandas items only
+    problem = problems[291]  # a NumPy problem whose code imports numpy alone
+    rec = asyncio.run(RetrievalAgent(ScriptedModel(replies=[plan, ADVICE])).recommend(problem, recall, ()))
     assert rec.plan["queries"] == ["np.nan", "isnan"]  # repeated queries are searched once
     assert [(q, libs) for q, libs, *_ in recall.asked] == [("np.nan", ("Numpy",)), ("np.nan", None),
                                                            ("isnan", ("Numpy",)), ("isnan", None)]
