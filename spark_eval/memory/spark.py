@@ -131,8 +131,9 @@ class SparkMemory:
         """Learn from a round's records (already on disk). Records learned before (a resumed run) are skipped."""
         if self.experience != "online" or "insights" not in self.sources or not records:
             return
-        known = self.store.known_traces([r["key"] for r in records])
-        traces = [self._trace(r) for r in records if r.get("exec") and r["key"] not in known]
+        finished = [r for r in records if r.get("exec")]
+        known = self.store.known_traces([_trace_key(r) for r in finished])
+        traces = [self._trace(r) for r in finished if _trace_key(r) not in known]
         if not traces:
             return
         candidates, calls = await self._learner().distill(traces)
@@ -302,7 +303,7 @@ class SparkMemory:
                     if j.get("kind") == "quality" and j.get("score") is not None]
         exec_result = record["exec"]
         return {
-            "key": f"{record['model']}/{record['memory']}/s{record['seed']}/{record['key']}",
+            "key": _trace_key(record),
             "source": source_of(problem, record["key"], record["epoch"], -1),
             "problem_id": problem.problem_id, "library": problem.library, "problem": problem.prompt,
             "advice": rec.get("text") or "", "code": record.get("code") or "",
@@ -326,6 +327,11 @@ class SparkMemory:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
             with (self.memory_dir / "health.jsonl").open("a") as f:
                 f.write(json.dumps(row) + "\n")
+
+
+def _trace_key(record: dict[str, Any]) -> str:
+    """A record's trace key in the store, which runs of several models and conditions may share."""
+    return f"{record['model']}/{record['memory']}/s{record['seed']}/{record['key']}"
 
 
 def _outcomes(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:

@@ -8,11 +8,14 @@ from spark_eval.types import Completion
 
 
 class ScriptedModel:
-    """Replies in order (the last one repeats); a reply `!fail` raises ModelCallError like a dead provider."""
+    """Replies in order (the last one repeats); a reply `!fail` raises ModelCallError like a dead provider.
+    With `calls_log`, each call also appends a line to that file (calls across processes and runs)."""
 
-    def __init__(self, name: str = "scripted", replies: list[str] | tuple[str, ...] = ("{}",), **_: Any) -> None:
+    def __init__(self, name: str = "scripted", replies: list[str] | tuple[str, ...] = ("{}",),
+                 calls_log: str | None = None, **_: Any) -> None:
         self.name = name
         self.replies = list(replies)
+        self.calls_log = calls_log
         self.sent: list[list[dict]] = []
 
     def default_params(self, **overrides: Any) -> GenerationParams:
@@ -20,6 +23,9 @@ class ScriptedModel:
 
     async def complete(self, messages: list[dict], params: GenerationParams) -> Completion:
         self.sent.append(messages)
+        if self.calls_log:
+            with open(self.calls_log, "a") as f:
+                f.write(self.name + "\n")
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         if reply == "!fail":
             raise ModelCallError("scripted failure", attempts=3)

@@ -35,6 +35,9 @@ def lines(path):
 
 def test_online_learning_over_rounds_and_epochs(tmp_path, grading_python):
     cfg = memory_cfg(grading_python, "pipeline.epochs=2")
+    learner_calls = tmp_path.parent / f"{tmp_path.name}-learner-calls"
+    with open_dict(cfg):
+        cfg.memory.learner_model.calls_log = str(learner_calls)
     summary = run(cfg, run_dir=tmp_path)
     assert summary["n"] == 8 and summary["passed"] == 8
     records = {r["key"]: r for r in lines(tmp_path / "records.jsonl")}
@@ -61,6 +64,7 @@ def test_online_learning_over_rounds_and_epochs(tmp_path, grading_python):
     again = run(cfg, run_dir=tmp_path)  # resume: nothing new is answered or learned
     assert again["n"] == 8 and len(lines(tmp_path / "memory" / "health.jsonl")) == 4
     assert len(lines(tmp_path / "memory" / "final" / "ops.jsonl")) == 4
+    assert len(learner_calls.read_text().splitlines()) == 4  # the resumed run did not ask the learner again
 
 
 def test_without_family_exclusion_the_insight_is_retrieved(tmp_path, grading_python):
