@@ -151,12 +151,12 @@ class RetrievalAgent:
         libraries = search_libraries(plan.value["library"], text, problem.library)
         queries, best = [], {}
         for query in plan.value["queries"]:
-            hits = recall.search(query, libraries, exclude_families, self.per_query)
-            searched = {"query": query, "libraries": libraries}
-            if not hits:  # the planned library holds nothing for it (or is not in the memory): search them all
-                hits = recall.search(query, None, exclude_families, self.per_query)
-                searched["libraries"] = None
-            queries.append({**searched, "hits": [_hit_json(h) for h in hits]})
+            scope: list[str] | None = libraries
+            hits = recall.search(query, scope, exclude_families, self.per_query)
+            if not hits:  # those libraries hold nothing for it (or are not in the memory): search them all
+                scope = None
+                hits = recall.search(query, scope, exclude_families, self.per_query)
+            queries.append({"query": query, "libraries": scope, "hits": [_hit_json(h) for h in hits]})
             for hit in hits:
                 if hit.id not in best or hit.score > best[hit.id].score:
                     best[hit.id] = hit
