@@ -109,8 +109,12 @@ def insight_id(title: str, content: str) -> str:
 
 def insight_text(item: Item) -> str:
     """What is embedded and searched for an insight."""
-    when = item.meta.get("applies_when")
-    return f"{item.title}\n{item.content}" + (f"\nApplies when: {when}" if when else "")
+    return _searched_text(item.title, item.content, item.meta.get("applies_when"))
+
+
+def _searched_text(title: str, content: str, applies_when: str | None) -> str:
+    """The one text form of an insight and of a candidate, so a candidate's vector meets the stored ones'."""
+    return f"{title}\n{content}" + (f"\nApplies when: {applies_when}" if applies_when else "")
 
 
 class Learner:
@@ -204,7 +208,8 @@ class Curator:
                 ops.append({"op": "REJECT", "item_id": insight_id(candidate.title, candidate.content), **where,
                             "detail": {"reason": "restates a reference solution", "problem_id": leak}})
                 continue
-            vector = self.embedder.embed([_candidate_text(candidate)])[0]
+            text = _searched_text(candidate.title, candidate.content, candidate.applies_when)
+            vector = self.embedder.embed([text])[0]
             twin, similarity = _nearest(vector, vectors)
             if twin is not None and similarity >= self.policy.duplicate_threshold:
                 merged = _merge(active[twin], candidate)
@@ -256,11 +261,6 @@ class Curator:
         if not items:
             return np.zeros((0, 0), dtype=np.float32)
         return self.embedder.embed([insight_text(i) for i in items])
-
-
-def _candidate_text(candidate: Candidate) -> str:
-    return f"{candidate.title}\n{candidate.content}" + (
-        f"\nApplies when: {candidate.applies_when}" if candidate.applies_when else "")
 
 
 def _nearest(vector: np.ndarray, vectors: np.ndarray) -> tuple[int | None, float]:
