@@ -66,8 +66,7 @@ class SparkMemory:
         self.name, self.mode, self.sources, self.experience = name, mode, tuple(sources), experience
         self.exclude_family = exclude_family
         self.leaky = experience == "paper_synthetic"
-        self.run_dir = Path(run_dir) if run_dir else None
-        self.memory_dir = self.run_dir / "memory" if self.run_dir else None
+        self.memory_dir = Path(run_dir) / "memory" if run_dir else None
         store_path = Path(store) if store else (self.memory_dir / "store.sqlite" if self.memory_dir else None)
         if store_path is None:
             raise MemoryConfigError("memory.store is not set and there is no run directory to keep it in")
@@ -85,7 +84,6 @@ class SparkMemory:
         self._insight_items: dict[str, Item] = {}
         self.problems: dict[int, Problem] = {}
         self.health: list[dict[str, Any]] = []
-        self.ledger = {"learner": {}}
 
     # -- the Memory protocol --------------------------------------------------------------------------
 
