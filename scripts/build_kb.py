@@ -2,7 +2,7 @@
 
     python scripts/build_kb.py                                   # all seven libraries, as memory=spark uses it
     python scripts/build_kb.py memory.kb.max_chunks=600          # any config override, e.g. the demo's cap
-    python scripts/build_kb.py --walk-only --out chunks.jsonl    # only walk and chunk (for bench_retrieval.py)
+    python scripts/build_kb.py --walk-only --out chunks.jsonl    # only walk and chunk (and write the chunks)
 
 The KB lands in `memory.kb.cache_dir` (results/.cache/kb), keyed by builder version, the library versions of
 the grading environment, the embedder and the cap; a second run with the same inputs loads it.
@@ -10,6 +10,7 @@ the grading environment, the embedder and the cap; a second run with the same in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -47,22 +48,20 @@ def main() -> None:
 
 
 def walk(kb_cfg, out: Path | None) -> None:
-    sink = out.open("w") if out else None
     print(f"{'library':<12}{'version':<14}{'objects':>8}{'chunks':>8}{'walk s':>9}  hash")
     total, started = 0, time.monotonic()
-    for library in kb_cfg.libraries:
-        begun = time.monotonic()
-        chunks = walk_library(kb_cfg.python, library)
-        version = chunks[0].version if chunks else "?"
-        objects = len({chunk.qualname for chunk in chunks})
-        print(f"{library:<12}{version:<14}{objects:>8}{len(chunks):>8}{time.monotonic() - begun:>9.1f}  "
-              f"{chunks_hash(chunks)[:16]}")
-        total += len(chunks)
-        for chunk in chunks if sink else ():
-            sink.write(json.dumps(dataclasses.asdict(chunk)) + "\n")
+    with out.open("w") if out else contextlib.nullcontext() as sink:
+        for library in kb_cfg.libraries:
+            begun = time.monotonic()
+            chunks = walk_library(kb_cfg.python, library)
+            version = chunks[0].version if chunks else "?"
+            objects = len({chunk.qualname for chunk in chunks})
+            print(f"{library:<12}{version:<14}{objects:>8}{len(chunks):>8}{time.monotonic() - begun:>9.1f}  "
+                  f"{chunks_hash(chunks)[:16]}")
+            total += len(chunks)
+            for chunk in chunks if sink else ():
+                sink.write(json.dumps(dataclasses.asdict(chunk)) + "\n")
     print(f"{'total':<34}{total:>8}{time.monotonic() - started:>9.1f}")
-    if sink:
-        sink.close()
 
 
 if __name__ == "__main__":

@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from spark_eval.data.ds1000 import LIBRARIES as DS1000_LIBRARIES
 from spark_eval.execution.base import LIBRARY_MODULES
 from spark_eval.execution.environment import sandbox_env
 
 log = logging.getLogger(__name__)
 
 BUILDER_VERSION = "docs-1"
-LIBRARIES = {name: LIBRARY_MODULES[name] for name in DS1000_LIBRARIES}  # DS-1000 name -> import name
 DOCWALK = Path(__file__).resolve().with_name("docwalk.py")
 SECTION_CAP = 1500  # characters of docstring per chunk; longer sections are split into parts
 SIGNATURE_CAP = 800  # some signatures (pandas.read_csv) run to thousands of characters
@@ -69,29 +67,30 @@ class DocChunk:
     """What is indexed: starts with the qualified name (and the signature, for the overview)."""
 
 
-def library_version(python: str, module: str) -> str:
-    """The installed version of `module` in `python`: its distribution's, else `__version__`, else Python's."""
+def library_versions(python: str, modules: Sequence[str]) -> dict[str, str]:
+    """The installed version of each module in `python` (one process): its distribution's, else
+    `__version__`, else Python's."""
     script = (
         "import importlib, importlib.metadata as md, platform, sys\n"
-        "name = sys.argv[1]\n"
-        "dists = md.packages_distributions().get(name, [])\n"
-        "if len(set(dists)) == 1:\n"
-        "    print(md.version(dists[0]))\n"
-        "else:\n"
-        "    print(getattr(importlib.import_module(name), '__version__', None) or platform.python_version())\n"
+        "for name in sys.argv[1:]:\n"
+        "    dists = md.packages_distributions().get(name, [])\n"
+        "    if len(set(dists)) == 1:\n"
+        "        print(md.version(dists[0]))\n"
+        "    else:\n"
+        "        print(getattr(importlib.import_module(name), '__version__', None) or platform.python_version())\n"
     )
-    with tempfile.TemporaryDirectory(prefix="docwalk-") as home:
-        out = subprocess.run([python, "-c", script, module], capture_output=True, text=True, timeout=600,
-                             env=walk_env(home))
-    if out.returncode != 0:
-        raise RuntimeError(f"cannot read the version of {module} in {python}: {out.stderr.strip()[-500:]}")
-    return out.stdout.strip()
+    out = _run_walk_env(python, ["-c", script, *modules], timeout=600)
+    versions = out.stdout.split()
+    if out.returncode != 0 or len(versions) != len(modules):
+        raise RuntimeError(f"cannot read the versions of {', '.join(modules)} in {python}: {out.stderr.strip()[-500:]}")
+    return dict(zip(modules, versions))
 
 
-def walk_library(python: str, library: str) -> list[DocChunk]:
-    """All documentation chunks of `library` (a DS-1000 name or an import name) as installed in `python`."""
-    module = LIBRARIES.get(library, library)
-    version = library_version(python, module)
+def walk_library(python: str, library: str, version: str | None = None) -> list[DocChunk]:
+    """All documentation chunks of `library` (a DS-1000 name or an import name) as installed in `python`;
+    `version` when the caller has read it already."""
+    module = LIBRARY_MODULES.get(library, library)
+    version = version or library_versions(python, [module])[module]
     chunks = [chunk for entry in run_docwalk(python, module)
               for chunk in chunk_object(entry, library, module, version)]
     ids = [chunk.id for chunk in chunks]
@@ -102,14 +101,18 @@ def walk_library(python: str, library: str) -> list[DocChunk]:
 
 def run_docwalk(python: str, module: str) -> list[dict]:
     """docwalk.py's JSON lines for `module`, run in `python` with a scratch home and quiet libraries."""
-    with tempfile.TemporaryDirectory(prefix="docwalk-") as home:
-        out = subprocess.run([python, str(DOCWALK), module], capture_output=True, text=True,
-                             timeout=WALK_TIMEOUT_S, env=walk_env(home))
+    out = _run_walk_env(python, [str(DOCWALK), module], timeout=WALK_TIMEOUT_S)
     summary = [line for line in out.stderr.splitlines() if line.startswith("docwalk ")]
     if out.returncode != 0 or not summary:
         raise RuntimeError(f"docwalk failed for {module} in {python}: {out.stderr.strip()[-2000:]}")
     log.info("%s", summary[-1])
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def _run_walk_env(python: str, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess:
+    """`python args...` in the walk's environment, with a scratch home removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="docwalk-") as home:
+        return subprocess.run([python, *args], capture_output=True, text=True, timeout=timeout, env=walk_env(home))
 
 
 def walk_env(home: str) -> dict[str, str]:

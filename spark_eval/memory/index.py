@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Collection, Protocol, Sequence
+from typing import Any, Collection, Sequence
 
 import bm25s
 import numpy as np
@@ -52,14 +52,6 @@ class Hit:
     """BM25 score of the query's stemmed terms."""
     dense_score: float | None
     """Cosine similarity to the query vector."""
-
-
-class Retriever(Protocol):
-    def search(self, query: str, query_vector: np.ndarray | None, k: int = 5,
-               libraries: Collection[str] | None = None, kinds: Collection[str] | None = None,
-               exclude_families: Collection[str] = (), mode: str = "hybrid") -> list[Hit]:
-        """The k best items for the query that pass the filters, best first."""
-        ...
 
 
 @dataclass(frozen=True)

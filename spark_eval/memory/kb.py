@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 from tqdm import tqdm
 
 from spark_eval.execution import LIBRARY_MODULES
-from spark_eval.memory.docs import BUILDER_VERSION, DocChunk, chunks_hash, library_version, walk_library
+from spark_eval.memory.docs import BUILDER_VERSION, DocChunk, chunks_hash, library_versions, walk_library
 from spark_eval.memory.embed import CachedEmbedder, Embedder
 from spark_eval.memory.index import HybridIndex, IndexItem
 from spark_eval.memory.store import Item, MemoryStore, open_store
@@ -47,13 +47,14 @@ def kb_key(versions: dict[str, str], embedder: str, max_chunks: int | None) -> s
 def load_knowledge_base(cfg: Any, embedder: Embedder) -> KnowledgeBase:
     """The KB for `cfg.libraries` from `cfg.python`'s installed versions, built into `cfg.cache_dir` once."""
     libraries = list(cfg.libraries)
-    versions = {lib: library_version(cfg.python, LIBRARY_MODULES[lib]) for lib in libraries}
+    found = library_versions(cfg.python, [LIBRARY_MODULES.get(lib, lib) for lib in libraries])
+    versions = {lib: found[LIBRARY_MODULES.get(lib, lib)] for lib in libraries}
     path = Path(cfg.cache_dir) / f"kb-{kb_key(versions, embedder.name, cfg.max_chunks)}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(path.with_suffix(".lock")):
         store = open_store(path)
         if store.get_meta("complete") is None:
-            build_knowledge_base(store, cfg.python, libraries, embedder, cfg.max_chunks)
+            build_knowledge_base(store, cfg.python, libraries, embedder, cfg.max_chunks, versions)
     done = store.get_meta("complete")
     started = time.monotonic()
     items = store.items(kind="doc")
@@ -65,13 +66,14 @@ def load_knowledge_base(cfg: Any, embedder: Embedder) -> KnowledgeBase:
 
 
 def build_knowledge_base(store: MemoryStore, python: str, libraries: Sequence[str], embedder: Embedder,
-                         max_chunks: int | None = None) -> dict[str, Any]:
+                         max_chunks: int | None = None, versions: dict[str, str] | None = None) -> dict[str, Any]:
     """Walk each library in the grading interpreter, store its chunks, embed them; resumable (chunks are
-    upserted, embeddings cached), and marked complete with its hash only at the end."""
+    upserted, embeddings cached), and marked complete with its hash only at the end. `versions`: the
+    libraries' versions when the caller has read them."""
     started = time.monotonic()
     counts, hashes = {}, []
     for library in libraries:
-        chunks = central(walk_library(python, library), max_chunks)
+        chunks = central(walk_library(python, library, (versions or {}).get(library)), max_chunks)
         store.put_items([doc_item(c) for c in chunks])
         counts[library] = len(chunks)
         hashes.append(chunks_hash(chunks))
@@ -99,7 +101,7 @@ def central(chunks: list[DocChunk], limit: int | None) -> list[DocChunk]:
 
 
 def doc_item(chunk: DocChunk) -> Item:
-    title = chunk.qualname if chunk.section in ("", "overview") else f"{chunk.qualname} ({chunk.section})"
+    title = chunk.qualname if chunk.section == "overview" else f"{chunk.qualname} ({chunk.section})"
     return Item(id=chunk.id, kind="doc", library=chunk.library, title=title, content=chunk.text,
                 meta={"qualname": chunk.qualname, "version": chunk.version, "section": chunk.section,
                       "objtype": chunk.objtype})

@@ -285,9 +285,8 @@ class SQLiteStore:
         """Those of `keys` that already have a trace (looked up by key; bodies are not read)."""
         found: set[str] = set()
         with self._tx(_READ) as db:
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start:start + 500])
-                marks = ",".join("?" * len(chunk))
+            for chunk in _chunks(keys):
+                marks = ", ".join("?" * len(chunk))
                 found.update(k for (k,) in db.execute(f"SELECT key FROM traces WHERE key IN ({marks})", chunk))
         return found
 

@@ -7,7 +7,8 @@ import textwrap
 
 import pytest
 
-from spark_eval.memory.docs import DOCWALK, LIBRARIES, chunk_object, chunks_hash, split_text, walk_library
+from spark_eval.execution.base import LIBRARY_MODULES
+from spark_eval.memory.docs import DOCWALK, chunk_object, chunks_hash, split_text, walk_library
 
 NUMPYDOC = """Matrix or vector norm.
 
@@ -57,7 +58,7 @@ def chunks_of(doc, signature="(x)", qualname="numpy.linalg.norm", cap=1500):
 
 
 def test_libraries_are_the_seven_of_ds1000():
-    assert LIBRARIES == {"Pandas": "pandas", "Numpy": "numpy", "Matplotlib": "matplotlib", "Tensorflow": "tensorflow",
+    assert LIBRARY_MODULES == {"Pandas": "pandas", "Numpy": "numpy", "Matplotlib": "matplotlib", "Tensorflow": "tensorflow",
                          "Scipy": "scipy", "Sklearn": "sklearn", "Pytorch": "torch"}
 
 
