@@ -48,7 +48,7 @@ def judge_run(cfg: DictConfig) -> dict[str, Any]:
     summary = write_derived(run_dir, records)
     passes = manifest.get("judge_passes", []) + [{"judge": cfg.judge.name, "versions": panel_versions(judges),
                                                   "verdicts_added": added}]
-    write_json(manifest_path, {**manifest, "judge_passes": passes, "ledger": summary["ledger"]})
+    write_json(manifest_path, {**manifest, "judge_passes": passes, "ledger": {**manifest.get("ledger", {}), **summary["ledger"]}})
     return summary
 
 

@@ -139,7 +139,8 @@ def make_run(tmp_path, problems, keys=(291, 292)):
                         "code": problems[pid].reference_code, "exec": {"status": "passed"}, "recommendation": None,
                         "judgments": [], "error": None})
     (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (tmp_path / "manifest.json").write_text(json.dumps({"status": "finished", "dataset_hash": dataset_hash(problems)}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"status": "finished", "dataset_hash": dataset_hash(problems),
+                                                        "ledger": {"learner": {"calls": 2}}}))
     return records
 
 
@@ -168,3 +169,5 @@ def test_rejudging_appends_verdicts_resumably_without_touching_completions(tmp_p
     assert [len(json.loads(line)["judgments"]) for line in (tmp_path / "records.jsonl").read_text().splitlines()] == [1, 1]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [p["verdicts_added"] for p in manifest["judge_passes"]] == [1, 0]
+    # the judges' spending is updated; what the run's memory spent (only in the manifest) is kept
+    assert manifest["ledger"]["learner"] == {"calls": 2} and manifest["ledger"]["judge"]["calls"] == 1
