@@ -99,9 +99,10 @@ class RunDirectory:
         return write_derived(self.path, self.load_records())
 
 
-def load_records(path: Path) -> list[dict[str, Any]]:
-    """Finished records. A torn last line (the run was killed mid-write) is cut off; a damaged one elsewhere
-    stops with its line number, so nothing is silently lost."""
+def load_records(path: Path, repair: bool = True) -> list[dict[str, Any]]:
+    """Finished records. A torn last line (the run was killed mid-write) is cut off the file, or only skipped
+    with `repair=False` (a reader beside a run that may be writing it); a damaged one elsewhere stops with its
+    line number, so nothing is silently lost."""
     if not path.exists():
         return []
     lines = path.read_bytes().split(b"\n")
@@ -113,9 +114,10 @@ def load_records(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 if any(x.strip() for x in lines[i + 1 :]):
                     raise RunDirectoryError(f"{path}:{i + 1}: damaged record; repair or remove that line") from None
-                log.warning("cutting a torn last line off %s", path)
-                with path.open("r+b") as f:
-                    f.truncate(good_bytes)
+                if repair:
+                    log.warning("cutting a torn last line off %s", path)
+                    with path.open("r+b") as f:
+                        f.truncate(good_bytes)
                 break
         good_bytes += len(line) + 1
     return records

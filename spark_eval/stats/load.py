@@ -69,7 +69,7 @@ def find_run_dirs(results: str | Path | Sequence[str | Path]) -> list[Path]:
 
 def load_run(path: Path) -> Run | None:
     """The run in `path`, or None when it has no records yet."""
-    records = load_records(path / "records.jsonl")
+    records = load_records(path / "records.jsonl", repair=False)
     if not records:
         log.warning("%s has no records yet; left out", path)
         return None
@@ -81,7 +81,7 @@ def load_run(path: Path) -> Run | None:
         experiment=str(manifest.get("identity", {}).get("experiment_name") or path.parent.name),
         model=str(first["model"]), memory=str(first["memory"]), seed=int(first["seed"]),
         leaky=bool(manifest.get("leaky")) or any(r.get("leaky") for r in records),
-        manifest=manifest, records=records, health=load_records(path / "memory" / "health.jsonl"),
+        manifest=manifest, records=records, health=load_records(path / "memory" / "health.jsonl", repair=False),
     )
 
 

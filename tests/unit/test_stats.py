@@ -167,11 +167,13 @@ def test_two_runs_of_one_condition_are_refused(tmp_path):
         load_runs(str(tmp_path / "*" / "*"))
 
 
-def test_a_torn_last_line_is_cut_off(tmp_path):
+def test_a_torn_last_line_is_skipped_and_the_file_left_to_its_writer(tmp_path):
     path = write_run(tmp_path / "m__none__s0", [record(1, "m", "none"), record(2, "m", "none")])
     with (path / "records.jsonl").open("a") as f:
         f.write(json.dumps(record(3, "m", "none"))[:40])
+    before = (path / "records.jsonl").read_bytes()
     assert len(load_runs(str(path))[0].records) == 2
+    assert (path / "records.jsonl").read_bytes() == before  # a run still writing it keeps its bytes
 
 
 def test_several_judges_of_a_kind_need_a_choice(tmp_path):
