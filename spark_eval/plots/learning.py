@@ -51,9 +51,12 @@ def _figure(run: Run, stream: pd.DataFrame, window: int) -> Figure:
                       fontsize=10)
     if run.health:
         size = axes[-1].twinx()
-        # each health row counts the records learned from in its round
-        seen = np.cumsum([h.get("records_seen", 0) for h in run.health])
-        size.step(seen, [h.get("insights", h.get("items")) for h in run.health], where="post",
+        # each health row counts the records learned from in its round; a row before the stream (epoch -1: the
+        # paper's synthetic experience, written from every problem) holds from the first problem on
+        seen = np.cumsum([h.get("records_seen", 0) if h.get("epoch", 0) >= 0 else 0 for h in run.health])
+        size_after = [h.get("insights", h.get("items")) for h in run.health]
+        # the last size holds to the end of the stream
+        size.step([*seen, max(seen[-1], stream["seen"].iloc[-1])], [*size_after, size_after[-1]], where="post",
                   color="#8c8c8c", linestyle="--", label="insights")
         size.set_ylabel("Insights in memory")
     return figure

@@ -61,6 +61,14 @@ def test_learning_curves_per_memory_run_with_memory_size_on_a_second_axis(analys
     assert curves == ["epoch 0", "epoch 1"]
 
 
+def test_synthetic_experience_counts_from_the_first_problem(tmp_path):
+    health = [{"epoch": -1, "round": -1, "records_seen": 20, "insights": 7}]
+    write_run(tmp_path / "m__spark_paper__s0", [record(p, "m", "spark_paper") for p in range(20)], health=health)
+    figure = learning_curves(analyse(load_runs(str(tmp_path / "*")), OPTIONS))["learning_curve_m__spark_paper__s0"]
+    (step,) = figure.axes[-1].get_lines()
+    assert list(step.get_xdata()) == [0, 20] and list(step.get_ydata()) == [7, 7]
+
+
 def test_figures_without_data_are_skipped(tmp_path):
     write_run(tmp_path / "m__none__s0", [record(p, "m", "none") for p in range(3)])
     bare = analyse(load_runs(str(tmp_path / "*")), OPTIONS)
