@@ -29,31 +29,38 @@ def condition_pairs(units: pd.DataFrame, baseline: str) -> Iterator[tuple[str, s
             yield model, memory
 
 
-def compare(pairs: pd.DataFrame, metric: str, options: Any) -> dict[str, Any]:
-    """Mean difference (condition - baseline) with its clustered CI and the metric's paired test."""
+def difference(pairs: pd.DataFrame, options: Any) -> dict[str, Any]:
+    """Sizes, means and the mean difference (condition - baseline) with its CI clustered by origin family."""
     diffs = (pairs["condition"] - pairs["baseline"]).to_numpy()
     low, high = cluster_ci(diffs, pairs["family"], options.bootstrap, options.seed)
-    row = {"n": len(pairs), "families": pairs["family"].nunique(), "baseline_mean": pairs["baseline"].mean(),
-           "condition_mean": pairs["condition"].mean(), "mean_diff": diffs.mean(), "ci_low": low, "ci_high": high,
-           "rank_biserial": np.nan, "margin": np.nan}
+    return {"n": len(pairs), "families": pairs["family"].nunique(), "baseline_mean": pairs["baseline"].mean(),
+            "condition_mean": pairs["condition"].mean(), "mean_diff": diffs.mean(), "ci_low": low, "ci_high": high}
+
+
+def compare(pairs: pd.DataFrame, metric: str, options: Any) -> dict[str, Any]:
+    """The difference (see `difference`) and the metric's paired test."""
+    row = {**difference(pairs, options), "rank_biserial": np.nan, "margin": np.nan}
     binary = metric == "pass" and np.isin(pairs[["baseline", "condition"]].to_numpy(), (0.0, 1.0)).all()
     if binary:
         return {**row, "test": MCNEMAR, "p_value": mcnemar_p(pairs["baseline"] > 0, pairs["condition"] > 0)}
     # quality, or pass rates averaged over several seeds (no longer 0/1)
+    diffs = (pairs["condition"] - pairs["baseline"]).to_numpy()
     return {**row, "test": WILCOXON, "p_value": wilcoxon_p(diffs), "rank_biserial": rank_biserial(diffs)}
+
+
+def own_baseline_pairs(units: dict[str, pd.DataFrame], baseline: str) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
+    """(metric, model, condition, pairs): each condition paired with the same model's baseline, per metric."""
+    for metric, table in units.items():
+        for model, condition in condition_pairs(table, baseline):
+            yield metric, model, condition, paired(table, model, condition, model, baseline)
 
 
 def comparisons(units: dict[str, pd.DataFrame], judges: dict[str, str | None], leaky: dict[tuple[str, str], bool],
                 options: Any) -> pd.DataFrame:
     """One row per paired comparison of the report (see COMPARISON_COLUMNS), Holm-adjusted across all rows."""
-    rows = []
-    for metric, table in units.items():
-        for model, condition in condition_pairs(table, options.baseline):
-            pairs = paired(table, model, condition, model, options.baseline)
-            if len(pairs):
-                rows.append({"model": model, "condition": condition, "baseline": options.baseline,
-                             "metric": metric, "judge": judges.get(metric) or "",
-                             "leaky": leaky[(model, condition)], **compare(pairs, metric, options)})
+    rows = [{"model": model, "condition": condition, "baseline": options.baseline, "metric": metric,
+             "judge": judges.get(metric) or "", "leaky": leaky[(model, condition)], **compare(pairs, metric, options)}
+            for metric, model, condition, pairs in own_baseline_pairs(units, options.baseline) if len(pairs)]
     if "quality" in units:
         rows += equivalences(units["quality"], judges["quality"] or "", leaky, options)
     frame = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c != "p_holm"])
@@ -72,11 +79,10 @@ def equivalences(units: pd.DataFrame, judge: str, leaky: dict[tuple[str, str], b
             pairs = paired(units, model, condition, other, options.baseline)
             if len(pairs) < 2:
                 continue
-            row = compare(pairs, "quality", options)
-            rows.append({**row, "model": model, "condition": condition, "baseline": f"{other}/{options.baseline}",
-                         "metric": "quality", "judge": judge, "leaky": leaky[(model, condition)],
-                         "test": f"TOST paired t (margin {options.tost_margin:g})", "rank_biserial": np.nan,
-                         "margin": options.tost_margin,
+            rows.append({**difference(pairs, options), "model": model, "condition": condition,
+                         "baseline": f"{other}/{options.baseline}", "metric": "quality", "judge": judge,
+                         "leaky": leaky[(model, condition)], "test": f"TOST paired t (margin {options.tost_margin:g})",
+                         "rank_biserial": np.nan, "margin": options.tost_margin,
                          "p_value": tost_paired_p(pairs["condition"], pairs["baseline"], options.tost_margin)})
     return rows
 
@@ -84,15 +90,11 @@ def equivalences(units: pd.DataFrame, judge: str, leaky: dict[tuple[str, str], b
 def breakdown(units: dict[str, pd.DataFrame], leaky: dict[tuple[str, str], bool], options: Any) -> pd.DataFrame:
     """Mean difference with its clustered CI per library and per perturbation type (descriptive, no tests)."""
     rows = []
-    for metric, table in units.items():
-        for model, condition in condition_pairs(table, options.baseline):
-            pairs = paired(table, model, condition, model, options.baseline)
-            for by in BREAKDOWNS:
-                for group, part in pairs.groupby(by, sort=True):
-                    diffs = (part["condition"] - part["baseline"]).to_numpy()
-                    low, high = cluster_ci(diffs, part["family"], options.bootstrap, options.seed)
-                    rows.append({"model": model, "condition": condition, "baseline": options.baseline,
-                                 "metric": metric, "by": by, "group": group, "n": len(part),
-                                 "mean_diff": diffs.mean(), "ci_low": low, "ci_high": high,
-                                 "leaky": leaky[(model, condition)]})
+    for metric, model, condition, pairs in own_baseline_pairs(units, options.baseline):
+        for by in BREAKDOWNS:
+            for group, part in pairs.groupby(by, sort=True):
+                found = difference(part, options)
+                rows.append({"model": model, "condition": condition, "baseline": options.baseline, "metric": metric,
+                             "by": by, "group": group, "leaky": leaky[(model, condition)],
+                             **{k: found[k] for k in ("n", "mean_diff", "ci_low", "ci_high")}})
     return pd.DataFrame(rows, columns=list(BREAKDOWN_COLUMNS))
