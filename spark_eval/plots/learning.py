@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from spark_eval.plots.base import PALETTE, file_name, new_figure
 from spark_eval.stats import Analysis, Run
 from spark_eval.stats.compare import REFERENCE
+from spark_eval.stats.units import quality_verdicts
 
 
 def learning_curves(analysis: Analysis) -> dict[str, Figure]:
@@ -26,7 +27,7 @@ def _stream(analysis: Analysis, run: Run) -> pd.DataFrame:
     """The run's records in stream order (epoch, then order written) with `passed` and mean `quality`."""
     rows = analysis.frame[analysis.frame["run_dir"] == str(run.path)]
     records = rows.drop_duplicates("key").sort_values(["epoch", "order"])[["key", "epoch", "passed"]]
-    verdicts = rows[(rows["kind"] == "quality") & (rows["judge"] == analysis.judges["quality"])]
+    verdicts = quality_verdicts(rows, analysis.judges["quality"])
     quality = verdicts.groupby("key")["score"].mean().rename("quality")
     stream = records.merge(quality, how="left", left_on="key", right_index=True)
     return stream.assign(seen=np.arange(1, len(stream) + 1), passed=stream["passed"].astype(float))

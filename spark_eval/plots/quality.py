@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 
+from spark_eval.judge.agreement import GRADED
 from spark_eval.plots.base import colour, new_figure
 from spark_eval.stats import Analysis
 from spark_eval.stats.compare import REFERENCE
+from spark_eval.stats.units import quality_verdicts
 
 SCORES = (1, 2, 3, 4, 5)
 SCORE_COLOURS = ("#c44e52", "#dd8452", "#ccb974", "#64b5cd", "#4c72b0")
-GRADED = ("passed", "failed", "timeout")
 
 
 def quality_by_model(analysis: Analysis) -> dict[str, Figure]:
@@ -46,7 +46,7 @@ def quality_by_model(analysis: Analysis) -> dict[str, Figure]:
 
 def score_distribution(analysis: Analysis) -> dict[str, Figure]:
     """Share of each 1-5 score per model and memory, stacked."""
-    verdicts = _verdicts(analysis)
+    verdicts = quality_verdicts(analysis.frame, analysis.judges["quality"])
     if verdicts.empty:
         return {}
     groups = sorted(verdicts.groupby(["model", "memory"]).groups)
@@ -68,7 +68,7 @@ def score_distribution(analysis: Analysis) -> dict[str, Figure]:
 
 def judge_calibration(analysis: Analysis) -> dict[str, Figure]:
     """Execution pass rate of the solutions the judge gave each score: does the judge track the tests?"""
-    verdicts = _verdicts(analysis)
+    verdicts = quality_verdicts(analysis.frame, analysis.judges["quality"])
     verdicts = verdicts[verdicts["status"].isin(GRADED)]
     if verdicts.empty:
         return {}
@@ -85,10 +85,3 @@ def judge_calibration(analysis: Analysis) -> dict[str, Figure]:
     ax.set_ylabel("Execution pass rate")
     ax.set_title(f"Judge vs execution ({analysis.judges['quality']})", fontsize=10)
     return {"judge_calibration": figure}
-
-
-def _verdicts(analysis: Analysis) -> pd.DataFrame:
-    """The reported quality judge's verdicts that have a score."""
-    frame = analysis.frame
-    return frame[(frame["kind"] == "quality") & (frame["judge"] == analysis.judges["quality"])
-                 & frame["score"].notna()]

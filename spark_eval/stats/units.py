@@ -29,10 +29,14 @@ def choose_judge(frame: pd.DataFrame, kind: str, wanted: str) -> str | None:
     return judges[0] if judges else None
 
 
+def quality_verdicts(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
+    """The rows of `judge`'s quality verdicts that have a score."""
+    return frame[(frame["kind"] == "quality") & (frame["judge"] == judge) & frame["score"].notna()]
+
+
 def quality_units(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
     """`KEYS + value`: the judge's mean 1-5 score per unit (missing verdicts left out)."""
-    rows = frame[(frame["kind"] == "quality") & (frame["judge"] == judge) & frame["score"].notna()]
-    return _mean(rows, "score")
+    return _mean(quality_verdicts(frame, judge), "score")
 
 
 def pass_units(frame: pd.DataFrame) -> pd.DataFrame:

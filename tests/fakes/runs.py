@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from spark_eval.judge.helpfulness import BANDS, BAND_SCORES
+from spark_eval.types import record_key
 
 LIBRARIES = ("Pandas", "Numpy", "Matplotlib", "Sklearn", "Scipy", "Pytorch", "Tensorflow")
 PERTURBATIONS = ("Origin", "Surface", "Semantic", "Difficult-Rewrite")
@@ -22,7 +23,7 @@ def record(problem_id: int, model: str, memory: str, *, passed: bool = True, sco
     if band is not None:
         judgments.append(_judgment(HELPFULNESS_JUDGE, "helpfulness", float(BAND_SCORES[band]), band, 0))
     return {
-        "key": f"{problem_id}/e{epoch}/r{repeat}", "problem_id": problem_id, "library": library,
+        "key": record_key(problem_id, epoch, repeat), "problem_id": problem_id, "library": library,
         "perturbation_type": perturbation, "origin_family": [library, problem_id if origin is None else origin],
         "model": model, "memory": memory, "seed": seed, "epoch": epoch, "repeat": repeat,
         "completion": {"text": "result = 1", "input_tokens": tokens, "output_tokens": tokens // 4, "latency_s": 0.5,
