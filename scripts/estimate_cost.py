@@ -42,30 +42,30 @@ def calls(cfg: Any, problems: list) -> list[tuple[Any, str, int, int]]:
     out = []
     for p in problems:
         advice = Recommendation(text=p.reference_code * 2) if memory else None
-        for _ in range(epochs):
-            if cfg.model.name != "reference":
-                out.append((cfg.model, "coder", tokens(coder_messages(p, advice)), OUTPUT_TOKENS["coder"]))
-            if memory and cfg.memory.mode == "agent":
-                out.append((cfg.memory.agent_model, "agent", tokens(plan_messages(p.prompt)), OUTPUT_TOKENS["plan"]))
-                out.append((cfg.memory.agent_model, "agent", tokens(plan_messages(p.prompt)) + ADVICE_CONTEXT_TOKENS,
-                            OUTPUT_TOKENS["advice"]))
-            for entry in cfg.judge.panel:
-                kind = entry._target_.rsplit(".", 1)[-1]
-                if kind == "QualityJudge":
-                    n = tokens(quality_messages(p, p.reference_code))
-                    out.append((entry.model, "judge", n, OUTPUT_TOKENS["quality"]))
-                elif advice is not None:
-                    n = tokens(helpfulness_messages(p, advice))
-                    out.append((entry.model, "judge", n, OUTPUT_TOKENS["helpfulness"]))
+        per_epoch = []
+        if cfg.model.name != "reference":
+            per_epoch.append((cfg.model, "coder", tokens(coder_messages(p, advice)), OUTPUT_TOKENS["coder"]))
+        if memory and cfg.memory.mode == "agent":
+            plan = tokens(plan_messages(p.prompt))
+            per_epoch.append((cfg.memory.agent_model, "agent", plan, OUTPUT_TOKENS["plan"]))
+            per_epoch.append((cfg.memory.agent_model, "agent", plan + ADVICE_CONTEXT_TOKENS, OUTPUT_TOKENS["advice"]))
+        for entry in cfg.judge.panel:
+            kind = entry._target_.rsplit(".", 1)[-1]
+            if kind == "QualityJudge":
+                n = tokens(quality_messages(p, p.reference_code))
+                per_epoch.append((entry.model, "judge", n, OUTPUT_TOKENS["quality"]))
+            elif advice is not None:
+                n = tokens(helpfulness_messages(p, advice))
+                per_epoch.append((entry.model, "judge", n, OUTPUT_TOKENS["helpfulness"]))
+        out += per_epoch * epochs  # every epoch sends the same prompts
         if memory and cfg.memory.experience == "online" and "insights" in cfg.memory.sources:
             share = epochs / cfg.memory.learning.traces_per_call  # one learner call per few traces
-            out.append((cfg.memory.learner_model, "learner", int(share * TRACE_TOKENS * cfg.memory.learning.traces_per_call),
-                        int(share * OUTPUT_TOKENS["hints"])))
+            out.append((cfg.memory.learner_model, "learner", epochs * TRACE_TOKENS, int(share * OUTPUT_TOKENS["hints"])))
         if memory and cfg.memory.experience == "paper_synthetic":
             n = tokens(coder_messages(p, None))
             out.append((cfg.memory.learner_model, "learner", n, OUTPUT_TOKENS["attempt"]))
-            out.append((cfg.memory.learner_model, "learner", n + OUTPUT_TOKENS["attempt"] + len(p.reference_code) // 4,
-                        OUTPUT_TOKENS["hints"]))
+            out.append((cfg.memory.learner_model, "learner", n + OUTPUT_TOKENS["attempt"]
+                        + len(p.reference_code) // CHARS_PER_TOKEN, OUTPUT_TOKENS["hints"]))
     return out
 
 
