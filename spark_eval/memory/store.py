@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
+
+from spark_eval.data.jsonl import write_atomic, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -342,10 +343,10 @@ class SQLiteStore:
         state = {"schema_version": SCHEMA_VERSION, "hash": _combined(hashes), "hashes": hashes, "counts": counts}
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        _write_lines(dest / "insights.jsonl", [asdict(item) for item in insights])
-        _write_lines(dest / "ops.jsonl", ops)
-        _write_lines(dest / "traces.jsonl", traces)
-        _write_atomic(dest / "state.json", json.dumps(state, indent=2) + "\n")
+        write_jsonl(dest / "insights.jsonl", [asdict(item) for item in insights])
+        write_jsonl(dest / "ops.jsonl", ops)
+        write_jsonl(dest / "traces.jsonl", traces)
+        write_atomic(dest / "state.json", json.dumps(state, indent=2) + "\n")
         return state
 
     def close(self) -> None:
@@ -447,17 +448,3 @@ def _canonical(value: Any) -> str:
 def _family_label(family: Any) -> str:
     """`Numpy/12` from ("Numpy", 12), ["Numpy", 12] or "Numpy/12"."""
     return family if isinstance(family, str) else "/".join(str(part) for part in family)
-
-
-def _write_lines(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    _write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary sibling, sync, then rename: a kill leaves the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

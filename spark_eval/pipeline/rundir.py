@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.config import PROJECT_ROOT, RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES
+from spark_eval.data.jsonl import write_jsonl
 from spark_eval.pipeline.summary import summarize
 from spark_eval.types import Record
 
@@ -136,12 +137,7 @@ def write_derived(path: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def rewrite_records(path: Path, records: list[dict[str, Any]]) -> None:
     """Replace records.jsonl with `records` atomically: a kill leaves the old file or the new one."""
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_jsonl(path, records)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
