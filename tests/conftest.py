@@ -12,7 +12,7 @@ from spark_eval.data.ds1000 import read_dataset
 from spark_eval.execution.environment import bwrap_works
 
 CONF_DIR = PROJECT_ROOT / "conf"
-DS1000 = Path(os.environ.get("SPARK_EVAL_DS1000", PROJECT_ROOT.parent / "shared" / "ds1000" / "ds1000.jsonl.gz"))
+DS1000 = PROJECT_ROOT / "data" / "ds1000" / "ds1000.jsonl.gz"  # the copy the project carries
 GRADING_PYTHON = Path(os.environ.get("SPARK_EVAL_GRADING_PYTHON", PROJECT_ROOT / ".venvs" / "grading" / "bin" / "python"))
 
 register_configs()
@@ -20,10 +20,7 @@ register_configs()
 
 @pytest.fixture(scope="session")
 def problems():
-    if not DS1000.is_file():
-        pytest.skip(f"DS-1000 file not found at {DS1000}")
-    cfg = compose_config(f"dataset.path={DS1000}")
-    return read_dataset(cfg.dataset)
+    return read_dataset(compose_config().dataset)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def load_problems(cfg: Any) -> list[Problem]:
 def read_dataset(cfg: Any) -> list[Problem]:
     """Every problem of the configured source, unfiltered."""
     if cfg.source == "file":
-        rows = _read_jsonl_gz(Path(cfg.path))
+        rows = _read_jsonl_gz(Path(cfg.path), cfg.get("sha256"))
     elif cfg.source == "hub":
         rows = _read_hub(cfg.hub_id, cfg.hub_revision)
     else:
@@ -40,11 +40,16 @@ def read_dataset(cfg: Any) -> list[Problem]:
     return [_to_problem(row, where) for where, row in rows]
 
 
-def _read_jsonl_gz(path: Path) -> list[tuple[str, dict]]:
+def _read_jsonl_gz(path: Path, sha256: str | None) -> list[tuple[str, dict]]:
     if not path.is_file():
-        raise DatasetError(
-            f"DS-1000 file not found: {path}; set dataset.path=<ds1000.jsonl.gz> or SPARK_EVAL_DS1000"
-        )
+        raise DatasetError(f"DS-1000 file not found: {path}; set dataset.path=<ds1000.jsonl.gz>")
+    if sha256:
+        found = hashlib.sha256(path.read_bytes()).hexdigest()
+        if found != sha256:
+            raise DatasetError(
+                f"{path} has sha256 {found[:16]}..., not the pinned copy's {sha256[:16]}...; restore it "
+                "(git checkout data/), or set dataset.sha256=null to grade another copy on purpose"
+            )
     return [(f"{path}:{lineno}", row) for lineno, row in read_jsonl(path, DatasetError)]
 
 

@@ -31,8 +31,11 @@ def test_report_renders_with_tables_and_decoded_figures(tmp_path):
     pngs = sorted(p.stem for p in written if p.suffix == ".png")
     page = tmp_path / "probe.html"
     page.write_text((tmp_path / "out" / "report.html").read_text().replace("</body>", PROBE + "</body>"))
-    dom = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
-                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180).stdout
+    # no background networking: a closed network refuses Chromium's own connections, many at a time
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp_path / 'p'}"]
+    dom = subprocess.run([BROWSER, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=180).stdout
     found = re.search(r'data-probe="([^"]*)"', dom)
     assert found, dom[:500]
     probe = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))

@@ -1,16 +1,19 @@
 import gzip
+import hashlib
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from spark_eval.data.ds1000 import DatasetError, dataset_hash, read_dataset, select_problems, stratified_subset
+from spark_eval.config import PROJECT_ROOT
 from tests.conftest import DS1000, compose_config
 
 
 def dataset_cfg(**overrides):
-    cfg = compose_config(f"dataset.path={DS1000}").dataset
+    cfg = compose_config().dataset
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
     return cfg
@@ -67,11 +70,11 @@ def test_malformed_line_stops_loading_with_its_line_number(tmp_path, problems):
     with gzip.open(path, "wt") as f:
         f.write(lines[0] + "\n" + '{"prompt": "cut off' + "\n")
     with pytest.raises(DatasetError, match=r"broken.jsonl.gz:2: not valid JSON"):
-        read_dataset(dataset_cfg(path=str(path)))
+        read_dataset(dataset_cfg(path=str(path), sha256=None))
     with gzip.open(path, "wt") as f:
         f.write(lines[0] + "\n" + json.dumps({"prompt": "p"}) + "\n")
     with pytest.raises(DatasetError, match=r":2: a DS-1000 record needs the keys"):
-        read_dataset(dataset_cfg(path=str(path)))
+        read_dataset(dataset_cfg(path=str(path), sha256=None))
 
 
 def test_missing_file_names_the_setting():
@@ -84,21 +87,39 @@ def test_dataset_hash_depends_on_content_only(problems):
     assert dataset_hash(problems) != dataset_hash(problems[:-1])
 
 
-def test_hub_source_asks_for_the_pinned_revision_and_maps_rows(monkeypatch, problems):
-    import sys
-    import types
+def test_the_default_copy_is_the_projects_own_and_its_hash_is_checked(tmp_path):
+    cfg = dataset_cfg()
+    assert Path(cfg.path) == DS1000 and DS1000.is_relative_to(PROJECT_ROOT)
+    assert hashlib.sha256(DS1000.read_bytes()).hexdigest() == cfg.sha256
+    edited = tmp_path / "ds1000.jsonl.gz"
+    rows = gzip.decompress(DS1000.read_bytes()).replace(b"Pandas", b"Pandaz", 1)
+    edited.write_bytes(gzip.compress(rows))
+    with pytest.raises(DatasetError, match="not the pinned copy's e8c6daa9.*dataset.sha256=null"):
+        read_dataset(dataset_cfg(path=str(edited)))
+    assert len(read_dataset(dataset_cfg(path=str(edited), sha256=None))) == 1000
 
-    calls = []
-    rows = [json.loads(line) for line in gzip.open(DS1000, "rt")][:3]
 
-    def load_dataset(name, split, revision):
-        calls.append((name, split, revision))
-        return rows
+def test_every_carried_data_file_matches_its_recorded_hash():
+    folder = DS1000.parent
+    listed = [line.split() for line in (folder / "SHA256SUMS").read_text().splitlines() if line.strip()]
+    assert {name for _, name in listed} >= {"ds1000.jsonl.gz", "seaborn-data/tips.csv", "seaborn-data/planets.csv",
+                                             "seaborn-data/penguins.csv", "seaborn-data/exercise.csv"}
+    for digest, name in listed:
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
 
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    loaded = read_dataset(dataset_cfg(source="hub"))
-    assert calls == [("xlangai/DS-1000", "test", "4416080ac5cb80bdf7576aefb8f9a0b4d5426a44")]
-    assert loaded == problems[:3]
+
+def test_hub_source_loads_a_hub_layout_copy_with_the_real_datasets_library(tmp_path, monkeypatch, problems):
+    """`dataset.source=hub` goes through `datasets.load_dataset` at the pinned revision; offline, the real
+    library reads a local folder laid out as the Hub repository is (`test.jsonl` at its root)."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    repo = tmp_path / "DS-1000"
+    repo.mkdir()
+    (repo / "test.jsonl").write_bytes(gzip.decompress(DS1000.read_bytes()))
+    loaded = read_dataset(dataset_cfg(source="hub", hub_id=str(repo)))
+    assert loaded == problems
+    assert dataset_hash(loaded) == dataset_hash(problems)
 
 
 def test_unknown_source_names_the_choices():
