@@ -17,6 +17,7 @@ class DatasetConfig:
     name: str = "ds1000"
     source: str = "file"  # file | hub
     path: str = MISSING
+    sha256: Optional[str] = None  # the file's content hash, checked before reading (None: not checked)
     hub_id: str = "xlangai/DS-1000"
     hub_revision: str = "4416080ac5cb80bdf7576aefb8f9a0b4d5426a44"
     libraries: list[str] = field(default_factory=list)
@@ -223,7 +224,7 @@ class PathsConfig:
     root: str = MISSING
     results: str = MISSING
     cache: str = MISSING
-    shared: str = MISSING
+    data: str = MISSING
 
 
 @dataclass
@@ -315,6 +316,7 @@ def compose_config(*overrides: str) -> Any:
 # The dataset's location and source are neutral because its content hash is part of the identity.
 RESULT_NEUTRAL_KEYS = (
     "dataset.path",
+    "dataset.sha256",
     "dataset.source",
     "execution.workers",
     "execution.python",
