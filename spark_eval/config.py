@@ -96,8 +96,10 @@ class VLLMModelConfig(ChatModelConfig):
     max_model_len: Optional[int] = None
     gpu_memory_utilization: float = 0.9
     batch_window_s: float = 0.05
-    max_batch: int = 256
+    max_batch: int = 1024  # DS-1000 whole: a round (or a stream without memory) goes as one batch
     seed: int = 0
+    concurrency: int = 1024  # no fewer than max_batch, or batches hold only this many
+    timeout_s: float = 3600.0  # a request waits for its whole batch (and any batch before it)
 
 
 @dataclass

@@ -50,6 +50,10 @@ class ProviderModel(abc.ABC):
 
     provider = "base"
 
+    batch_size: int | None = None
+    """How many requests this model wants in flight at once, because it answers them as one batch (vLLM);
+    None: whatever concurrency the caller chooses."""
+
     def __init__(
         self,
         name: str,
@@ -72,6 +76,13 @@ class ProviderModel(abc.ABC):
         self.concurrency = concurrency
         self._loop_objects: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}
         self._cache = ResponseCache(cache_path) if cache_path else None
+
+    def start(self) -> None:
+        """Get ready before the first request (load weights, start an engine), outside any request's timeout.
+        A no-op for remote APIs; without it the first request gets ready itself."""
+
+    def close(self) -> None:
+        """Release what getting ready took (an engine, its GPU memory). A later request starts anew."""
 
     def default_params(self, **overrides: Any) -> GenerationParams:
         return GenerationParams(**{**self.params, **overrides})

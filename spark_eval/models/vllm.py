@@ -2,27 +2,40 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from spark_eval.models.base import GenerationParams, Message, ModelConfigError
 from spark_eval.models.provider import ProviderModel, Reply
 
+log = logging.getLogger(__name__)
+
 
 class VLLMModel(ProviderModel):
     """An open-weights model on local GPUs (e.g. Qwen3-Coder-30B-A3B-Instruct).
 
-    Concurrent `complete` calls wait up to `batch_window_s` to be gathered, then go to `LLM.chat` as one
-    batch (a list of conversations with one `SamplingParams` each); set `concurrency` (and
-    `pipeline.concurrency`) high so batches fill.
+    Concurrent `complete` calls are gathered into one batch for `LLM.chat` (a list of conversations with one
+    `SamplingParams` each): a batch closes when it holds `max_batch` requests, or when `batch_window_s` has
+    passed without a new one; requests that arrive while a batch runs make up the next. `batch_size` tells
+    the caller how many requests to keep in flight so that batches fill.
+
+    The engine loads in `start()` (or else with the first batch) and is shut down by `close()`, which frees
+    its GPU memory for the next engine in this process.
 
     Args:
         tensor_parallel_size: GPUs the model is split over.
         max_model_len: context length (None: the model's).
         gpu_memory_utilization: share of each GPU's memory vLLM may take.
-        batch_window_s: how long a request waits for others to join its batch.
+        batch_window_s: how long a batch waits for another request to join it.
         max_batch: the largest batch.
         seed: the engine's seed.
-        **kwargs: see ProviderModel.
+        **kwargs: see ProviderModel (`concurrency` also bounds the batch; `timeout_s` covers a request's wait
+            for its batch, and for the batches before it).
     """
 
     provider = "vllm"
@@ -33,7 +46,7 @@ class VLLMModel(ProviderModel):
         max_model_len: int | None = None,
         gpu_memory_utilization: float = 0.9,
         batch_window_s: float = 0.05,
-        max_batch: int = 256,
+        max_batch: int = 1024,
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -51,26 +64,52 @@ class VLLMModel(ProviderModel):
         }
         self.batch_window_s = batch_window_s
         self.max_batch = max_batch
-        self._llm = None
-        self._pending: list[tuple[list[Message], GenerationParams, asyncio.Future]] = []
-        self._flusher: asyncio.Task | None = None
+        self._llm: Any = None
+        self._engine_lock = threading.Lock()
+
+    @property
+    def batch_size(self) -> int:  # type: ignore[override]
+        """Requests to keep in flight: a full batch (no more than `concurrency` are ever in flight)."""
+        return min(self.max_batch, self.concurrency)
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "max_model_len": self.engine_args["max_model_len"]}
 
+    def start(self) -> None:
+        """Load the engine now (minutes for a 30B model), before the first request and outside its timeout."""
+        self._load()
+
+    def close(self) -> None:
+        """Shut the engine down and free its GPU memory (the next job of a sweep, run in this process, loads
+        its own engine); a later request loads a new one."""
+        with self._engine_lock:
+            llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        _shut_down(llm, self.name)
+        del llm
+        _free_gpu_memory()
+        log.info("%s: vLLM engine shut down", self.name)
+
     async def _call(self, messages: list[Message], params: GenerationParams) -> Reply:
+        queue = self._of_this_loop("batch", _Queue)
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((messages, params, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_after_window())
+        queue.pending.append((messages, params, future))
+        if queue.flusher is None or queue.flusher.done():
+            queue.flusher = asyncio.create_task(self._flush(queue))
         return await future
 
-    async def _flush_after_window(self) -> None:
-        await asyncio.sleep(self.batch_window_s)
-        while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+    async def _flush(self, queue: _Queue) -> None:
+        while queue.pending:
+            await self._gather(queue)
+            waiting = [r for r in queue.pending if not r[2].done()]  # a request that timed out is not sent
+            batch, queue.pending = waiting[: self.max_batch], waiting[self.max_batch :]
+            if not batch:
+                continue
             try:
                 outputs = await asyncio.to_thread(self._generate, [b[0] for b in batch], [b[1] for b in batch])
+                if len(outputs) != len(batch):
+                    raise RuntimeError(f"vLLM answered {len(outputs)} of a batch of {len(batch)}")
             except Exception as e:
                 for _, _, future in batch:
                     if not future.done():
@@ -79,6 +118,13 @@ class VLLMModel(ProviderModel):
             for (_, _, future), output in zip(batch, outputs):
                 if not future.done():
                     future.set_result(_reply(output))
+
+    async def _gather(self, queue: _Queue) -> None:
+        """Wait until the batch is full, or until a window passes without a new request."""
+        seen = -1
+        while len(queue.pending) < self.max_batch and len(queue.pending) != seen:
+            seen = len(queue.pending)
+            await asyncio.sleep(self.batch_window_s)
 
     def _generate(self, conversations: list[list[Message]], params: list[GenerationParams]) -> list[Any]:
         from vllm import SamplingParams
@@ -95,17 +141,62 @@ class VLLMModel(ProviderModel):
             )
             for p in params
         ]
+        log.debug("%s: a batch of %d", self.name, len(conversations))
         return self._load().chat(conversations, sampling_params=sampling, use_tqdm=False)
 
     def _load(self) -> Any:
-        if self._llm is None:
-            from vllm import LLM
+        with self._engine_lock:
+            if self._llm is None:
+                from vllm import LLM
 
-            self._llm = LLM(**{k: v for k, v in self.engine_args.items() if v is not None})
-        return self._llm
+                started = time.monotonic()
+                self._llm = LLM(**{k: v for k, v in self.engine_args.items() if v is not None})
+                log.info("%s: vLLM engine loaded in %.0f s", self.name, time.monotonic() - started)
+            return self._llm
 
     def _retryable(self, error: BaseException) -> bool:
         return False
+
+
+@dataclass
+class _Queue:
+    """Requests waiting for a batch, and the task that sends them (both belong to one event loop)."""
+
+    pending: list[tuple[list[Message], GenerationParams, asyncio.Future]] = field(default_factory=list)
+    flusher: asyncio.Task | None = None
+
+
+def _shut_down(llm: Any, name: str) -> None:
+    """End the engine: `LLM.shutdown()` where vLLM has it, else its V1 engine-core client's `shutdown()`,
+    which ends the engine process and its GPU workers."""
+    shutdown = getattr(llm, "shutdown", None)
+    if not callable(shutdown):
+        shutdown = getattr(getattr(getattr(llm, "llm_engine", None), "engine_core", None), "shutdown", None)
+    if not callable(shutdown):
+        log.warning("%s: this vLLM has no engine shutdown; relying on garbage collection", name)
+        return
+    try:
+        shutdown()
+    except Exception:
+        log.warning("%s: vLLM engine shutdown failed", name, exc_info=True)
+
+
+def _free_gpu_memory() -> None:
+    """What an engine run in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0) leaves behind: its parallel
+    groups and torch's cached CUDA memory. Only modules vLLM has already imported are touched."""
+    gc.collect()
+    parallel_state = sys.modules.get("vllm.distributed.parallel_state")
+    for cleanup in ("destroy_model_parallel", "destroy_distributed_environment"):
+        try:
+            getattr(parallel_state, cleanup, lambda: None)()
+        except Exception:
+            log.debug("vLLM %s failed", cleanup, exc_info=True)
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        log.debug("torch.cuda.empty_cache failed", exc_info=True)
 
 
 def _reply(output: Any) -> Reply:

@@ -1,6 +1,8 @@
 """vLLM provider: runs where `vllm` imports. The engine itself needs a GPU, so a stand-in receives the batch;
 the SamplingParams and StructuredOutputsParams it gets are vLLM's own."""
 import asyncio
+import tomllib
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -41,3 +43,11 @@ def test_concurrent_requests_go_to_llm_chat_as_one_batch():
     assert sampling[1].structured_outputs is None
     assert [c.text for c in completions] == [f"answer {i}" for i in range(5)]
     assert (completions[0].input_tokens, completions[0].output_tokens) == (3, 2)
+
+
+def test_the_installed_vllm_is_one_the_extra_pins():
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    requirement = Requirement(pyproject["project"]["optional-dependencies"]["vllm"][0])
+    assert requirement.specifier.contains(vllm.__version__, prereleases=True), (vllm.__version__, str(requirement))
