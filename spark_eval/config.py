@@ -322,7 +322,6 @@ RESULT_NEUTRAL_KEYS = (
     "dataset.source",
     "execution.workers",
     "execution.python",
-    "execution.isolation",
     "execution.output_tail_chars",
     "pipeline.concurrency",
     "pipeline.progress",
@@ -333,10 +332,12 @@ RESULT_NEUTRAL_KEYS = (
     "results",
     "execution.seaborn_data",
     "memory.kb.python",
-    "memory.store",
     # the agent's and learner's model configs count where a memory uses them: inside memory.*_model
     "agent",
     "learner",
 )
 # Leaf names that are locations wherever they appear (a model's cache or weights folder).
 RESULT_NEUTRAL_LEAVES = ("cache_path", "weights_dir", "cache_dir", "model_dir")
+# How a model's calls are made, not what they return: neutral in any model config (a `spark_eval.models` target).
+# `execution.isolation` and `memory.store` are not neutral: the sandbox and the shared state change results.
+MODEL_CALL_SETTINGS = ("concurrency", "max_attempts", "timeout_s", "backoff_s")

@@ -1,6 +1,7 @@
 """The run directory: records.jsonl (append + flush, the source of truth), manifest.json, summary.json."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -11,7 +12,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from spark_eval.config import PROJECT_ROOT, RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES
+from spark_eval.config import MODEL_CALL_SETTINGS, PROJECT_ROOT, RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES
 from spark_eval.data.jsonl import write_jsonl
 from spark_eval.pipeline.summary import summarize
 from spark_eval.types import Record
@@ -25,10 +26,21 @@ class RunDirectoryError(ValueError):
 
 def result_identity(cfg: DictConfig, **extra: Any) -> dict[str, Any]:
     """Everything that changes results, flattened to `dotted.key: value`; resume refuses to mix these."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = _without_call_settings(OmegaConf.to_container(cfg, resolve=True))
     flat = {k: v for k, v in _flatten(resolved) if not _neutral(k)}
     flat.update(_flatten(extra))
     return dict(sorted(flat.items()))
+
+
+def _without_call_settings(node: Any) -> Any:
+    """The config tree without how each model's calls are made (MODEL_CALL_SETTINGS), wherever a model
+    config sits: the coder, the memory's agent and learner, every judge of a panel."""
+    if isinstance(node, list):
+        return [_without_call_settings(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    is_model = str(node.get("_target_", "")).startswith("spark_eval.models.")
+    return {k: _without_call_settings(v) for k, v in node.items() if not (is_model and k in MODEL_CALL_SETTINGS)}
 
 
 def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -49,8 +61,39 @@ def identity_hash(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class RunLock:
+    """An exclusive lock on a run directory: one writer at a time (a run, or stage=judge on it).
+
+    `flock` on `<run dir>/.lock`, held until `release()` or the process ends (the kernel drops it, so a
+    killed run never leaves a stale lock). The file names the holder's pid and command for the refusal.
+    """
+
+    def __init__(self, path: Path, purpose: str) -> None:
+        self.path = Path(path) / ".lock"
+        self._file = self.path.open("a+")
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise RunDirectoryError(
+                f"{path} is in use by {holder}; wait for it to finish or stop it, then run this again"
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"process {os.getpid()} ({purpose})")
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+
+
 class RunDirectory:
-    """One run's files. Appends are flushed and synced per record, so a killed run loses nothing finished."""
+    """One run's files, locked for this process. Appends are flushed and synced per record, so a killed run
+    loses nothing finished."""
 
     def __init__(self, path: Path, identity: dict[str, Any]) -> None:
         self.path = Path(path)
@@ -58,7 +101,15 @@ class RunDirectory:
         self.records_path = self.path / "records.jsonl"
         self.manifest_path = self.path / "manifest.json"
         self.path.mkdir(parents=True, exist_ok=True)
-        self._check_resumable()
+        self.lock = RunLock(self.path, "a run")
+        try:
+            self._check_resumable()
+        except RunDirectoryError:
+            self.lock.release()
+            raise
+
+    def close(self) -> None:
+        self.lock.release()
 
     def _check_resumable(self) -> None:
         if not self.manifest_path.exists():

@@ -85,3 +85,30 @@ def test_resume_after_kill_leaves_one_record_per_key(tmp_path, grading_python):
     keys = [r["key"] for r in read_records(tmp_path)]
     assert sorted(keys) == sorted(f"{i}/e0/r0" for i in FAST_IDS)
     assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "finished"
+
+
+def test_a_second_writer_is_refused_while_a_run_holds_its_directory(tmp_path, grading_python):
+    """stage=judge on a run that is still writing stops with one line naming the run's process; nothing is lost
+    or doubled, and once the run has finished the same stage=judge goes through."""
+    ids = ",".join(map(str, FAST_IDS))
+    command = [
+        sys.executable, "-m", "spark_eval", "experiment=reference", f"dataset.ids=[{ids}]",
+        f"execution.python={grading_python}", "execution.preload=[numpy]", "execution.workers=1",
+        "pipeline.round_size=1", "pipeline.concurrency=1", "pipeline.progress=false", f"hydra.run.dir={tmp_path}",
+    ]
+    runner = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = tmp_path / "records.jsonl"
+    while runner.poll() is None and (not records.exists() or records.read_text().count("\n") < 1):
+        time.sleep(0.05)
+    judge = [sys.executable, "-m", "spark_eval", "stage=judge", f"run_dir={tmp_path}", "judge=none"]
+    refused = subprocess.run(judge, capture_output=True, text=True, timeout=120)
+    still_running = runner.poll() is None
+    assert runner.wait(timeout=300) == 0
+    assert still_running, "the run finished before the second writer could try"
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    errors = [line for line in refused.stderr.splitlines() + refused.stdout.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and f"is in use by process {runner.pid} (a run)" in errors[0], errors
+    keys = [r["key"] for r in read_records(tmp_path)]
+    assert sorted(keys) == sorted(f"{i}/e0/r0" for i in FAST_IDS)
+    assert subprocess.run(judge, capture_output=True, timeout=120).returncode == 0
+    assert sorted(r["key"] for r in read_records(tmp_path)) == sorted(keys)

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -74,3 +75,26 @@ def test_summary_counts_pass_rates_per_group():
     assert s["by_library"]["Sklearn"]["infra_error"] == 1
     assert s["statuses"]["none"] == 1
     assert s["ledger"]["coder"]["input_tokens"] == 8 and s["ledger"]["coder"]["cost_usd"] == 2.0
+
+
+def test_one_writer_per_run_directory(tmp_path):
+    first = RunDirectory(tmp_path, {"a": 1})
+    with pytest.raises(RunDirectoryError, match=rf"in use by process {os.getpid()} \(a run\); wait for it"):
+        RunDirectory(tmp_path, {"a": 1})
+    first.close()
+    RunDirectory(tmp_path, {"a": 1}).close()  # released: the next writer may go
+
+
+def test_identity_holds_the_sandbox_and_the_store_but_not_how_models_are_called():
+    base = result_identity(compose_config("model=local", "memory=spark", "judge=local"))
+    assert base != result_identity(compose_config("model=local", "memory=spark", "judge=local",
+                                                  "execution.isolation=process"))
+    assert base != result_identity(compose_config("model=local", "memory=spark", "judge=local",
+                                                  "memory.store=/elsewhere/store.sqlite"))
+    calls = ("model.concurrency=9", "model.max_attempts=2", "model.timeout_s=5", "model.backoff_s=0.1",
+             "agent.concurrency=3", "learner.timeout_s=7", "judge.models.quality.max_attempts=1",
+             "judge.models.helpfulness.timeout_s=9")
+    assert base == result_identity(compose_config("model=local", "memory=spark", "judge=local", *calls))
+    assert base != result_identity(compose_config("model=local", "memory=spark", "judge=local", "model.n_ctx=4096"))
+    # what the sandbox resolved `auto` to is what counts
+    assert result_identity(compose_config(), execution={"isolation": "process"})["execution.isolation"] == "process"
