@@ -13,7 +13,7 @@ from spark_eval.data import DatasetError
 from spark_eval.execution.environment import GradingEnvError
 from spark_eval.memory import MemoryConfigError
 from spark_eval.memory.store import MemoryStoreError
-from spark_eval.models.base import ModelConfigError
+from spark_eval.models.base import ModelCallError, ModelConfigError
 from spark_eval.models.replay import AnswersError
 from spark_eval.pipeline import run
 from spark_eval.pipeline.rejudge import judge_run
@@ -25,7 +25,7 @@ log = logging.getLogger("spark_eval")
 
 STAGES = {"run": run, "judge": judge_run, "report": report_stage}
 USER_ERRORS = (DatasetError, GradingEnvError, AnswersError, ModelConfigError, RunDirectoryError, MemoryConfigError,
-               MemoryStoreError, ResultsError)
+               MemoryStoreError, ResultsError, ModelCallError)
 
 register_configs()
 
@@ -41,7 +41,9 @@ def main(cfg: DictConfig) -> None:
         cause = e.__cause__ if isinstance(e, InstantiationException) else e  # hydra wraps errors of _target_s
         if not isinstance(cause, USER_ERRORS):
             raise
-        log.error("%s", cause)
+        # a call that failed outside any record (the paper's synthetic hints before the stream) stops the run
+        resume = "; finished work is kept: run the same command again to resume" if isinstance(cause, ModelCallError) else ""
+        log.error("%s%s", cause, resume)
         sys.exit(2)
 
 

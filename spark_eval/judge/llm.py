@@ -1,4 +1,5 @@
-"""What both judges share: ask a ChatModel for JSON, retry once quoting the parse error, else record missing."""
+"""What both judges share: ask a ChatModel for JSON, retry once quoting the parse error, else record missing.
+A judge call that fails after its retries raises ModelCallError: the record is incomplete and retried on resume."""
 from __future__ import annotations
 
 import abc

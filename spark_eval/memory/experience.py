@@ -10,7 +10,7 @@ import asyncio
 from typing import Any, Sequence
 
 from spark_eval.memory.learn import INSIGHTS_SCHEMA, Candidate, candidate_from, interpret_insights
-from spark_eval.models.base import ChatModel, ModelCallError
+from spark_eval.models.base import ChatModel
 from spark_eval.models.coder import coder_messages
 from spark_eval.models.structured import add_usage, ask_json, merge_usage
 from spark_eval.types import Problem
@@ -40,7 +40,8 @@ def source_of(problem: Problem, record_key: str, epoch: int, round_: int) -> dic
 async def synthetic_hints(model: ChatModel, problems: Sequence[Problem], max_new: int = 3, max_tokens: int = 768,
                           concurrency: int = 4) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """The paper's synthetic experience for every problem: attempt, then hints written with the reference
-    in view. Returns the candidates and one usage/error report per problem."""
+    in view. Returns the candidates and one usage/error report per problem (an unusable reply adds nothing);
+    a call that fails after its retries raises ModelCallError, so the memory is not silently left without it."""
     slots = asyncio.Semaphore(concurrency)
 
     async def one(problem: Problem) -> tuple[list[Candidate], dict[str, Any]]:
@@ -48,10 +49,7 @@ async def synthetic_hints(model: ChatModel, problems: Sequence[Problem], max_new
         usage: dict[str, Any] = {}
         async with slots:
             messages = coder_messages(problem, None)
-            try:
-                attempt = await model.complete(messages, model.default_params(max_tokens=max_tokens))
-            except ModelCallError as e:
-                return [], {"usage": usage, "error": f"attempt failed: {e}", "sources": [source["record_key"]]}
+            attempt = await model.complete(messages, model.default_params(max_tokens=max_tokens))
             add_usage(usage, attempt)
             follow_up = HINTS_PROMPT.format(reference=problem.reference_code, max_new=max_new, library=problem.library)
             messages = [*messages, {"role": "assistant", "content": attempt.text}, {"role": "user", "content": follow_up}]

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
 
-from spark_eval.models.base import ChatModel, Message, ModelCallError
+from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Completion
 
 T = TypeVar("T")
@@ -42,15 +42,12 @@ async def ask_json(
     repeat: int = 0,
 ) -> Reply[T]:
     """Ask for JSON matching `schema`; `interpret` turns it into a value or raises ParseError. One retry
-    quotes the parse error; a failed call or a second bad reply gives a Reply without value."""
+    quotes the parse error; a second bad reply gives a Reply without value. A call that fails after all its
+    retries (an outage, not a reply) raises ModelCallError: the caller's record is incomplete, not advice-less."""
     params = model.default_params(json_schema=schema, max_tokens=max_tokens, repeat=repeat)
     reply: Reply[T] = Reply()
     for _ in range(2):
-        try:
-            completion = await model.complete(messages, params)
-        except ModelCallError as e:
-            reply.error = f"call failed: {e}"
-            return reply
+        completion = await model.complete(messages, params)
         add_usage(reply.usage, completion)
         reply.raw = completion.text
         try:

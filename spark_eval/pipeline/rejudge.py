@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from spark_eval.data.ds1000 import dataset_hash, read_dataset
 from spark_eval.judge.panel import build_panel, panel_versions
-from spark_eval.pipeline.rundir import RunDirectoryError, load_records, rewrite_records, write_derived, write_json
+from spark_eval.models.base import ModelCallError
+from spark_eval.pipeline.rundir import RunDirectoryError, RunLock, load_records, rewrite_records, write_derived, write_json
 from spark_eval.types import Recommendation
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,15 @@ def judge_run(cfg: DictConfig) -> dict[str, Any]:
     manifest_path, records_path = run_dir / "manifest.json", run_dir / "records.jsonl"
     if not manifest_path.is_file() or not records_path.is_file():
         raise RunDirectoryError(f"{run_dir} is not a run directory (no manifest.json and records.jsonl)")
+    lock = RunLock(run_dir, "stage=judge")  # a run still writing it, or another judge pass, would lose records
+    try:
+        return _judge_locked(cfg, run_dir)
+    finally:
+        lock.release()
+
+
+def _judge_locked(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    manifest_path, records_path = run_dir / "manifest.json", run_dir / "records.jsonl"
     manifest = json.loads(manifest_path.read_text())
     dataset = read_dataset(cfg.dataset)
     if dataset_hash(dataset) != manifest.get("dataset_hash"):
@@ -60,7 +70,12 @@ async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -
     async def one(record: dict, judge: Any, repeat: int) -> int:
         async with slots:
             recommendation = _recommendation(record.get("recommendation"))
-            verdict = await judge.grade(problems[record["problem_id"]], record["code"], recommendation, repeat)
+            try:
+                verdict = await judge.grade(problems[record["problem_id"]], record["code"], recommendation, repeat)
+            except ModelCallError as e:  # an outage: no verdict is journaled, so the next pass asks again
+                log.warning("%s: %s failed: %s", record["key"], judge.name, e)
+                progress.update(1)
+                return 0
         if verdict is None:  # nothing to judge (a helpfulness judge on a record without a recommendation)
             progress.update(1)
             return 0

@@ -1,6 +1,7 @@
 """A scripted ChatModel for tests: answers with the given replies in turn and keeps what it was sent."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from spark_eval.models.base import GenerationParams, ModelCallError
@@ -9,13 +10,15 @@ from spark_eval.types import Completion
 
 class ScriptedModel:
     """Replies in order (the last one repeats); a reply `!fail` raises ModelCallError like a dead provider.
-    With `calls_log`, each call also appends a line to that file (calls across processes and runs)."""
+    With `calls_log`, each call also appends a line to that file (calls across processes and runs); with
+    `fail_while`, every call fails while that file exists (an outage that a test can end between runs)."""
 
     def __init__(self, name: str = "scripted", replies: list[str] | tuple[str, ...] = ("{}",),
-                 calls_log: str | None = None, **_: Any) -> None:
+                 calls_log: str | None = None, fail_while: str | None = None, **_: Any) -> None:
         self.name = name
         self.replies = list(replies)
         self.calls_log = calls_log
+        self.fail_while = fail_while
         self.sent: list[list[dict]] = []
 
     def default_params(self, **overrides: Any) -> GenerationParams:
@@ -26,6 +29,8 @@ class ScriptedModel:
         if self.calls_log:
             with open(self.calls_log, "a") as f:
                 f.write(self.name + "\n")
+        if self.fail_while and os.path.exists(self.fail_while):
+            raise ModelCallError("scripted outage", attempts=5)
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         if reply == "!fail":
             raise ModelCallError("scripted failure", attempts=3)

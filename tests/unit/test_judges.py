@@ -8,6 +8,7 @@ from omegaconf import OmegaConf, open_dict
 from spark_eval.data.ds1000 import dataset_hash
 from spark_eval.judge.agreement import agreement, quality_vs_execution, validity_report
 from spark_eval.judge.helpfulness import BANDS, HelpfulnessJudge, helpfulness_messages
+from spark_eval.models.base import ModelCallError
 from spark_eval.models.structured import ParseError, extract_json, integer_in
 from spark_eval.judge.quality import QUALITY_RUBRIC, QUALITY_VERSION, QualityJudge, quality_messages
 from spark_eval.pipeline.rejudge import judge_run
@@ -75,9 +76,10 @@ def test_garbage_twice_is_missing_with_the_raw_reply_kept(problems):
     assert "must be an integer from 1 to 5" in verdict.parse_error and len(model.sent) == 2
 
 
-def test_a_failed_call_is_a_missing_verdict_not_a_crash(problems):
-    verdict = asyncio.run(QualityJudge(ScriptedModel(replies=["!fail"])).grade(problems[0], "x = 1", None))
-    assert verdict.score is None and verdict.parse_error.startswith("call failed")
+def test_a_failed_call_is_an_outage_not_a_missing_verdict(problems):
+    """A call that fails after its retries raises: the record becomes an error and is judged again on resume."""
+    with pytest.raises(ModelCallError, match="scripted failure"):
+        asyncio.run(QualityJudge(ScriptedModel(replies=["!fail"])).grade(problems[0], "x = 1", None))
 
 
 def test_helpfulness_bands_and_criteria(problems):
