@@ -14,6 +14,8 @@ class Memory(Protocol):
     name: str
     leaky: bool
     """True when the memory saw reference answers: every record of the run is marked `leaky`."""
+    learns: bool
+    """True when it changes during the stream: then rounds matter (problems of a round see one state)."""
 
     def versions(self) -> dict[str, str]:
         """Prompt/builder versions that change results (in every record and in the resume identity)."""

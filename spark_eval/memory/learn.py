@@ -136,7 +136,8 @@ class Learner:
         self.max_tokens = max_tokens
 
     async def distill(self, traces: Sequence[dict[str, Any]]) -> tuple[list[Candidate], list[dict[str, Any]]]:
-        """Candidates from the traces, and one usage/error report per call (an unusable reply adds nothing)."""
+        """Candidates from the traces, and one usage/error report per call (an unusable reply adds nothing).
+        A call that fails after its retries raises ModelCallError: the caller learns nothing from these traces."""
         candidates, calls = [], []
         for start in range(0, len(traces), self.traces_per_call):
             batch = traces[start : start + self.traces_per_call]
@@ -202,6 +203,8 @@ class Curator:
         self._count_outcomes(outcomes, where, ops)
         active = self.store.items(kind="insight")
         vectors = self._vectors(active)
+        retired = self.store.items(kind="insight", status="retired")
+        retired_vectors = self._vectors(retired)
         for candidate in candidates:
             leak = check_leaks and self._restates_a_solution(candidate, references)
             if leak:
@@ -210,6 +213,15 @@ class Curator:
                 continue
             text = _searched_text(candidate.title, candidate.content, candidate.applies_when)
             vector = self.embedder.embed([text])[0]
+            ghost, similarity = _nearest(vector, retired_vectors)
+            if ghost is not None and similarity >= self.policy.duplicate_threshold:
+                # a retired insight stays retired (counters kept): proposing it again does not revive it
+                old = retired[ghost]
+                ops.append({"op": "REJECT", "item_id": old.id, **where,
+                            "detail": {"reason": "proposed again, but retired", "title": candidate.title,
+                                       "similarity": round(similarity, 4), "helpful": old.helpful,
+                                       "harmful": old.harmful}})
+                continue
             twin, similarity = _nearest(vector, vectors)
             if twin is not None and similarity >= self.policy.duplicate_threshold:
                 merged = _merge(active[twin], candidate)

@@ -13,6 +13,7 @@ class NoMemory:
     """Recommends nothing and learns nothing, so the runner never asks whether a memory exists."""
 
     leaky = False
+    learns = False
 
     def __init__(self, name: str = "none", **_: Any) -> None:
         self.name = name

@@ -28,6 +28,7 @@ from spark_eval.memory.index import Hit, HybridIndex, IndexItem
 from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learn import LEARNER_VERSION, Curator, CurationPolicy, Learner, insight_text
 from spark_eval.memory.store import Item, MemoryStore, open_store
+from spark_eval.models.base import ModelCallError
 from spark_eval.models.structured import merge_usage
 from spark_eval.types import Problem, Recommendation
 
@@ -66,6 +67,7 @@ class SparkMemory:
         self.name, self.mode, self.sources, self.experience = name, mode, tuple(sources), experience
         self.exclude_family = exclude_family
         self.leaky = experience == "paper_synthetic"
+        self.learns = experience == "online" and "insights" in self.sources
         self.memory_dir = Path(run_dir) / "memory" if run_dir else None
         store_path = Path(store) if store else (self.memory_dir / "store.sqlite" if self.memory_dir else None)
         if store_path is None:
@@ -131,11 +133,17 @@ class SparkMemory:
             return
         finished = [r for r in records if r.get("exec")]
         known = self.store.known_traces([_trace_key(r) for r in finished])
-        traces = [self._trace(r) for r in finished if _trace_key(r) not in known]
+        fresh = [r for r in finished if _trace_key(r) not in known]  # a redone record's round-mates were learned
+        traces = [self._trace(r) for r in fresh]
         if not traces:
             return
-        candidates, calls = await self._learner().distill(traces)
         where = {"epoch": epoch, "round": round_}
+        try:
+            candidates, calls = await self._learner().distill(traces)
+        except ModelCallError as e:  # an outage: nothing is stored, so a resume learns these traces again
+            log.warning("learner call failed, round %d of epoch %d not learned: %s", round_, epoch, e)
+            self._record_health(epoch, round_, len(traces), Counter(), {}, learner_failed=str(e)[:500])
+            return
         with self.store.transaction():
             if not self.store.add_traces(traces):
                 return  # another process learned these already
@@ -144,7 +152,7 @@ class SparkMemory:
                     self.store.log_ops([{"op": "REJECT", "item_id": None, **where,
                                          "detail": {"reason": f"learner reply unusable: {call['error']}",
                                                     "raw": (call["raw"] or "")[:2000], "sources": call["sources"]}}])
-            ops = self._curator().apply(candidates, self._references(traces), _outcomes(records), where)
+            ops = self._curator().apply(candidates, self._references(traces), _outcomes(fresh), where)
         self._load_insights()
         self._record_health(epoch, round_, len(traces), ops, _sum_usage(c["usage"] for c in calls), candidates=len(candidates),
                             unusable=sum(1 for c in calls if c["error"]))
@@ -171,6 +179,7 @@ class SparkMemory:
             "kb_hash": self.kb.hash if self.kb else None,
             "insights": sum(1 for i in insights if i.status == "active"),
             "retired": sum(1 for i in insights if i.status == "retired"),
+            "learner_failures": sum(1 for h in self.health if h.get("learner_failed")),
             "duplicate_rate": ops["MERGE"] / learned if learned else None,
             "ops": dict(sorted(ops.items())),
             "state_hash": self.state_hash(),
@@ -181,6 +190,8 @@ class SparkMemory:
     def close(self) -> None:
         if self.store:
             self.store.close()
+        if self.kb is not None:
+            self.kb.store.close()
 
     # -- Recall (what the agent searches) -------------------------------------------------------------
 

@@ -96,3 +96,57 @@ def test_an_unusable_agent_reply_leaves_the_problem_without_advice(tmp_path, gra
     assert record["error"] is None and record["exec"]["status"] == "passed"
     assert record["recommendation"]["text"] == ""
     assert record["recommendation"]["error"].startswith("search plan unusable: the reply holds no JSON object")
+
+
+def test_an_agent_outage_is_a_record_error_retried_on_resume(tmp_path, grading_python):
+    outage = tmp_path.parent / f"{tmp_path.name}-agent-down"
+    outage.write_text("down")
+    cfg = memory_cfg(grading_python)
+    with open_dict(cfg):
+        cfg.memory.agent_model.fail_while = str(outage)
+    summary = run(cfg, run_dir=tmp_path)
+    records = lines(tmp_path / "records.jsonl")
+    assert summary["errors"] == 4 and all(r["error"].startswith("ModelCallError: scripted outage") for r in records)
+    assert all(r["recommendation"] is None for r in records)  # not counted as "Spark without advice"
+    outage.unlink()
+    summary = run(cfg, run_dir=tmp_path)
+    records = lines(tmp_path / "records.jsonl")
+    assert summary["errors"] == 0 and len(records) == 4
+    assert all(r["recommendation"]["text"] == "Use the array's attributes." for r in records)
+
+
+def test_a_learner_outage_learns_nothing_and_the_resume_learns_it(tmp_path, grading_python):
+    outage = tmp_path.parent / f"{tmp_path.name}-learner-down"
+    outage.write_text("down")
+    cfg = memory_cfg(grading_python)
+    with open_dict(cfg):
+        cfg.memory.learner_model.fail_while = str(outage)
+    run(cfg, run_dir=tmp_path)
+    health = lines(tmp_path / "memory" / "health.jsonl")
+    assert [h["learner_failed"].startswith("scripted outage") for h in health] == [True, True]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["memory"]["learner_failures"] == 2 and manifest["memory"]["insights"] == 0
+    outage.unlink()
+    run(cfg, run_dir=tmp_path)  # every record is there: only the learning is redone
+    health = lines(tmp_path / "memory" / "health.jsonl")
+    assert [h.get("ops") for h in health[2:]] == [{"ADD": 1}, {"MERGE": 1}]
+    assert json.loads((tmp_path / "manifest.json").read_text())["memory"]["insights"] == 1
+
+
+def test_a_redone_record_counts_its_outcome_once_and_records_the_state_it_saw(tmp_path, grading_python, problems):
+    """Round 1 (293, 294) retrieves round 0's insight; 294 has no answer the first time (a record error). The
+    resume redoes 294 only: the insight's counters move once per record, as in a run without the error."""
+    answers = tmp_path.parent / f"{tmp_path.name}-answers.jsonl"
+    answer = {i: json.dumps({"id": i, "code": problems[i].reference_code}) + "\n" for i in IDS}
+    answers.write_text("".join(answer[i] for i in IDS[:3]))
+    cfg = memory_cfg(grading_python, "model=answers", f"model.path={answers}", "memory.exclude_family=false")
+    first = run(cfg, run_dir=tmp_path)
+    assert first["errors"] == 1
+    state_after_first = json.loads((tmp_path / "manifest.json").read_text())["memory"]["state_hash"]
+    answers.write_text("".join(answer[i] for i in IDS))
+    assert run(cfg, run_dir=tmp_path)["errors"] == 0
+    records = {r["problem_id"]: r for r in lines(tmp_path / "records.jsonl")}
+    assert [i["kind"] for i in records[294]["recommendation"]["items"]] == ["insight"]
+    insight = lines(tmp_path / "memory" / "final" / "insights.jsonl")[0]
+    assert (insight["helpful"], insight["harmful"]) == (2, 0)  # 293 and 294 passed with it, each counted once
+    assert records[294]["memory_hash"] == state_after_first != records[293]["memory_hash"]

@@ -9,6 +9,7 @@ from spark_eval.memory.index import Hit
 from spark_eval.memory.leakage import LeakGuard, overlap
 from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, Learner, insight_id
 from spark_eval.memory.store import Item, SQLiteStore
+from spark_eval.models.base import ModelCallError
 from tests.fakes.embedder import HashEmbedder
 from tests.fakes.scripted import ScriptedModel
 
@@ -173,6 +174,31 @@ def test_counters_follow_outcomes_and_harm_retires(curator):
     ops = curator.apply([], {}, {ident: (0, 3)}, WHERE)
     item = curator.store.get_items([ident])[0]
     assert (item.helpful, item.harmful, item.status) == (1, 3, "retired") and ops == {"UPDATE": 1, "RETIRE": 1}
+
+
+def test_a_retired_insight_proposed_again_stays_retired(curator):
+    a = candidate("Collect groups", "After groupby use apply list", "1/e0/r0")
+    curator.apply([a], {}, {}, WHERE)
+    ident = insight_id(a.title, a.content)
+    curator.apply([], {}, {ident: (1, 3)}, WHERE)
+    again = candidate("Collect groups", "After groupby use apply list", "5/e0/r0", "Pandas/5", 5)
+    ops = curator.apply([again], {}, {}, {"epoch": 0, "round": 1})
+    item = curator.store.get_items([ident])[0]
+    assert ops == {"REJECT": 1} and (item.status, item.helpful, item.harmful) == ("retired", 1, 3)
+    assert [p["record_key"] for p in item.provenance] == ["1/e0/r0"]  # nothing merged into it either
+    rejected = curator.store.ops()[-1]
+    assert rejected["op"] == "REJECT" and rejected["item_id"] == ident
+    assert rejected["detail"]["reason"] == "proposed again, but retired" and rejected["detail"]["harmful"] == 3
+
+
+def test_an_outage_of_the_learner_raises_instead_of_learning_nothing(problems):
+    with pytest.raises(ModelCallError):
+        asyncio.run(Learner(ScriptedModel(replies=["!fail"])).distill([trace(problems[0])]))
+
+
+def test_an_outage_of_the_agent_raises_instead_of_advising_nothing(problems):
+    with pytest.raises(ModelCallError):
+        asyncio.run(RetrievalAgent(ScriptedModel(replies=[PLAN, "!fail"])).recommend(problems[0], FakeRecall(), ()))
 
 
 def test_size_cap_retires_the_weakest_and_literal_solutions_are_rejected(curator):
