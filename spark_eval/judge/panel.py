@@ -22,6 +22,16 @@ class ModelPool:
             self._models[key] = instantiate(node)
         return self._models[key]
 
+    def start(self) -> None:
+        """Load every model that loads ahead of its first request (an in-process engine)."""
+        for model in self._models.values():
+            getattr(model, "start", lambda: None)()
+
+    def close(self) -> None:
+        """Shut down every model that holds an engine, so the next job of a sweep in this process can load one."""
+        for model in self._models.values():
+            getattr(model, "close", lambda: None)()
+
 
 def build_panel(judge_cfg: DictConfig, pool: ModelPool | None = None) -> list[Judge]:
     pool = pool or ModelPool()

@@ -37,10 +37,21 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     versions = {**VERSIONS, **panel_versions(judges), **memory.versions()}
     sandbox = instantiate(cfg.execution)
     data_hash = dataset_hash(dataset)
-    identity = result_identity(
-        cfg, dataset_hash=data_hash, versions=versions, grading_env=sandbox.environment.freeze_hash
-    )
+    identity = result_identity(cfg, dataset_hash=data_hash, versions=versions,
+                               grading_env=sandbox.environment.freeze_hash,
+                               execution={"isolation": sandbox.isolation})  # what `auto` became here
+    condition = Condition(coder, memory, sandbox, judges, cfg.judge.repeats, cfg.seed, versions)
     rundir = RunDirectory(run_dir, identity)
+    try:
+        return _run_locked(cfg, rundir, problems, condition, data_hash, models)
+    finally:
+        rundir.close()
+        models.close()  # an in-process engine (vLLM) gives its GPUs back before the next job of a sweep
+
+
+def _run_locked(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], condition: Condition,
+                data_hash: str, models: ModelPool) -> dict[str, Any]:
+    sandbox, memory = condition.sandbox, condition.memory
     finished = rundir.drop_errored(rundir.load_records())
     started = time.monotonic()
     rundir.write_manifest(
@@ -48,17 +59,18 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         started_at=_now(),
         dataset_hash=data_hash,
         problem_ids=[p.problem_id for p in problems],
-        versions=versions,
+        versions=condition.versions,
         execution=sandbox.describe(),
         leaky=memory.leaky,
         **git_state(),
     )
-    condition = Condition(coder, memory, sandbox, judges, cfg.judge.repeats, cfg.seed, versions)
     with sandbox:
         try:
             if len(finished) < len(problems) * cfg.pipeline.epochs * cfg.pipeline.repeats:
                 sandbox.start()  # fail fast on a broken grading environment, before any model call
-            asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline))
+                models.start()  # engines load now, not inside the first request's timeout
+            in_flight = max(cfg.pipeline.concurrency, getattr(models.get(cfg.model), "batch_size", None) or 0)
+            asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline, in_flight))
         except BaseException:
             rundir.write_manifest(status="interrupted", stopped_at=_now(), memory=memory.describe())
             memory.close()
@@ -74,18 +86,22 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         memory=described,
     )
     memory.close()
-    log.info("%s\n%s", run_dir, format_pass_table(summary))
+    log.info("%s\n%s", rundir.path, format_pass_table(summary))
     return summary
 
 
-async def _run_stream(
-    problems: list[Problem], condition: Condition, rundir: RunDirectory, finished: list[dict], pipeline: Any
-) -> None:
-    """Epochs of rounds; each round's problems see one memory snapshot, and are learned from once written."""
+async def _run_stream(problems: list[Problem], condition: Condition, rundir: RunDirectory, finished: list[dict],
+                      pipeline: Any, in_flight: int) -> None:
+    """Epochs of rounds; each round's problems see one memory snapshot, and are learned from once written.
+
+    `in_flight` problems run at once: `pipeline.concurrency`, or a batching engine's whole batch (vLLM). A
+    memory that does not learn has one round per epoch, so nothing waits at a round's end for nothing.
+    """
     done = {r["key"]: r for r in finished}
     total = len(problems) * pipeline.epochs * pipeline.repeats
     progress = _Progress(total, finished, enabled=pipeline.progress)
-    slots = asyncio.Semaphore(pipeline.concurrency)
+    slots = asyncio.Semaphore(in_flight)
+    round_size = pipeline.round_size if condition.memory.learns else len(problems)
 
     async def bounded(problem: Problem, epoch: int, repeat: int) -> Record:
         async with slots:
@@ -93,9 +109,9 @@ async def _run_stream(
 
     await condition.memory.prepare(problems)
     for epoch in range(pipeline.epochs):
-        for number, start in enumerate(range(0, len(problems), pipeline.round_size)):
+        for number, start in enumerate(range(0, len(problems), round_size)):
             in_round = {record_key(p.problem_id, epoch, r): (p, r)
-                        for p in problems[start : start + pipeline.round_size] for r in range(pipeline.repeats)}
+                        for p in problems[start : start + round_size] for r in range(pipeline.repeats)}
             todo = [bounded(p, epoch, r) for key, (p, r) in in_round.items() if key not in done]
             for next_record in asyncio.as_completed(todo):
                 record = await next_record
