@@ -340,4 +340,4 @@ RESULT_NEUTRAL_KEYS = (
 RESULT_NEUTRAL_LEAVES = ("cache_path", "weights_dir", "cache_dir", "model_dir")
 # How a model's calls are made, not what they return: neutral in any model config (a `spark_eval.models` target).
 # `execution.isolation` and `memory.store` are not neutral: the sandbox and the shared state change results.
-MODEL_CALL_SETTINGS = ("concurrency", "max_attempts", "timeout_s", "backoff_s")
+MODEL_CALL_SETTINGS = ("concurrency", "max_attempts", "timeout_s", "backoff_s", "max_batch", "batch_window_s")
