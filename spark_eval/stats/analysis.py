@@ -9,10 +9,13 @@ import pandas as pd
 from spark_eval.stats.bootstrap import mean_ci
 from spark_eval.stats.compare import breakdown, comparisons
 from spark_eval.stats.load import Run, tidy
-from spark_eval.stats.units import BAND_COLUMNS, band_units, choose_judge, pass_units, quality_units
+from spark_eval.stats.units import (BAND_COLUMNS, band_units, choose_judge, pass_units, quality_units, record_table,
+                                    scored)
 
 ALL_MODELS = "all models"
 CONDITION_COLUMNS = ("model", "memory", "metric", "n", "families", "mean", "ci_low", "ci_high", "leaky")
+COUNT_COLUMNS = ("model", "memory", "runs", "records", "errors", "advice_given", "advice_errors", "no_verdict",
+                 "problems", "leaky")
 BAND_TABLE_COLUMNS = ("model", "memory", "band", "n", "families", "mean", "ci_low", "ci_high", "leaky")
 
 
@@ -27,7 +30,9 @@ class Analysis:
     judges: dict[str, str | None]
     """`quality` and `helpfulness`: the judge reported for each kind (None without verdicts)."""
     units: dict[str, pd.DataFrame]
-    """`pass`, and `quality` when there is a quality judge: per-unit values (see stats.units)."""
+    """`pass`, and `quality` when there is a quality judge: per-problem values (see stats.units)."""
+    counts: pd.DataFrame
+    """Per model x memory: what became of its records (COUNT_COLUMNS, see `condition_counts`)."""
     conditions: pd.DataFrame
     """Per model x memory x metric: mean with its clustered CI (CONDITION_COLUMNS)."""
     comparisons: pd.DataFrame
@@ -42,15 +47,18 @@ def analyse(runs: Sequence[Run], options: Any) -> Analysis:
     frame = tidy(runs)
     judges = {kind: choose_judge(frame, kind, getattr(options, f"{kind}_judge"))
               for kind in ("quality", "helpfulness")}
-    units = {"pass": pass_units(frame)}
+    records = record_table(frame, judges["quality"])
+    used = scored(records, judges["quality"])
+    units = {"pass": pass_units(used)}
     if judges["quality"]:
-        units["quality"] = quality_units(frame, judges["quality"])
+        units["quality"] = quality_units(used)
     leaky = {(r.model, r.memory): False for r in runs}
     for r in runs:
         leaky[(r.model, r.memory)] |= r.leaky
     bands = band_units(frame, judges["helpfulness"]) if judges["helpfulness"] else None
     return Analysis(
         runs=runs, frame=frame, options=options, judges=judges, units=units,
+        counts=condition_counts(records, judges["quality"], leaky),
         conditions=condition_means(units, leaky, options),
         comparisons=comparisons(units, judges, leaky, options),
         breakdown=breakdown(units, leaky, options),
@@ -66,6 +74,22 @@ def condition_means(units: dict[str, pd.DataFrame], leaky: dict[tuple[str, str],
             rows.append({"model": model, "memory": memory, "metric": metric, "leaky": leaky[(model, memory)],
                          **mean_ci(part["value"], part["family"], options.bootstrap, options.seed)})
     return pd.DataFrame(rows, columns=list(CONDITION_COLUMNS))
+
+
+def condition_counts(records: pd.DataFrame, judge: str | None, leaky: dict[tuple[str, str], bool]) -> pd.DataFrame:
+    """Per model x memory: its runs (seeds) and records; `errors`, the records that ended in an error (left out
+    of every metric); `advice_given`, the records whose coder was shown advice; `advice_errors`, those whose
+    memory recorded why it gave none (`recommendation.error`); `no_verdict`, records without an error that lack
+    the quality judge's verdict (left out too; NA without a quality judge); `problems`, the problems left."""
+    rows = []
+    for (model, memory), part in records.groupby(["model", "memory"], sort=True):
+        clean = part["error"].isna()
+        rows.append({"model": model, "memory": memory, "runs": part["run_dir"].nunique(), "records": len(part),
+                     "errors": int((~clean).sum()), "advice_given": int(part["advised"].sum()),
+                     "advice_errors": int(part["advice_error"].notna().sum()),
+                     "no_verdict": int((clean & part["quality"].isna()).sum()) if judge else pd.NA,
+                     "problems": scored(part, judge)["problem_id"].nunique(), "leaky": leaky[(model, memory)]})
+    return pd.DataFrame(rows, columns=list(COUNT_COLUMNS)).astype({"no_verdict": "Int64"})
 
 
 def band_shares(bands: pd.DataFrame | None, leaky: dict[tuple[str, str], bool], options: Any) -> pd.DataFrame:

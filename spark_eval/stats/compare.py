@@ -1,4 +1,8 @@
-"""Paired comparisons of each model's conditions with its baseline, equivalence claims, and breakdowns."""
+"""Paired comparisons of each model's conditions with its baseline, equivalence claims, and breakdowns.
+
+Every row pairs per-problem values (see stats.units), so `n` counts problems; intervals and tests treat the
+origin family as the independent unit.
+"""
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -7,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from spark_eval.stats.bootstrap import cluster_ci
-from spark_eval.stats.paired import MCNEMAR, WILCOXON, holm, mcnemar_p, rank_biserial, tost_paired_p, wilcoxon_p
+from spark_eval.stats.paired import holm, rank_biserial, sign_flip_name, sign_flip_p, tost_cluster_p
 from spark_eval.stats.units import paired
 
 REFERENCE = "reference"
@@ -19,6 +23,7 @@ COMPARISON_COLUMNS = (
 BREAKDOWN_COLUMNS = ("model", "condition", "baseline", "metric", "by", "group", "n", "mean_diff", "ci_low", "ci_high",
                      "leaky")
 BREAKDOWNS = ("library", "perturbation_type")
+TOST = "TOST, cluster-robust t over origin families"
 
 
 def condition_pairs(units: pd.DataFrame, baseline: str) -> Iterator[tuple[str, str]]:
@@ -37,15 +42,11 @@ def difference(pairs: pd.DataFrame, options: Any) -> dict[str, Any]:
             "condition_mean": pairs["condition"].mean(), "mean_diff": diffs.mean(), "ci_low": low, "ci_high": high}
 
 
-def compare(pairs: pd.DataFrame, metric: str, options: Any) -> dict[str, Any]:
-    """The difference (see `difference`) and the metric's paired test."""
-    row = {**difference(pairs, options), "rank_biserial": np.nan, "margin": np.nan}
-    binary = metric == "pass" and np.isin(pairs[["baseline", "condition"]].to_numpy(), (0.0, 1.0)).all()
-    if binary:
-        return {**row, "test": MCNEMAR, "p_value": mcnemar_p(pairs["baseline"] > 0, pairs["condition"] > 0)}
-    # quality, or pass rates averaged over several seeds (no longer 0/1)
+def compare(pairs: pd.DataFrame, options: Any) -> dict[str, Any]:
+    """The difference (see `difference`), the sign-flip test over origin families and the rank-biserial."""
     diffs = (pairs["condition"] - pairs["baseline"]).to_numpy()
-    return {**row, "test": WILCOXON, "p_value": wilcoxon_p(diffs), "rank_biserial": rank_biserial(diffs)}
+    return {**difference(pairs, options), "margin": np.nan, "test": sign_flip_name(diffs, pairs["family"]),
+            "p_value": sign_flip_p(diffs, pairs["family"], options.seed), "rank_biserial": rank_biserial(diffs)}
 
 
 def own_baseline_pairs(units: dict[str, pd.DataFrame], baseline: str) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
@@ -59,7 +60,7 @@ def comparisons(units: dict[str, pd.DataFrame], judges: dict[str, str | None], l
                 options: Any) -> pd.DataFrame:
     """One row per paired comparison of the report (see COMPARISON_COLUMNS), Holm-adjusted across all rows."""
     rows = [{"model": model, "condition": condition, "baseline": options.baseline, "metric": metric,
-             "judge": judges.get(metric) or "", "leaky": leaky[(model, condition)], **compare(pairs, metric, options)}
+             "judge": judges.get(metric) or "", "leaky": leaky[(model, condition)], **compare(pairs, options)}
             for metric, model, condition, pairs in own_baseline_pairs(units, options.baseline) if len(pairs)]
     if "quality" in units:
         rows += equivalences(units["quality"], judges["quality"] or "", leaky, options)
@@ -69,7 +70,8 @@ def comparisons(units: dict[str, pd.DataFrame], judges: dict[str, str | None], l
 
 
 def equivalences(units: pd.DataFrame, judge: str, leaky: dict[tuple[str, str], bool], options: Any) -> list[dict]:
-    """"Matches" claims: each model's condition vs every other model's baseline that scores higher, by TOST."""
+    """"Matches" claims: each model's condition vs every other model's baseline that scores higher, by TOST over
+    origin families (see `tost_cluster_p`)."""
     means = units[units["memory"] == options.baseline].groupby("model")["value"].mean()
     rows = []
     for model, condition in condition_pairs(units, options.baseline):
@@ -79,11 +81,12 @@ def equivalences(units: pd.DataFrame, judge: str, leaky: dict[tuple[str, str], b
             pairs = paired(units, model, condition, other, options.baseline)
             if len(pairs) < 2:
                 continue
+            diffs = (pairs["condition"] - pairs["baseline"]).to_numpy()
             rows.append({**difference(pairs, options), "model": model, "condition": condition,
                          "baseline": f"{other}/{options.baseline}", "metric": "quality", "judge": judge,
-                         "leaky": leaky[(model, condition)], "test": f"TOST paired t (margin {options.tost_margin:g})",
+                         "leaky": leaky[(model, condition)], "test": f"{TOST} (margin {options.tost_margin:g})",
                          "rank_biserial": np.nan, "margin": options.tost_margin,
-                         "p_value": tost_paired_p(pairs["condition"], pairs["baseline"], options.tost_margin)})
+                         "p_value": tost_cluster_p(diffs, pairs["family"], options.tost_margin)})
     return rows
 
 

@@ -1,4 +1,9 @@
-"""Run directories -> `Run`s and one tidy DataFrame: a row per record x judgment (judge None without verdicts)."""
+"""Run directories -> `Run`s and one tidy DataFrame: a row per record x judgment (judge None without verdicts).
+
+Per record: `error` is the record's own error (a stage failed after its retries; the record is retried on
+resume), `advised` says the coder was shown advice, `advice_error` why a memory gave none
+(`recommendation.error`, e.g. an unusable agent reply).
+"""
 from __future__ import annotations
 
 import glob
@@ -17,7 +22,8 @@ log = logging.getLogger(__name__)
 
 COLUMNS = (
     "experiment", "run_dir", "model", "memory", "seed", "leaky", "key", "order", "problem_id", "library",
-    "perturbation_type", "family", "epoch", "repeat", "status", "passed", "error", "rec_leak", "memory_hash",
+    "perturbation_type", "family", "epoch", "repeat", "status", "passed", "error", "advised", "advice_error",
+    "rec_leak", "memory_hash",
     "coder_input_tokens", "coder_output_tokens", "coder_cost_usd", "coder_latency_s", "coder_cached",
     "judge", "kind", "judge_repeat", "score", "band", "parse_error",
     "judge_input_tokens", "judge_output_tokens", "judge_cost_usd",
@@ -103,7 +109,7 @@ def tidy(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per record x judgment; a record without verdicts keeps one row with judge None."""
     rows = [row for run in runs for order, record in enumerate(run.records) for row in _rows(run, order, record)]
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    return frame.astype({"score": float, "passed": bool, "leaky": bool, "rec_leak": bool})
+    return frame.astype({"score": float, "passed": bool, "advised": bool, "leaky": bool, "rec_leak": bool})
 
 
 def load_frame(results: str | Path | Sequence[str | Path]) -> pd.DataFrame:
@@ -119,6 +125,7 @@ def to_parquet(frame: pd.DataFrame, path: Path) -> None:
 def _rows(run: Run, order: int, record: dict[str, Any]) -> list[dict[str, Any]]:
     status = (record.get("exec") or {}).get("status") or "none"
     completion = record.get("completion") or {}
+    advice = record.get("recommendation") or {}
     library, origin = record["origin_family"]
     base = {
         "experiment": run.experiment, "run_dir": str(run.path), "model": run.model, "memory": run.memory,
@@ -126,8 +133,9 @@ def _rows(run: Run, order: int, record: dict[str, Any]) -> list[dict[str, Any]]:
         "problem_id": int(record["problem_id"]), "library": record["library"],
         "perturbation_type": record["perturbation_type"], "family": f"{library}/{origin}",
         "epoch": int(record["epoch"]), "repeat": int(record["repeat"]), "status": status,
-        "passed": status == "passed", "error": record.get("error"),
-        "rec_leak": bool((record.get("recommendation") or {}).get("leak_flag")),
+        "passed": status == "passed", "error": record.get("error") or None,
+        "advised": bool(advice.get("text")), "advice_error": advice.get("error") or None,
+        "rec_leak": bool(advice.get("leak_flag")),
         "memory_hash": record.get("memory_hash"),
         "coder_input_tokens": completion.get("input_tokens", np.nan),
         "coder_output_tokens": completion.get("output_tokens", np.nan),

@@ -1,35 +1,114 @@
-"""Paired tests on per-problem values: Wilcoxon signed-rank, rank-biserial, McNemar, TOST, Holm."""
+"""Paired tests on per-problem differences that respect origin families: sign flips, cluster TOST, Holm.
+
+DS-1000's problems are perturbations of a few hundred originals, and the perturbations of one original
+(its origin family) succeed or fail together. Each test below therefore treats a family, not a problem, as
+the independent unit, as the clustered bootstrap intervals do.
+"""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import rankdata, wilcoxon
+from scipy.stats import rankdata
+from scipy.stats import t as student_t
 
-WILCOXON = "Wilcoxon signed-rank (Pratt)"
-MCNEMAR = "McNemar exact"
+EXACT_FAMILIES = 16
+"""Up to this many families with a non-zero total, every sign flip is enumerated (2**16 = 65,536)."""
+FLIPS = 10_000
+"""Random sign flips drawn beyond EXACT_FAMILIES."""
+SIGN_FLIP = "paired sign-flip over origin families"
+_CHUNK = 1_000
+_TOLERANCE = 1e-9
+"""Totals and statistics closer than this are equal (sums of averaged scores carry rounding noise)."""
 
 
-def wilcoxon_p(diffs: Sequence[float]) -> float:
-    """Two-sided Wilcoxon signed-rank p of paired differences (condition - baseline).
+def family_totals(diffs: Sequence[float], families: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per family, in sorted order of the names: the sum of its differences and its number of problems."""
+    names, index = np.unique(np.asarray(families, dtype=str), return_inverse=True)
+    totals = np.bincount(index, weights=np.asarray(diffs, dtype=float), minlength=len(names))
+    return totals, np.bincount(index, minlength=len(names)).astype(float)
 
-    Zeros are ranked and then dropped (Pratt), which keeps the many ties of 1-5 scores from inflating
-    significance; ties get average ranks. The p-value is scipy's `method="auto"`: exhaustive permutations
-    up to 13 differences with ties or zeros (50 without), the tie-corrected normal approximation beyond.
-    All-zero differences give p = 1: every sign flip leaves the statistic where it is.
+
+def sign_flip_name(diffs: Sequence[float], families: Sequence[str]) -> str:
+    """The `test` label of `sign_flip_p` on these differences: every flip enumerated, or FLIPS drawn."""
+    totals, _ = family_totals(diffs, families)
+    exact = int(np.sum(np.abs(totals) > _TOLERANCE)) <= EXACT_FAMILIES
+    return f"{SIGN_FLIP} ({'exact' if exact else f'{FLIPS} random flips'})"
+
+
+def sign_flip_p(diffs: Sequence[float], families: Sequence[str], seed: int) -> float:
+    """Two-sided paired sign-flip permutation p of the mean difference, flipping whole origin families.
+
+    Each family's per-problem differences (condition - baseline) are summed to its total T_f; the statistic is
+    |sum_f T_f| (the mean difference over problems times their number). Under the null hypothesis that
+    condition and baseline are exchangeable within each family, every sign pattern s_f = +-1 is equally
+    likely, so p is the share of patterns with |sum_f s_f T_f| >= the observed statistic. Families whose
+    total is zero cannot change the statistic and are left out. With at most EXACT_FAMILIES non-zero families
+    every pattern is enumerated (p = k / 2**K, the observed pattern among them); beyond, FLIPS patterns are
+    drawn from `numpy.random.default_rng(seed)` and p = (b + 1) / (FLIPS + 1), with b of them as extreme.
+    No differences give NaN; all-zero totals give 1.
     """
-    diffs = np.asarray(diffs, dtype=float)
     if len(diffs) == 0:
         return float("nan")
-    if not diffs.any():
+    totals, _ = family_totals(diffs, families)
+    totals = totals[np.abs(totals) > _TOLERANCE]
+    if len(totals) == 0:
         return 1.0
-    return float(wilcoxon(diffs, zero_method="pratt", correction=False, method="auto").pvalue)
+    observed = abs(totals.sum()) - _TOLERANCE
+    if len(totals) <= EXACT_FAMILIES:
+        return float(np.mean(np.abs(_all_signs(len(totals)) @ totals) >= observed))
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for start in range(0, FLIPS, _CHUNK):
+        signs = rng.integers(0, 2, size=(min(_CHUNK, FLIPS - start), len(totals)), dtype=np.int8) * 2 - 1
+        extreme += int(np.sum(np.abs(signs @ totals) >= observed))
+    return (extreme + 1) / (FLIPS + 1)
+
+
+def _all_signs(k: int) -> np.ndarray:
+    """Every +-1 pattern of length k, one per row (2**k rows)."""
+    bits = (np.arange(2 ** k)[:, None] >> np.arange(k)) & 1
+    return (2 * bits - 1).astype(float)
+
+
+def cluster_se(diffs: Sequence[float], families: Sequence[str]) -> tuple[float, float, int]:
+    """Mean difference over problems, its cluster-robust standard error and the number of families K.
+
+    se = sqrt(K / (K - 1) * sum_f (T_f - mean * n_f)**2) / N with T_f a family's total, n_f its problems and N
+    all problems: the sandwich (CR1) error of a mean whose families are independent. With equal n_f it is the
+    standard error of the family means, sd / sqrt(K).
+    """
+    totals, sizes = family_totals(diffs, families)
+    k = len(totals)
+    if k < 2:
+        return float(totals.sum() / sizes.sum()) if k else float("nan"), float("nan"), k
+    mean = totals.sum() / sizes.sum()
+    se = np.sqrt(k / (k - 1) * np.sum((totals - mean * sizes) ** 2)) / sizes.sum()
+    return float(mean), float(se), k
+
+
+def tost_cluster_p(diffs: Sequence[float], families: Sequence[str], margin: float) -> float:
+    """TOST equivalence p over origin families: small means the mean difference lies within +-margin.
+
+    The larger of the two one-sided t tests of the mean difference against -margin and +margin, with the
+    cluster-robust standard error of `cluster_se` and K - 1 degrees of freedom (fewer than 2 families: NaN).
+    A zero error gives 0 inside the margins and 1 outside.
+    """
+    mean, se, k = cluster_se(diffs, families)
+    if k < 2:
+        return float("nan")
+    if se <= _TOLERANCE:
+        return 0.0 if -margin < mean < margin else 1.0
+    lower = student_t.sf((mean + margin) / se, k - 1)
+    upper = student_t.cdf((mean - margin) / se, k - 1)
+    return float(max(lower, upper))
 
 
 def rank_biserial(diffs: Sequence[float]) -> float:
     """Matched-pairs rank-biserial correlation: (R+ - R-) / (R+ + R-) over the ranks of the non-zero |d|.
 
     1 means every non-zero difference favours the condition, -1 the baseline; NaN when all are zero.
+    A descriptive effect size of the per-problem differences (no test rests on it).
     """
     diffs = np.asarray(diffs, dtype=float)
     diffs = diffs[diffs != 0]
@@ -37,28 +116,6 @@ def rank_biserial(diffs: Sequence[float]) -> float:
         return float("nan")
     ranks = rankdata(np.abs(diffs))
     return float((ranks[diffs > 0].sum() - ranks[diffs < 0].sum()) / ranks.sum())
-
-
-def mcnemar_p(baseline: Sequence[bool], condition: Sequence[bool]) -> float:
-    """McNemar's exact test on paired pass/fail outcomes (binomial on the discordant pairs)."""
-    from statsmodels.stats.contingency_tables import mcnemar
-
-    base, cond = np.asarray(baseline, dtype=bool), np.asarray(condition, dtype=bool)
-    if len(base) == 0:
-        return float("nan")
-    table = [[int(np.sum(base & cond)), int(np.sum(base & ~cond))],
-             [int(np.sum(~base & cond)), int(np.sum(~base & ~cond))]]
-    return float(mcnemar(table, exact=True).pvalue)
-
-
-def tost_paired_p(condition: Sequence[float], baseline: Sequence[float], margin: float) -> float:
-    """TOST equivalence p (paired t): small means the mean difference lies within +-margin."""
-    from statsmodels.stats.weightstats import ttost_paired
-
-    if len(condition) < 2:
-        return float("nan")
-    p, _, _ = ttost_paired(np.asarray(condition, dtype=float), np.asarray(baseline, dtype=float), -margin, margin)
-    return float(p)
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:

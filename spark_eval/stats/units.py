@@ -1,4 +1,10 @@
-"""Per-unit values: one number per model x memory x (problem, epoch, repeat), repeats and seeds averaged."""
+"""Per-problem values: one number per model x memory x problem, its records (epochs, repeats, seeds) averaged.
+
+The problem is the unit every claim is about, so it is the unit of every test: a problem run in two epochs
+counts once. Quality and pass@1 are computed on the same records, the *scored* ones: a record that ended in
+an error is left out of both (it is counted per condition instead), and with a quality judge a record
+without its verdict is left out of both too, so both metrics cover the same problems.
+"""
 from __future__ import annotations
 
 import pandas as pd
@@ -6,11 +12,13 @@ import pandas as pd
 from spark_eval.judge.helpfulness import BANDS
 from spark_eval.stats.load import ResultsError
 
-UNIT = ["problem_id", "epoch", "repeat"]
-"""What pairs a condition with its baseline: the same problem, epoch and repeat."""
+UNIT = ["problem_id"]
+"""What pairs a condition with its baseline: the same problem."""
 DESCRIBE = ["family", "library", "perturbation_type"]
 """Attributes of a problem carried along for clustering and breakdowns."""
 KEYS = ["model", "memory", *UNIT, *DESCRIBE]
+RECORD = ["run_dir", "key"]
+"""What identifies one record in the tidy frame."""
 AT_LEAST_GOOD = "at least GOOD"
 BAND_COLUMNS = (*BANDS, AT_LEAST_GOOD)
 
@@ -34,20 +42,37 @@ def quality_verdicts(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
     return frame[(frame["kind"] == "quality") & (frame["judge"] == judge) & frame["score"].notna()]
 
 
-def quality_units(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
-    """`KEYS + value`: the judge's mean 1-5 score per unit (missing verdicts left out)."""
-    return _mean(quality_verdicts(frame, judge), "score")
+def record_table(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
+    """One row per record: `KEYS`, `error`, `advised`, `advice_error`, `passed` (0/1) and `quality`, the mean
+    of `judge`'s scores over its repeats (NaN without a verdict)."""
+    records = frame.drop_duplicates(RECORD)[[*RECORD, *KEYS, "error", "advised", "advice_error", "passed"]]
+    scores = quality_verdicts(frame, judge).groupby(RECORD)["score"].mean().rename("quality").reset_index()
+    records = records.merge(scores, on=RECORD, how="left")
+    return records.assign(passed=records["passed"].astype(float))
 
 
-def pass_units(frame: pd.DataFrame) -> pd.DataFrame:
-    """`KEYS + value`: the pass rate per unit (1 or 0 for a single seed); no result counts as not passed."""
-    records = frame.drop_duplicates(["run_dir", "key"])
-    return _mean(records.assign(passed=records["passed"].astype(float)), "passed")
+def scored(records: pd.DataFrame, judge: str | None) -> pd.DataFrame:
+    """The records both metrics use: no error and, when there is a quality judge, its verdict."""
+    keep = records["error"].isna()
+    if judge:
+        keep &= records["quality"].notna()
+    return records[keep]
+
+
+def quality_units(records: pd.DataFrame) -> pd.DataFrame:
+    """`KEYS + value`: the mean quality per problem over its scored records (see `record_table`, `scored`)."""
+    return _mean(records, "quality")
+
+
+def pass_units(records: pd.DataFrame) -> pd.DataFrame:
+    """`KEYS + value`: the share of a problem's scored records that passed DS-1000's tests."""
+    return _mean(records, "passed")
 
 
 def band_units(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
-    """`KEYS + one column per band and AT_LEAST_GOOD`: the share of the unit's verdicts in it."""
-    rows = frame[(frame["kind"] == "helpfulness") & (frame["judge"] == judge) & frame["band"].notna()]
+    """`KEYS + one column per band and AT_LEAST_GOOD`: the share of the problem's verdicts in it."""
+    rows = frame[(frame["kind"] == "helpfulness") & (frame["judge"] == judge) & frame["band"].notna()
+                 & frame["error"].isna()]
     shares = {band: (rows["band"] == band).astype(float) for band in BANDS}
     shares[AT_LEAST_GOOD] = rows["band"].isin(BANDS[:2]).astype(float)
     rows = rows.assign(**shares)
@@ -55,7 +80,7 @@ def band_units(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
 
 
 def paired(units: pd.DataFrame, model: str, condition: str, baseline_model: str, baseline: str) -> pd.DataFrame:
-    """`UNIT + DESCRIBE + condition + baseline`: the units both sides have."""
+    """`UNIT + DESCRIBE + condition + baseline`: the problems both sides have."""
     cond = _select(units, model, condition).rename(columns={"value": "condition"})
     base = _select(units, baseline_model, baseline).rename(columns={"value": "baseline"})
     return cond.merge(base, on=[*UNIT, *DESCRIBE], how="inner").sort_values(UNIT, ignore_index=True)
@@ -66,5 +91,6 @@ def _select(units: pd.DataFrame, model: str, memory: str) -> pd.DataFrame:
     return chosen[[*UNIT, *DESCRIBE, "value"]]
 
 
-def _mean(rows: pd.DataFrame, column: str) -> pd.DataFrame:
-    return rows.groupby(KEYS, sort=True)[column].mean().rename("value").reset_index()
+def _mean(records: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per problem, the mean of `column` over its records (every record weighs the same)."""
+    return records.groupby(KEYS, sort=True)[column].mean().rename("value").reset_index()

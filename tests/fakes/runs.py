@@ -17,8 +17,17 @@ QUALITY_JUDGE, HELPFULNESS_JUDGE = "quality/fake-judge", "helpfulness/fake-judge
 
 def record(problem_id: int, model: str, memory: str, *, passed: bool = True, scores: Sequence[float] = (),
            band: str | None = None, library: str = "Pandas", perturbation: str = "Origin", origin: int | None = None,
-           epoch: int = 0, repeat: int = 0, seed: int = 0, tokens: int = 100) -> dict[str, Any]:
-    """One record; `scores` are quality verdicts (one per judge repeat), `band` a helpfulness verdict."""
+           epoch: int = 0, repeat: int = 0, seed: int = 0, tokens: int = 100, error: str | None = None,
+           advice_error: str | None = None) -> dict[str, Any]:
+    """One record; `scores` are quality verdicts (one per judge repeat), `band` a helpfulness verdict.
+
+    `error` makes it a record that ended in an error before anything was answered (no completion, code,
+    execution or verdicts); `advice_error` one whose memory gave no advice and said why.
+    """
+    if error is not None:
+        return {**record(problem_id, model, memory, library=library, perturbation=perturbation, origin=origin,
+                         epoch=epoch, repeat=repeat, seed=seed), "completion": None, "code": None, "exec": None,
+                "recommendation": None, "judgments": [], "error": error}
     judgments = [_judgment(QUALITY_JUDGE, "quality", float(s), None, k) for k, s in enumerate(scores)]
     if band is not None:
         judgments.append(_judgment(HELPFULNESS_JUDGE, "helpfulness", float(BAND_SCORES[band]), band, 0))
@@ -32,8 +41,7 @@ def record(problem_id: int, model: str, memory: str, *, passed: bool = True, sco
                                                           "error_type": None if passed else "AssertionError",
                                                           "stderr_tail": "" if passed else "AssertionError <x>",
                                                           "duration_s": 0.1},
-        "recommendation": None if memory == "none" else {"text": f"Use pandas <{problem_id}>", "plan": {},
-                                                         "items": [], "leak_flag": False},
+        "recommendation": None if memory == "none" else _advice(problem_id, advice_error),
         "judgments": judgments, "memory_hash": "0" * 64, "versions": {"quality": "quality-1"}, "error": None,
     }
 
@@ -79,6 +87,12 @@ def synthetic_experiment(root: Path, models: Sequence[str], n: int, seed: int = 
             ledger["agent"] = {"calls": n, "input_tokens": 500 * n, "output_tokens": 80 * n, "cost_usd": 5e-4 * n}
         paths.append(write_run(root / f"{model}__{memory}__s0", records, health=health, ledger=ledger))
     return paths
+
+
+def _advice(problem_id: int, error: str | None) -> dict[str, Any]:
+    if error is not None:
+        return {"text": "", "plan": {}, "items": [], "leak_flag": False, "error": error}
+    return {"text": f"Use pandas <{problem_id}>", "plan": {}, "items": [], "leak_flag": False, "error": None}
 
 
 def _judgment(judge: str, kind: str, score: float, band: str | None, repeat: int) -> dict[str, Any]:

@@ -1,20 +1,19 @@
 """Statistics against scipy/statsmodels and hand-computed values on small fixed tables."""
 from __future__ import annotations
 
-import itertools
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
-from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.weightstats import ttost_paired
 
 from spark_eval.config import ReportConfig
 from spark_eval.stats import ResultsError, analyse, load_frame, load_runs, to_parquet
 from spark_eval.stats.bootstrap import cluster_bootstrap, cluster_ci, mean_ci
-from spark_eval.stats.paired import holm, mcnemar_p, rank_biserial, tost_paired_p, wilcoxon_p
+from spark_eval.stats.paired import (FLIPS, cluster_se, holm, rank_biserial, sign_flip_name, sign_flip_p,
+                                     tost_cluster_p)
 from spark_eval.stats.units import choose_judge
 from tests.fakes.runs import HELPFULNESS_JUDGE, QUALITY_JUDGE, record, write_run
 
@@ -22,57 +21,75 @@ OPTIONS = ReportConfig(bootstrap=500, seed=3)
 
 # -- paired tests ----------------------------------------------------------------------------------------
 
-TIES_AND_ZEROS = [0, 1, 1, 2, -1, 3, 0, 1]
+# four origin families: a's problems differ by 2 and 1 (total 3), b and c by 1 each, d by +1 and -1 (total 0)
+DIFFS = [2, 1, 1, 1, 1, -1]
+FAMILIES = ["a", "a", "b", "c", "d", "d"]
 
 
-def test_wilcoxon_matches_scipy_with_ties_and_zeros():
-    expected = sps.wilcoxon(TIES_AND_ZEROS, zero_method="pratt", correction=False, method="auto").pvalue
-    assert wilcoxon_p(TIES_AND_ZEROS) == pytest.approx(expected)
+def test_sign_flip_enumerates_the_eight_flips_of_three_families_by_hand():
+    # totals 3, 1, 1 (d's total 0 cannot move the statistic and is left out); observed |3 + 1 + 1| = 5;
+    # the 8 flips give |+-3 +-1 +-1| = 5, 3, 3, 1, 1, 3, 3, 5: two reach 5, so p = 2/8
+    assert sign_flip_p(DIFFS, FAMILIES, seed=0) == 0.25
+    assert sign_flip_name(DIFFS, FAMILIES) == "paired sign-flip over origin families (exact)"
 
 
-def test_wilcoxon_is_the_exhaustive_sign_flip_test_of_pratt_ranks():
-    # Pratt: rank |d| with the zeros, then drop the zeros' ranks; |d| = 0,0,1,1,1,1,2,3 -> ranks of the
-    # non-zero ones: 1s share (3+4+5+6)/4 = 4.5, 2 -> 7, 3 -> 8.
-    ranks = np.array([4.5, 4.5, 7, 4.5, 8, 4.5])  # for d = 1, 1, 2, -1, 3, 1
-    observed = min(ranks.sum() - 4.5, 4.5)  # R- = 4.5 (the single -1)
-    flips = [sum(r for r, s in zip(ranks, signs) if s) for signs in itertools.product((0, 1), repeat=len(ranks))]
-    total = ranks.sum()
-    p = np.mean([min(f, total - f) <= observed for f in flips])
-    assert wilcoxon_p(TIES_AND_ZEROS) == pytest.approx(p)
+def test_sign_flip_moves_a_family_as_one_unit():
+    # four +1 differences: as four families 2 of the 16 flips reach |4|; as one family, 2 of 2 do
+    assert sign_flip_p([1, 1, 1, 1], ["a", "b", "c", "d"], seed=0) == 2 / 16
+    assert sign_flip_p([1, 1, 1, 1], ["a", "a", "a", "a"], seed=0) == 1.0
 
 
-def test_wilcoxon_of_all_zero_differences_is_one():
-    assert wilcoxon_p([0, 0, 0, 0]) == 1.0
-    assert np.isnan(wilcoxon_p([]))
+def test_sign_flip_equals_scipys_permutation_test_on_family_totals():
+    rng = np.random.default_rng(5)
+    totals = rng.integers(-4, 6, size=11).astype(float)
+    expected = sps.permutation_test((totals,), np.sum, permutation_type="samples", n_resamples=np.inf,
+                                    alternative="two-sided").pvalue
+    assert sign_flip_p(totals, [f"f{i:02d}" for i in range(11)], seed=0) == pytest.approx(expected)
+
+
+def test_sign_flip_beyond_sixteen_families_draws_seeded_flips_with_the_plus_one_correction():
+    # 20 families with totals +-1: |sum of 20 random signs| >= |12 - 8| = 4 has probability 2 P(Bin(20, .5) >= 12)
+    diffs, families = [1.0] * 12 + [-1.0] * 8, [f"f{i:02d}" for i in range(20)]
+    p = sign_flip_p(diffs, families, seed=4)
+    assert p == pytest.approx(2 * sps.binom.sf(11, 20, 0.5), abs=0.02)  # 4 standard errors of 10,000 flips
+    assert round(p * (FLIPS + 1)) == pytest.approx(p * (FLIPS + 1))  # (b + 1) / (m + 1)
+    assert sign_flip_p(diffs, families, seed=4) == p != sign_flip_p(diffs, families, seed=5)
+    assert sign_flip_name(diffs, families) == "paired sign-flip over origin families (10000 random flips)"
+    assert sign_flip_p([1.0] * 20, families, seed=0) == 1 / (FLIPS + 1)  # no flip but the observed one is as far
+
+
+def test_sign_flip_of_no_or_zero_differences():
+    assert sign_flip_p([0, 0, 1, -1], ["a", "b", "c", "c"], seed=0) == 1.0
+    assert np.isnan(sign_flip_p([], [], seed=0))
+
+
+def test_cluster_tost_by_hand_with_unequal_families():
+    # d = .2, .2 | -.1 | 0 in families a, a, b, c: totals .4, -.1, 0 over 2, 1, 1 problems; mean .3 / 4 = .075;
+    # residuals T_f - mean n_f = .25, -.175, -.075; se = sqrt(3/2 * .09875) / 4; 2 degrees of freedom
+    diffs, families = [0.2, 0.2, -0.1, 0.0], ["a", "a", "b", "c"]
+    se = np.sqrt(1.5 * 0.09875) / 4
+    assert cluster_se(diffs, families) == pytest.approx((0.075, se, 3))
+    by_hand = max(sps.t.sf((0.075 + 0.5) / se, 2), sps.t.cdf((0.075 - 0.5) / se, 2))
+    assert tost_cluster_p(diffs, families, 0.5) == pytest.approx(by_hand)
+    assert np.isnan(tost_cluster_p([0.1, 0.2], ["a", "a"], 0.5))  # one family: no error to estimate
+
+
+def test_cluster_tost_with_equal_families_is_the_paired_tost_of_family_means():
+    cond = np.array([4.0, 4.5, 5.0, 4.0, 4.5, 5.0, 4.0, 4.5])
+    base = np.array([4.0, 4.5, 4.5, 4.5, 4.5, 5.0, 4.0, 4.0])
+    families = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    means = lambda x: x.reshape(4, 2).mean(axis=1)  # noqa: E731
+    expected = ttost_paired(means(cond), means(base), -0.5, 0.5)[0]
+    assert tost_cluster_p(cond - base, families, 0.5) == pytest.approx(expected)
+    assert tost_cluster_p([0.1, 0.1, 0.1, 0.1], families[:4], 0.5) == 0.0  # no spread, inside the margins
+    assert tost_cluster_p([0.6, 0.6, 0.6, 0.6], families[:4], 0.5) == 1.0
 
 
 def test_rank_biserial_by_hand():
     # non-zero d = 1, 1, 2, -1, 3, 1: |d| ranks 2.5 (x4, the ones), 5, 6; R- = 2.5, R+ = 18.5, total 21
-    assert rank_biserial(TIES_AND_ZEROS) == pytest.approx((18.5 - 2.5) / 21)
+    assert rank_biserial([0, 1, 1, 2, -1, 3, 0, 1]) == pytest.approx((18.5 - 2.5) / 21)
     assert rank_biserial([2, 1, 3]) == 1.0
     assert np.isnan(rank_biserial([0, 0]))
-
-
-def test_mcnemar_exact_on_a_two_by_two_table():
-    # both pass 5, baseline only 2, condition only 7, both fail 3
-    base = [1] * 5 + [1] * 2 + [0] * 7 + [0] * 3
-    cond = [1] * 5 + [0] * 2 + [1] * 7 + [0] * 3
-    by_hand = 2 * sum(sps.binom.pmf(k, 9, 0.5) for k in range(3))  # 2 * (1 + 9 + 36) / 512
-    assert mcnemar_p(base, cond) == pytest.approx(by_hand) == pytest.approx(92 / 512)
-    assert mcnemar_p(base, cond) == pytest.approx(mcnemar([[5, 2], [7, 3]], exact=True).pvalue)
-    assert mcnemar_p([1, 0], [1, 0]) == 1.0
-
-
-def test_tost_paired_against_statsmodels_and_the_t_formula():
-    cond = np.array([4.0, 4.5, 5.0, 4.0, 4.5, 5.0, 4.0, 4.5])
-    base = np.array([4.0, 4.5, 4.5, 4.5, 4.5, 5.0, 4.0, 4.0])
-    margin = 0.5
-    assert tost_paired_p(cond, base, margin) == pytest.approx(ttost_paired(cond, base, -margin, margin)[0])
-    d = cond - base
-    se = d.std(ddof=1) / np.sqrt(len(d))
-    lower = sps.t.sf((d.mean() + margin) / se, len(d) - 1)
-    upper = sps.t.cdf((d.mean() - margin) / se, len(d) - 1)
-    assert tost_paired_p(cond, base, margin) == pytest.approx(max(lower, upper))
 
 
 def test_holm_by_hand_keeps_missing_p_values_missing():
@@ -134,7 +151,9 @@ def test_tidy_frame_has_a_row_per_judgment_and_keeps_unjudged_records(tmp_path):
     assert set(first["kind"]) == {"quality", "helpfulness"}
     assert first["family"].iloc[0] == "Numpy/9" and first["band"].dropna().tolist() == ["GOOD"]
     assert frame["passed"].dtype == bool and frame["score"].dtype == float
-    assert {"coder_input_tokens", "judge_cost_usd", "rec_leak", "run_dir", "leaky"} <= set(frame.columns)
+    assert {"coder_input_tokens", "judge_cost_usd", "rec_leak", "run_dir", "leaky", "advised",
+            "advice_error"} <= set(frame.columns)
+    assert frame["advised"].dtype == bool and frame["error"].isna().all()
 
 
 def test_parquet_round_trip(tmp_path):
@@ -203,45 +222,112 @@ def _experiment(tmp_path):
 def test_comparisons_pair_each_condition_with_its_baseline(tmp_path):
     table = _experiment(tmp_path).comparisons.set_index(["model", "metric", "baseline"])
     quality = table.loc[("small", "quality", "none")]
-    diffs = np.array([1, 2, 0, 1, 1, 0])
+    diffs = np.array([1, 2, 0, 1, 1, 0])  # families (0, 1), (2, 3), (4, 5): totals 3, 1, 1
     assert quality["n"] == 6 and quality["families"] == 3
     assert quality["mean_diff"] == pytest.approx(diffs.mean())
-    assert quality["test"] == "Wilcoxon signed-rank (Pratt)"
-    assert quality["p_value"] == pytest.approx(sps.wilcoxon(diffs, zero_method="pratt", method="auto").pvalue)
+    assert quality["test"] == "paired sign-flip over origin families (exact)"
+    assert quality["p_value"] == 2 / 8  # |3 + 1 + 1| = 5 is reached by 2 of the 8 flips
     assert quality["rank_biserial"] == pytest.approx(1.0)
     assert quality["ci_low"] <= quality["mean_diff"] <= quality["ci_high"]
     passes = table.loc[("small", "pass", "none")]
-    assert passes["test"] == "McNemar exact" and passes["mean_diff"] == pytest.approx(2 / 6)
-    assert passes["p_value"] == pytest.approx(mcnemar([[3, 0], [2, 1]], exact=True).pvalue) == 0.5
+    assert passes["test"] == quality["test"] and passes["mean_diff"] == pytest.approx(2 / 6)
+    assert passes["p_value"] == 1.0  # both gains are in family 0: one family, and its flip is as far
+
+
+def test_epochs_are_averaged_per_problem_before_pairing(tmp_path):
+    """Two epochs of a problem are one unit; a family's problems flip together; hand-computed p-values."""
+    # problem: origin family, baseline quality, spark quality per epoch, spark passes per epoch
+    spark = {0: (0, (5, 5), (1, 1)), 1: (0, (4, 4), (1, 0)), 2: (1, (5, 3), (1, 1)), 3: (2, (4, 4), (1, 0)),
+             4: (3, (4, 4), (1, 1)), 5: (3, (2, 2), (0, 0))}
+    none, spark_records = [], []
+    for pid, (origin, scores, passes) in spark.items():
+        for epoch in (0, 1):
+            none.append(record(pid, "m", "none", passed=False, scores=[3], origin=origin, epoch=epoch))
+            spark_records.append(record(pid, "m", "spark", passed=bool(passes[epoch]), scores=[scores[epoch]],
+                                        origin=origin, epoch=epoch))
+    write_run(tmp_path / "m__none__s0", none)
+    write_run(tmp_path / "m__spark__s0", spark_records)
+    table = analyse(load_runs(str(tmp_path / "*")), OPTIONS).comparisons.set_index("metric")
+    # quality per problem: 5, 4, 4, 4, 4, 2 against 3 -> 2, 1, 1, 1, 1, -1; family totals 3, 1, 1, 0
+    quality = table.loc["quality"]
+    assert (quality["n"], quality["families"]) == (6, 4)
+    assert quality["mean_diff"] == pytest.approx(5 / 6)
+    assert quality["p_value"] == 2 / 8  # problem 2's epochs (+2, 0) would be two units if not averaged
+    # pass per problem: 1, .5, 1, .5, 1, 0 against 0; family totals 1.5, 1, .5, 1: only the two flips with every
+    # sign alike reach |4|, so p = 2/16
+    passes = table.loc["pass"]
+    assert (passes["n"], passes["mean_diff"], passes["p_value"]) == (6, pytest.approx(4 / 6), 2 / 16)
 
 
 def test_equivalence_is_tested_against_stronger_baselines_only_and_holm_covers_every_row(tmp_path):
     frame = _experiment(tmp_path).comparisons
     tost = frame[frame["test"].str.startswith("TOST")]
     assert list(zip(tost["model"], tost["baseline"])) == [("small", "large/none")]
-    small_spark, large_none = [4, 5, 4, 5, 3, 3], [4, 5, 4, 5, 3, 4]
+    assert tost["test"].iloc[0] == "TOST, cluster-robust t over origin families (margin 0.1)"
+    # small/spark 4 5 | 4 5 | 3 3 against large/none 4 5 | 4 5 | 3 4: equal families, so the paired TOST of
+    # the family means 4.5, 4.5, 3 against 4.5, 4.5, 3.5
     assert tost["p_value"].iloc[0] == pytest.approx(ttost_paired(
-        np.array(small_spark, float), np.array(large_none, float), -0.1, 0.1)[0])
+        np.array([4.5, 4.5, 3.0]), np.array([4.5, 4.5, 3.5]), -0.1, 0.1)[0])
+    assert tost["n"].iloc[0] == 6 and tost["families"].iloc[0] == 3
     np.testing.assert_allclose(frame["p_holm"], holm(frame["p_value"]))
     assert list(frame.columns[:11]) == ["model", "condition", "baseline", "metric", "judge", "n", "families",
                                         "baseline_mean", "condition_mean", "mean_diff", "ci_low"]
+    assert {"test", "p_value", "p_holm", "ci_high"} <= set(frame.columns)
 
 
-def test_pass_rates_averaged_over_seeds_use_the_signed_rank_test(tmp_path):
+def test_pass_rates_are_averaged_over_seeds_per_problem(tmp_path):
     write_run(tmp_path / "m__none__s0", [record(p, "m", "none", passed=p % 2 == 0) for p in range(6)])
     for seed in (0, 1):
         write_run(tmp_path / f"m__spark__s{seed}",
                   [record(p, "m", "spark", passed=seed == 0 or p < 3, seed=seed) for p in range(6)])
     row = analyse(load_runs(str(tmp_path / "*")), OPTIONS).comparisons.iloc[0]
-    assert row["test"] == "Wilcoxon signed-rank (Pratt)" and row["n"] == 6
-    assert row["condition_mean"] == pytest.approx(np.mean([1, 1, 1, 0.5, 0.5, 0.5]))
+    assert row["n"] == 6 and row["condition_mean"] == pytest.approx(np.mean([1, 1, 1, 0.5, 0.5, 0.5]))
+    # d = 0, 1, 0, .5, -.5, .5 (one family each): |1 +-.5 +-.5 +-.5| >= 1.5 for 4 of 8 sign patterns of the
+    # halves, and as often with -1: p = 8/16
+    assert row["p_value"] == 0.5
+
+
+def test_errors_and_missing_verdicts_leave_both_metrics_and_are_counted(tmp_path):
+    unparsed = record(1, "m", "spark", passed=True, scores=[4])
+    unparsed["judgments"][0].update(score=None, parse_error="no JSON object in the reply")
+    write_run(tmp_path / "m__none__s0", [record(p, "m", "none", passed=False, scores=[3]) for p in range(4)])
+    write_run(tmp_path / "m__spark__s0", [
+        record(0, "m", "spark", passed=True, scores=[5]),
+        record(0, "m", "spark", epoch=1, error="APIStatusError: 503 after 3 attempts"),
+        unparsed,  # the judge's reply held no verdict
+        record(2, "m", "spark", passed=True, scores=[4], advice_error="recommendation unusable: bad JSON"),
+        record(3, "m", "spark", passed=False, scores=[4])])
+    analysis = analyse(load_runs(str(tmp_path / "*")), OPTIONS)
+    counts = analysis.counts.set_index("memory")
+    assert counts.loc["spark", ["runs", "records", "errors", "advice_given", "advice_errors", "no_verdict",
+                                "problems"]].tolist() == [1, 5, 1, 3, 1, 1, 3]
+    assert counts.loc["none", ["records", "errors", "advice_given", "advice_errors", "no_verdict",
+                               "problems"]].tolist() == [4, 0, 0, 0, 0, 4]
+    spark = {metric: units[units["memory"] == "spark"].set_index("problem_id")["value"].to_dict()
+             for metric, units in analysis.units.items()}
+    assert spark == {"pass": {0: 1.0, 2: 1.0, 3: 0.0}, "quality": {0: 5.0, 2: 4.0, 3: 4.0}}  # the same problems
+    table = analysis.comparisons.set_index("metric")
+    assert table.loc["pass", "n"] == table.loc["quality", "n"] == 3
+    assert table.loc["pass", "mean_diff"] == pytest.approx(2 / 3)
+    frame = analysis.frame.drop_duplicates(["key", "memory"]).set_index(["memory", "key"])
+    assert frame.loc[("spark", "2/e0/r0"), "advice_error"] == "recommendation unusable: bad JSON"
+    assert not frame.loc[("spark", "2/e0/r0"), "advised"] and frame.loc[("spark", "3/e0/r0"), "advised"]
+
+
+def test_without_a_quality_judge_errors_still_leave_pass_at_1(tmp_path):
+    write_run(tmp_path / "m__none__s0", [record(0, "m", "none"), record(1, "m", "none", error="Timeout: coder")])
+    analysis = analyse(load_runs(str(tmp_path / "*")), OPTIONS)
+    assert analysis.units["pass"]["problem_id"].tolist() == [0]
+    assert analysis.counts[["errors", "problems"]].values.tolist() == [[1, 1]]
+    assert analysis.counts["no_verdict"].isna().all()
 
 
 def test_breakdown_and_helpfulness_shares(tmp_path):
     _two_runs(tmp_path)
     analysis = analyse(load_runs(str(tmp_path / "*")), OPTIONS)
     by_library = analysis.breakdown[(analysis.breakdown["by"] == "library") & (analysis.breakdown["metric"] == "pass")]
-    assert dict(zip(by_library["group"], by_library["mean_diff"])) == {"Numpy": 0.0, "Pandas": 1.0}
+    # problem 2 (Pandas) has no quality verdict without spark, so it leaves pass@1 too: only Numpy is compared
+    assert dict(zip(by_library["group"], by_library["mean_diff"])) == {"Numpy": 0.0}
     bands = analysis.bands.set_index(["model", "band"])
     assert bands.loc[("m", "GOOD"), "mean"] == 1.0 and bands.loc[("m", "at least GOOD"), "mean"] == 1.0
     assert bands.loc[("all models", "EXTREMELY HELPFUL"), "n"] == 1
