@@ -12,7 +12,7 @@ from spark_eval.data.ds1000 import dataset_hash, read_dataset
 from spark_eval.plots import make_figures
 from spark_eval.report.html import render_html
 from spark_eval.report.render import Table, write_table
-from spark_eval.report.tables import helpfulness_table, quality_table
+from spark_eval.report.tables import counts_table, helpfulness_table, quality_table
 from spark_eval.stats import Analysis, ResultsError, Run, analyse, load_runs, to_parquet
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,11 @@ def write_report(runs: Sequence[Run], options: Any, out: Path, prompts: dict[int
 
 
 def write_tables(analysis: Analysis, out: Path) -> tuple[list[Path], list[Table]]:
-    """paper_table.*, helpfulness_table.* (with verdicts), comparisons.csv and breakdown.csv; and the tables."""
+    """paper_table.*, conditions.* (records per condition), helpfulness_table.* (with verdicts), comparisons.csv
+    and breakdown.csv; and the tables."""
     out.mkdir(parents=True, exist_ok=True)
-    tables = [quality_table(analysis)]
-    written = write_table(tables[0], out, "paper_table")
+    tables = [quality_table(analysis), counts_table(analysis)]
+    written = write_table(tables[0], out, "paper_table") + write_table(tables[1], out, "conditions")
     helpfulness = helpfulness_table(analysis)
     if helpfulness is not None:
         tables.append(helpfulness)

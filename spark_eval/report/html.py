@@ -12,6 +12,7 @@ import pandas as pd
 
 from spark_eval.report.render import Table
 from spark_eval.stats import Analysis
+from spark_eval.stats.paired import EXACT_FAMILIES, FLIPS
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
@@ -24,6 +25,15 @@ figure{display:inline-block;margin:.5em}img{max-width:100%}details{margin:.2em 0
 COMPARISON_FORMATS = {"baseline_mean": "{:.3f}", "condition_mean": "{:.3f}", "mean_diff": "{:+.3f}",
                       "ci_low": "{:.3f}", "ci_high": "{:.3f}", "p_value": "{:.4g}", "p_holm": "{:.4g}",
                       "rank_biserial": "{:+.3f}", "margin": "{:g}"}
+COMPARISON_NOTE = (
+    "Each condition against its baseline on the same problems: a problem's records (epochs, repeats, seeds) are "
+    "averaged first, so n counts problems, and quality and pass@1 use the same records (see the records table). "
+    f"p_value: paired sign-flip permutation test over origin families (each family's per-problem differences "
+    f"summed, whole families flipped; exact up to {EXACT_FAMILIES} families with a non-zero total, else {FLIPS} "
+    f"seeded random flips and p = (b + 1) / ({FLIPS} + 1) with b of them as extreme); TOST rows: two one-sided t tests with the cluster-robust "
+    "standard error over origin families (families - 1 degrees of freedom). 95% CI: bootstrap over origin "
+    "families. rank_biserial: effect size of the per-problem differences (descriptive). p_holm: Holm-adjusted "
+    "across every row above. Breakdown rows: differences with their clustered CI, no tests.")
 
 
 def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, list[Path]],
@@ -35,8 +45,7 @@ def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, 
              f"<h1>spark_eval report: {escape(experiments)}</h1>", _runs(analysis)]
     parts += [_table(table) for table in tables]
     parts += ["<h2>Paired comparisons</h2>", _frame(analysis.comparisons, COMPARISON_FORMATS),
-              "<p class='note'>Each condition against its baseline on the same problems, epochs and repeats; "
-              "95% CI by bootstrap over origin families; p_holm: Holm-adjusted across every row above.</p>",
+              f"<p class='note'>{escape(COMPARISON_NOTE)}</p>",
               "<details><summary>Breakdown per library and perturbation type</summary>",
               _frame(analysis.breakdown, COMPARISON_FORMATS), "</details>", "<h2>Figures</h2>"]
     parts += [_figure(name, paths[0]) for name, paths in figures.items()]
@@ -46,15 +55,14 @@ def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, 
 
 def _runs(analysis: Analysis) -> str:
     rows = [(run.path.name, run.experiment, run.model, run.memory, str(run.seed), str(len(run.records)),
-             _rate(run.records), str(run.manifest.get("status", "-")), "yes" if run.leaky else "")
-            for run in analysis.runs]
-    head = ("Run", "Experiment", "Model", "Memory", "Seed", "Records", "Pass@1", "Status", "Leaky")
-    return "<h2>Runs</h2>" + _html_table(head, rows, "lllllrrll")
+             str(sum(1 for r in run.records if r.get("error"))), str(sum(1 for r in run.records if _passed(r))),
+             str(run.manifest.get("status", "-")), "yes" if run.leaky else "") for run in analysis.runs]
+    head = ("Run", "Experiment", "Model", "Memory", "Seed", "Records", "Errors", "Passed", "Status", "Leaky")
+    return "<h2>Runs</h2>" + _html_table(head, rows, "lllllrrrll")
 
 
-def _rate(records: list[dict[str, Any]]) -> str:
-    passed = sum(1 for r in records if (r.get("exec") or {}).get("status") == "passed")
-    return f"{100 * passed / len(records):.1f}%"
+def _passed(record: dict[str, Any]) -> bool:
+    return _status(record) == "passed"
 
 
 def _table(table: Table) -> str:
@@ -121,6 +129,8 @@ def _attempt(run: Any, record: dict[str, Any]) -> str:
         leak = " (overlaps the reference code)" if recommendation.get("leak_flag") else ""
         parts.append(f"<details><summary>Recommendation{leak}</summary>"
                      f"<pre>{escape(str(recommendation.get('text') or ''))}</pre></details>")
+        if recommendation.get("error"):
+            parts.append(f"<p>No advice: {escape(str(recommendation['error']))}</p>")
     parts.append(f"<details><summary>Code</summary><pre>{escape(str(record.get('code') or ''))}</pre></details>")
     parts.append(f"<p>Execution: {escape(status)} {escape(str(result.get('error_type') or ''))} "
                  f"({float(result.get('duration_s') or 0):.2f} s)</p>")

@@ -18,38 +18,77 @@ MISSING = "-"
 LEAKY_NOTE = ("Leaky: the memory was built with access to reference answers (the paper's synthetic experience); "
               "its numbers are not a fair test.")
 SOURCE_NOTE = "Paper: Tablan et al. (2025), arXiv:2511.08301."
+COUNTS_NOTE = ("Runs: seeds. Errors: records that ended in an error after their retries (e.g. an agent, learner, "
+               "coder or judge call that kept failing); a resumed run retries them. Advice given: records whose "
+               "coder was shown the memory's advice; Advice errors: records whose memory gave none and recorded why "
+               "(recommendation.error, e.g. an agent reply still unusable after its retry), answered without "
+               "advice and counted like any other. No verdict: records without an error that lack the quality "
+               "judge's verdict. Problems: the n of the paper table.")
 
 
 def quality_table(analysis: Analysis) -> Table:
-    """Mean quality per model without and with each memory, the human reference, the paper's numbers beside."""
+    """Mean quality per model without and with each memory, the human reference, the paper's numbers beside;
+    pass@1, the problems both are computed on (n) and the records left out for an error."""
     means = analysis.conditions.set_index(["model", "memory", "metric"])
+    counts = analysis.counts.set_index(["model", "memory"])
     rows = []
-    for model, memory in _ordered(analysis.conditions, analysis.options.baseline):
-        row = paper_row(model)
-        human = model == REFERENCE
+    for model, memory in _ordered(analysis.counts, analysis.options.baseline):
         quality, passed = _lookup(means, model, memory, "quality"), _lookup(means, model, memory, "pass")
-        paper = HUMAN_REFERENCE if human else published_quality(model, memory)
+        label, condition = _labels(model, memory)
+        paper = HUMAN_REFERENCE if model == REFERENCE else published_quality(model, memory)
+        count = counts.loc[(model, memory)]
         rows.append({
-            "model": "Human reference" if human else row.label if row else model, "memory": memory,
-            "condition": "DS-1000 solutions" if human else _condition(memory),
+            "model": label, "memory": memory, "condition": condition,
             "quality": quality["mean"], "ci_low": quality["ci_low"], "ci_high": quality["ci_high"],
             "paper": paper, "diff": quality["mean"] - paper if paper is not None else math.nan,
-            "pass_rate": passed["mean"], "n": int(passed["n"]), "leaky": bool(passed["leaky"]),
+            "pass_rate": passed["mean"], "n": int(count["problems"]), "errors": int(count["errors"]),
+            "leaky": bool(count["leaky"]),
         })
     data = pd.DataFrame(rows, columns=["model", "memory", "condition", "quality", "ci_low", "ci_high", "paper",
-                                       "diff", "pass_rate", "n", "leaky"])
+                                       "diff", "pass_rate", "n", "errors", "leaky"])
     cells = tuple((r["model"], r["condition"], _num(r["quality"]), _ci(r["ci_low"], r["ci_high"]), _num(r["paper"]),
-                   _num(r["diff"], signed=True), _pct(r["pass_rate"]), str(r["n"]), "yes" if r["leaky"] else "")
-                  for r in rows)
+                   _num(r["diff"], signed=True), _pct(r["pass_rate"]), str(r["n"]), str(r["errors"]),
+                   "yes" if r["leaky"] else "") for r in rows)
     judge, options = analysis.judges["quality"], analysis.options
-    graded = (f"Quality: mean 1-5 score of {judge} per problem (repeats averaged) over problems with a verdict."
-              if judge else "Quality: these runs hold no quality verdicts.")
+    graded = (f"Quality: mean 1-5 score of {judge} per problem (its verdicts, then the problem's epochs, repeats "
+              f"and seeds averaged)." if judge else "Quality: these runs hold no quality verdicts.")
     notes = [f"{graded} 95% CI: bootstrap over origin families ({options.bootstrap} resamples, seed {options.seed}). "
-             f"Pass@1: share of problems passing DS-1000's tests; n: problems x epochs x repeats. {SOURCE_NOTE}"]
+             "Pass@1: share of a problem's records passing DS-1000's tests, averaged over problems. "
+             f"{same_records_note(judge)} {SOURCE_NOTE}"]
     notes += [LEAKY_NOTE] if data["leaky"].any() else []
     return Table("Mean code quality (1-5) per model, without and with Spark", (
-        "Model", "Condition", "Quality", "95% CI", "Paper", "Ours - paper", "Pass@1", "n", "Leaky"),
-        "llrlrrrrl", cells, data, tuple(notes))
+        "Model", "Condition", "Quality", "95% CI", "Paper", "Ours - paper", "Pass@1", "n", "Errors", "Leaky"),
+        "llrlrrrrrl", cells, data, tuple(notes))
+
+
+def same_records_note(judge: str | None) -> str:
+    """The one sentence saying which records the metrics use, so a reader knows quality and pass@1 match."""
+    if judge:
+        return ("Quality and pass@1 use the same records, those without an error that hold a quality verdict, so "
+                "n counts the same problems for both; Errors: records left out because they ended in an error.")
+    return "Pass@1 uses the records without an error; n: problems; Errors: records left out for an error."
+
+
+def counts_table(analysis: Analysis) -> Table:
+    """Per condition: its records, those that ended in an error, advice given or not, verdicts missing, and the
+    problems the metrics are computed on."""
+    counts, rows = analysis.counts.set_index(["model", "memory"]), []
+    for model, memory in _ordered(analysis.counts, analysis.options.baseline):
+        count = counts.loc[(model, memory)]
+        label, condition = _labels(model, memory)
+        rows.append({"model": label, "memory": memory, "condition": condition,
+                     **{k: count[k] for k in ("runs", "records", "errors", "advice_given", "advice_errors",
+                                              "no_verdict", "problems")}, "leaky": bool(count["leaky"])})
+    data = pd.DataFrame(rows, columns=["model", "memory", "condition", "runs", "records", "errors", "advice_given",
+                                       "advice_errors", "no_verdict", "problems", "leaky"])
+    cells = tuple((r["model"], r["condition"], *(MISSING if pd.isna(r[k]) else str(int(r[k])) for k in (
+        "runs", "records", "errors", "advice_given", "advice_errors", "no_verdict", "problems")),
+        "yes" if r["leaky"] else "") for r in rows)
+    notes = [COUNTS_NOTE, same_records_note(analysis.judges["quality"])]
+    notes += [LEAKY_NOTE] if data["leaky"].any() else []
+    return Table("Records per condition", (
+        "Model", "Condition", "Runs", "Records", "Errors", "Advice given", "Advice errors", "No verdict", "Problems",
+        "Leaky"), "llrrrrrrrl", cells, data, tuple(notes))
 
 
 def helpfulness_table(analysis: Analysis) -> Table | None:
@@ -83,6 +122,14 @@ def helpfulness_table(analysis: Analysis) -> Table | None:
         "Model", "Condition", "n", "EXTREMELY HELPFUL", "95% CI", "At least GOOD", "95% CI", "Paper: EXTREMELY HELPFUL",
         "Paper: at least GOOD", "Ours - paper (EXTREMELY HELPFUL)", "Ours - paper (at least GOOD)", "Leaky"),
         "llrrlrlrrrrl", cells, data, tuple(notes))
+
+
+def _labels(model: str, memory: str) -> tuple[str, str]:
+    """The model's name in the tables (the paper's spelling when it has one) and the condition's."""
+    if model == REFERENCE:
+        return "Human reference", "DS-1000 solutions"
+    row = paper_row(model)
+    return row.label if row else model, _condition(memory)
 
 
 def _ordered(conditions: pd.DataFrame, baseline: str) -> list[tuple[str, str]]:

@@ -1,6 +1,7 @@
 """Paper tables (exact text), the HTML report, and stage=report through the real command line."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ from spark_eval.config import PROJECT_ROOT, ReportConfig
 from spark_eval.report import write_report
 from spark_eval.report.published import paper_row, published_quality
 from spark_eval.report.render import latex, markdown
-from spark_eval.report.tables import helpfulness_table, quality_table
+from spark_eval.report.tables import counts_table, helpfulness_table, quality_table
 from spark_eval.stats import analyse, load_runs
 from spark_eval.stats.bootstrap import cluster_ci
 from tests.fakes.runs import record, synthetic_experiment, write_run
@@ -29,6 +30,10 @@ def paper_runs(tmp_path):
 
     run("qwen3-coder-30b-a3b", "none", [4], [1, 1, 0, 1])
     run("qwen3-coder-30b-a3b", "spark", [5], [1, 1, 1, 1], leaky=True, bands=BANDS_GIVEN)
+    with (tmp_path / "qwen3-coder-30b-a3b__spark__s0" / "records.jsonl").open("a") as f:  # no advice; an outage
+        for extra in (record(4, "qwen3-coder-30b-a3b", "spark", scores=[5], advice_error="recommendation unusable"),
+                      record(0, "qwen3-coder-30b-a3b", "spark", epoch=1, error="APIStatusError: 503")):
+            f.write(json.dumps(extra) + "\n")
     run("claude-haiku-4-5", "none", [4, 3], [1, 0, 0, 1])
     run("my-model", "none", [3], [1, 0, 0, 1])
     run("reference", "none", [4, 5], [1, 1, 1, 1])
@@ -38,17 +43,43 @@ def paper_runs(tmp_path):
 QUALITY_MD = """\
 ## Mean code quality (1-5) per model, without and with Spark
 
-| Model | Condition | Quality | 95% CI | Paper | Ours - paper | Pass@1 | n | Leaky |
-| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |
-| Qwen3-Coder-30B | without Spark | 4.00 | [4.00, 4.00] | 4.23 | -0.23 | 75.0% | 4 |  |
-| Qwen3-Coder-30B | with Spark | 5.00 | [5.00, 5.00] | 4.89 | +0.11 | 100.0% | 4 | yes |
-| Claude Haiku 4.5 | without Spark | 3.50 | [3.50, 3.50] | 4.50 | -1.00 | 50.0% | 4 |  |
-| my-model | without Spark | 3.00 | [3.00, 3.00] | - | - | 50.0% | 4 |  |
-| Human reference | DS-1000 solutions | 4.50 | [4.50, 4.50] | 4.28 | +0.22 | 100.0% | 4 |  |
+| Model | Condition | Quality | 95% CI | Paper | Ours - paper | Pass@1 | n | Errors | Leaky |
+| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |
+| Qwen3-Coder-30B | without Spark | 4.00 | [4.00, 4.00] | 4.23 | -0.23 | 75.0% | 4 | 0 |  |
+| Qwen3-Coder-30B | with Spark | 5.00 | [5.00, 5.00] | 4.89 | +0.11 | 100.0% | 5 | 1 | yes |
+| Claude Haiku 4.5 | without Spark | 3.50 | [3.50, 3.50] | 4.50 | -1.00 | 50.0% | 4 | 0 |  |
+| my-model | without Spark | 3.00 | [3.00, 3.00] | - | - | 50.0% | 4 | 0 |  |
+| Human reference | DS-1000 solutions | 4.50 | [4.50, 4.50] | 4.28 | +0.22 | 100.0% | 4 | 0 |  |
 
-Quality: mean 1-5 score of quality/fake-judge per problem (repeats averaged) over problems with a verdict. \
-95% CI: bootstrap over origin families (2000 resamples, seed 0). Pass@1: share of problems passing DS-1000's tests; \
-n: problems x epochs x repeats. Paper: Tablan et al. (2025), arXiv:2511.08301.
+Quality: mean 1-5 score of quality/fake-judge per problem (its verdicts, then the problem's epochs, repeats and \
+seeds averaged). 95% CI: bootstrap over origin families (2000 resamples, seed 0). Pass@1: share of a problem's \
+records passing DS-1000's tests, averaged over problems. Quality and pass@1 use the same records, those without an \
+error that hold a quality verdict, so n counts the same problems for both; Errors: records left out because they \
+ended in an error. Paper: Tablan et al. (2025), arXiv:2511.08301.
+
+Leaky: the memory was built with access to reference answers (the paper's synthetic experience); \
+its numbers are not a fair test.
+"""
+
+COUNTS_MD = """\
+## Records per condition
+
+| Model | Condition | Runs | Records | Errors | Advice given | Advice errors | No verdict | Problems | Leaky |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| Qwen3-Coder-30B | without Spark | 1 | 4 | 0 | 0 | 0 | 0 | 4 |  |
+| Qwen3-Coder-30B | with Spark | 1 | 6 | 1 | 4 | 1 | 0 | 5 | yes |
+| Claude Haiku 4.5 | without Spark | 1 | 4 | 0 | 0 | 0 | 0 | 4 |  |
+| my-model | without Spark | 1 | 4 | 0 | 0 | 0 | 0 | 4 |  |
+| Human reference | DS-1000 solutions | 1 | 4 | 0 | 0 | 0 | 0 | 4 |  |
+
+Runs: seeds. Errors: records that ended in an error after their retries (e.g. an agent, learner, coder or judge \
+call that kept failing); a resumed run retries them. Advice given: records whose coder was shown the memory's \
+advice; Advice errors: records whose memory gave none and recorded why (recommendation.error, e.g. an agent reply \
+still unusable after its retry), answered without advice and counted like any other. No verdict: records without \
+an error that lack the quality judge's verdict. Problems: the n of the paper table.
+
+Quality and pass@1 use the same records, those without an error that hold a quality verdict, so n counts the same \
+problems for both; Errors: records left out because they ended in an error.
 
 Leaky: the memory was built with access to reference answers (the paper's synthetic experience); \
 its numbers are not a fair test.
@@ -57,6 +88,10 @@ its numbers are not a fair test.
 
 def test_quality_table_markdown_is_exactly_the_paper_table(paper_runs):
     assert markdown(quality_table(paper_runs)) == QUALITY_MD
+
+
+def test_counts_table_markdown_shows_errors_and_advice_per_condition(paper_runs):
+    assert markdown(counts_table(paper_runs)) == COUNTS_MD
 
 
 def test_helpfulness_table_markdown(paper_runs):
@@ -86,12 +121,13 @@ its numbers are not a fair test.
 def test_latex_and_csv_carry_the_same_rows(paper_runs, tmp_path):
     table = quality_table(paper_runs)
     tex = latex(table)
-    assert tex.splitlines()[1] == r"\begin{tabular}{llrlrrrrl}"
-    assert r"Qwen3-Coder-30B & with Spark & 5.00 & [5.00, 5.00] & 4.89 & +0.11 & 100.0\% & 4 & yes \\" in tex
+    assert tex.splitlines()[1] == r"\begin{tabular}{llrlrrrrrl}"
+    assert r"Qwen3-Coder-30B & with Spark & 5.00 & [5.00, 5.00] & 4.89 & +0.11 & 100.0\% & 5 & 1 & yes \\" in tex
     assert r"\par\footnotesize Leaky: the memory" in tex
     assert list(table.data["model"]) == ["Qwen3-Coder-30B", "Qwen3-Coder-30B", "Claude Haiku 4.5", "my-model",
                                          "Human reference"]
     assert list(table.data["leaky"]) == [False, True, False, False, False]
+    assert list(table.data["errors"]) == [0, 1, 0, 0, 0] and list(table.data["n"]) == [4, 5, 4, 4, 4]
 
 
 def test_paper_rows_map_our_model_names():
@@ -108,7 +144,9 @@ def test_html_report_is_self_contained_and_escaped(paper_runs, tmp_path):
     assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "Compute &lt;b&gt;x&lt;/b&gt; &amp; y" in html
     assert html.count("<img src='data:image/png;base64,") == len([p for p in written if p.suffix == ".png"]) > 0
-    assert html.count("<details><summary>#") == 4  # one per problem
+    assert html.count("<details><summary>#") == 5  # one per problem
+    assert "<h2>Records per condition</h2>" in html and "paired sign-flip permutation test over origin" in html
+    assert "<p>No advice: recommendation unusable</p>" in html and "<p>Error: APIStatusError: 503</p>" in html
     assert "result = 0  # &lt;b&gt;&amp;" in html and "src='file:" not in html and "http" not in html
 
 
@@ -122,13 +160,16 @@ def test_stage_report_through_the_command_line_writes_every_file(tmp_path):
     out = tmp_path / "report"
     result = _cli(f"results={tmp_path / 'runs'}/*", f"report.out={out}", "report.bootstrap=200")
     assert result.returncode == 0, result.stderr[-2000:]
-    for name in ("report.html", "paper_table.md", "paper_table.csv", "paper_table.tex", "helpfulness_table.md",
+    for name in ("report.html", "paper_table.md", "paper_table.csv", "paper_table.tex", "conditions.md",
+                 "conditions.csv", "helpfulness_table.md",
                  "comparisons.csv", "breakdown.csv", "records.parquet", "quality_by_model.png",
                  "quality_by_model.pdf", "learning_curve_gpt-5-codex__spark__s0.png"):
         assert (out / name).is_file(), name
     header = (out / "comparisons.csv").read_text().splitlines()[0].split(",")
     assert header[:5] == ["model", "condition", "baseline", "metric", "judge"]
-    assert {"n", "mean_diff", "ci_low", "ci_high", "test", "p_value", "p_holm"} <= set(header)
+    assert {"n", "families", "mean_diff", "ci_low", "ci_high", "test", "p_value", "p_holm"} <= set(header)
+    counts = (out / "conditions.csv").read_text().splitlines()
+    assert counts[0] == "model,memory,condition,runs,records,errors,advice_given,advice_errors,no_verdict,problems,leaky"
     assert (out / ".hydra-report" / "config.yaml").is_file()  # Hydra's own output goes to report.out too
 
 
