@@ -87,14 +87,17 @@ def test_resume_after_kill_leaves_one_record_per_key(tmp_path, grading_python):
     assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "finished"
 
 
-def test_a_second_writer_is_refused_while_a_run_holds_its_directory(tmp_path, grading_python):
+def test_a_second_writer_is_refused_while_a_run_holds_its_directory(tmp_path, grading_python, problems):
     """stage=judge on a run that is still writing stops with one line naming the run's process; nothing is lost
     or doubled, and once the run has finished the same stage=judge goes through."""
-    ids = ",".join(map(str, FAST_IDS))
+    answers = tmp_path.parent / f"{tmp_path.name}-slow-answers.jsonl"  # each answer takes 3 s to grade
+    answers.write_text("".join(json.dumps({"id": i, "code": "import time\ntime.sleep(3)\n" + problems[i].reference_code})
+                               + "\n" for i in FAST_IDS[:6]))
     command = [
-        sys.executable, "-m", "spark_eval", "experiment=reference", f"dataset.ids=[{ids}]",
-        f"execution.python={grading_python}", "execution.preload=[numpy]", "execution.workers=1",
-        "pipeline.round_size=1", "pipeline.concurrency=1", "pipeline.progress=false", f"hydra.run.dir={tmp_path}",
+        sys.executable, "-m", "spark_eval", "model=answers", f"model.path={answers}",
+        f"dataset.ids=[{','.join(map(str, FAST_IDS[:6]))}]", f"execution.python={grading_python}",
+        "execution.preload=[numpy]", "execution.workers=1", "pipeline.concurrency=1", "pipeline.progress=false",
+        f"hydra.run.dir={tmp_path}",
     ]
     runner = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = tmp_path / "records.jsonl"
@@ -109,6 +112,7 @@ def test_a_second_writer_is_refused_while_a_run_holds_its_directory(tmp_path, gr
     errors = [line for line in refused.stderr.splitlines() + refused.stdout.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and f"is in use by process {runner.pid} (a run)" in errors[0], errors
     keys = [r["key"] for r in read_records(tmp_path)]
-    assert sorted(keys) == sorted(f"{i}/e0/r0" for i in FAST_IDS)
+    assert sorted(keys) == sorted(f"{i}/e0/r0" for i in FAST_IDS[:6])
+    assert all(r["exec"]["status"] == "passed" for r in read_records(tmp_path))
     assert subprocess.run(judge, capture_output=True, timeout=120).returncode == 0
     assert sorted(r["key"] for r in read_records(tmp_path)) == sorted(keys)
