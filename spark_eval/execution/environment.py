@@ -119,32 +119,72 @@ def resolve_isolation(requested: str) -> str:
     return "process"
 
 
-def bwrap_prefix(readable: list[str]) -> list[str]:
-    """bwrap arguments: read-only filesystem, private /tmp, hidden home, no network, own PID namespace.
+# What a program may read besides its interpreter: the system's programs and libraries, and the few /etc and
+# /sys entries that Python and the grading libraries consult (found by tracing every reference solution):
+# the dynamic linker's cache, fonts, the time zone, name lookup, certificates, user names, CPU topology.
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SYSTEM_FILES = (
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ld.so.preload", "/etc/localtime",
+    "/etc/timezone", "/etc/fonts", "/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/ca-certificates",
+    "/etc/alternatives", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/hosts", "/etc/resolv.conf",
+    "/etc/passwd", "/etc/group", "/etc/os-release", "/etc/mime.types", "/var/cache/fontconfig",
+    "/sys/devices/system/cpu",
+)
 
-    The home directory is hidden (it holds credentials) and /tmp is a private tmpfs; `readable` paths
-    under either (the interpreter, the harness, data) are bound back read-only so they stay visible.
-    No --die-with-parent: it ties the sandbox to the harness *thread* that started it, and worker
-    threads come and go; a server whose harness is gone sees end-of-input and exits by itself.
+
+def bwrap_prefix(readable: list[str]) -> list[str]:
+    """bwrap arguments: an empty root with only what programs need, read-only; no network, own PID namespace.
+
+    Nothing is visible unless bound here: the system paths above, and `readable` (the interpreter's prefix
+    and base prefix, the fork server, the seaborn data), each bound by itself, so a venv inside the
+    repository shows the venv and not the repository, its data, the results or the response cache.
+    /tmp and /dev/shm are private tmpfs. No --die-with-parent: it ties the sandbox to the harness
+    *thread* that started it, and worker threads come and go; a server whose harness is gone sees
+    end-of-input and exits by itself.
     """
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    made = {"/"}
+    args = ["bwrap"]
+    for path in SYSTEM_PATHS + SYSTEM_FILES:
+        if os.path.lexists(path):
+            args += _parents(path, made) + _system_bind(path)
+    args += ["--dev", "/dev", "--proc", "/proc"]
     args += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
-    hidden = ["/tmp"]
-    home = os.path.realpath(os.path.expanduser("~"))
-    if home not in ("/", "/tmp") and os.path.isdir(home):
-        args += ["--perms", "0755", "--tmpfs", home]
-        hidden.append(home)
-    made = set(hidden)
-    for path in sorted({os.path.realpath(p) for p in readable if os.path.exists(p)}):
-        root = next((h for h in hidden if path.startswith(h + os.sep)), None)
-        if root is None:
-            continue
-        for parent in reversed(Path(path).parents):  # bwrap would make missing parents 0700
-            if str(parent).startswith(root + os.sep) and str(parent) not in made:
-                args += ["--perms", "0755", "--dir", str(parent)]
-                made.add(str(parent))
-        args += ["--ro-bind", path, path]
+    made.add("/tmp")
+    for path in _outermost({os.path.realpath(p) for p in readable if os.path.exists(p)}):
+        if not _under(path, _system_roots()):
+            args += _parents(path, made) + ["--ro-bind", path, path]
     return args + ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--"]
+
+
+def _parents(path: str, made: set[str]) -> list[str]:
+    """Create the missing folders above `path` as 0755: bwrap would make them 0700, closed to the sandbox uid."""
+    args = []
+    for parent in map(str, reversed(Path(path).parents)):
+        if parent not in made:
+            args += ["--perms", "0755", "--dir", parent]
+            made.add(parent)
+    return args
+
+
+def _system_bind(path: str) -> list[str]:
+    """A system symlink stays a symlink when it points inside the system paths (/bin -> usr/bin); else bound."""
+    if os.path.islink(path) and _under(os.path.realpath(path), _system_roots()):
+        return ["--symlink", os.readlink(path), path]
+    return ["--ro-bind", path, path]
+
+
+@functools.lru_cache(maxsize=1)
+def _system_roots() -> tuple[str, ...]:
+    return tuple(sorted({os.path.realpath(p) for p in SYSTEM_PATHS if os.path.exists(p)}))
+
+
+def _under(path: str, roots: tuple[str, ...] | set[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def _outermost(paths: set[str]) -> list[str]:
+    """The paths not inside another one of them, sorted (binding a folder already binds what it holds)."""
+    return sorted(p for p in paths if not _under(p, paths - {p}))
 
 
 def sandbox_uid(worker: int, base: int = 61000) -> int | None:

@@ -76,7 +76,7 @@ class ProcessSandbox:
         self._env = sandbox_env(extra)
         self._settings = {"memory_mb": memory_mb, "max_procs": max_procs, "tail_chars": output_tail_chars}
         self._preload = list(preload) if mode == "fork" else []
-        self._readable = [self.environment.prefix, self.environment.base_prefix, str(FORKSERVER.parent)]
+        self._readable = [self.environment.prefix, self.environment.base_prefix, str(FORKSERVER)]
         self._readable += list(extra.values())
         self._idle: queue.Queue[_Worker] = queue.Queue()
         for index in range(self.workers):

@@ -1,9 +1,11 @@
 """Reference and wrong answers through the real executor in the pinned grading environment."""
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from spark_eval.execution import LIBRARY_MODULES, ProcessSandbox, build_program
+from tests.conftest import DS1000, needs_bwrap
 
 ONE_PER_LIBRARY = [0, 291, 511, 666, 711, 817, 932]
 
@@ -33,6 +35,22 @@ def test_reference_passes_and_a_broken_answer_fails(grading_sandbox, problems, p
                              [problem.reference_code, without_last_line(problem.reference_code)])
     assert good.status == "passed", (good.error_type, good.stderr_tail)
     assert bad.status == "failed", (bad.error_type, bad.stderr_tail)
+
+
+@needs_bwrap
+def test_the_dataset_is_not_visible_beside_the_seaborn_data(grading_sandbox, problems):
+    program = f"""
+    import os
+    assert os.listdir({str(DS1000.parent)!r}) == ['seaborn-data'], os.listdir({str(DS1000.parent)!r})
+    try:
+        open({str(DS1000)!r}, 'rb')
+    except OSError:
+        pass
+    else:
+        raise AssertionError('the dataset is readable')
+    """
+    result = grading_sandbox.run(textwrap.dedent(program))
+    assert result.status == "passed", result.stderr_tail
 
 
 def test_seaborn_dataset_problem_runs_offline(grading_sandbox, problems):

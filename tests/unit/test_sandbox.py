@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from spark_eval.config import PROJECT_ROOT
-from spark_eval.execution import ProcessSandbox
-from tests.conftest import needs_bwrap
+from spark_eval.execution import ProcessSandbox, forkserver
+from tests.conftest import DS1000, needs_bwrap
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +129,39 @@ def test_writes_and_deletes_outside_the_temp_dir_are_contained(sandbox, run_dir_
     assert result.status == "passed", result.stderr_tail
     assert records.read_text() == '{"key": "0/e0/r0"}\n'
     assert not probe.exists() and (PROJECT_ROOT / "pyproject.toml").exists()
+
+
+@needs_bwrap
+def test_the_repository_its_data_and_results_are_not_visible(sandbox, run_dir_in_repo):
+    """Only the interpreter, the fork server and the system are bound: no answer key, cache or record to read."""
+    records = run_dir_in_repo / "records.jsonl"
+    records.write_text('{"answer": "the reference"}\n')
+    secret_files = [DS1000, records, PROJECT_ROOT / "pyproject.toml", PROJECT_ROOT / "spark_eval" / "config.py"]
+    folders = [PROJECT_ROOT / "results", run_dir_in_repo, DS1000.parent, PROJECT_ROOT / "conf"]
+    venv, forkserver_file = sandbox.environment.prefix, str(Path(forkserver.__file__).resolve())
+    program = f"""
+    import os
+    visible = []
+    for root, dirs, files in os.walk({str(PROJECT_ROOT)!r}):
+        dirs[:] = [d for d in dirs if os.path.join(root, d) != {venv!r}]
+        visible += [os.path.join(root, name) for name in files]
+    opened, listed = [], []
+    for path in {[str(f) for f in secret_files]!r}:
+        try:
+            open(path, 'rb').read(1)
+            opened.append(path)
+        except OSError:
+            pass
+    for path in {[str(f) for f in folders]!r}:
+        try:
+            listed.append((path, os.listdir(path)))
+        except OSError:
+            pass
+    assert visible == [{forkserver_file!r}] and not opened and not listed, (visible, opened, listed)
+    """
+    assert DS1000.is_file() and records.is_file()
+    result = run(sandbox, program)
+    assert result.status == "passed", result.stderr_tail
 
 
 @needs_bwrap
