@@ -24,7 +24,7 @@ import time
 import traceback
 import urllib.error
 
-# Modules DS-1000's test programs need; a ModuleNotFoundError for one of them is the environment's fault.
+# Modules DS-1000's test programs need; one that is missing or fails its own import is the environment's fault.
 GRADING_MODULES = {
     "numpy", "pandas", "matplotlib", "scipy", "sklearn", "seaborn", "torch", "tensorflow", "keras",
     "statsmodels", "xgboost", "gensim", "yaml", "PIL",
@@ -41,6 +41,7 @@ def main() -> None:
     os.environ.update(HOME=home, MPLCONFIGDIR=home)
     failed = preload(settings.get("preload", []))
     missing = sorted(m for m in GRADING_MODULES if importlib.util.find_spec(m) is None)
+    settings["unavailable"] = sorted(set(missing) | {name.partition(".")[0] for name in failed})
     reply(proto, {"ready": True, "failed_imports": failed, "missing": missing, "python": sys.version})
     try:
         for line in sys.stdin:
@@ -236,7 +237,7 @@ def run_child(program: str, workdir: str, report_fd: int, settings: dict, timeou
         result = {"status": "passed", "error_type": None}
     except BaseException as e:  # SystemExit included: only a program that runs to its end passes
         traceback.print_exc()
-        result = classify(e)
+        result = classify(e, frozenset(settings.get("unavailable", ())))
     sys.stdout.flush()
     sys.stderr.flush()
     report(report_fd, result)
@@ -264,16 +265,39 @@ def vm_data_bytes() -> int:
     return 0
 
 
-def classify(e: BaseException) -> dict:
+def classify(e: BaseException, unavailable: frozenset[str] = frozenset()) -> dict:
+    """`infra_error` when the environment failed the program (no network, a grading library that does not
+    import); `failed` for everything the program did wrong itself, its own bad imports included."""
     chain, seen = [], e
     while seen is not None and len(chain) < 10:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
     if any(isinstance(x, NETWORK_ERRORS) or getattr(x, "errno", None) in NETWORK_ERRNOS for x in chain):
         return {"status": "infra_error", "error_type": f"Network: {type(e).__name__}"}
-    if isinstance(e, ImportError) and (e.name or "").split(".")[0] in GRADING_MODULES:
-        return {"status": "infra_error", "error_type": f"ImportError: {e.name}"}
+    broken = broken_library(e, unavailable) if isinstance(e, ImportError) else None
+    if broken is not None:
+        return {"status": "infra_error", "error_type": f"ImportError: {broken}"}
     return {"status": "failed", "error_type": type(e).__name__}
+
+
+def broken_library(e: ImportError, unavailable: frozenset[str]) -> str | None:
+    """The grading library whose own top-level import failed, if that is what `e` reports.
+
+    A library is the environment's fault only when it cannot be imported at all: it is not installed or
+    failed the server's preload (`unavailable`), or its import failed during this program (so it is not
+    in sys.modules; the failure may name a dependency of it, hence the traceback's modules too). A
+    missing name or submodule of a library that imports (`from numpy import nope`, `import sklearn.nope`)
+    is the program's mistake.
+    """
+    involved = {(e.name or "").partition(".")[0]}
+    tb = e.__traceback__
+    while tb is not None:
+        involved.add(str(tb.tb_frame.f_globals.get("__name__", "")).partition(".")[0])
+        tb = tb.tb_next
+    for library in sorted(involved & GRADING_MODULES):
+        if library in unavailable or library not in sys.modules:
+            return library
+    return None
 
 
 def report(fd: int, result: dict) -> None:

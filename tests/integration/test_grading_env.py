@@ -37,6 +37,27 @@ def test_reference_passes_and_a_broken_answer_fails(grading_sandbox, problems, p
     assert bad.status == "failed", (bad.error_type, bad.stderr_tail)
 
 
+@pytest.mark.parametrize(
+    "problem_id, bad_import, error_type",
+    [
+        (291, "from numpy import no_such_api", "ImportError"),
+        (0, "from pandas.nope import x", "ModuleNotFoundError"),
+        (817, "import sklearn.nope", "ModuleNotFoundError"),
+        (817, "from sklearn.externals import joblib", "ImportError"),
+        (711, "from scipy.stats import no_such_test", "ImportError"),
+        (666, "from tensorflow import no_such_api", "ImportError"),
+        (932, "import torch.nope", "ModuleNotFoundError"),
+        (511, "from matplotlib import nope", "ImportError"),
+        (0, "import numpy_not_installed_anywhere", "ModuleNotFoundError"),
+    ],
+)
+def test_a_bad_import_in_an_answer_is_the_answers_failure(grading_sandbox, problems, problem_id, bad_import,
+                                                         error_type):
+    problem = problems[problem_id]
+    result = grade(grading_sandbox, problem, bad_import + "\n" + problem.reference_code)
+    assert (result.status, result.error_type) == ("failed", error_type), result.stderr_tail
+
+
 @needs_bwrap
 def test_the_dataset_is_not_visible_beside_the_seaborn_data(grading_sandbox, problems):
     program = f"""

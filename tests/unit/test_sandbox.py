@@ -1,4 +1,6 @@
-"""The sandbox on hostile and broken programs. This interpreter stands in for the grading one: no libraries needed."""
+"""The sandbox on hostile and broken programs. This interpreter stands in for the grading one (it has numpy,
+pandas and sklearn, and lacks some other grading libraries)."""
+import importlib.util
 import os
 import shutil
 import socket
@@ -11,6 +13,8 @@ import pytest
 from spark_eval.config import PROJECT_ROOT
 from spark_eval.execution import ProcessSandbox, forkserver
 from tests.conftest import DS1000, needs_bwrap
+
+NOT_INSTALLED = sorted(m for m in forkserver.GRADING_MODULES if importlib.util.find_spec(m) is None)
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +39,47 @@ def run(sandbox, source, requires=()):
         ("import os\nos.closerange(3, 4096)\n", "failed", "EarlyExit"),
         ("import urllib.error\nraise urllib.error.URLError('no network')\n", "infra_error", "Network: URLError"),
         ("import numpy_not_installed_anywhere\n", "failed", "ModuleNotFoundError"),
+        ("from numpy import no_such_api\n", "failed", "ImportError"),
+        ("import sklearn.nope\n", "failed", "ModuleNotFoundError"),
+        ("from pandas.nope import x\n", "failed", "ModuleNotFoundError"),
+        ("import numpy\nfrom numpy.linalg import no_such_api\n", "failed", "ImportError"),
     ],
 )
 def test_each_status(sandbox, source, status, error_type):
     result = run(sandbox, source)
     assert (result.status, result.error_type) == (status, error_type), result.stderr_tail
+
+
+@pytest.mark.parametrize("statement", ["import {0}", "from {0} import anything", "import {0}.sub"])
+def test_a_grading_library_that_is_not_installed_is_an_infra_error(sandbox, statement):
+    if not NOT_INSTALLED:
+        pytest.skip("every grading library is installed in this interpreter")
+    library = NOT_INSTALLED[0]
+    result = run(sandbox, statement.format(library) + "\n")
+    assert (result.status, result.error_type) == ("infra_error", f"ImportError: {library}"), result.stderr_tail
+
+
+def test_a_grading_library_that_fails_its_own_import_is_an_infra_error(tmp_path, monkeypatch):
+    """Installed but broken (here: a dependency missing): the error names the dependency, not the library."""
+    if not NOT_INSTALLED:
+        pytest.skip("every grading library is installed in this interpreter")
+    library = NOT_INSTALLED[0]
+    (tmp_path / library).mkdir()
+    (tmp_path / library / "__init__.py").write_text("import a_dependency_nobody_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError) as caught:
+        exec(f"import {library}", {})
+    assert caught.value.name == "a_dependency_nobody_installed"
+    verdict = forkserver.classify(caught.value)
+    assert verdict == {"status": "infra_error", "error_type": f"ImportError: {library}"}
+    importlib.import_module("numpy")  # an installed library that imports: a missing submodule is the program's
+    assert forkserver.classify(ModuleNotFoundError("x", name="numpy.nope"))["status"] == "failed"
+
+
+def test_a_library_whose_preload_failed_is_the_environments_fault(harness_python):
+    with ProcessSandbox(harness_python, workers=1, timeout_s=20, preload=["sklearn.no_such_module"]) as sandbox:
+        result = run(sandbox, "from sklearn import no_such_api\n")
+    assert (result.status, result.error_type) == ("infra_error", "ImportError: sklearn"), result.stderr_tail
 
 
 def test_failure_keeps_a_bounded_output_tail(sandbox):
