@@ -5,13 +5,37 @@ Started as `python forkserver.py '<settings json>'`. It imports the `preload` mo
 fresh temporary directory, enforces the timeout from here (killing the child's whole process group),
 and answers one JSON line. It never imports spark_eval: the grading environment does not have it.
 Strict mode is the same server started per program with nothing preloaded.
+
+Sealed reports. The program runs inside the child that reports on it, so whatever the child can write
+to its report pipe, the program can write too. Before each fork the server draws three random tokens,
+one per status (passed, failed, infra_error), into a raw memory page that no Python object refers to;
+the child's own code ends its one report with the token of its status, copied from that page straight
+to the pipe by write(2), and the server accepts only pipe contents that end with a report sealed by the
+token of the status it states. Anything else is `failed` (`EarlyExit` when the pipe is empty,
+`UnsealedReport` when the program wrote to it).
+
+What this guarantees: the tokens are in no Python object, descriptor, file or environment variable of
+the child, so a program cannot pass by writing a report (in any format) to the descriptors it finds,
+from its main thread, a thread or a process it forks, and then exiting by any means; scanning objects
+(gc), frames, globals or /proc/self/fd finds no token; and the pass token is written only when `exec`
+of the whole program, its DS-1000 tests included, returned without an exception, so relaying its own
+harness's sealed `failed` report under another status does not verify either.
+
+Limits: the program shares its process with its tests and with this code, so code written against
+them can still forge a pass: reading the page with ctypes or /proc/self/mem, patching this module's
+functions in memory, jumping frames with a trace function, or, more simply, rewriting DS-1000's own
+test functions, which no in-process grader (the official one included) can prevent. Such a program
+targets the grader deliberately and shows it in its source. `infra_error` is decided from the
+exception a program ends with, so a program can also raise a network error itself to get one.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import importlib
 import importlib.util
 import json
+import mmap
 import os
 import resource
 import select
@@ -31,6 +55,9 @@ GRADING_MODULES = {
 }
 NETWORK_ERRORS = (ConnectionError, socket.gaierror, socket.herror, socket.timeout, urllib.error.URLError)
 NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
+STATUSES = ("passed", "failed", "infra_error")  # a child's report states one of these, sealed by its token
+TOKEN_BYTES = 32
+ERROR_TYPE_CHARS = 100  # even escaped (12 bytes a character at most) a report fits its slot of the token page
 
 
 def main() -> None:
@@ -42,11 +69,12 @@ def main() -> None:
     failed = preload(settings.get("preload", []))
     missing = sorted(m for m in GRADING_MODULES if importlib.util.find_spec(m) is None)
     settings["unavailable"] = sorted(set(missing) | {name.partition(".")[0] for name in failed})
+    seal = Seal()
     reply(proto, {"ready": True, "failed_imports": failed, "missing": missing, "python": sys.version})
     try:
         for line in sys.stdin:
             try:
-                answer = run_request(json.loads(line), settings, proto.fileno())
+                answer = run_request(json.loads(line), settings, seal, proto.fileno())
             except Exception as e:  # a fault of the server itself: report it and keep serving
                 traceback.print_exc()
                 answer = {"status": "infra_error", "error_type": f"SandboxFault: {type(e).__name__}: {e}",
@@ -71,21 +99,23 @@ def reply(proto, message: dict) -> None:
     proto.flush()
 
 
-def run_request(request: dict, settings: dict, proto_fd: int) -> dict:
+def run_request(request: dict, settings: dict, seal: Seal, proto_fd: int) -> dict:
     timeout = float(request["timeout_s"])
     uid = settings.get("uid")
     workdir = tempfile.mkdtemp(prefix="ds1000-")
     if uid is not None:
         os.chown(workdir, uid, uid)
     read_fd, write_fd = os.pipe()
+    seal.renew()
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        run_child(request["program"], workdir, write_fd, settings, timeout, proto_fd)
+        run_child(request["program"], workdir, write_fd, seal, settings, timeout, proto_fd)
     os.close(write_fd)
+    tokens = seal.tokens()  # read here, after the fork: the child holds them only in the raw page
     try:
-        report, timed_out = wait_child(pid, read_fd, start + timeout)
+        data, timed_out = wait_child(pid, read_fd, start + timeout)
         duration = time.monotonic() - start
         kill_leftovers(pid, uid)
         tail = read_tail(os.path.join(workdir, "output.txt"), int(settings.get("tail_chars", 2000)))
@@ -94,13 +124,28 @@ def run_request(request: dict, settings: dict, proto_fd: int) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
     if timed_out:
         report = {"status": "timeout", "error_type": "Timeout"}
-    elif report is None:
-        report = {"status": "failed", "error_type": "EarlyExit"}
+    else:
+        unsealed = {"status": "failed", "error_type": "UnsealedReport" if data else "EarlyExit"}
+        report = sealed_report(data, tokens) or unsealed
     return {**report, "stderr_tail": tail, "duration_s": round(duration, 4)}
 
 
-def wait_child(pid: int, read_fd: int, deadline: float) -> tuple[dict | None, bool]:
-    """Collect the child's report until it exits or the deadline passes; (report, timed_out)."""
+def sealed_report(data: bytes, tokens: dict[bytes, str]) -> dict | None:
+    """The child's own report, when the pipe ends with it and its token seals the status it states; else None."""
+    status = tokens.get(data[-TOKEN_BYTES:])
+    if status is None:  # nothing sealed, or the program wrote after its harness reported
+        return None
+    try:
+        report = json.loads(data[:-TOKEN_BYTES].rpartition(b"\n")[2])
+    except ValueError:
+        return None
+    if not isinstance(report, dict) or report.get("status") != status:
+        return None
+    return {"status": status, "error_type": report.get("error_type")}
+
+
+def wait_child(pid: int, read_fd: int, deadline: float) -> tuple[bytes, bool]:
+    """Collect what the child writes to its report pipe until it exits or the deadline passes; (data, timed_out)."""
     pidfd = open_pidfd(pid)  # readable when the child exits: no polling delay
     watched = [read_fd] if pidfd is None else [read_fd, pidfd]
     data = b""
@@ -110,7 +155,7 @@ def wait_child(pid: int, read_fd: int, deadline: float) -> tuple[dict | None, bo
             if remaining <= 0:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                return None, True
+                return b"", True
             ready, _, _ = select.select(watched, [], [], remaining if pidfd is not None else min(remaining, 0.05))
             if read_fd in ready:
                 chunk = os.read(read_fd, 65536)
@@ -120,11 +165,7 @@ def wait_child(pid: int, read_fd: int, deadline: float) -> tuple[dict | None, bo
     finally:
         if pidfd is not None:
             os.close(pidfd)
-    data += drain(read_fd)
-    try:
-        return json.loads(data.decode()), False
-    except ValueError:
-        return None, False
+    return data + drain(read_fd), False
 
 
 def open_pidfd(pid: int) -> int | None:
@@ -207,41 +248,63 @@ def read_tail(path: str, chars: int) -> str:
         return ""
 
 
-def run_child(program: str, workdir: str, report_fd: int, settings: dict, timeout: float, proto_fd: int) -> None:
+def run_child(
+    program: str, workdir: str, report_fd: int, seal: Seal, settings: dict, timeout: float, proto_fd: int
+) -> None:
     """In the forked child: confine, run the program, report how it ended. Never returns."""
     try:
-        os.setpgid(0, 0)
-        os.close(proto_fd)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
-        os.chdir(workdir)
-        os.environ.update(HOME=workdir, TMPDIR=workdir, MPLCONFIGDIR=workdir)
-        tempfile.tempdir = workdir
-        limit_resources(settings, timeout)
-        if settings.get("uid") is not None:
-            os.setgroups([])
-            os.setgid(settings["uid"])
-            os.setuid(settings["uid"])
-        out = os.open(os.path.join(workdir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        os.close(out)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-    except BaseException as e:
-        report(report_fd, {"status": "infra_error", "error_type": f"SandboxSetup: {type(e).__name__}: {e}"})
-        os._exit(1)
+        try:
+            confine(workdir, settings, timeout, proto_fd)
+        except BaseException as e:
+            report(report_fd, seal, "infra_error", f"SandboxSetup: {type(e).__name__}: {e}")
+            return
+        status, error_type = run_program(program, frozenset(settings.get("unavailable", ())))
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # the program replaced or closed it: its output is its own business
+                pass
+        report(report_fd, seal, status, error_type)
+    finally:  # whatever happened or was left behind (threads, a broken stream), the child ends here
+        os._exit(0)
+
+
+def confine(workdir: str, settings: dict, timeout: float, proto_fd: int) -> None:
+    """Own process group, default signals, a fresh working folder, resource limits, the sandbox uid, quiet stdio."""
+    os.setpgid(0, 0)
+    os.close(proto_fd)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    os.chdir(workdir)
+    os.environ.update(HOME=workdir, TMPDIR=workdir, MPLCONFIGDIR=workdir)
+    tempfile.tempdir = workdir
+    limit_resources(settings, timeout)
+    if settings.get("uid") is not None:
+        os.setgroups([])
+        os.setgid(settings["uid"])
+        os.setuid(settings["uid"])
+    out = os.open(os.path.join(workdir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+
+def run_program(program: str, unavailable: frozenset[str]) -> tuple[str, str | None]:
+    """Run the program as the official harness does; (status, error_type).
+
+    `passed` comes only from the normal return of `exec`, never from a classification, so a program
+    that patches `classify` can at most turn its failure into the `infra_error` it could raise anyway.
+    """
     try:
         exec(compile(program, "<ds1000-program>", "exec"), {})  # empty globals, as the official harness
-        result = {"status": "passed", "error_type": None}
     except BaseException as e:  # SystemExit included: only a program that runs to its end passes
         traceback.print_exc()
-        result = classify(e, frozenset(settings.get("unavailable", ())))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    report(report_fd, result)
-    os._exit(0)
+        verdict = classify(e, unavailable)
+        return ("infra_error" if verdict["status"] == "infra_error" else "failed"), verdict["error_type"]
+    return "passed", None
 
 
 def limit_resources(settings: dict, timeout: float) -> None:
@@ -300,11 +363,59 @@ def broken_library(e: ImportError, unavailable: frozenset[str]) -> str | None:
     return None
 
 
-def report(fd: int, result: dict) -> None:
-    try:
-        os.write(fd, json.dumps(result).encode())
-    except OSError:
-        pass  # the program closed its report pipe: the parent sees no report and fails it
+def report(fd: int, seal: Seal, status: str, error_type: str | None) -> None:
+    """Write the child's one report, sealed with the token of `status` (see the module docstring)."""
+    if error_type is not None:
+        error_type = error_type[:ERROR_TYPE_CHARS]
+    record = b"\n" + json.dumps({"status": status, "error_type": error_type}).encode()
+    seal.write(fd, status, record)  # a closed or replaced pipe: the server sees no sealed report and fails it
+
+
+class Seal:
+    """Per-program tokens, one per status, in a raw memory page that no Python object refers to.
+
+    The server draws them before each fork (`renew`) and reads them after it (`tokens`); the child copies
+    record and token from the page to its pipe with write(2) (`write`), so in the child the tokens never
+    become bytes, a file or a descriptor's contents. Each status has its own slot: the record is placed
+    right before the slot's token and both go out in one write, atomic on a pipe.
+    """
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+        libc.getrandom.restype = ctypes.c_ssize_t
+        libc.getrandom.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint)
+        libc.write.restype = ctypes.c_ssize_t
+        libc.write.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t)
+        self._libc = libc
+        self._slot = min(mmap.PAGESIZE, select.PIPE_BUF) // len(STATUSES)
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+        self._page = libc.mmap(None, mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_WRITE, flags, -1, 0)
+        if self._page in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "cannot map the page for report tokens")
+
+    def _token_at(self, index: int) -> int:
+        return self._page + (index + 1) * self._slot - TOKEN_BYTES
+
+    def renew(self) -> None:
+        """New random tokens, written into the page by getrandom(2): never a Python object here either."""
+        for index in range(len(STATUSES)):
+            if self._libc.getrandom(self._token_at(index), TOKEN_BYTES, 0) != TOKEN_BYTES:
+                raise OSError(ctypes.get_errno(), "getrandom failed for a report token")
+
+    def tokens(self) -> dict[bytes, str]:
+        """In the server, after the fork: each token and the status it seals."""
+        return {ctypes.string_at(self._token_at(i), TOKEN_BYTES): status for i, status in enumerate(STATUSES)}
+
+    def write(self, fd: int, status: str, record: bytes) -> bool:
+        """In the child: `record` then the token of `status`, in one write(2)."""
+        token = self._token_at(STATUSES.index(status))
+        if len(record) > self._slot - TOKEN_BYTES:
+            raise ValueError(f"a report of {len(record)} bytes does not fit its slot")
+        ctypes.memmove(token - len(record), record, len(record))
+        size = len(record) + TOKEN_BYTES
+        return self._libc.write(fd, token - len(record), size) == size
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import pytest
 
 from spark_eval.execution import LIBRARY_MODULES, ProcessSandbox, build_program
 from tests.conftest import DS1000, needs_bwrap
+from tests.unit.test_sandbox import FORGER, FORGERIES
 
 ONE_PER_LIBRARY = [0, 291, 511, 666, 711, 817, 932]
 
@@ -56,6 +57,17 @@ def test_a_bad_import_in_an_answer_is_the_answers_failure(grading_sandbox, probl
     problem = problems[problem_id]
     result = grade(grading_sandbox, problem, bad_import + "\n" + problem.reference_code)
     assert (result.status, result.error_type) == ("failed", error_type), result.stderr_tail
+
+
+WARM_FORGERIES = ["every descriptor, then os._exit", "from a thread", "relaying its own harness's failing report",
+                  "with the last token-sized value in gc and frames"]
+
+
+@pytest.mark.parametrize("forgery", WARM_FORGERIES)
+def test_a_forged_pass_fails_in_the_warm_server(grading_sandbox, problems, forgery):
+    """The forging programs of the unit tests, as answers, in a server with every grading library imported."""
+    result = grade(grading_sandbox, problems[291], FORGER + textwrap.dedent(FORGERIES[forgery]))
+    assert result.status == "failed", (result.error_type, result.stderr_tail)
 
 
 @needs_bwrap

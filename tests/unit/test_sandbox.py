@@ -1,9 +1,11 @@
 """The sandbox on hostile and broken programs. This interpreter stands in for the grading one (it has numpy,
 pandas and sklearn, and lacks some other grading libraries)."""
+import gc
 import importlib.util
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -80,6 +82,159 @@ def test_a_library_whose_preload_failed_is_the_environments_fault(harness_python
     with ProcessSandbox(harness_python, workers=1, timeout_s=20, preload=["sklearn.no_such_module"]) as sandbox:
         result = run(sandbox, "from sklearn import no_such_api\n")
     assert (result.status, result.error_type) == ("infra_error", "ImportError: sklearn"), result.stderr_tail
+
+
+# Shared by the forging programs: the report forkserver.py writes (as its source shows), and the pipes to write it to.
+FORGER = """
+import json, os
+FORGED = b"\\n" + json.dumps({"status": "passed", "error_type": None}).encode()
+def pipes():
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("pipe:"):
+                found.append(int(name))
+        except OSError:
+            pass
+    return found
+def spray(secret=b""):
+    for fd in range(3, 256):
+        try:
+            os.write(fd, FORGED + secret)
+        except OSError:
+            pass
+print("pipes", pipes())
+"""
+
+FORGERIES = {
+    "every descriptor, then os._exit": "spray()\nos._exit(0)\n",
+    "every descriptor, then SystemExit": "spray()\nraise SystemExit(0)\n",
+    "every descriptor, then a wrong answer": "spray()\nassert 1 == 2\n",
+    "from a thread": """
+        import threading, time
+        def forge():
+            spray()
+            os._exit(0)
+        threading.Thread(target=forge).start()
+        time.sleep(3)
+    """,
+    "from a forked child, later": """
+        import time
+        if os.fork() == 0:
+            time.sleep(0.2)
+            spray()
+            os._exit(0)
+        assert 1 == 2, 'wrong answer'
+    """,
+    "replaying what the pipes hold": """
+        seen = b""
+        for fd in pipes():
+            try:
+                os.set_blocking(fd, False)
+                seen += os.read(fd, 65536)
+            except OSError:
+                pass
+        spray(seen[-32:])
+        os._exit(0)
+    """,
+    "with the last token-sized value in gc and frames": """
+        import gc, sys
+        secrets = []
+        def keep(values):
+            secrets.extend(bytes(v) for v in values if isinstance(v, (bytes, bytearray)) and len(v) == 32)
+        for obj in gc.get_objects():
+            keep(list(obj.values()) if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple, set)) else ())
+        for frame in list(sys._current_frames().values()) + [sys._getframe()]:
+            while frame is not None:  # out to the server's own frames, whose locals come last
+                keep(list(frame.f_locals.values()) + list(frame.f_code.co_consts))
+                frame = frame.f_back
+        print("secrets", len(secrets))
+        spray(secrets[-1] if secrets else b"")
+        os._exit(0)
+    """,
+    "relaying its own harness's failing report": """
+        import time
+        (report,) = pipes()
+        saved = os.dup(report)
+        tap_read, tap_write = os.pipe()
+        os.dup2(tap_write, report)
+        if os.fork() == 0:
+            os.close(tap_write)
+            os.close(report)
+            record = os.read(tap_read, 65536)
+            os.write(saved, FORGED + record[-32:])
+            os._exit(0)
+        time.sleep(0.1)
+        assert 1 == 2, 'wrong answer'
+    """,
+    "patching the server's classify": """
+        import __main__
+        __main__.classify = lambda *args: {"status": "passed", "error_type": None}
+        assert 1 == 2, 'wrong answer'
+    """,
+}
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES), ids=list(FORGERIES))
+def test_a_program_cannot_forge_a_pass(sandbox, forgery):
+    result = run(sandbox, FORGER + textwrap.dedent(FORGERIES[forgery]))
+    assert result.status == "failed", (result.error_type, result.stderr_tail)
+    assert "pipes [" in result.stderr_tail and "pipes []" not in result.stderr_tail, result.stderr_tail
+
+
+def test_writing_to_the_report_pipe_does_not_fail_a_program_that_runs_to_its_end(sandbox):
+    result = run(sandbox, FORGER + "spray(b'junk')\nassert 1 + 1 == 2\n")
+    assert result.status == "passed", result.stderr_tail
+
+
+def test_report_tokens_are_in_no_python_object_of_the_child():
+    """The child looks for the tokens, masked, in every object it can reach; it finds only a planted control."""
+    mask = bytes(b ^ 0x5A for b in range(256))
+    seal = forkserver.Seal()
+    seal.renew()
+    planted = os.urandom(32)
+    to_child, from_parent = os.pipe()
+    to_parent, from_child = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(from_parent)
+            wanted = os.read(to_child, 4 * 32)
+            found = _masked_hits({wanted[i:i + 32] for i in range(0, len(wanted), 32)}, mask)
+            os.write(from_child, b"".join(sorted(found)))
+        finally:
+            os._exit(0)
+    os.close(to_child)
+    tokens = list(seal.tokens())
+    assert len(set(tokens)) == 3 and all(len(t) == 32 for t in tokens)
+    os.write(from_parent, b"".join(t.translate(mask) for t in tokens + [planted]))
+    os.close(from_child)
+    found = os.read(to_parent, 4096)
+    os.waitpid(pid, 0)
+    assert found == planted.translate(mask)
+
+
+def _masked_hits(wanted, mask):
+    """Which of the masked `wanted` values occur, unmasked, in an object reachable from the modules, the frames
+    or the garbage collector (following every reference, so untracked dicts and tuples are searched too)."""
+    found, seen = set(), set()
+    todo = [sys.modules, *gc.get_objects()]
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            todo += [frame, frame.f_locals]
+            frame = frame.f_back
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        try:
+            data = bytes(memoryview(obj))
+        except TypeError:
+            todo += gc.get_referents(obj)
+            continue
+        found |= {w for w in wanted if w in data.translate(mask)}
+    return found
 
 
 def test_failure_keeps_a_bounded_output_tail(sandbox):
