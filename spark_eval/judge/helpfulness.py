@@ -14,7 +14,7 @@ from spark_eval.models.structured import ParseError, integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Problem, Recommendation
 
-HELPFULNESS_VERSION = "helpfulness-1"
+HELPFULNESS_VERSION = "helpfulness-2"
 
 # Top to bottom. The paper names the first two; the other three are this project's.
 BANDS = ("EXTREMELY HELPFUL", "GOOD", "FAIR", "POOR", "HARMFUL")
@@ -61,14 +61,15 @@ Reply with only this JSON object (a sentence of reasoning per criterion, then th
 
 _CRITERION = {
     "type": "object",
-    "properties": {"reason": {"type": "string"}, "score": {"type": "integer", "minimum": 1, "maximum": 5}},
+    "properties": {"reason": {"type": "string", "maxLength": 200},  # bounded, as the quality judge's reasoning
+                   "score": {"type": "integer", "minimum": 1, "maximum": 5}},
     "required": ["reason", "score"],
 }
 HELPFULNESS_SCHEMA = {
     "type": "object",
     "properties": {
         "criteria": {"type": "object", "properties": {c: _CRITERION for c in CRITERIA}, "required": list(CRITERIA)},
-        "reasoning": {"type": "string"},
+        "reasoning": {"type": "string", "maxLength": 300},
         "band": {"type": "string", "enum": list(BANDS)},
     },
     "required": ["criteria", "reasoning", "band"],

@@ -13,7 +13,7 @@ from spark_eval.models.structured import integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Problem, Recommendation
 
-QUALITY_VERSION = "quality-1"
+QUALITY_VERSION = "quality-2"
 
 QUALITY_RUBRIC = """\
 5 - Correct for the stated task, including edge cases the problem implies; idiomatic use of the library
@@ -54,9 +54,13 @@ A reference solution (one correct answer; others may be just as good):
 </reference>
 """
 
+# The reasoning is bounded: a small local judge otherwise repeats itself until its token cap and gives no score
+# (schema-constrained decoding closes the string at the bound; other providers take it as guidance).
+REASONING_CHARS = 500
 QUALITY_SCHEMA = {
     "type": "object",
-    "properties": {"reasoning": {"type": "string"}, "score": {"type": "integer", "minimum": 1, "maximum": 5}},
+    "properties": {"reasoning": {"type": "string", "maxLength": REASONING_CHARS},
+                   "score": {"type": "integer", "minimum": 1, "maximum": 5}},
     "required": ["reasoning", "score"],
 }
 

@@ -1,8 +1,9 @@
-"""The embedded judge (Qwen2.5-Coder-1.5B-Instruct) inside a real run: verdicts, or honest missing values."""
+"""The embedded judge (Qwen2.5-Coder-1.5B-Instruct) inside a real run: a verdict for every answer."""
 import json
 
 import pytest
 
+from spark_eval.judge.quality import QUALITY_VERSION
 from spark_eval.pipeline import run
 from tests.conftest import compose_config
 
@@ -20,11 +21,12 @@ def test_embedded_judge_grades_a_run(tmp_path, grading_python):
     records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     verdicts = [j for r in records for j in r["judgments"]]
     assert [j["kind"] for j in verdicts] == ["quality", "quality"]  # no recommendation: no helpfulness verdict
-    for j in verdicts:
-        assert j["version"] == "quality-1" and j["usage"]["output_tokens"] > 0
-        assert (j["score"] in (1, 2, 3, 4, 5) and j["rationale"]) or (j["score"] is None and j["parse_error"] and j["raw"])
-    assert set(summary["judge_missing_rate"]) == {"quality/qwen2.5-coder-1.5b"}
-    assert (tmp_path / "run" / "validity.json").exists()
+    for j in verdicts:  # a verdict, not a missing value: each answer is graded 1-5 with a rationale
+        assert j["version"] == QUALITY_VERSION and j["usage"]["output_tokens"] > 0
+        assert j["score"] in (1, 2, 3, 4, 5) and j["rationale"] and j["parse_error"] is None, j
+    assert summary["judge_missing_rate"] == {"quality/qwen2.5-coder-1.5b": 0.0}
+    validity = json.loads((tmp_path / "run" / "validity.json").read_text())
+    assert "quality/qwen2.5-coder-1.5b" in json.dumps(validity)
 
 
 def test_embedded_helpfulness_judge_grades_a_recommendation(problems):
@@ -38,4 +40,5 @@ def test_embedded_helpfulness_judge_grades_a_recommendation(problems):
     model = instantiate(compose_config("model=local_1p5b", "model.cache_path=null").model)
     advice = Recommendation(text="`a.shape` gives the dimensions of a NumPy array as a tuple; assign it to `result`.")
     verdict = asyncio.run(HelpfulnessJudge(model).grade(problems[291], "", advice))
-    assert (verdict.band in BANDS and len(verdict.criteria) == 5) or (verdict.score is None and verdict.raw)
+    assert verdict.parse_error is None and verdict.band in BANDS and verdict.score in (1, 2, 3, 4, 5)
+    assert len(verdict.criteria) == 5 and verdict.rationale
