@@ -13,8 +13,11 @@ from spark_eval.models.base import ChatModel, Message
 from spark_eval.models.structured import ParseError, ask_json, merge_usage, text_field
 from spark_eval.types import Problem, Recommendation
 
-# Bump when a prompt or schema below changes: the version goes into every record of a memory run.
-AGENT_VERSION = "agent-4"
+# Bump when a prompt, a schema or how citations are read changes: the version goes into every record of a memory run.
+AGENT_VERSION = "agent-5"
+# The names the libraries' users import them under, for citations written as code (`np.nanmean`).
+IMPORT_ALIASES = {"np": "numpy", "pd": "pandas", "plt": "matplotlib.pyplot", "mpl": "matplotlib", "tf": "tensorflow",
+                  "sns": "seaborn"}
 
 PLAN_SYSTEM = (
     "You plan searches in a shared memory that holds the documentation of NumPy, pandas, Matplotlib, SciPy, "
@@ -186,13 +189,20 @@ class RetrievalAgent:
 
 def resolve_citations(cited: Sequence[str], shown: Sequence[str]) -> set[str]:
     """The shown ids the model cited: an exact id, or the id without its `doc:<module>:` prefix (small models
-    often cite `numpy.sum` for `doc:numpy:numpy.sum`); anything else is not a citation."""
+    often cite `numpy.sum` for `doc:numpy:numpy.sum`), also under the library's usual import alias
+    (`np.sum`); anything else is not a citation."""
     by_name = {}
     for ident in shown:
         by_name.setdefault(ident, ident)
         by_name.setdefault(ident.rsplit(":", 1)[-1], ident)
         by_name.setdefault(ident.rsplit(":", 1)[-1].split("#", 1)[0], ident)
-    return {by_name[c.strip().strip("[]")] for c in cited if c.strip().strip("[]") in by_name}
+    names = [_unaliased(c.strip().strip("[]")) for c in cited]
+    return {by_name[name] for name in names if name in by_name}
+
+
+def _unaliased(name: str) -> str:
+    head, dot, rest = name.partition(".")
+    return IMPORT_ALIASES[head] + dot + rest if dot and head in IMPORT_ALIASES else name
 
 
 def plan_messages(text: str) -> list[Message]:

@@ -23,16 +23,19 @@ def test_spark_on_the_embedded_model(tmp_path, grading_python):
     summary = run(cfg, run_dir=tmp_path / "run")
     assert summary["n"] == 2 and summary["errors"] == 0
     records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
-    for record in records:
-        rec = record["recommendation"]
-        # the small model either gave cited advice built on real searches, or the record says why not
-        assert rec["text"] or rec["error"]
-        if rec["text"]:
-            assert rec["trace"]["queries"] and all(q["hits"] for q in rec["trace"]["queries"])
-            assert all(i["id"].startswith(("doc:", "ins:")) for i in rec["items"])
+    advised = [r["recommendation"] for r in records if r["recommendation"]["text"]]
+    assert advised, [r["recommendation"]["error"] for r in records]  # the agent advised, not only tried to
+    for rec in advised:  # advice built on real searches
+        assert rec["trace"]["queries"] and all(q["hits"] for q in rec["trace"]["queries"])
+        assert all(i["id"].startswith(("doc:", "ins:")) for i in rec["items"])
+    # and standing on what it was shown: some advice cites a shown item (the 0.5B also cites names it never saw)
+    assert any(i["cited"] for rec in advised for i in rec["items"]), [r["trace"]["recommendation_raw"] for r in advised]
+    assert all(r["recommendation"]["error"] for r in records if not r["recommendation"]["text"])
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["memory"]["kb_chunks"] == {"Numpy": 150}
-    assert manifest["ledger"]["agent"]["calls"] >= 2
+    agent = manifest["ledger"]["agent"]
+    assert agent["calls"] + agent.get("cached", 0) >= 4  # a plan and advice per problem (replies may be cached)
     health = [json.loads(line) for line in (tmp_path / "run" / "memory" / "health.jsonl").read_text().splitlines()]
-    assert [h["round"] for h in health] == [0, 1]  # the learner ran after each round (it may add nothing)
+    assert [h["round"] for h in health] == [0, 1]  # the learner ran after each round
+    assert sum(h["ops"].get("ADD", 0) for h in health) >= 1 and manifest["memory"]["insights"] >= 1  # and taught
     assert (tmp_path / "run" / "memory" / "epoch0" / "insights.jsonl").is_file()

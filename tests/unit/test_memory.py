@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from spark_eval.memory.agent import RetrievalAgent, search_libraries
+from spark_eval.memory.agent import RetrievalAgent, resolve_citations, search_libraries
 from spark_eval.memory.index import Hit
 from spark_eval.memory.leakage import LeakGuard, overlap
 from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, Learner, insight_id
@@ -72,6 +72,13 @@ def test_agent_plans_searches_and_cites(problems):
     assert rec.trace["usage"]["calls"] == 2
     second_prompt = model.sent[1][-1]["content"]
     assert "[ins:1] (insight) Collect groups" in second_prompt and problems[0].prompt[:200] in second_prompt
+
+
+def test_citations_are_read_under_bare_names_and_import_aliases():
+    shown = ["doc:numpy:numpy.allclose#overview", "doc:pandas:pandas.DataFrame.groupby", "doc:matplotlib:matplotlib.pyplot.plot#parameters/p1", "ins:7"]
+    cited = ["np.allclose", "pd.DataFrame.groupby", "plt.plot", "[ins:7]", "np.cos", "numpy.ndarray", "np"]
+    assert resolve_citations(cited, shown) == set(shown)
+    assert resolve_citations(["npx.allclose", "allclose"], shown) == set()
 
 
 def test_search_libraries_take_the_plan_then_the_imports():
