@@ -98,12 +98,18 @@ def test_an_unusable_agent_reply_leaves_the_problem_without_advice(tmp_path, gra
     assert record["recommendation"]["error"].startswith("search plan unusable: the reply holds no JSON object")
 
 
-def test_an_agent_outage_is_a_record_error_retried_on_resume(tmp_path, grading_python):
-    outage = tmp_path.parent / f"{tmp_path.name}-agent-down"
+def outage_cfg(grading_python, tmp_path, role):
+    """The memory config with `role` (agent_model or learner_model) down until the returned file is removed."""
+    outage = tmp_path.parent / f"{tmp_path.name}-{role}-down"
     outage.write_text("down")
     cfg = memory_cfg(grading_python)
     with open_dict(cfg):
-        cfg.memory.agent_model.fail_while = str(outage)
+        cfg.memory[role].fail_while = str(outage)
+    return cfg, outage
+
+
+def test_an_agent_outage_is_a_record_error_retried_on_resume(tmp_path, grading_python):
+    cfg, outage = outage_cfg(grading_python, tmp_path, "agent_model")
     summary = run(cfg, run_dir=tmp_path)
     records = lines(tmp_path / "records.jsonl")
     assert summary["errors"] == 4 and all(r["error"].startswith("ModelCallError: scripted outage") for r in records)
@@ -116,11 +122,7 @@ def test_an_agent_outage_is_a_record_error_retried_on_resume(tmp_path, grading_p
 
 
 def test_a_learner_outage_learns_nothing_and_the_resume_learns_it(tmp_path, grading_python):
-    outage = tmp_path.parent / f"{tmp_path.name}-learner-down"
-    outage.write_text("down")
-    cfg = memory_cfg(grading_python)
-    with open_dict(cfg):
-        cfg.memory.learner_model.fail_while = str(outage)
+    cfg, outage = outage_cfg(grading_python, tmp_path, "learner_model")
     run(cfg, run_dir=tmp_path)
     health = lines(tmp_path / "memory" / "health.jsonl")
     assert [h["learner_failed"].startswith("scripted outage") for h in health] == [True, True]
