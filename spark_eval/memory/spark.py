@@ -1,6 +1,6 @@
 """Spark: documentation knowledge base + curated experience + retrieval agent, and its ablations.
 
-One class serves every memory condition of DESIGN.md ("Protocols"); the config picks the parts:
+One class serves every memory condition of the README ("Spark memory"); the config picks the parts:
 
 - `mode`: `agent` (plan, search, cited recommendation), `raw_rag` (the top-k items pasted, no agent) or
   `playbook` (every active insight in context, no retrieval);
