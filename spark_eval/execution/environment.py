@@ -145,7 +145,7 @@ def bwrap_prefix(readable: list[str]) -> list[str]:
     made = {"/"}
     args = ["bwrap"]
     for path in SYSTEM_PATHS + SYSTEM_FILES:
-        if os.path.lexists(path):
+        if os.path.exists(path):  # a dangling link (/etc/resolv.conf without its resolver) would stop bwrap
             args += _parents(path, made) + _system_bind(path)
     args += ["--dev", "/dev", "--proc", "/proc"]
     args += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]

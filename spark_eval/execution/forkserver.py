@@ -22,8 +22,10 @@ of the whole program, its DS-1000 tests included, returned without an exception,
 harness's sealed `failed` report under another status does not verify either.
 
 Limits: the program shares its process with its tests and with this code, so code written against
-them can still forge a pass: reading the page with ctypes or /proc/self/mem, patching this module's
-functions in memory, jumping frames with a trace function, or, more simply, rewriting DS-1000's own
+them can still forge a pass: calling this code's own sealing (`Seal.write`, reachable through the
+frames or objects of the process, as every object of the child is), reading the page with ctypes or
+/proc/self/mem, patching this module's functions in memory, jumping frames with a trace function, or,
+more simply, rewriting DS-1000's own
 test functions, which no in-process grader (the official one included) can prevent. Such a program
 targets the grader deliberately and shows it in its source. `infra_error` is decided from the
 exception a program ends with, so a program can also raise a network error itself to get one.

@@ -213,16 +213,15 @@ class Curator:
                 continue
             text = _searched_text(candidate.title, candidate.content, candidate.applies_when)
             vector = self.embedder.embed([text])[0]
-            ghost, similarity = _nearest(vector, retired_vectors)
-            if ghost is not None and similarity >= self.policy.duplicate_threshold:
-                # a retired insight stays retired (counters kept): proposing it again does not revive it
-                old = retired[ghost]
+            twin, similarity = _nearest(vector, vectors)
+            ghost = self._retired_match(candidate, vector, retired, retired_vectors, similarity if len(vectors) else 0.0)
+            if ghost is not None:  # a retired insight stays retired (counters kept): proposing it again does not revive it
+                old, close = ghost
                 ops.append({"op": "REJECT", "item_id": old.id, **where,
                             "detail": {"reason": "proposed again, but retired", "title": candidate.title,
-                                       "similarity": round(similarity, 4), "helpful": old.helpful,
+                                       "similarity": round(close, 4), "helpful": old.helpful,
                                        "harmful": old.harmful}})
                 continue
-            twin, similarity = _nearest(vector, vectors)
             if twin is not None and similarity >= self.policy.duplicate_threshold:
                 merged = _merge(active[twin], candidate)
                 active[twin] = merged
@@ -241,6 +240,19 @@ class Curator:
         self._retire(where, ops)
         self.store.log_ops(ops)
         return Counter(op["op"] for op in ops)
+
+    def _retired_match(self, candidate: Candidate, vector: np.ndarray, retired: list[Item], retired_vectors: np.ndarray,
+                       active_similarity: float) -> tuple[Item, float] | None:
+        """The retired insight `candidate` proposes again: the same id, or a near-duplicate closer than any active
+        insight (a candidate nearer an active one merges into that one instead)."""
+        same = insight_id(candidate.title, candidate.content)
+        for item in retired:
+            if item.id == same:
+                return item, 1.0
+        ghost, similarity = _nearest(vector, retired_vectors)
+        if ghost is not None and similarity >= self.policy.duplicate_threshold and similarity > active_similarity:
+            return retired[ghost], similarity
+        return None
 
     def _count_outcomes(self, outcomes: dict[str, tuple[int, int]], where: dict[str, int], ops: list) -> None:
         known = {i.id for i in self.store.get_items(sorted(outcomes))}

@@ -140,10 +140,11 @@ class SparkMemory:
         where = {"epoch": epoch, "round": round_}
         try:
             candidates, calls = await self._learner().distill(traces)
-        except ModelCallError as e:  # an outage: nothing is stored, so a resume learns these traces again
-            log.warning("learner call failed, round %d of epoch %d not learned: %s", round_, epoch, e)
+        except ModelCallError as e:
+            # an outage: nothing is stored and the run stops, so that no later round runs on a memory without
+            # this one; the resume learns these traces first, then goes on, as a run without the outage would
             self._record_health(epoch, round_, len(traces), Counter(), {}, learner_failed=str(e)[:500])
-            return
+            raise
         with self.store.transaction():
             if not self.store.add_traces(traces):
                 return  # another process learned these already

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from spark_eval.data.ds1000 import dataset_hash, read_dataset
-from spark_eval.judge.panel import build_panel, panel_versions
+from spark_eval.judge.panel import ModelPool, build_panel, panel_versions
 from spark_eval.models.base import ModelCallError
 from spark_eval.pipeline.rundir import RunDirectoryError, RunLock, load_records, rewrite_records, write_derived, write_json
 from spark_eval.types import Recommendation
@@ -34,25 +34,29 @@ def judge_run(cfg: DictConfig) -> dict[str, Any]:
     if not manifest_path.is_file() or not records_path.is_file():
         raise RunDirectoryError(f"{run_dir} is not a run directory (no manifest.json and records.jsonl)")
     lock = RunLock(run_dir, "stage=judge")  # a run still writing it, or another judge pass, would lose records
+    models = ModelPool()
     try:
-        return _judge_locked(cfg, run_dir)
+        return _judge_locked(cfg, run_dir, models)
     finally:
+        models.close()  # an in-process engine gives its GPUs back
         lock.release()
 
 
-def _judge_locked(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def _judge_locked(cfg: DictConfig, run_dir: Path, models: ModelPool) -> dict[str, Any]:
     manifest_path, records_path = run_dir / "manifest.json", run_dir / "records.jsonl"
     manifest = json.loads(manifest_path.read_text())
     dataset = read_dataset(cfg.dataset)
     if dataset_hash(dataset) != manifest.get("dataset_hash"):
         raise RunDirectoryError(f"{run_dir} was made from another DS-1000 copy; set dataset.path to that copy")
     problems = {p.problem_id: p for p in dataset}
-    judges = build_panel(cfg.judge)
+    judges = build_panel(cfg.judge, models)
     journal = run_dir / "judgments.jsonl"
     records = merge_journal(records_path, journal)
     todo = [(r, j, k) for r in records if r.get("code") is not None for j in judges
             for k in range(cfg.judge.repeats) if not _has_verdict(r, j.name, j.version, k)]
     log.info("%s: %d items without a verdict from %s", run_dir, len(todo), ", ".join(j.name for j in judges))
+    if todo:
+        models.start()  # engines load now, not inside the first verdict's timeout
     added = asyncio.run(_judge_all(todo, problems, journal, cfg.pipeline))
     records = merge_journal(records_path, journal)
     summary = write_derived(run_dir, records)

@@ -104,7 +104,7 @@ class RunDirectory:
         self.lock = RunLock(self.path, "a run")
         try:
             self._check_resumable()
-        except RunDirectoryError:
+        except BaseException:
             self.lock.release()
             raise
 

@@ -2,8 +2,10 @@
 rounds, learning, family exclusion, snapshots, health, resume, the leaky synthetic protocol."""
 import json
 
+import pytest
 from omegaconf import OmegaConf, open_dict
 
+from spark_eval.models.base import ModelCallError
 from spark_eval.pipeline import run
 from tests.conftest import compose_config
 
@@ -121,18 +123,21 @@ def test_an_agent_outage_is_a_record_error_retried_on_resume(tmp_path, grading_p
     assert all(r["recommendation"]["text"] == "Use the array's attributes." for r in records)
 
 
-def test_a_learner_outage_learns_nothing_and_the_resume_learns_it(tmp_path, grading_python):
+def test_a_learner_outage_stops_the_run_and_the_resume_learns_before_going_on(tmp_path, grading_python):
     cfg, outage = outage_cfg(grading_python, tmp_path, "learner_model")
-    run(cfg, run_dir=tmp_path)
+    with pytest.raises(ModelCallError, match="scripted outage"):
+        run(cfg, run_dir=tmp_path)
+    assert len(lines(tmp_path / "records.jsonl")) == 2  # round 0 is on disk; round 1 never ran on a memory without it
     health = lines(tmp_path / "memory" / "health.jsonl")
-    assert [h["learner_failed"].startswith("scripted outage") for h in health] == [True, True]
+    assert [h["learner_failed"].startswith("scripted outage") for h in health] == [True]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["memory"]["learner_failures"] == 2 and manifest["memory"]["insights"] == 0
+    assert manifest["status"] == "interrupted" and manifest["memory"]["learner_failures"] == 1
     outage.unlink()
-    run(cfg, run_dir=tmp_path)  # every record is there: only the learning is redone
+    summary = run(cfg, run_dir=tmp_path)
     health = lines(tmp_path / "memory" / "health.jsonl")
-    assert [h.get("ops") for h in health[2:]] == [{"ADD": 1}, {"MERGE": 1}]
-    assert json.loads((tmp_path / "manifest.json").read_text())["memory"]["insights"] == 1
+    assert [(h["round"], h.get("ops")) for h in health[1:]] == [(0, {"ADD": 1}), (1, {"MERGE": 1})]
+    records = {r["problem_id"]: r for r in lines(tmp_path / "records.jsonl")}
+    assert summary["n"] == 4 and records[293]["memory_hash"] != records[291]["memory_hash"]  # round 1 saw round 0's
 
 
 def test_a_redone_record_counts_its_outcome_once_and_records_the_state_it_saw(tmp_path, grading_python, problems):

@@ -196,6 +196,11 @@ def test_a_retired_insight_proposed_again_stays_retired(curator):
     rejected = curator.store.ops()[-1]
     assert rejected["op"] == "REJECT" and rejected["item_id"] == ident
     assert rejected["detail"]["reason"] == "proposed again, but retired" and rejected["detail"]["harmful"] == 3
+    # the same insight under other circumstances (its vector moves away): its id is still the retired one
+    reworded = Candidate(title=a.title, content=a.content, tags=("x",), library="Pandas", sources=again.sources,
+                         applies_when="zebra quantum violin harbour lantern orchid meteor saddle")
+    assert curator.apply([reworded], {}, {}, WHERE) == {"REJECT": 1}
+    assert curator.store.get_items([ident])[0].status == "retired"
 
 
 def test_an_outage_of_the_learner_raises_instead_of_learning_nothing(problems):

@@ -1,13 +1,13 @@
 """vLLM provider: runs where `vllm` imports. The engine itself needs a GPU, so a stand-in receives the batch;
 the SamplingParams and StructuredOutputsParams it gets are vLLM's own."""
 import asyncio
-import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 vllm = pytest.importorskip("vllm")
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the project runs on 3.10 too
 
 from spark_eval.models.base import GenerationParams  # noqa: E402
 from spark_eval.models.vllm import VLLMModel  # noqa: E402
