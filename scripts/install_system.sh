@@ -9,10 +9,12 @@ command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing ${missing[*]} (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
-    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; }
+  for package in "${missing[@]}"; do  # one at a time: a package this system lacks must not block the other
+    echo "installing $package (apt-get)"
+    apt-get install -y -q --no-install-recommends "$package" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends "$package" >/dev/null 2>&1; }
+  done
 fi
 command -v bwrap >/dev/null 2>&1 \
   || echo "bubblewrap not available: generated code will run with process isolation only (apt-get install bubblewrap)" >&2
