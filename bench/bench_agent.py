@@ -1,0 +1,81 @@
+"""How often the retrieval agent's replies are usable, on a stratified set of real DS-1000 problems.
+
+    python bench/bench_agent.py                          # 28 problems (4 per library), memory=spark_small
+    python bench/bench_agent.py --limit 7 --agent local_1p5b --out results/bench/agent.json
+
+Builds (or loads) the memory's documentation KB, then asks the agent for each problem's recommendation,
+without the coder. Prints per problem whether the plan and the advice were usable, whether the advice cites
+an item it was shown, output tokens and seconds; then the rates over the set, and how many replies ran to
+their token cap. Uses the response cache unless --no-cache.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from spark_eval.config import compose_config
+from spark_eval.data.ds1000 import read_dataset, select_problems
+from spark_eval.judge.panel import ModelPool
+from spark_eval.memory import build_memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=28)
+    parser.add_argument("--memory", default="spark_small")
+    parser.add_argument("--agent", default="local")
+    parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="write the rows and the rates as JSON")
+    args = parser.parse_args()
+    overrides = [f"memory={args.memory}", f"model@agent={args.agent}", f"dataset.limit={args.limit}"]
+    if args.no_cache:
+        overrides.append("agent.cache_path=null")
+    cfg = compose_config(*overrides)
+    problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
+    with tempfile.TemporaryDirectory() as run_dir:
+        memory = build_memory(cfg.memory, ModelPool(), Path(run_dir))
+        rows = asyncio.run(_advise(memory, problems))
+        memory.close()
+    rates = _rates(rows)
+    print(json.dumps(rates, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"agent": args.agent, "memory": args.memory, "rates": rates, "rows": rows},
+                                       indent=2) + "\n")
+
+
+async def _advise(memory, problems) -> list[dict]:
+    await memory.prepare(problems)
+    rows = []
+    print(f"{'id':>4} {'library':<11} {'plan':>4} {'advice':>6} {'cites':>5} {'out tok':>7} {'s':>6}  error")
+    for problem in problems:
+        start = time.monotonic()
+        rec = await memory.recommend(problem)
+        trace = rec.trace or {}
+        row = {
+            "problem_id": problem.problem_id, "library": problem.library,
+            "plan": bool(rec.plan), "advice": bool(rec.text), "cites": any(i.get("cited") for i in rec.items),
+            "output_tokens": (trace.get("usage") or {}).get("output_tokens", 0),
+            "cut_off": bool(rec.error and "cut off" in rec.error),  # the JSON ran past the token cap
+            "seconds": round(time.monotonic() - start, 1),
+            "error": rec.error,
+        }
+        rows.append(row)
+        print(f"{row['problem_id']:>4} {row['library']:<11} {row['plan']!s:>4} {row['advice']!s:>6} {row['cites']!s:>5}"
+              f" {row['output_tokens']:>7} {row['seconds']:>6}  {row['error'] or ''}")
+    return rows
+
+
+def _rates(rows: list[dict]) -> dict:
+    n = len(rows)
+    share = lambda key: round(sum(1 for r in rows if r[key]) / n, 3) if n else None  # noqa: E731
+    return {"n": n, "plan_usable": share("plan"), "advice_usable": share("advice"), "cites_shown_item": share("cites"),
+            "cut_off": share("cut_off"), "seconds_per_problem": round(sum(r["seconds"] for r in rows) / n, 1) if n else None}
+
+
+if __name__ == "__main__":
+    main()
