@@ -129,7 +129,7 @@ class SparkMemory:
 
     async def learn(self, records: Sequence[dict[str, Any]], epoch: int, round_: int) -> None:
         """Learn from a round's records (already on disk). Records learned before (a resumed run) are skipped."""
-        if self.experience != "online" or "insights" not in self.sources or not records:
+        if not self.learns or not records:
             return
         finished = [r for r in records if r.get("exec")]
         known = self.store.known_traces([_trace_key(r) for r in finished])
