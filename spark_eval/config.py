@@ -145,9 +145,9 @@ class KnowledgeBaseConfig:
 class RetrievalConfig:
     k: int = 6  # items pasted by raw_rag
     per_query: int = 4  # hits kept per agent query
-    max_items: int = 8  # items shown to the agent for its recommendation
-    item_chars: int = 700
-    max_tokens: int = 768  # room for each agent reply
+    max_items: int = 6  # items shown to the agent for its recommendation
+    item_chars: int = 450
+    max_tokens: int = 384  # room for each agent reply (its fields are bounded well below it)
     rrf_k: int = 60
     candidates: int = 100  # top of each ranked list that reciprocal-rank fusion sees
 
@@ -155,8 +155,9 @@ class RetrievalConfig:
 @dataclass
 class LearningConfig:
     traces_per_call: int = 4
-    max_new: int = 3  # insights asked for per learner call
-    max_tokens: int = 768
+    max_new: int = 2  # insights asked for per learner call
+    max_tokens: int = 640  # room for the reply (its fields are bounded below it)
+    screen: bool = True  # reject insights that name no documented API or echo a prompt, rubric or problem
     duplicate_threshold: float = 0.9  # cosine at or above which a new insight merges into an old one
     retire_margin: int = 3  # retire when harmful - helpful reaches this
     max_insights: int = 500

@@ -2,28 +2,36 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 GRADED = ("passed", "failed", "timeout")  # execution verdicts about the code (infra errors and skips say nothing)
 
 
+def judge_label(judgment: dict[str, Any]) -> str:
+    """A judge as validity figures group it: its name and its rubric version (`quality/<model>+ref@quality-3`);
+    verdicts of two rubric versions are two judges."""
+    version = judgment.get("version")
+    return f"{judgment['judge']}@{version}" if version else judgment["judge"]
+
+
 def verdict_table(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[str, float | None]]:
-    """(judge, repeat) -> {record key: score or None}."""
+    """(judge label, repeat) -> {record key: score or None}."""
     table: dict[tuple[str, int], dict[str, float | None]] = defaultdict(dict)
     for record in records:
         for j in record.get("judgments") or []:
-            table[(j["judge"], j.get("repeat", 0))][record["key"]] = j.get("score")
+            table[(judge_label(j), j.get("repeat", 0))][record["key"]] = j.get("score")
     return table
 
 
-def missing_rates(records: Iterable[dict[str, Any]]) -> dict[str, float]:
-    """Per judge: the share of its verdicts that are missing (no score), over all repeats."""
+def missing_rates(records: Iterable[dict[str, Any]], label: Callable[[dict[str, Any]], str] = judge_label
+                  ) -> dict[str, float]:
+    """Per judge (as `label` names it): the share of its verdicts that are missing (no score), over all repeats."""
     given: dict[str, list[bool]] = defaultdict(list)
     for record in records:
         for j in record.get("judgments") or []:
-            given[j["judge"]].append(j.get("score") is None)
+            given[label(j)].append(j.get("score") is None)
     return {judge: sum(missing) / len(missing) for judge, missing in given.items()}
 
 
@@ -77,7 +85,7 @@ def agreement(a: list[float | None], b: list[float | None]) -> dict[str, Any]:
 def validity_report(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Everything above for every judge in the records (what stage=judge writes to validity.json)."""
     table = verdict_table(records)
-    kinds = {j["judge"]: j["kind"] for r in records for j in r.get("judgments") or []}
+    kinds = {judge_label(j): j["kind"] for r in records for j in r.get("judgments") or []}
     judges = sorted(kinds)
     report: dict[str, Any] = {"missing_rate": {}, "vs_execution": {}, "between_judges": {}, "between_repeats": {}}
     report["missing_rate"] = missing_rates(records)

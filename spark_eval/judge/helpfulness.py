@@ -14,7 +14,7 @@ from spark_eval.models.structured import ParseError, integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Problem, Recommendation
 
-HELPFULNESS_VERSION = "helpfulness-2"
+HELPFULNESS_VERSION = "helpfulness-3"
 
 # Top to bottom. The paper names the first two; the other three are this project's.
 BANDS = ("EXTREMELY HELPFUL", "GOOD", "FAIR", "POOR", "HARMFUL")
@@ -27,13 +27,14 @@ Bands:
   on its own for a competent programmer to write the solution.
 - GOOD: correct and useful; points the right way but leaves real work or misses a detail.
 - FAIR: partly relevant or partly correct; some value, some noise.
-- POOR: generic, off-target or mostly irrelevant; little value.
-- HARMFUL: wrong or misleading; following it would likely produce a wrong solution.
+- POOR: generic, off-target (about another task) or mostly irrelevant; little value.
+- HARMFUL: wrong or misleading (a wrong API, a wrong argument or a false claim); following it would likely
+  produce a wrong solution.
 Criteria (each 1-5, 5 best):
 - completeness: covers what the problem needs.
 - effectiveness: following it leads to a correct solution.
 - generalization: the advice is reusable beyond this one problem.
-- relevance: about this problem, not generic filler.
+- relevance: about this problem, not another task or generic filler.
 - explainability: says why, clearly."""
 
 HELPFULNESS_SYSTEM = "You judge advice given to programmers. You reply only with JSON."
@@ -54,25 +55,22 @@ Recommendation:
 
 {rubric}
 
-Reply with only this JSON object (a sentence of reasoning per criterion, then the band):
-{{"criteria": {{"completeness": {{"reason": "...", "score": <1-5>}}, "effectiveness": {{...}},
-"generalization": {{...}}, "relevance": {{...}}, "explainability": {{...}}}},
-"reasoning": "<one or two sentences>", "band": "<one of {bands}>"}}"""
+First check the recommendation: is it about this problem's task, and are the APIs and claims it makes
+right for it? Then choose the band and score the criteria. Reply with only this JSON object:
+{{"check": "<what is right or wrong about it, one sentence>", "band": "<one of {bands}>",
+"criteria": {{"completeness": <1-5>, "effectiveness": <1-5>, "generalization": <1-5>, "relevance": <1-5>,
+"explainability": <1-5>}}}}"""
 
-_CRITERION = {
-    "type": "object",
-    "properties": {"reason": {"type": "string", "maxLength": 200},  # bounded, as the quality judge's reasoning
-                   "score": {"type": "integer", "minimum": 1, "maximum": 5}},
-    "required": ["reason", "score"],
-}
+CHECK_CHARS = 200  # bounded, as every judge field
+_SCORE = {"type": "integer", "minimum": 1, "maximum": 5}
 HELPFULNESS_SCHEMA = {
     "type": "object",
     "properties": {
-        "criteria": {"type": "object", "properties": {c: _CRITERION for c in CRITERIA}, "required": list(CRITERIA)},
-        "reasoning": {"type": "string", "maxLength": 300},
+        "check": {"type": "string", "maxLength": CHECK_CHARS},
         "band": {"type": "string", "enum": list(BANDS)},
+        "criteria": {"type": "object", "properties": {c: _SCORE for c in CRITERIA}, "required": list(CRITERIA)},
     },
-    "required": ["criteria", "reasoning", "band"],
+    "required": ["check", "band", "criteria"],
 }
 
 
@@ -87,14 +85,14 @@ class HelpfulnessJudge(LLMJudge):
 
     Args:
         model: the judge's ChatModel.
-        max_tokens: room for the reasoning and the JSON.
+        max_tokens: room for the reply (its fields are bounded well below it).
     """
 
     kind = "helpfulness"
     version = HELPFULNESS_VERSION
     schema = HELPFULNESS_SCHEMA
 
-    def __init__(self, model: ChatModel, max_tokens: int = 1024) -> None:
+    def __init__(self, model: ChatModel, max_tokens: int = 256) -> None:
         super().__init__(model, max_tokens)
 
     def messages(self, problem: Problem, code: str, recommendation: Recommendation | None) -> list[Message] | None:
@@ -109,12 +107,6 @@ class HelpfulnessJudge(LLMJudge):
         given = reply.get("criteria")
         if not isinstance(given, dict):
             raise ParseError('"criteria" must be an object with ' + ", ".join(CRITERIA))
-        criteria = {}
-        for name in CRITERIA:
-            entry = given.get(name)
-            if not isinstance(entry, dict):
-                raise ParseError(f'"criteria.{name}" is missing')
-            criteria[name] = {"score": integer_in(entry.get("score"), 1, 5, f"criteria.{name}.score"),
-                              "reason": str(entry.get("reason", "")).strip()}
+        criteria = {name: {"score": integer_in(given.get(name), 1, 5, f"criteria.{name}")} for name in CRITERIA}
         return {"band": band, "score": BAND_SCORES[band], "criteria": criteria,
-                "rationale": text_field(reply, "reasoning")}
+                "rationale": text_field(reply, "check")}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
-from typing import Any, Collection, Protocol, Sequence
+from typing import Any, Callable, Collection, Protocol, Sequence
 
 from spark_eval.data.ds1000 import LIBRARIES
 from spark_eval.execution.base import LIBRARY_MODULES
@@ -14,10 +14,12 @@ from spark_eval.models.structured import ParseError, ask_json, merge_usage, text
 from spark_eval.types import Problem, Recommendation
 
 # Bump when a prompt, a schema or how citations are read changes: the version goes into every record of a memory run.
-AGENT_VERSION = "agent-5"
-# The names the libraries' users import them under, for citations written as code (`np.nanmean`).
-IMPORT_ALIASES = {"np": "numpy", "pd": "pandas", "plt": "matplotlib.pyplot", "mpl": "matplotlib", "tf": "tensorflow",
-                  "sns": "seaborn"}
+AGENT_VERSION = "agent-6"
+
+# Every field is bounded (schema-constrained decoding closes a string at its bound; other providers take the
+# bounds as guidance), so a reply cannot run to its token cap: a small model otherwise repeats itself until it does.
+INTENT_CHARS, QUERY_CHARS, AVOID_CHARS, ADVICE_CHARS = 160, 60, 160, 600
+MAX_QUERIES, MAX_CITED = 4, 3
 
 PLAN_SYSTEM = (
     "You plan searches in a shared memory that holds the documentation of NumPy, pandas, Matplotlib, SciPy, "
@@ -32,10 +34,10 @@ A coding agent must solve the problem below. Plan what to look up for it.
 </problem>
 
 Reply with a JSON object:
-- "intent": what the code must do, in one sentence;
+- "intent": what the code must do, in one short sentence;
 - "library": the main library, one of {libraries};
-- "queries": 2 to 5 short search queries (API names, concepts, error messages) for the memory;
-- "avoid": mistakes or wrong APIs to steer clear of, in one sentence."""
+- "queries": 2 to {max_queries} short search queries (API names such as numpy.argsort or DataFrame.groupby);
+- "avoid": one short sentence on a mistake to steer clear of."""
 
 RECOMMEND_SYSTEM = (
     "You advise a coding agent using items retrieved from a shared memory of documentation and experience. "
@@ -49,32 +51,35 @@ RECOMMEND_PROMPT = """\
 Search plan: {intent}
 Avoid: {avoid}
 
-Retrieved items (id, kind, title, content):
+Retrieved items:
 {items}
 
-Write a recommendation of at most 150 words for the coding agent that will solve this problem: the
-approach, the exact API names and arguments to use, and the pitfalls. Cite the ids of the items you relied
-on, exactly as written between the brackets, each once. Reply with a JSON object:
-{{"recommendation": "...", "cited": ["<item id>", ...]}}"""
+First pick the numbers of the items (at most {max_cited}) that help most with this problem. Then write advice
+of at most 80 words for the coding agent, based on those items: the approach, the exact API names and
+arguments to use, and one pitfall. Reply with a JSON object: {{"cited": [<item numbers>], "advice": "..."}}"""
 
 PLAN_SCHEMA = {
     "type": "object",
     "properties": {
-        "intent": {"type": "string"},
+        "intent": {"type": "string", "maxLength": INTENT_CHARS},
         "library": {"type": "string", "enum": list(LIBRARIES)},
-        "queries": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 5},
-        "avoid": {"type": "string"},
+        "queries": {"type": "array", "items": {"type": "string", "maxLength": QUERY_CHARS}, "minItems": 2,
+                    "maxItems": MAX_QUERIES},
+        "avoid": {"type": "string", "maxLength": AVOID_CHARS},
     },
     "required": ["intent", "library", "queries", "avoid"],
 }
-RECOMMEND_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "recommendation": {"type": "string"},
-        "cited": {"type": "array", "items": {"type": "string"}, "maxItems": 12},
-    },
-    "required": ["recommendation", "cited"],
-}
+
+
+def recommend_schema(shown: int) -> dict[str, Any]:
+    """The recommendation's schema for `shown` numbered items: the citations are their numbers (at least one
+    when any was shown), the advice is bounded."""
+    cited: dict[str, Any] = {"type": "array", "maxItems": MAX_CITED if shown else 0}
+    if shown:
+        cited.update(items={"type": "integer", "enum": list(range(1, shown + 1))}, minItems=1)
+    return {"type": "object",
+            "properties": {"cited": cited, "advice": {"type": "string", "maxLength": ADVICE_CHARS}},
+            "required": ["cited", "advice"]}
 
 
 class Recall(Protocol):
@@ -87,11 +92,11 @@ class Recall(Protocol):
 
 
 def interpret_plan(reply: dict[str, Any]) -> dict[str, Any]:
-    """The plan with 1-5 distinct non-empty queries and the library mapped onto DS-1000's names (None if unknown)."""
+    """The plan with 1-4 distinct non-empty queries and the library mapped onto DS-1000's names (None if unknown)."""
     queries = reply.get("queries")
     if not isinstance(queries, list):
         raise ParseError('"queries" must be a list of strings')
-    queries = list(dict.fromkeys(q.strip() for q in queries if isinstance(q, str) and q.strip()))[:5]
+    queries = list(dict.fromkeys(q.strip() for q in queries if isinstance(q, str) and q.strip()))[:MAX_QUERIES]
     if not queries:
         raise ParseError('"queries" must hold at least one non-empty string')
     names = {name.lower(): name for name in LIBRARIES}
@@ -116,15 +121,37 @@ def search_libraries(planned: str | None, text: str, fallback: str) -> list[str]
     return list(dict.fromkeys(found)) or [fallback]
 
 
-def interpret_recommendation(reply: dict[str, Any]) -> dict[str, Any]:
-    cited = reply.get("cited") or []
-    if not isinstance(cited, list):
-        raise ParseError('"cited" must be a list of item ids')
-    return {"text": text_field(reply, "recommendation"), "cited": [c for c in cited if isinstance(c, str)]}
+def recommendation_reader(shown: Sequence[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Reads a recommendation whose citations are the numbers of the `shown` items (1-based): the advice and
+    the cited ids. A number outside the list is not a citation; citing none when items were shown is an error."""
+
+    def interpret(reply: dict[str, Any]) -> dict[str, Any]:
+        cited = reply.get("cited")
+        if not isinstance(cited, list):
+            raise ParseError('"cited" must be a list of item numbers')
+        ids = []
+        for number in cited:
+            index = _item_number(number)
+            if index is not None and 1 <= index <= len(shown) and shown[index - 1] not in ids:
+                ids.append(shown[index - 1])
+        if shown and not ids:
+            raise ParseError(f'"cited" must hold at least one item number from 1 to {len(shown)}')
+        return {"text": text_field(reply, "advice"), "cited": ids}
+
+    return interpret
+
+
+def _item_number(value: Any) -> int | None:
+    """3, 3.0, "3" and "[3]" are item 3."""
+    try:
+        number = float(str(value).strip().strip("[]"))
+    except ValueError:
+        return None
+    return int(number) if number == int(number) else None
 
 
 class RetrievalAgent:
-    """Plan -> hybrid search per query -> recommendation citing item ids; the whole trace is kept.
+    """Plan -> hybrid search per query -> recommendation citing the shown items by number; the whole trace is kept.
 
     Args:
         model: the agent's ChatModel (configured apart from the coder's).
@@ -136,8 +163,8 @@ class RetrievalAgent:
 
     version = AGENT_VERSION
 
-    def __init__(self, model: ChatModel, per_query: int = 4, max_items: int = 8, item_chars: int = 700,
-                 max_tokens: int = 512, problem_chars: int = 6000) -> None:
+    def __init__(self, model: ChatModel, per_query: int = 4, max_items: int = 6, item_chars: int = 450,
+                 max_tokens: int = 384, problem_chars: int = 4000) -> None:
         self.model = model
         self.per_query = per_query
         self.max_items = max_items
@@ -166,12 +193,14 @@ class RetrievalAgent:
         trace["queries"] = queries
         chosen = sorted(best.values(), key=lambda h: (-h.score, h.id))[: self.max_items]
         items = recall.fetch([h.id for h in chosen])
-        advice = await ask_json(self.model, self._advice_messages(text, plan.value, chosen, items),
-                                interpret_recommendation, RECOMMEND_SCHEMA, self.max_tokens)
+        listed = [h for h in chosen if h.id in items]
+        advice = await ask_json(self.model, self._advice_messages(text, plan.value, listed, items),
+                                recommendation_reader([h.id for h in listed]), recommend_schema(len(listed)),
+                                self.max_tokens)
         merge_usage(trace["usage"], advice.usage)
         trace["recommendation_raw"] = advice.raw
-        cited = resolve_citations(advice.value["cited"], [h.id for h in chosen]) if advice.value else set()
-        shown = [{"id": h.id, "kind": h.kind, "score": round(h.score, 6), "cited": h.id in cited} for h in chosen]
+        cited = set(advice.value["cited"]) if advice.value else set()
+        shown = [{"id": h.id, "kind": h.kind, "score": round(h.score, 6), "cited": h.id in cited} for h in listed]
         if advice.value is None:
             return Recommendation(text="", plan=plan.value, items=tuple(shown), trace=trace,
                                   error=f"recommendation unusable: {advice.error}")
@@ -179,34 +208,16 @@ class RetrievalAgent:
 
     def _advice_messages(self, text: str, plan: dict[str, Any], hits: list[Hit], items: dict[str, Item]) -> list[Message]:
         listed = "\n\n".join(
-            f"[{h.id}] ({h.kind}) {items[h.id].title}\n{items[h.id].content[: self.item_chars]}"
-            for h in hits if h.id in items
+            f"[{n}] ({h.kind}) {items[h.id].title}\n{items[h.id].content[: self.item_chars]}"
+            for n, h in enumerate(hits, 1)
         ) or "(nothing relevant was found)"
         prompt = RECOMMEND_PROMPT.format(problem=text, intent=plan["intent"] or "-", avoid=plan["avoid"] or "-",
-                                         items=listed)
+                                         items=listed, max_cited=MAX_CITED)
         return [{"role": "system", "content": RECOMMEND_SYSTEM}, {"role": "user", "content": prompt}]
 
 
-def resolve_citations(cited: Sequence[str], shown: Sequence[str]) -> set[str]:
-    """The shown ids the model cited: an exact id, or the id without its `doc:<module>:` prefix (small models
-    often cite `numpy.sum` for `doc:numpy:numpy.sum`), also under the library's usual import alias
-    (`np.sum`); anything else is not a citation."""
-    by_name = {}
-    for ident in shown:
-        by_name.setdefault(ident, ident)
-        by_name.setdefault(ident.rsplit(":", 1)[-1], ident)
-        by_name.setdefault(ident.rsplit(":", 1)[-1].split("#", 1)[0], ident)
-    names = [_unaliased(c.strip().strip("[]")) for c in cited]
-    return {by_name[name] for name in names if name in by_name}
-
-
-def _unaliased(name: str) -> str:
-    head, dot, rest = name.partition(".")
-    return IMPORT_ALIASES[head] + dot + rest if dot and head in IMPORT_ALIASES else name
-
-
 def plan_messages(text: str) -> list[Message]:
-    prompt = PLAN_PROMPT.format(problem=text, libraries=", ".join(LIBRARIES))
+    prompt = PLAN_PROMPT.format(problem=text, libraries=", ".join(LIBRARIES), max_queries=MAX_QUERIES)
     return [{"role": "system", "content": PLAN_SYSTEM}, {"role": "user", "content": prompt}]
 
 

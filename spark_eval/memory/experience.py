@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Sequence
 
-from spark_eval.memory.learn import INSIGHTS_SCHEMA, Candidate, candidate_from, interpret_insights
+from spark_eval.memory.learn import Candidate, candidate_from, insights_schema, interpret_insights
 from spark_eval.models.base import ChatModel
 from spark_eval.models.coder import coder_messages
 from spark_eval.models.structured import add_usage, ask_json, merge_usage
@@ -26,8 +26,8 @@ Here is the reference solution to the problem:
 
 Compare it with your attempt. Write the hints a user would give an agent to get from an attempt like yours
 to a correct solution, as at most {max_new} insights. Reply with a JSON object:
-{{"insights": [{{"title": "...", "content": "...", "tags": ["..."], "applies_when": "...",
-"library": "{library}"}}]}}"""
+{{"insights": [{{"library": "{library}", "api": ["<qualified API name>", ...], "title": "...",
+"content": "<at most 50 words>", "applies_when": "..."}}]}}"""
 
 
 def source_of(problem: Problem, record_key: str, epoch: int, round_: int) -> dict[str, Any]:
@@ -53,7 +53,7 @@ async def synthetic_hints(model: ChatModel, problems: Sequence[Problem], max_new
             add_usage(usage, attempt)
             follow_up = HINTS_PROMPT.format(reference=problem.reference_code, max_new=max_new, library=problem.library)
             messages = [*messages, {"role": "assistant", "content": attempt.text}, {"role": "user", "content": follow_up}]
-            reply = await ask_json(model, messages, interpret_insights, INSIGHTS_SCHEMA, max_tokens)
+            reply = await ask_json(model, messages, interpret_insights, insights_schema(max_new), max_tokens)
         merge_usage(usage, reply.usage)
         report = {"usage": usage, "error": reply.error, "sources": [source["record_key"]]}
         found = [candidate_from(e, [source], "paper_synthetic") for e in (reply.value or [])[:max_new]]

@@ -44,17 +44,23 @@ def kb_key(versions: dict[str, str], embedder: str, max_chunks: int | None) -> s
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _versions(cfg: Any) -> dict[str, str]:
+    libraries = list(cfg.libraries)
+    found = library_versions(cfg.python, [LIBRARY_MODULES.get(lib, lib) for lib in libraries])
+    return {lib: found[LIBRARY_MODULES.get(lib, lib)] for lib in libraries}
+
+
 def load_knowledge_base(cfg: Any, embedder: Embedder) -> KnowledgeBase:
     """The KB for `cfg.libraries` from `cfg.python`'s installed versions, built into `cfg.cache_dir` once."""
     libraries = list(cfg.libraries)
-    found = library_versions(cfg.python, [LIBRARY_MODULES.get(lib, lib) for lib in libraries])
-    versions = {lib: found[LIBRARY_MODULES.get(lib, lib)] for lib in libraries}
+    versions = _versions(cfg)
     path = Path(cfg.cache_dir) / f"kb-{kb_key(versions, embedder.name, cfg.max_chunks)}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(path.with_suffix(".lock")):
         store = open_store(path)
         if store.get_meta("complete") is None:
-            build_knowledge_base(store, cfg.python, libraries, embedder, cfg.max_chunks, versions)
+            build_knowledge_base(store, cfg.python, libraries, embedder, cfg.max_chunks, versions,
+                                 api_names_path(cfg.cache_dir, versions))
     done = store.get_meta("complete")
     started = time.monotonic()
     items = store.items(kind="doc")
@@ -66,18 +72,24 @@ def load_knowledge_base(cfg: Any, embedder: Embedder) -> KnowledgeBase:
 
 
 def build_knowledge_base(store: MemoryStore, python: str, libraries: Sequence[str], embedder: Embedder,
-                         max_chunks: int | None = None, versions: dict[str, str] | None = None) -> dict[str, Any]:
+                         max_chunks: int | None = None, versions: dict[str, str] | None = None,
+                         api_path: Path | None = None) -> dict[str, Any]:
     """Walk each library in the grading interpreter, store its chunks, embed them; resumable (chunks are
     upserted, embeddings cached), and marked complete with its hash only at the end. `versions`: the
-    libraries' versions when the caller has read them."""
+    libraries' versions when the caller has read them; `api_path`: where to keep every walked API name too
+    (a capped KB stores only some of them)."""
     started = time.monotonic()
-    counts, hashes = {}, []
+    counts, hashes, names = {}, [], {}
     for library in libraries:
-        chunks = central(walk_library(python, library, (versions or {}).get(library)), max_chunks)
+        every = walk_library(python, library, (versions or {}).get(library))
+        names[library] = sorted({c.qualname for c in every})
+        chunks = central(every, max_chunks)
         store.put_items([doc_item(c) for c in chunks])
         counts[library] = len(chunks)
         hashes.append(chunks_hash(chunks))
         log.info("knowledge base: %s %s, %d chunks", library, chunks[0].version if chunks else "?", len(chunks))
+    if api_path is not None:
+        _write_api_names(api_path, names)
     walked = time.monotonic()
     items = store.items(kind="doc")
     cached = CachedEmbedder(embedder, store)
@@ -88,6 +100,31 @@ def build_knowledge_base(store: MemoryStore, python: str, libraries: Sequence[st
             "walk_s": round(walked - started, 1), "embed_s": round(time.monotonic() - walked, 1)}
     store.set_meta("complete", done)
     return done
+
+
+def api_names_path(cache_dir: str | Path, versions: dict[str, str]) -> Path:
+    key = hashlib.sha256(json.dumps({"builder": BUILDER_VERSION, "versions": versions}, sort_keys=True).encode())
+    return Path(cache_dir) / f"api-{key.hexdigest()[:16]}.json"
+
+
+def load_api_names(cfg: Any) -> dict[str, frozenset[str]]:
+    """Every documented public name of each of `cfg.libraries` (`numpy.argsort`, `pandas.DataFrame.groupby`)
+    as installed in `cfg.python`: kept beside the KB when it was built, else walked once and kept."""
+    versions = _versions(cfg)
+    path = api_names_path(cfg.cache_dir, versions)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive(path.with_suffix(".lock")):
+            if not path.exists():
+                _write_api_names(path, {lib: sorted({c.qualname for c in walk_library(cfg.python, lib, versions[lib])})
+                                        for lib in versions})
+    return {lib: frozenset(found) for lib, found in json.loads(path.read_text()).items()}
+
+
+def _write_api_names(path: Path, names: dict[str, list[str]]) -> None:
+    partial = path.with_suffix(".part")
+    partial.write_text(json.dumps(names, sort_keys=True))
+    partial.replace(path)
 
 
 def central(chunks: list[DocChunk], limit: int | None) -> list[DocChunk]:

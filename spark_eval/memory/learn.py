@@ -17,14 +17,18 @@ import numpy as np
 from spark_eval.data.ds1000 import LIBRARIES
 from spark_eval.memory.embed import Embedder
 from spark_eval.memory.leakage import LeakGuard
+from spark_eval.memory.screen import InsightScreen
 from spark_eval.memory.store import Item, MemoryStore
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.models.structured import ParseError, Reply, ask_json
 
 log = logging.getLogger(__name__)
 
-# Bump when a prompt, schema or curation rule below changes: it goes into every record of a memory run.
-LEARNER_VERSION = "learner-1"
+# Bump when a prompt, schema, screen or curation rule below changes: it goes into every record of a memory run.
+LEARNER_VERSION = "learner-2"
+
+# Every field is bounded (as the agent's), so a reply cannot run to its token cap.
+TITLE_CHARS, CONTENT_CHARS, WHEN_CHARS, API_CHARS, MAX_APIS = 80, 320, 120, 60, 3
 
 LEARN_SYSTEM = (
     "You curate a shared memory of lessons for coding agents that solve data-science problems with NumPy, "
@@ -37,32 +41,39 @@ DS-1000's tests ran it.
 
 {traces}
 
-Write at most {max_new} general, reusable insights learned from these attempts (successes show what
-works, failures what to avoid). Never restate a problem's solution, its data or its variable names.
-Reply with a JSON object: {{"insights": [{{"title": "...", "content": "...", "tags": ["..."],
-"applies_when": "...", "library": "one of {libraries} or General"}}]}}"""
+Write at most {max_new} lessons learned from these attempts (successes show what works, failures what to
+avoid) that would help on other problems. Each lesson is about specific API names of one library (such as
+numpy.where or DataFrame.groupby): what to call, with which arguments, or which mistake to avoid and why.
+Never restate a problem, its data or its variable names, and never comment on the grading.
+Reply with a JSON object: {{"insights": [{{"library": "one of {libraries} or General",
+"api": ["<qualified API name>", ...], "title": "...", "content": "<at most 50 words>",
+"applies_when": "<the kind of task>"}}]}}"""
 
-INSIGHTS_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "insights": {
-            "type": "array",
-            "maxItems": 5,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "title": {"type": "string"},
-                    "content": {"type": "string"},
-                    "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 6},
-                    "applies_when": {"type": "string"},
-                    "library": {"type": "string", "enum": [*LIBRARIES, "General"]},
+
+def insights_schema(max_new: int) -> dict[str, Any]:
+    """The learner's (and the synthetic hints') reply: at most `max_new` insights, every field bounded."""
+    return {
+        "type": "object",
+        "properties": {
+            "insights": {
+                "type": "array",
+                "maxItems": max_new,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "library": {"type": "string", "enum": [*LIBRARIES, "General"]},
+                        "api": {"type": "array", "items": {"type": "string", "maxLength": API_CHARS},
+                                "minItems": 1, "maxItems": MAX_APIS},
+                        "title": {"type": "string", "maxLength": TITLE_CHARS},
+                        "content": {"type": "string", "maxLength": CONTENT_CHARS},
+                        "applies_when": {"type": "string", "maxLength": WHEN_CHARS},
+                    },
+                    "required": ["library", "api", "title", "content", "applies_when"],
                 },
-                "required": ["title", "content", "tags", "applies_when", "library"],
-            },
-        }
-    },
-    "required": ["insights"],
-}
+            }
+        },
+        "required": ["insights"],
+    }
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,8 @@ class Candidate:
     sources: tuple[dict[str, Any], ...]
     """Provenance: `{problem_id, family, record_key, round, epoch}` of each trace behind it."""
     origin: str = "online"
+    apis: tuple[str, ...] = ()
+    """The API names the insight says it is about."""
 
 
 def interpret_insights(reply: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,12 +107,14 @@ def interpret_insights(reply: dict[str, Any]) -> list[dict[str, Any]]:
 def candidate_from(entry: dict[str, Any], sources: Sequence[dict[str, Any]], origin: str) -> Candidate:
     names = {name.lower(): name for name in LIBRARIES}
     tags = entry.get("tags") if isinstance(entry.get("tags"), list) else []
+    apis = entry.get("api") if isinstance(entry.get("api"), list) else []
+    apis = tuple(dict.fromkeys(str(a).strip() for a in apis if str(a).strip()))
     return Candidate(
         title=str(entry["title"]).strip(), content=str(entry["content"]).strip(),
-        tags=tuple(str(t).strip() for t in tags if str(t).strip()),
+        tags=tuple(dict.fromkeys([*apis, *(str(t).strip() for t in tags if str(t).strip())])),
         applies_when=str(entry.get("applies_when") or "").strip(),
         library=names.get(str(entry.get("library") or "").strip().lower()),
-        sources=tuple(sources), origin=origin,
+        sources=tuple(sources), origin=origin, apis=apis,
     )
 
 
@@ -129,7 +144,7 @@ class Learner:
 
     version = LEARNER_VERSION
 
-    def __init__(self, model: ChatModel, traces_per_call: int = 4, max_new: int = 3, max_tokens: int = 768) -> None:
+    def __init__(self, model: ChatModel, traces_per_call: int = 4, max_new: int = 2, max_tokens: int = 512) -> None:
         self.model = model
         self.traces_per_call = traces_per_call
         self.max_new = max_new
@@ -141,8 +156,8 @@ class Learner:
         candidates, calls = [], []
         for start in range(0, len(traces), self.traces_per_call):
             batch = traces[start : start + self.traces_per_call]
-            reply: Reply = await ask_json(self.model, self.messages(batch), interpret_insights, INSIGHTS_SCHEMA,
-                                          self.max_tokens)
+            reply: Reply = await ask_json(self.model, self.messages(batch), interpret_insights,
+                                          insights_schema(self.max_new), self.max_tokens)
             sources = [t["source"] for t in batch]
             calls.append({"usage": reply.usage, "error": reply.error, "raw": reply.raw if reply.error else None,
                           "sources": [s["record_key"] for s in sources]})
@@ -169,7 +184,7 @@ def format_trace(number: int, trace: dict[str, Any]) -> str:
     if trace.get("stderr_tail") and trace["status"] != "passed":
         parts.append(f"Execution output (tail):\n{trace['stderr_tail'][-400:]}")
     for verdict in trace.get("verdicts") or []:
-        parts.append(f"Judge: {verdict}")
+        parts.append(f"Reviewer: {verdict}")
     return "\n".join(parts)
 
 
@@ -185,19 +200,22 @@ class CurationPolicy:
 class Curator:
     """Applies candidates and outcomes to the store, logging every operation."""
 
-    def __init__(self, store: MemoryStore, embedder: Embedder, policy: CurationPolicy, guard: LeakGuard) -> None:
+    def __init__(self, store: MemoryStore, embedder: Embedder, policy: CurationPolicy, guard: LeakGuard,
+                 screen: InsightScreen | None = None) -> None:
         self.store = store
         self.embedder = embedder
         self.policy = policy
         self.guard = guard
+        self.screen = screen
 
     def apply(self, candidates: Sequence[Candidate], references: dict[int, str], outcomes: dict[str, tuple[int, int]],
-              where: dict[str, int], check_leaks: bool = True) -> Counter:
+              where: dict[str, int], check_leaks: bool = True, problem_texts: dict[int, str] | None = None) -> Counter:
         """One curation step inside the caller's transaction: counters, then candidates, retirements, cap.
 
         `references` maps problem ids to reference code (candidates that restate one are rejected unless
-        `check_leaks` is off); `outcomes` maps insight ids to (helpful, harmful) increments; `where` is
-        `{epoch, round}` for the log. Returns the count of each operation.
+        `check_leaks` is off); `problem_texts` maps them to the problems' text for the screen (when the curator
+        has one); `outcomes` maps insight ids to (helpful, harmful) increments; `where` is `{epoch, round}` for
+        the log. Returns the count of each operation.
         """
         ops: list[dict[str, Any]] = []
         self._count_outcomes(outcomes, where, ops)
@@ -206,6 +224,13 @@ class Curator:
         retired = self.store.items(kind="insight", status="retired")
         retired_vectors = self._vectors(retired)
         for candidate in candidates:
+            screened = self._screened(candidate, problem_texts or {})
+            if screened:
+                ops.append({"op": "REJECT", "item_id": insight_id(candidate.title, candidate.content), **where,
+                            "detail": {"reason": f"screen: {screened}", "title": candidate.title,
+                                       "content": candidate.content, "library": candidate.library,
+                                       "api": list(candidate.apis)}})
+                continue
             leak = check_leaks and self._restates_a_solution(candidate, references)
             if leak:
                 ops.append({"op": "REJECT", "item_id": insight_id(candidate.title, candidate.content), **where,
@@ -273,6 +298,13 @@ class Curator:
                 self.store.set_status([i.id for i in items], "retired")
                 ops += [{"op": "RETIRE", "item_id": i.id, **where,
                          "detail": {"reason": reason, "helpful": i.helpful, "harmful": i.harmful}} for i in items]
+
+    def _screened(self, candidate: Candidate, problem_texts: dict[int, str]) -> str | None:
+        if self.screen is None:
+            return None
+        text = _searched_text(candidate.title, candidate.content, candidate.applies_when)
+        texts = [problem_texts[s["problem_id"]] for s in candidate.sources if s.get("problem_id") in problem_texts]
+        return self.screen.reason(candidate.library, candidate.apis, text, texts)
 
     def _restates_a_solution(self, candidate: Candidate, references: dict[int, str]) -> int | None:
         for source in candidate.sources:

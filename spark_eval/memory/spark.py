@@ -86,6 +86,7 @@ class SparkMemory:
         self._insight_items: dict[str, Item] = {}
         self.problems: dict[int, Problem] = {}
         self.health: list[dict[str, Any]] = []
+        self.screen: Any = None  # a screen.InsightScreen for the online learner's insights
 
     # -- the Memory protocol --------------------------------------------------------------------------
 
@@ -110,6 +111,11 @@ class SparkMemory:
             self.kb = load_knowledge_base(self.kb_cfg, raw_embedder)
         if self.experience == "paper_synthetic" and not self.store.get_meta("synthetic_done"):
             await self._write_synthetic_experience(problems)
+        if self.learns and self.learning["screen"]:
+            from spark_eval.memory.kb import load_api_names
+            from spark_eval.memory.screen import InsightScreen, harness_texts
+
+            self.screen = InsightScreen(load_api_names(self.kb_cfg), harness_texts())
         self._load_insights()
         if self.memory_dir:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
@@ -153,7 +159,9 @@ class SparkMemory:
                     self.store.log_ops([{"op": "REJECT", "item_id": None, **where,
                                          "detail": {"reason": f"learner reply unusable: {call['error']}",
                                                     "raw": (call["raw"] or "")[:2000], "sources": call["sources"]}}])
-            ops = self._curator().apply(candidates, self._references(traces), _outcomes(fresh), where)
+            texts = {t["problem_id"]: t["problem"] for t in traces}
+            ops = self._curator().apply(candidates, self._references(traces), _outcomes(fresh), where,
+                                        problem_texts=texts)
         self._load_insights()
         self._record_health(epoch, round_, len(traces), ops, _sum_usage(c["usage"] for c in calls), candidates=len(candidates),
                             unusable=sum(1 for c in calls if c["error"]))
@@ -235,7 +243,7 @@ class SparkMemory:
         c = self.learning
         policy = CurationPolicy(duplicate_threshold=c["duplicate_threshold"], retire_margin=c["retire_margin"],
                                 max_insights=c["max_insights"])
-        return Curator(self.store, self.embedder, policy, self.guard)
+        return Curator(self.store, self.embedder, policy, self.guard, self.screen)
 
     def _embedder_name(self) -> str:
         target = str(self._embedder_cfg.get("_target_", ""))
@@ -309,8 +317,9 @@ class SparkMemory:
     def _trace(self, record: dict[str, Any]) -> dict[str, Any]:
         problem = self.problems[record["problem_id"]]
         rec = record.get("recommendation") or {}
-        verdicts = [f"quality {j['score']}/5: {j.get('rationale', '')[:200]}" for j in record.get("judgments") or []
-                    if j.get("kind") == "quality" and j.get("score") is not None]
+        # a judge that saw the reference solution gives its score only: its words could carry the answer into memory
+        verdicts = [f"quality {j['score']}/5" + ("" if j["judge"].endswith("+ref") else f": {j.get('rationale', '')[:200]}")
+                    for j in record.get("judgments") or [] if j.get("kind") == "quality" and j.get("score") is not None]
         exec_result = record["exec"]
         return {
             "key": _trace_key(record),

@@ -9,9 +9,14 @@ from spark_eval.models.base import GenerationParams, Message, ModelConfigError
 from spark_eval.models.provider import ProviderModel, Reply
 from spark_eval.models.weights import resolve_weights, weights_available
 
+# One in-process model computes at a time, whichever it is: llama.cpp's threads spin while they wait, so two
+# models computing at once on the same cores (a coder and a judge of one run) each run several times slower
+# than alone. llama.cpp is not reentrant either, so this lock also covers one model's own requests.
+_COMPUTE = threading.Lock()
+
 
 class LocalModel(ProviderModel):
-    """A GGUF model run by llama.cpp in this process; one request at a time (llama.cpp is not reentrant).
+    """A GGUF model run by llama.cpp in this process; one request at a time across every such model.
 
     Structured replies use llama.cpp's JSON-schema constrained decoding.
 
@@ -43,7 +48,6 @@ class LocalModel(ProviderModel):
         except ImportError:
             raise ModelConfigError(f"{self.name} needs llama-cpp-python: run `make setup`") from None
         self._llm = None
-        self._lock = threading.Lock()
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "weights": self.weights.get("sha256") or self.weights.get("path")}
@@ -62,7 +66,7 @@ class LocalModel(ProviderModel):
         }
         if params.json_schema is not None:
             request["response_format"] = {"type": "json_object", "schema": params.json_schema}
-        with self._lock:
+        with _COMPUTE:
             out = self._load().create_chat_completion(**request)
         choice = out["choices"][0]
         return Reply(

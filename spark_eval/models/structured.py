@@ -67,9 +67,11 @@ def merge_usage(usage: dict[str, Any], more: dict[str, Any]) -> None:
 
 
 def add_usage(usage: dict[str, Any], completion: Completion) -> None:
-    """Add a completion's calls, cache hits, tokens, cost, latency and attempts to a usage account."""
+    """Add a completion's calls, cache hits, replies that ran to their token cap, tokens, cost, latency and
+    attempts to a usage account."""
     usage["calls"] = usage.get("calls", 0) + (0 if completion.cached else 1)
     usage["cached"] = usage.get("cached", 0) + int(completion.cached)
+    usage["capped"] = usage.get("capped", 0) + int(completion.finish_reason == "length")
     for name in ("input_tokens", "output_tokens", "cost_usd", "latency_s", "attempts"):
         if not completion.cached or name == "attempts":
             usage[name] = usage.get(name, 0) + getattr(completion, name)

@@ -59,7 +59,7 @@ def judged(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "quality_mean": {k: sum(v) / len(v) if v else None for k, v in present.items() if kinds[k] == "quality"},
         "helpfulness_bands": {k: {b: c / sum(n.values()) for b, c in n.items()} for k, n in bands.items()},
-        "judge_missing_rate": missing_rates(records),
+        "judge_missing_rate": missing_rates(records, label=lambda j: j["judge"]),
     }
 
 

@@ -120,6 +120,27 @@ def _status(record: dict[str, Any]) -> str:
     return (record.get("exec") or {}).get("status") or "none"
 
 
+def _advice(recommendation: dict[str, Any], leak: str) -> str:
+    """The memory's side of a record: the agent's search plan, the items it was shown (cited or not), the advice."""
+    parts = [f"<details open><summary>Memory: plan, items, advice{leak}</summary>"]
+    plan = recommendation.get("plan") or {}
+    if plan:
+        queries = "; ".join(str(q) for q in plan.get("queries") or [])
+        parts.append(f"<p>Plan: {escape(str(plan.get('intent') or '-'))} Library: {escape(str(plan.get('library')))}. "
+                     f"Queries: {escape(queries)}. Avoid: {escape(str(plan.get('avoid') or '-'))}</p>")
+    items = recommendation.get("items") or []
+    if items:
+        rows = [(str(i.get("id")), str(i.get("kind")), "cited" if i.get("cited") else "", "leak" if i.get("leak") else "")
+                for i in items]
+        parts.append(_html_table(("Item shown", "Kind", "Cited", "Overlaps reference"), rows, "llll"))
+    if recommendation.get("text"):
+        parts.append(f"<pre>{escape(str(recommendation['text']))}</pre>")
+    if recommendation.get("error"):
+        parts.append(f"<p>No advice: {escape(str(recommendation['error']))}</p>")
+    parts.append("</details>")
+    return "".join(parts)
+
+
 def _attempt(run: Any, record: dict[str, Any]) -> str:
     status, result = _status(record), record.get("exec") or {}
     parts = [f"<div class='run'><h4>{escape(run.label)} epoch {record['epoch']} repeat {record['repeat']}: "
@@ -127,10 +148,7 @@ def _attempt(run: Any, record: dict[str, Any]) -> str:
     recommendation = record.get("recommendation")
     if recommendation:
         leak = " (overlaps the reference code)" if recommendation.get("leak_flag") else ""
-        parts.append(f"<details><summary>Recommendation{leak}</summary>"
-                     f"<pre>{escape(str(recommendation.get('text') or ''))}</pre></details>")
-        if recommendation.get("error"):
-            parts.append(f"<p>No advice: {escape(str(recommendation['error']))}</p>")
+        parts.append(_advice(recommendation, leak))
     parts.append(f"<details><summary>Code</summary><pre>{escape(str(record.get('code') or ''))}</pre></details>")
     parts.append(f"<p>Execution: {escape(status)} {escape(str(result.get('error_type') or ''))} "
                  f"({float(result.get('duration_s') or 0):.2f} s)</p>")

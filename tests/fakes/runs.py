@@ -92,7 +92,10 @@ def synthetic_experiment(root: Path, models: Sequence[str], n: int, seed: int = 
 def _advice(problem_id: int, error: str | None) -> dict[str, Any]:
     if error is not None:
         return {"text": "", "plan": {}, "items": [], "leak_flag": False, "error": error}
-    return {"text": f"Use pandas <{problem_id}>", "plan": {}, "items": [], "leak_flag": False, "error": None}
+    plan = {"intent": f"reshape <{problem_id}>", "library": "Pandas", "queries": ["DataFrame.pivot", "melt"], "avoid": "loops"}
+    items = [{"id": "doc:pandas:pandas.DataFrame.pivot#overview", "kind": "doc", "score": 0.03, "cited": True},
+             {"id": "ins:0123", "kind": "insight", "score": 0.02, "cited": False, "leak": True}]
+    return {"text": f"Use pandas <{problem_id}>", "plan": plan, "items": items, "leak_flag": False, "error": None}
 
 
 def _judgment(judge: str, kind: str, score: float, band: str | None, repeat: int) -> dict[str, Any]:

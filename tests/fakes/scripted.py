@@ -20,12 +20,14 @@ class ScriptedModel:
         self.calls_log = calls_log
         self.fail_while = fail_while
         self.sent: list[list[dict]] = []
+        self.params: list[GenerationParams] = []
 
     def default_params(self, **overrides: Any) -> GenerationParams:
         return GenerationParams(**overrides)
 
     async def complete(self, messages: list[dict], params: GenerationParams) -> Completion:
         self.sent.append(messages)
+        self.params.append(params)
         if self.calls_log:
             with open(self.calls_log, "a") as f:
                 f.write(self.name + "\n")

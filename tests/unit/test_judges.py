@@ -16,10 +16,10 @@ from spark_eval.types import Recommendation
 from tests.conftest import compose_config
 from tests.fakes.scripted import ScriptedModel
 
-GOOD_QUALITY = '{"reasoning": "Vectorised and correct.", "score": 4}'
-GOOD_HELP = json.dumps({"criteria": {c: {"reason": "ok", "score": 4} for c in
-                                     ("completeness", "effectiveness", "generalization", "relevance", "explainability")},
-                        "reasoning": "Points at the right API.", "band": "good"})
+GOOD_QUALITY = '{"flaw": "none", "correct": true, "score": 4}'
+GOOD_HELP = json.dumps({"check": "Points at the right API.", "band": "good",
+                        "criteria": {c: 4 for c in
+                                     ("completeness", "effectiveness", "generalization", "relevance", "explainability")}})
 
 
 def test_quality_prompt_renders_every_rubric_level_and_the_reference_only_when_asked(problems):
@@ -44,7 +44,7 @@ def test_judges_are_blind_to_model_condition_and_recommendation(problems):
 
 @pytest.mark.parametrize("reply", [GOOD_QUALITY, f"```json\n{GOOD_QUALITY}\n```", f"Sure! Here it is: {GOOD_QUALITY} Hope it helps."])
 def test_good_and_wrapped_replies_parse(reply):
-    assert extract_json(reply) == {"reasoning": "Vectorised and correct.", "score": 4}
+    assert extract_json(reply) == {"flaw": "none", "correct": True, "score": 4}
 
 
 @pytest.mark.parametrize("reply, message", [('{"reasoning": "fine", "sco', "cut off"), ("I think it is a 4.", "no JSON"),
@@ -65,15 +65,18 @@ def test_unparsable_reply_is_retried_once_quoting_the_error(problems):
     model = ScriptedModel(replies=["I'd give it a four.", GOOD_QUALITY])
     verdict = asyncio.run(QualityJudge(model).grade(problems[0], "x = 1", None))
     assert (verdict.score, verdict.parse_error, verdict.version) == (4, None, QUALITY_VERSION)
+    assert verdict.criteria == {"correct": True} and verdict.rationale == "none"
     assert len(model.sent) == 2 and "no JSON object" in model.sent[1][-1]["content"]
     assert verdict.usage["calls"] == 2 and verdict.usage["input_tokens"] == 20
 
 
 def test_garbage_twice_is_missing_with_the_raw_reply_kept(problems):
-    model = ScriptedModel(replies=["no idea", '{"reasoning": "meh", "score": 9}'])
+    model = ScriptedModel(replies=["no idea", '{"flaw": "meh", "correct": false, "score": 9}'])
     verdict = asyncio.run(QualityJudge(model).grade(problems[0], "x = 1", None))
-    assert verdict.score is None and verdict.raw == '{"reasoning": "meh", "score": 9}'
+    assert verdict.score is None and verdict.raw == '{"flaw": "meh", "correct": false, "score": 9}'
     assert "must be an integer from 1 to 5" in verdict.parse_error and len(model.sent) == 2
+    unsure = ScriptedModel(replies=['{"flaw": "meh", "correct": "maybe", "score": 3}'])
+    assert '"correct" must be true or false' in asyncio.run(QualityJudge(unsure).grade(problems[0], "x", None)).parse_error
 
 
 def test_a_failed_call_is_an_outage_not_a_missing_verdict(problems):
@@ -88,6 +91,7 @@ def test_helpfulness_bands_and_criteria(problems):
     verdict = asyncio.run(judge.grade(problems[0], "x", Recommendation(text="use iloc")))
     assert (verdict.band, verdict.score, verdict.kind) == ("GOOD", 4, "helpfulness")
     assert set(verdict.criteria) == {"completeness", "effectiveness", "generalization", "relevance", "explainability"}
+    assert verdict.criteria["relevance"] == {"score": 4} and verdict.rationale == "Points at the right API."
     assert BANDS == ("EXTREMELY HELPFUL", "GOOD", "FAIR", "POOR", "HARMFUL")
     bad = HelpfulnessJudge(ScriptedModel(replies=[GOOD_HELP.replace('"good"', '"AMAZING"')]))
     assert "must be one of" in asyncio.run(bad.grade(problems[0], "x", Recommendation(text="r"))).parse_error
@@ -166,7 +170,8 @@ def test_rejudging_appends_verdicts_resumably_without_touching_completions(tmp_p
     assert [[j["score"] for j in r["judgments"]] for r in after] == [[3], [4]]  # 291 kept its journaled verdict
     assert not (tmp_path / "judgments.jsonl").exists()
     assert summary["quality_mean"] == {"quality/scripted": 3.5}
-    assert json.loads((tmp_path / "validity.json").read_text())["missing_rate"] == {"quality/scripted": 0.0}
+    # validity figures are per judge and rubric version
+    assert json.loads((tmp_path / "validity.json").read_text())["missing_rate"] == {"quality/scripted@quality-3": 0.0}
     judge_run(rejudge_cfg(tmp_path, ["!fail"]))  # nothing left to judge: no call is made
     assert [len(json.loads(line)["judgments"]) for line in (tmp_path / "records.jsonl").read_text().splitlines()] == [1, 1]
     manifest = json.loads((tmp_path / "manifest.json").read_text())

@@ -4,12 +4,13 @@ import json
 
 import pytest
 
-from spark_eval.memory.agent import RetrievalAgent, resolve_citations, search_libraries
+from spark_eval.memory.agent import RetrievalAgent, recommendation_reader, recommend_schema, search_libraries
 from spark_eval.memory.index import Hit
 from spark_eval.memory.leakage import LeakGuard, overlap
 from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, Learner, insight_id
 from spark_eval.memory.store import Item, SQLiteStore
 from spark_eval.models.base import ModelCallError
+from spark_eval.models.structured import ParseError
 from tests.fakes.embedder import HashEmbedder
 from tests.fakes.scripted import ScriptedModel
 
@@ -52,8 +53,7 @@ class FakeRecall:
 
 PLAN = json.dumps({"intent": "collect values per user", "library": "pandas",
                    "queries": ["groupby collect list", "Series.apply"], "avoid": "loops"})
-ADVICE = json.dumps({"recommendation": "Group by user, then apply(list).",
-                     "cited": ["pandas.DataFrame.groupby", "[ins:1]", "made-up"]})
+ADVICE = json.dumps({"cited": [1, "[3]", 9], "advice": "Group by user, then apply(list)."})
 
 
 def test_agent_plans_searches_and_cites(problems):
@@ -66,19 +66,27 @@ def test_agent_plans_searches_and_cites(problems):
     # the planned library first, then the others the problem's code imports
     assert all(libs == ("Pandas", "Numpy") and excl == ("Pandas/0",) for _, libs, excl, _ in recall.asked)
     cited = {i["id"] for i in rec.items if i["cited"]}
-    # a name without the id's prefix counts; an id it was not shown is not a citation
+    # items are cited by the numbers they were shown under; a number it was not shown is not a citation
+    assert [i["id"] for i in rec.items] == ["doc:pandas:pandas.DataFrame.groupby", "doc:pandas:pandas.Series.apply",
+                                            "ins:1"]
     assert cited == {"doc:pandas:pandas.DataFrame.groupby", "ins:1"}
     assert [len(q["hits"]) for q in rec.trace["queries"]] == [3, 3]
     assert rec.trace["usage"]["calls"] == 2
     second_prompt = model.sent[1][-1]["content"]
-    assert "[ins:1] (insight) Collect groups" in second_prompt and problems[0].prompt[:200] in second_prompt
+    assert "[3] (insight) Collect groups" in second_prompt and problems[0].prompt[:200] in second_prompt
+    assert model.params[1].json_schema["properties"]["cited"]["items"]["enum"] == [1, 2, 3]
 
 
-def test_citations_are_read_under_bare_names_and_import_aliases():
-    shown = ["doc:numpy:numpy.allclose#overview", "doc:pandas:pandas.DataFrame.groupby", "doc:matplotlib:matplotlib.pyplot.plot#parameters/p1", "ins:7"]
-    cited = ["np.allclose", "pd.DataFrame.groupby", "plt.plot", "[ins:7]", "np.cos", "numpy.ndarray", "np"]
-    assert resolve_citations(cited, shown) == set(shown)
-    assert resolve_citations(["npx.allclose", "allclose"], shown) == set()
+def test_citations_are_the_numbers_of_shown_items():
+    read = recommendation_reader(["doc:a", "doc:b", "ins:7"])
+    assert read({"cited": ["2", 2.0, "[3]", 7, "x"], "advice": "Use b."}) == {"text": "Use b.", "cited": ["doc:b", "ins:7"]}
+    with pytest.raises(ParseError, match="at least one item number from 1 to 3"):
+        read({"cited": [0, 4], "advice": "Use b."})
+    assert recommendation_reader([])({"cited": [], "advice": "Nothing found; use numpy.nanmean."})["cited"] == []
+    # the schema bounds what a constrained decoder can write: shown numbers only, at least one, short advice
+    schema = recommend_schema(3)
+    assert schema["properties"]["cited"]["minItems"] == 1 and schema["properties"]["advice"]["maxLength"] <= 600
+    assert recommend_schema(0)["properties"]["cited"]["maxItems"] == 0
 
 
 def test_search_libraries_take_the_plan_then_the_imports():
@@ -123,19 +131,21 @@ def trace(problem, status="failed", key="0/e0/r0"):
 
 
 INSIGHTS = json.dumps({"insights": [
-    {"title": "Collect groups into lists", "content": "After groupby, apply(list) gives one list per group.",
-     "tags": ["groupby"], "applies_when": "aggregating rows into lists", "library": "Pandas"},
-    {"title": "", "content": "dropped: no title", "tags": [], "applies_when": "", "library": "General"}]})
+    {"library": "Pandas", "api": ["DataFrame.groupby", "Series.apply"], "title": "Collect groups into lists",
+     "content": "After groupby, apply(list) gives one list per group.", "applies_when": "aggregating rows into lists"},
+    {"library": "General", "api": [], "title": "", "content": "dropped: no title", "applies_when": ""}]})
 
 
 def test_learner_shows_feedback_and_parses_insights(problems):
     model = ScriptedModel(replies=[INSIGHTS])
     candidates, calls = asyncio.run(Learner(model, traces_per_call=2).distill([trace(problems[0]), trace(problems[1])]))
     assert [c.title for c in candidates] == ["Collect groups into lists"] and candidates[0].library == "Pandas"
+    assert candidates[0].apis == ("DataFrame.groupby", "Series.apply") and candidates[0].tags == candidates[0].apis
     assert len(candidates[0].sources) == 2 and calls[0]["error"] is None
     prompt = model.sent[0][-1]["content"]
     assert "result: failed (AssertionError)" in prompt and "quality 2/5: misses the grouping" in prompt
-    assert "Never restate a problem's solution" in prompt
+    assert "Never restate a problem" in prompt
+    assert model.params[0].json_schema["properties"]["insights"]["maxItems"] == 2  # bounded: max_new, short fields
 
 
 def test_learner_reply_that_cannot_be_parsed_adds_nothing(problems):
@@ -220,3 +230,40 @@ def test_size_cap_retires_the_weakest_and_literal_solutions_are_rejected(curator
     ops = curator.apply([*cands, leak], {9: REFERENCE}, {}, WHERE)
     assert ops == {"ADD": 4, "RETIRE": 1, "REJECT": 1}
     assert curator.store.count(kind="insight") == 3
+
+
+API_NAMES = {"Pandas": ["pandas.DataFrame.groupby", "pandas.core.groupby.DataFrameGroupBy.agg", "pandas.melt"],
+             "Numpy": ["numpy.argsort", "numpy.nanmean", "numpy.ndarray.reshape"]}
+
+
+def test_the_screen_wants_a_documented_api_and_no_echo_of_the_harness():
+    from spark_eval.memory.screen import InsightScreen, harness_texts
+    from spark_eval.judge.quality import QUALITY_RUBRIC
+
+    screen = InsightScreen(API_NAMES, harness_texts())
+    ok = "Sort indices with np.argsort(a, kind='stable') to keep ties in order."
+    assert screen.apis("Numpy", [], ok) == ["np.argsort"]
+    assert screen.apis("Pandas", ["groupby"], "") == ["groupby"]  # a bare name the library documents
+    assert screen.apis("Pandas", [], "Call df.melt(id_vars=...) first.") == ["df.melt"]  # a method on a variable
+    assert screen.apis("Numpy", ["np.sortt", "pandas.melt"], "Use loops.") == []  # misspelt, or another library's
+    assert screen.apis(None, ["pandas.melt"], "") == ["pandas.melt"]  # General: any library's
+    assert screen.reason("Numpy", [], ok, []) is None
+    assert "names no API" in screen.reason("Numpy", [], "Be careful with the data and think about edge cases.", [])
+    rubric_echo = "numpy.argsort: " + QUALITY_RUBRIC.splitlines()[0]
+    assert "repeats the harness's prompts or rubrics" in screen.reason("Numpy", ["numpy.argsort"], rubric_echo, [])
+    problem = "I have a 2D array and I want the indices that would sort each row in descending order please"
+    copied = "numpy.argsort: I want the indices that would sort each row in descending order"
+    assert "restates its problem's text" in screen.reason("Numpy", [], copied, [problem])
+
+
+def test_curation_logs_what_the_screen_rejects(tmp_path):
+    from spark_eval.memory.screen import InsightScreen
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    curator = Curator(store, HashEmbedder(), CurationPolicy(), LeakGuard(), InsightScreen(API_NAMES, []))
+    good = candidate("Group then aggregate", "Use DataFrame.groupby(key).agg(list) to collect rows per key.", "1/e0/r0")
+    vague = candidate("Be careful", "Read the problem and test the code on edge cases.", "2/e0/r0")
+    assert curator.apply([good, vague], {}, {}, WHERE) == {"ADD": 1, "REJECT": 1}
+    rejected = store.ops()[-1]
+    assert rejected["detail"]["reason"].startswith("screen: names no API") and rejected["detail"]["title"] == "Be careful"
+    store.close()

@@ -147,6 +147,10 @@ def test_html_report_is_self_contained_and_escaped(paper_runs, tmp_path):
     assert html.count("<details><summary>#") == 5  # one per problem
     assert "<h2>Records per condition</h2>" in html and "paired sign-flip permutation test over origin" in html
     assert "<p>No advice: recommendation unusable</p>" in html and "<p>Error: APIStatusError: 503</p>" in html
+    # each Spark attempt shows the agent's plan, the items it was shown and which it cited, and the advice
+    assert "Plan: reshape &lt;" in html and "Queries: DataFrame.pivot; melt. Avoid: loops" in html
+    assert "<td class='l'>doc:pandas:pandas.DataFrame.pivot#overview</td><td class='l'>doc</td><td class='l'>cited</td>" in html
+    assert "<td class='l'>ins:0123</td><td class='l'>insight</td><td class='l'></td><td class='l'>leak</td>" in html
     assert "result = 0  # &lt;b&gt;&amp;" in html and "src='file:" not in html and "http" not in html
 
 

@@ -1,0 +1,120 @@
+"""Spark's loop on the embedded models: how often the agent and the learner give usable replies, what survives.
+
+    python bench/bench_loop.py                                   # 28 problems (4 per library), rounds of 4
+    python bench/bench_loop.py --agent local_1p5b --learner local_1p5b --out results/bench/loop-1p5b.json
+    python bench/bench_loop.py --run-dir results/bench_loop/<run>  # the figures of a run that exists
+
+Runs `python -m spark_eval experiment=demo` on a stratified set with `memory=spark_small` and no judge (the
+embedded coder answers with Spark's advice, DS-1000's tests grade it, the learner learns after each round), or
+reads a run directory that holds such a run. Prints per problem whether the plan and the advice were usable and
+cited a shown item, then:
+
+- agent: usable plan, usable advice, advice citing a shown item (shares of problems), replies that ran to their
+  token cap (share of calls), seconds per call;
+- learner: usable replies (share of calls), candidates proposed, what the screen and curation did with them
+  (ADD, MERGE, REJECT by reason), insights active at the end, and each of them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=28)
+    parser.add_argument("--agent", default="local")
+    parser.add_argument("--learner", default="local")
+    parser.add_argument("--round-size", type=int, default=4)
+    parser.add_argument("--run-dir", type=Path, default=None, help="report on this run instead of running one")
+    parser.add_argument("--out", type=Path, default=None, help="write the figures and rows as JSON")
+    args = parser.parse_args()
+    run_dir = args.run_dir or run_loop(args)
+    figures = loop_figures(run_dir)
+    print(json.dumps({k: v for k, v in figures.items() if k != "rows"}, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def run_loop(args: argparse.Namespace) -> Path:
+    name = f"bench_loop_{args.agent}_{args.learner}"
+    command = [sys.executable, "-m", "spark_eval", "experiment=demo", "hydra.mode=RUN", "memory=spark_small",
+               "judge=none", f"dataset.limit={args.limit}", f"pipeline.round_size={args.round_size}",
+               f"model@agent={args.agent}", f"model@learner={args.learner}", f"experiment_name={name}",
+               "pipeline.progress=false"]
+    print(" ".join(command[1:]), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+    found = sorted((ROOT / "results" / name).glob("*__spark__s*"))
+    if not found:
+        sys.exit(f"no run directory under results/{name}")
+    return found[-1]
+
+
+def agent_row(record: dict) -> dict:
+    """One problem's agent figures from its record."""
+    rec = record.get("recommendation") or {}
+    usage = (rec.get("trace") or {}).get("usage") or {}
+    return {"problem_id": record["problem_id"], "library": record["library"], "plan": bool(rec.get("plan")),
+            "advice": bool(rec.get("text")), "cites": any(i.get("cited") for i in rec.get("items") or []),
+            "calls": usage.get("calls", 0) + usage.get("cached", 0), "capped": usage.get("capped", 0),
+            "seconds": round(usage.get("latency_s", 0.0), 1), "output_tokens": usage.get("output_tokens", 0),
+            "error": rec.get("error")}
+
+
+def agent_rates(rows: list[dict]) -> dict:
+    n, calls = len(rows), sum(r["calls"] for r in rows)
+    share = lambda key: round(sum(1 for r in rows if r[key]) / n, 3) if n else None  # noqa: E731
+    return {"n": n, "plan_usable": share("plan"), "advice_usable": share("advice"), "cites_shown_item": share("cites"),
+            "calls": calls, "capped_calls": round(sum(r["capped"] for r in rows) / calls, 3) if calls else None,
+            "seconds_per_call": round(sum(r["seconds"] for r in rows) / calls, 1) if calls else None}
+
+
+def loop_figures(run_dir: Path) -> dict:
+    records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines() if line.strip()]
+    rows = [agent_row(r) for r in sorted(records, key=lambda r: r["problem_id"])]
+    print(f"{'id':>4} {'library':<11} {'plan':>4} {'advice':>6} {'cites':>5} {'capped':>6} {'s':>6}  error")
+    for r in rows:
+        print(f"{r['problem_id']:>4} {r['library']:<11} {r['plan']!s:>4} {r['advice']!s:>6} {r['cites']!s:>5}"
+              f" {r['capped']:>6} {r['seconds']:>6}  {r['error'] or ''}")
+    health = [json.loads(line) for line in (run_dir / "memory" / "health.jsonl").read_text().splitlines() if line.strip()]
+    ops = [json.loads(line) for line in (run_dir / "memory" / "final" / "ops.jsonl").read_text().splitlines()
+           if line.strip()]
+    insights = [json.loads(line) for line in (run_dir / "memory" / "final" / "insights.jsonl").read_text().splitlines()
+                if line.strip()]
+    usage = Counter()
+    for h in health:
+        usage.update({k: v for k, v in (h.get("usage") or {}).items() if isinstance(v, (int, float))})
+    calls = usage["calls"] + usage["cached"]
+    unusable = sum(h.get("unusable", 0) for h in health)
+    rejects = Counter(_reason(op["detail"].get("reason", "")) for op in ops if op["op"] == "REJECT")
+    active = [i for i in insights if i.get("status") == "active"]
+    learner = {
+        "rounds": len(health), "calls": calls,
+        "usable_replies": round((calls - unusable) / calls, 3) if calls else None,
+        "capped_calls": round(usage["capped"] / calls, 3) if calls else None,
+        "seconds_per_call": round(usage["latency_s"] / calls, 1) if calls else None,
+        "candidates": sum(h.get("candidates", 0) for h in health),
+        "ops": dict(Counter(op["op"] for op in ops)), "rejected_by_reason": dict(rejects),
+        "insights_active": len(active),
+        "insights": [{"library": i.get("library"), "title": i["title"], "content": i["content"]} for i in active],
+        "rejected": [{"reason": op["detail"].get("reason"), "title": op["detail"].get("title")}
+                     for op in ops if op["op"] == "REJECT"],
+    }
+    return {"run_dir": str(run_dir), "agent": agent_rates(rows), "learner": learner,
+            "passed": sum(1 for r in records if (r.get("exec") or {}).get("status") == "passed"), "rows": rows}
+
+
+def _reason(reason: str) -> str:
+    """A REJECT's reason without the specifics (the screen's quoted words, a parse error's details)."""
+    return reason.split(" (", 1)[0].split(":", 2)[0] if not reason.startswith("screen:") else reason.split(" (", 1)[0]
+
+
+if __name__ == "__main__":
+    main()
