@@ -4,9 +4,9 @@
     python bench/bench_agent.py --limit 7 --agent local_1p5b --out results/bench/agent.json
 
 Builds (or loads) the memory's documentation KB, then asks the agent for each problem's recommendation,
-without the coder. Prints per problem whether the plan and the advice were usable, whether the advice cites
-an item it was shown, output tokens and seconds; then the rates over the set, and how many replies ran to
-their token cap. Uses the response cache unless --no-cache.
+without the coder and without learning (bench/bench_loop.py runs the whole loop). Prints per problem whether
+the plan and the advice were usable, whether the advice cites an item it was shown, replies that ran to their
+token cap and model seconds; then the rates over the set. Uses the response cache unless --no-cache.
 """
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import argparse
 import asyncio
 import json
 import tempfile
-import time
+from dataclasses import asdict
 from pathlib import Path
+
+from bench_loop import agent_rates, agent_row
 
 from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset, select_problems
@@ -40,7 +42,7 @@ def main() -> None:
         memory = build_memory(cfg.memory, ModelPool(), Path(run_dir))
         rows = asyncio.run(_advise(memory, problems))
         memory.close()
-    rates = _rates(rows)
+    rates = agent_rates(rows)
     print(json.dumps(rates, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -51,30 +53,14 @@ def main() -> None:
 async def _advise(memory, problems) -> list[dict]:
     await memory.prepare(problems)
     rows = []
-    print(f"{'id':>4} {'library':<11} {'plan':>4} {'advice':>6} {'cites':>5} {'out tok':>7} {'s':>6}  error")
+    print(f"{'id':>4} {'library':<11} {'plan':>4} {'advice':>6} {'cites':>5} {'capped':>6} {'s':>6}  error")
     for problem in problems:
-        start = time.monotonic()
         rec = await memory.recommend(problem)
-        trace = rec.trace or {}
-        row = {
-            "problem_id": problem.problem_id, "library": problem.library,
-            "plan": bool(rec.plan), "advice": bool(rec.text), "cites": any(i.get("cited") for i in rec.items),
-            "output_tokens": (trace.get("usage") or {}).get("output_tokens", 0),
-            "cut_off": bool(rec.error and "cut off" in rec.error),  # the JSON ran past the token cap
-            "seconds": round(time.monotonic() - start, 1),
-            "error": rec.error,
-        }
+        row = agent_row({"problem_id": problem.problem_id, "library": problem.library, "recommendation": asdict(rec)})
         rows.append(row)
         print(f"{row['problem_id']:>4} {row['library']:<11} {row['plan']!s:>4} {row['advice']!s:>6} {row['cites']!s:>5}"
-              f" {row['output_tokens']:>7} {row['seconds']:>6}  {row['error'] or ''}")
+              f" {row['capped']:>6} {row['seconds']:>6}  {row['error'] or ''}", flush=True)
     return rows
-
-
-def _rates(rows: list[dict]) -> dict:
-    n = len(rows)
-    share = lambda key: round(sum(1 for r in rows if r[key]) / n, 3) if n else None  # noqa: E731
-    return {"n": n, "plan_usable": share("plan"), "advice_usable": share("advice"), "cites_shown_item": share("cites"),
-            "cut_off": share("cut_off"), "seconds_per_problem": round(sum(r["seconds"] for r in rows) / n, 1) if n else None}
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 
 Judges every recommendation of the file with the helpfulness judge of `judge=<name>` (the response cache makes a
 second pass free), then per problem ranks own against misleading and own against other by the judge's verdict:
-its band first, then the mean of its five criteria. Prints the share of problems where own ranks strictly above
+its score first (the band's, or the expected band score when the judge reads the bands' probabilities), then
+the mean of its five criteria when it gives them. Prints the share of problems where own ranks strictly above
 each (ties and missing verdicts count against), the band shares of each kind, missing verdicts and seconds
 per verdict.
 """
@@ -60,7 +61,7 @@ async def _judge_all(judge: HelpfulnessJudge, problems: dict, rows: list[dict]) 
     for row in rows:
         start = time.monotonic()
         verdict = await judge.grade(problems[row["problem_id"]], "", Recommendation(text=row["text"]))
-        criteria = [c["score"] for c in verdict.criteria.values()] if verdict.criteria else []
+        criteria = [c["score"] for c in verdict.criteria.values() if isinstance(c, dict) and "score" in c]
         out.append({"problem_id": row["problem_id"], "kind": row["kind"], "band": verdict.band,
                     "score": verdict.score, "criteria_mean": sum(criteria) / len(criteria) if criteria else None,
                     "check": verdict.rationale, "error": verdict.parse_error,

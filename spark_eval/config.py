@@ -193,6 +193,7 @@ class JudgeConfig:
     name: str = MISSING
     repeats: int = 1  # >1 judges the same item again (agreement between repeats)
     show_reference: bool = False  # the quality judge also sees DS-1000's reference solution
+    scoring: str = "auto"  # expected (probability-weighted, models that expose logits) | sampled | auto
     models: dict[str, Any] = field(default_factory=dict)  # model configs the panel refers to
     panel: list[Any] = field(default_factory=list)
 

@@ -56,10 +56,13 @@ Recommendation:
 {rubric}
 
 First check the recommendation: is it about this problem's task, and are the APIs and claims it makes
-right for it? Then choose the band and score the criteria. Reply with only this JSON object:
-{{"check": "<what is right or wrong about it, one sentence>", "band": "<one of {bands}>",
+right for it? Then choose the band. Reply with only this JSON object:
+{reply}"""
+
+SAMPLED_REPLY = """{{"check": "<what is right or wrong about it, one sentence>", "band": "<one of {bands}>",
 "criteria": {{"completeness": <1-5>, "effectiveness": <1-5>, "generalization": <1-5>, "relevance": <1-5>,
 "explainability": <1-5>}}}}"""
+EXPECTED_REPLY = '{{"band": "<one of {bands}>"}}'
 
 CHECK_CHARS = 200  # bounded, as every judge field
 _SCORE = {"type": "integer", "minimum": 1, "maximum": 5}
@@ -74,9 +77,12 @@ HELPFULNESS_SCHEMA = {
 }
 
 
-def helpfulness_messages(problem: Problem, recommendation: Recommendation) -> list[Message]:
+def helpfulness_messages(problem: Problem, recommendation: Recommendation, expected: bool = False) -> list[Message]:
+    """The helpfulness judge's prompt; the reply it asks for is the band alone when the band is read from the
+    model's probabilities (`expected`)."""
+    reply = (EXPECTED_REPLY if expected else SAMPLED_REPLY).format(bands=", ".join(BANDS))
     prompt = HELPFULNESS_PROMPT.format(problem=problem.prompt, recommendation=recommendation.text,
-                                       rubric=HELPFULNESS_RUBRIC, bands=", ".join(BANDS))
+                                       rubric=HELPFULNESS_RUBRIC, reply=reply)
     return [{"role": "system", "content": HELPFULNESS_SYSTEM}, {"role": "user", "content": prompt}]
 
 
@@ -85,20 +91,27 @@ class HelpfulnessJudge(LLMJudge):
 
     Args:
         model: the judge's ChatModel.
-        max_tokens: room for the reply (its fields are bounded well below it).
+        max_tokens: room for a sampled reply (its fields are bounded well below it).
+        scoring: see LLMJudge.
     """
 
     kind = "helpfulness"
     version = HELPFULNESS_VERSION
     schema = HELPFULNESS_SCHEMA
+    choice_prefix = '{"band": "'
+    choice_scores = {band: float(score) for band, score in BAND_SCORES.items()}
 
-    def __init__(self, model: ChatModel, max_tokens: int = 256) -> None:
-        super().__init__(model, max_tokens)
+    def __init__(self, model: ChatModel, max_tokens: int = 256, scoring: str = "auto") -> None:
+        super().__init__(model, max_tokens, scoring)
 
     def messages(self, problem: Problem, code: str, recommendation: Recommendation | None) -> list[Message] | None:
         if recommendation is None or not recommendation.text:  # no advice was given: nothing to judge
             return None
-        return helpfulness_messages(problem, recommendation)
+        return helpfulness_messages(problem, recommendation, self.expected)
+
+    def interpret_choices(self, probabilities: dict[str, float]) -> dict[str, Any]:
+        """The expected band score, and the most likely band."""
+        return {**super().interpret_choices(probabilities), "band": max(BANDS, key=lambda b: probabilities[b])}
 
     def interpret(self, reply: dict[str, Any]) -> dict[str, Any]:
         band = str(reply.get("band", "")).strip().upper()

@@ -9,20 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from spark_eval.judge.llm import LLMJudge
-from spark_eval.models.structured import ParseError, integer_in, text_field
+from spark_eval.models.structured import integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Problem, Recommendation
 
 QUALITY_VERSION = "quality-3"
 
 QUALITY_RUBRIC = """\
-5 - Correct, and idiomatic use of the library (vectorised, the right API); clear and concise.
+5 - Correct; idiomatic use of the library (vectorised, the right API); clear and concise.
 4 - Correct; minor issues only: a less idiomatic call, a small inefficiency, slightly unclear code.
-3 - Correct on the typical input but fragile (hard-coded values, wrong dtype handling) or clearly unidiomatic.
-2 - Not correct: a wrong result, a missing requirement or a wrong API or argument; some relevant ideas.
-1 - Not correct: would not run, empty, not code, or unrelated to the task."""
+3 - Correct on the typical input but misses an edge case the problem implies, or its correctness is doubtful.
+2 - Not correct: a different result, a missing step, a wrong API or argument; some relevant ideas.
+1 - Not correct: would raise an error, empty, not code, or unrelated to the task."""
 
-QUALITY_SYSTEM = "You are a strict reviewer of Python data-science code. You reply only with JSON."
+QUALITY_SYSTEM = "You are a careful reviewer of Python data-science code. You reply only with JSON."
 
 QUALITY_PROMPT = """\
 Grade the candidate solution to the programming problem below.
@@ -37,39 +37,41 @@ Candidate solution:
 {code}
 </candidate>
 
-First decide whether the candidate is correct: does it produce exactly what the problem asks{against}, on the
-inputs the problem describes? A wrong result, a missing step, a wrong API or argument, a name that is not
-defined, code that would raise an error, or no code at all make it not correct; style and variable names do
-not matter. Then grade it; a candidate that is not correct gets 2 or 1:
+Judge correctness first: does the candidate produce exactly the result the problem asks for{against}, on the
+inputs the problem describes? It may be written differently and still be correct. Then judge idiomatic use of
+the library, clarity and efficiency.
 {rubric}
 
-Reply with only this JSON object:
-{{"flaw": "<the main flaw in one sentence, or none>", "correct": <true or false>, "score": <integer 1-5>}}"""
+Reply with only this JSON object: {reply}"""
+
+SAMPLED_REPLY = '{{"flaw": "<the main flaw in one sentence, or none>", "score": <integer 1-5>}}'
+EXPECTED_REPLY = '{{"score": <integer 1-5>}}'
 
 REFERENCE_BLOCK = """
-A reference solution (correct; other correct answers may differ in style):
+A reference solution (correct; a correct candidate may be written differently):
 <reference>
 {reference}
 </reference>
 """
 
-# Every field is bounded: a small local judge otherwise repeats itself until its token cap and gives no score
+# Every field is bounded: a small judge otherwise repeats itself until its token cap and gives no score
 # (schema-constrained decoding closes the string at the bound; other providers take it as guidance).
 FLAW_CHARS = 200
 QUALITY_SCHEMA = {
     "type": "object",
-    "properties": {"flaw": {"type": "string", "maxLength": FLAW_CHARS}, "correct": {"type": "boolean"},
+    "properties": {"flaw": {"type": "string", "maxLength": FLAW_CHARS},
                    "score": {"type": "integer", "minimum": 1, "maximum": 5}},
-    "required": ["flaw", "correct", "score"],
+    "required": ["flaw", "score"],
 }
 
 
-def quality_messages(problem: Problem, code: str, show_reference: bool = False) -> list[Message]:
-    """The quality judge's prompt: problem and candidate only (plus the reference when asked)."""
+def quality_messages(problem: Problem, code: str, show_reference: bool = False, expected: bool = False) -> list[Message]:
+    """The quality judge's prompt: problem and candidate only (plus the reference when asked); the reply it asks
+    for is the score alone when the score is read from the model's probabilities (`expected`)."""
     reference = REFERENCE_BLOCK.format(reference=problem.reference_code) if show_reference else ""
-    against = " (the same result as the reference)" if show_reference else ""
+    against = " (the result of the reference)" if show_reference else ""
     prompt = QUALITY_PROMPT.format(problem=problem.prompt, reference=reference, code=code, rubric=QUALITY_RUBRIC,
-                                   against=against)
+                                   against=against, reply=(EXPECTED_REPLY if expected else SAMPLED_REPLY).format())
     return [{"role": "system", "content": QUALITY_SYSTEM}, {"role": "user", "content": prompt}]
 
 
@@ -79,25 +81,25 @@ class QualityJudge(LLMJudge):
     Args:
         model: the judge's ChatModel.
         show_reference: also show DS-1000's reference solution.
-        max_tokens: room for the reply (its fields are bounded well below it).
+        max_tokens: room for a sampled reply (its fields are bounded well below it).
+        scoring: see LLMJudge.
     """
 
     kind = "quality"
     version = QUALITY_VERSION
     schema = QUALITY_SCHEMA
+    choice_prefix = '{"score": '
+    choice_scores = {str(k): float(k) for k in range(1, 6)}
 
-    def __init__(self, model: ChatModel, show_reference: bool = False, max_tokens: int = 256) -> None:
-        super().__init__(model, max_tokens)
+    def __init__(self, model: ChatModel, show_reference: bool = False, max_tokens: int = 256,
+                 scoring: str = "auto") -> None:
+        super().__init__(model, max_tokens, scoring)
         self.show_reference = show_reference
         if show_reference:
             self.name += "+ref"
 
     def messages(self, problem: Problem, code: str, recommendation: Recommendation | None) -> list[Message]:
-        return quality_messages(problem, code, self.show_reference)  # the recommendation is never shown
+        return quality_messages(problem, code, self.show_reference, self.expected)  # never the recommendation
 
     def interpret(self, reply: dict[str, Any]) -> dict[str, Any]:
-        correct = reply.get("correct")
-        if not isinstance(correct, bool):
-            raise ParseError(f'"correct" must be true or false, got {correct!r}')
-        return {"rationale": text_field(reply, "flaw"), "criteria": {"correct": correct},
-                "score": integer_in(reply.get("score"), 1, 5, "score")}
+        return {"rationale": text_field(reply, "flaw"), "score": integer_in(reply.get("score"), 1, 5, "score")}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
@@ -29,6 +30,9 @@ class LocalModel(ProviderModel):
     """
 
     provider = "local"
+    choice_probabilities = True
+    """Can answer a `choices` request (GenerationParams.extra): how likely each option is to come next after the
+    conversation and a fixed start of the reply, read from the model's logits instead of sampled."""
 
     def __init__(
         self, weights: dict[str, Any], weights_dir: str, n_ctx: int = 8192, n_threads: int = 2, **kwargs: Any
@@ -56,6 +60,8 @@ class LocalModel(ProviderModel):
         return await asyncio.to_thread(self._generate, messages, params)
 
     def _generate(self, messages: list[Message], params: GenerationParams) -> Reply:
+        if "choices" in params.extra:
+            return self._choose(messages, params.extra["choices"])
         request: dict[str, Any] = {
             "messages": messages,
             "max_tokens": params.max_tokens,
@@ -76,6 +82,42 @@ class LocalModel(ProviderModel):
             output_tokens=out["usage"]["completion_tokens"],
             request_id=out.get("id"),
         )
+
+    def _choose(self, messages: list[Message], spec: dict[str, Any]) -> Reply:
+        """`{"probabilities": {option: p}}` of each option (by its first token) coming next after the chat template's
+        rendering of `messages` and the reply's start `spec["prefix"]`; nothing is sampled."""
+        import numpy as np
+        from llama_cpp import Llama
+
+        with _COMPUTE:
+            llm = self._load()
+            prompt = self._formatter()(messages=messages).prompt + spec["prefix"]
+            tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+            first = [llm.tokenize(str(o).encode(), add_bos=False, special=False)[0] for o in spec["options"]]
+            if len(set(first)) != len(first):
+                raise ModelConfigError(f"{self.name}: the options {spec['options']} do not start with distinct tokens")
+            reuse = min(Llama.longest_token_prefix(llm._input_ids.tolist(), tokens), len(tokens) - 1)
+            llm.n_tokens = reuse  # the KV cache of a shared start (the same problem judged again) is kept
+            llm.eval(tokens[reuse:])
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))[first].astype(np.float64)
+        weights = np.exp(logits - logits.max())
+        probabilities = {str(o): round(float(w), 6) for o, w in zip(spec["options"], weights / weights.sum())}
+        return Reply(text=json.dumps({"probabilities": probabilities}), finish_reason="choices",
+                     input_tokens=len(tokens), output_tokens=0)
+
+    def _formatter(self) -> Any:
+        """The weights' own chat template, as llama.cpp's chat completion renders it."""
+        if getattr(self, "_chat_formatter", None) is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llm = self._load()
+            template = llm.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise ModelConfigError(f"{self.name}: the weights carry no chat template, needed for choice probabilities")
+            text = lambda token: llm.detokenize([token], special=True).decode(errors="ignore") if token >= 0 else ""  # noqa: E731
+            self._chat_formatter = Jinja2ChatFormatter(template=template, eos_token=text(llm.token_eos()),
+                                                       bos_token=text(llm.token_bos()))
+        return self._chat_formatter
 
     def _load(self) -> Any:
         if self._llm is None:

@@ -50,6 +50,10 @@ class ProviderModel(abc.ABC):
 
     provider = "base"
 
+    choice_probabilities = False
+    """Whether a `choices` request (GenerationParams.extra `{"prefix", "options"}`) is answered with the probability
+    of each option instead of a sampled reply (in-process models that expose their logits)."""
+
     batch_size: int | None = None
     """How many requests this model wants in flight at once, because it answers them as one batch (vLLM);
     None: whatever concurrency the caller chooses."""

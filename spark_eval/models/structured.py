@@ -60,6 +60,26 @@ async def ask_json(
     return reply
 
 
+async def ask_choices(model: ChatModel, messages: list[Message], prefix: str, options: list[str],
+                      repeat: int = 0) -> Reply[dict[str, float]]:
+    """How likely each option is to start the reply after `prefix` (the reply's fixed start, e.g. `{"score": `), from a
+    model that reads it off its logits (`model.choice_probabilities`); nothing is sampled, so nothing can be cut
+    off. The reply is JSON like any other and read by the same parser."""
+    params = model.default_params(max_tokens=1, repeat=repeat, extra={"choices": {"prefix": prefix, "options": options}})
+    reply: Reply[dict[str, float]] = Reply()
+    completion = await model.complete(messages, params)
+    add_usage(reply.usage, completion)
+    reply.raw = completion.text
+    try:
+        found = extract_json(reply.raw).get("probabilities")
+        if not isinstance(found, dict) or set(found) != set(options):
+            raise ParseError(f'"probabilities" must give each of {options}')
+        reply.value = {o: float(found[o]) for o in options}
+    except ParseError as e:
+        reply.error = str(e)
+    return reply
+
+
 def merge_usage(usage: dict[str, Any], more: dict[str, Any]) -> None:
     """Add another usage account into `usage`."""
     for key, value in more.items():

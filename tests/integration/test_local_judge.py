@@ -21,12 +21,12 @@ def test_embedded_judge_grades_a_run(tmp_path, grading_python):
     records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     verdicts = [j for r in records for j in r["judgments"]]
     assert [j["kind"] for j in verdicts] == ["quality", "quality"]  # no recommendation: no helpfulness verdict
-    for j in verdicts:  # a verdict, not a missing value: each answer is graded 1-5 with a rationale
-        assert j["version"] == QUALITY_VERSION and j["usage"]["output_tokens"] > 0
-        assert j["score"] in (1, 2, 3, 4, 5) and j["rationale"] and j["parse_error"] is None, j
-    assert summary["judge_missing_rate"] == {"quality/qwen2.5-coder-1.5b": 0.0}
+    for j in verdicts:  # a verdict, not a missing value: the expected score over the five scores' probabilities
+        assert j["version"] == QUALITY_VERSION + "-expected" and j["parse_error"] is None, j
+        assert 1 <= j["score"] <= 5 and sum(j["criteria"]["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    assert summary["judge_missing_rate"] == {"quality/qwen2.5-coder-1.5b+ref": 0.0}  # the local judge sees the reference
     validity = json.loads((tmp_path / "run" / "validity.json").read_text())
-    assert "quality/qwen2.5-coder-1.5b" in json.dumps(validity)
+    assert f"quality/qwen2.5-coder-1.5b+ref@{QUALITY_VERSION}-expected" in validity["missing_rate"]
 
 
 def test_embedded_helpfulness_judge_grades_a_recommendation(problems):
@@ -39,6 +39,8 @@ def test_embedded_helpfulness_judge_grades_a_recommendation(problems):
 
     model = instantiate(compose_config("model=local_1p5b", "model.cache_path=null").model)
     advice = Recommendation(text="`a.shape` gives the dimensions of a NumPy array as a tuple; assign it to `result`.")
-    verdict = asyncio.run(HelpfulnessJudge(model).grade(problems[291], "", advice))
+    verdict = asyncio.run(HelpfulnessJudge(model, scoring="sampled").grade(problems[291], "", advice))
     assert verdict.parse_error is None and verdict.band in BANDS and verdict.score in (1, 2, 3, 4, 5)
-    assert len(verdict.criteria) == 5 and verdict.rationale
+    assert len(verdict.criteria) == 5 and verdict.rationale and verdict.usage["capped"] == 0  # bounded fields
+    expected = asyncio.run(HelpfulnessJudge(model).grade(problems[291], "", advice))  # read off the logits
+    assert expected.band in BANDS and 1 <= expected.score <= 5 and expected.usage["output_tokens"] == 0

@@ -11,9 +11,9 @@ from tests.conftest import compose_config
 
 IDS = [291, 292, 293, 294]  # round 0: families Numpy/0, Numpy/1; round 1: Numpy/1 twice
 AGENT_REPLY = json.dumps({"intent": "shape of an array", "library": "Numpy", "queries": ["array shape", "nan"],
-                          "avoid": "", "recommendation": "Use the array's attributes.", "cited": []})
-LEARNER_REPLY = json.dumps({"insights": [{"title": "NaN handling", "content": "np.isnan gives a mask of NaNs.",
-                                          "tags": ["nan"], "applies_when": "arrays with NaN", "library": "Numpy"}]})
+                          "avoid": "", "advice": "Use the array's attributes.", "cited": [1]})
+LEARNER_REPLY = json.dumps({"insights": [{"library": "Numpy", "api": ["numpy.isnan"], "title": "NaN handling",
+                                          "content": "np.isnan gives a mask of NaNs.", "applies_when": "arrays with NaN"}]})
 
 
 def memory_cfg(grading_python, *overrides, agent=AGENT_REPLY, learner=LEARNER_REPLY):
@@ -46,7 +46,7 @@ def test_online_learning_over_rounds_and_epochs(tmp_path, grading_python):
     first, second = records["291/e0/r0"], records["293/e0/r0"]
     assert first["recommendation"]["text"] == "Use the array's attributes." and first["memory"] == "experience_only"
     assert first["memory_hash"] != second["memory_hash"]  # round 1 saw what round 0 taught
-    assert first["versions"]["agent"] == "agent-5" and first["versions"]["learner"] == "learner-1"
+    assert first["versions"]["agent"] == "agent-6" and first["versions"]["learner"] == "learner-2"
     # the insight came from 291 and 292 (families Numpy/0 and Numpy/1): 293 and 294 (Numpy/1) never see it,
     # 291 (Numpy/0) does not either; nothing else is there to retrieve
     assert all(not r["recommendation"]["items"] for r in records.values())

@@ -65,7 +65,7 @@ def test_unparsable_reply_is_retried_once_quoting_the_error(problems):
     model = ScriptedModel(replies=["I'd give it a four.", GOOD_QUALITY])
     verdict = asyncio.run(QualityJudge(model).grade(problems[0], "x = 1", None))
     assert (verdict.score, verdict.parse_error, verdict.version) == (4, None, QUALITY_VERSION)
-    assert verdict.criteria == {"correct": True} and verdict.rationale == "none"
+    assert verdict.rationale == "none"
     assert len(model.sent) == 2 and "no JSON object" in model.sent[1][-1]["content"]
     assert verdict.usage["calls"] == 2 and verdict.usage["input_tokens"] == 20
 
@@ -75,8 +75,6 @@ def test_garbage_twice_is_missing_with_the_raw_reply_kept(problems):
     verdict = asyncio.run(QualityJudge(model).grade(problems[0], "x = 1", None))
     assert verdict.score is None and verdict.raw == '{"flaw": "meh", "correct": false, "score": 9}'
     assert "must be an integer from 1 to 5" in verdict.parse_error and len(model.sent) == 2
-    unsure = ScriptedModel(replies=['{"flaw": "meh", "correct": "maybe", "score": 3}'])
-    assert '"correct" must be true or false' in asyncio.run(QualityJudge(unsure).grade(problems[0], "x", None)).parse_error
 
 
 def test_a_failed_call_is_an_outage_not_a_missing_verdict(problems):
@@ -162,19 +160,46 @@ def rejudge_cfg(tmp_path, replies):
 def test_rejudging_appends_verdicts_resumably_without_touching_completions(tmp_path, problems):
     before = make_run(tmp_path, problems)
     (tmp_path / "judgments.jsonl").write_text(json.dumps({"key": "291/e0/r0", "judgment": {
-        "judge": "quality/scripted", "kind": "quality", "score": 3, "version": QUALITY_VERSION, "repeat": 0}}) + "\n"
+        "judge": "quality/scripted+ref", "kind": "quality", "score": 3, "version": QUALITY_VERSION, "repeat": 0}}) + "\n"
         + '{"key": "292/e0/r0", "judgm')  # a pass killed while writing its second verdict
     summary = judge_run(rejudge_cfg(tmp_path, [GOOD_QUALITY]))
     after = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert [r["completion"] for r in after] == [r["completion"] for r in before]
     assert [[j["score"] for j in r["judgments"]] for r in after] == [[3], [4]]  # 291 kept its journaled verdict
     assert not (tmp_path / "judgments.jsonl").exists()
-    assert summary["quality_mean"] == {"quality/scripted": 3.5}
+    assert summary["quality_mean"] == {"quality/scripted+ref": 3.5}  # judge=local shows the reference
     # validity figures are per judge and rubric version
-    assert json.loads((tmp_path / "validity.json").read_text())["missing_rate"] == {"quality/scripted@quality-3": 0.0}
+    assert json.loads((tmp_path / "validity.json").read_text())["missing_rate"] == {"quality/scripted+ref@quality-3": 0.0}
     judge_run(rejudge_cfg(tmp_path, ["!fail"]))  # nothing left to judge: no call is made
     assert [len(json.loads(line)["judgments"]) for line in (tmp_path / "records.jsonl").read_text().splitlines()] == [1, 1]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [p["verdicts_added"] for p in manifest["judge_passes"]] == [1, 0]
     # the judges' spending is updated; what the run's memory spent (only in the manifest) is kept
     assert manifest["ledger"]["learner"] == {"calls": 2} and manifest["ledger"]["judge"]["calls"] == 1
+
+
+class ChoosingModel(ScriptedModel):
+    """A scripted model that answers `choices` requests, as the embedded models do from their logits."""
+
+    choice_probabilities = True
+
+
+def test_expected_scoring_reads_the_probabilities_of_each_score(problems):
+    probabilities = {"1": 0.1, "2": 0.2, "3": 0.1, "4": 0.2, "5": 0.4}
+    model = ChoosingModel(replies=[json.dumps({"probabilities": probabilities})])
+    judge = QualityJudge(model, show_reference=True)
+    verdict = asyncio.run(judge.grade(problems[291], "result = a.shape", None))
+    assert verdict.score == pytest.approx(0.1 + 0.4 + 0.3 + 0.8 + 2.0) and verdict.version == QUALITY_VERSION + "-expected"
+    assert verdict.criteria == {"probabilities": probabilities} and verdict.parse_error is None
+    params = model.params[0]
+    assert params.extra["choices"] == {"prefix": '{"score": ', "options": ["1", "2", "3", "4", "5"]}
+    assert '{"score": <integer 1-5>}' in model.sent[0][-1]["content"] and '"flaw"' not in model.sent[0][-1]["content"]
+    assert QualityJudge(model, scoring="sampled").version == QUALITY_VERSION
+    with pytest.raises(ValueError, match="cannot give option probabilities"):
+        QualityJudge(ScriptedModel(), scoring="expected")
+    bands = {"EXTREMELY HELPFUL": 0.1, "GOOD": 0.6, "FAIR": 0.1, "POOR": 0.1, "HARMFUL": 0.1}
+    helpful = HelpfulnessJudge(ChoosingModel(replies=[json.dumps({"probabilities": bands})]))
+    verdict = asyncio.run(helpful.grade(problems[0], "", Recommendation(text="use iloc")))
+    assert verdict.band == "GOOD" and verdict.score == pytest.approx(0.5 + 2.4 + 0.3 + 0.2 + 0.1)
+    broken = QualityJudge(ChoosingModel(replies=['{"probabilities": {"1": 1.0}}']))
+    assert broken.expected and asyncio.run(broken.grade(problems[0], "x", None)).score is None
