@@ -13,7 +13,7 @@ from spark_eval.models.structured import integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Problem, Recommendation
 
-QUALITY_VERSION = "quality-3"
+QUALITY_VERSION = "quality-4"
 
 QUALITY_RUBRIC = """\
 5 - Correct; idiomatic use of the library (vectorised, the right API); clear and concise.
@@ -38,8 +38,11 @@ Candidate solution:
 </candidate>
 
 Judge correctness first: does the candidate produce exactly the result the problem asks for{against}, on the
-inputs the problem describes? It may be written differently and still be correct. Then judge idiomatic use of
-the library, clarity and efficiency.
+inputs the problem describes? It may be written differently and still be correct. The candidate is run exactly
+as written, in place of the solution, with the problem's variables already set: prose that is not code, a call
+to a function the problem does not define (such as load_data()), an import of a name that does not exist, or
+overwriting the problem's inputs with example values make it not correct. Then judge idiomatic use of the
+library, clarity and efficiency.
 {rubric}
 
 Reply with only this JSON object: {reply}"""

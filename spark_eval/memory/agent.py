@@ -145,9 +145,9 @@ def _item_number(value: Any) -> int | None:
     """3, 3.0, "3" and "[3]" are item 3."""
     try:
         number = float(str(value).strip().strip("[]"))
-    except ValueError:
+        return int(number) if number == int(number) else None
+    except (ValueError, OverflowError):  # not a number, nan, inf
         return None
-    return int(number) if number == int(number) else None
 
 
 class RetrievalAgent:

@@ -318,7 +318,8 @@ class SparkMemory:
         problem = self.problems[record["problem_id"]]
         rec = record.get("recommendation") or {}
         # a judge that saw the reference solution gives its score only: its words could carry the answer into memory
-        verdicts = [f"quality {j['score']}/5" + ("" if j["judge"].endswith("+ref") else f": {j.get('rationale', '')[:200]}")
+        verdicts = [f"quality {j['score']:.1f}/5" + ("" if j["judge"].endswith("+ref") or not j.get("rationale")
+                                                  else f": {j['rationale'][:200]}")
                     for j in record.get("judgments") or [] if j.get("kind") == "quality" and j.get("score") is not None]
         exec_result = record["exec"]
         return {

@@ -169,7 +169,7 @@ def test_rejudging_appends_verdicts_resumably_without_touching_completions(tmp_p
     assert not (tmp_path / "judgments.jsonl").exists()
     assert summary["quality_mean"] == {"quality/scripted+ref": 3.5}  # judge=local shows the reference
     # validity figures are per judge and rubric version
-    assert json.loads((tmp_path / "validity.json").read_text())["missing_rate"] == {"quality/scripted+ref@quality-3": 0.0}
+    assert json.loads((tmp_path / "validity.json").read_text())["missing_rate"] == {f"quality/scripted+ref@{QUALITY_VERSION}": 0.0}
     judge_run(rejudge_cfg(tmp_path, ["!fail"]))  # nothing left to judge: no call is made
     assert [len(json.loads(line)["judgments"]) for line in (tmp_path / "records.jsonl").read_text().splitlines()] == [1, 1]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
@@ -203,3 +203,14 @@ def test_expected_scoring_reads_the_probabilities_of_each_score(problems):
     assert verdict.band == "GOOD" and verdict.score == pytest.approx(0.5 + 2.4 + 0.3 + 0.2 + 0.1)
     broken = QualityJudge(ChoosingModel(replies=['{"probabilities": {"1": 1.0}}']))
     assert broken.expected and asyncio.run(broken.grade(problems[0], "x", None)).score is None
+
+
+def test_validity_groups_verdicts_by_rubric_version():
+    rows = [record("a", "passed", {("q", 0): 5}), record("b", "failed", {("q", 0): 2})]
+    for row, (score, version) in zip(rows, ((3, "quality-2"), (4, "quality-2"))):
+        row["judgments"][0]["version"] = "quality-3"
+        row["judgments"].append({"judge": "q", "kind": "quality", "score": score, "repeat": 0, "version": version})
+    report = validity_report(rows)
+    assert report["vs_execution"]["q@quality-3"]["auroc"] == 1.0  # the new rubric separates them
+    assert report["vs_execution"]["q@quality-2"]["auroc"] == 0.0  # the old one, on the same records, does not
+    assert set(report["missing_rate"]) == {"q@quality-3", "q@quality-2"}

@@ -79,7 +79,7 @@ def test_agent_plans_searches_and_cites(problems):
 
 def test_citations_are_the_numbers_of_shown_items():
     read = recommendation_reader(["doc:a", "doc:b", "ins:7"])
-    assert read({"cited": ["2", 2.0, "[3]", 7, "x"], "advice": "Use b."}) == {"text": "Use b.", "cited": ["doc:b", "ins:7"]}
+    assert read({"cited": ["2", 2.0, "[3]", 7, "x", "nan", 1e999], "advice": "Use b."}) == {"text": "Use b.", "cited": ["doc:b", "ins:7"]}
     with pytest.raises(ParseError, match="at least one item number from 1 to 3"):
         read({"cited": [0, 4], "advice": "Use b."})
     assert recommendation_reader([])({"cited": [], "advice": "Nothing found; use numpy.nanmean."})["cited"] == []
