@@ -65,20 +65,26 @@ def quality_vs_execution(records: list[dict[str, Any]], judge: str, repeat: int 
 
 
 def agreement(a: list[float | None], b: list[float | None]) -> dict[str, Any]:
-    """Krippendorff's alpha (ordinal, 1-5; missing values allowed) and quadratic-weighted Cohen's kappa."""
+    """Krippendorff's alpha and quadratic-weighted Cohen's kappa (missing values allowed). On 1-5 integer scores
+    alpha is ordinal; when either rater gives continuous scores (expected scores) alpha is interval and kappa is
+    taken on the scores rounded to the nearest level (`scale` says which)."""
     import krippendorff
     from sklearn.metrics import cohen_kappa_score
 
     data = np.array([[np.nan if x is None else x for x in a], [np.nan if x is None else x for x in b]], dtype=float)
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
-    out: dict[str, Any] = {"n_pairs": len(pairs), "krippendorff_alpha": None, "qwk": None}
+    continuous = any(float(v) != int(v) for pair in pairs for v in pair)
+    out: dict[str, Any] = {"n_pairs": len(pairs), "krippendorff_alpha": None, "qwk": None,
+                           "scale": "interval" if continuous else "ordinal"}
     if len(pairs) >= 2 and len({v for pair in pairs for v in pair}) > 1:
-        out["krippendorff_alpha"] = float(
-            krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4, 5])
-        )
+        if continuous:
+            out["krippendorff_alpha"] = float(krippendorff.alpha(reliability_data=data, level_of_measurement="interval"))
+        else:
+            out["krippendorff_alpha"] = float(
+                krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4, 5]))
         x, y = zip(*pairs)
-        out["qwk"] = float(cohen_kappa_score([int(v) for v in x], [int(v) for v in y], weights="quadratic",
-                                             labels=[1, 2, 3, 4, 5]))
+        out["qwk"] = float(cohen_kappa_score([int(round(v)) for v in x], [int(round(v)) for v in y],
+                                             weights="quadratic", labels=[1, 2, 3, 4, 5]))
     return out
 
 

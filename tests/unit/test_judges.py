@@ -214,3 +214,10 @@ def test_validity_groups_verdicts_by_rubric_version():
     assert report["vs_execution"]["q@quality-3"]["auroc"] == 1.0  # the new rubric separates them
     assert report["vs_execution"]["q@quality-2"]["auroc"] == 0.0  # the old one, on the same records, does not
     assert set(report["missing_rate"]) == {"q@quality-3", "q@quality-2"}
+
+
+def test_agreement_on_expected_scores_is_interval_and_kappa_on_rounded_levels():
+    out = agreement([4.6, 3.2, 1.4, 2.5], [4.4, 3.4, 1.6, 2.6])
+    assert out["scale"] == "interval" and out["krippendorff_alpha"] > 0.9
+    assert out["qwk"] == pytest.approx(agreement([5, 3, 1, 2], [4, 3, 2, 3])["qwk"])  # 2.5 rounds to 2 (half to even)
+    assert agreement([1, 2, 3], [1, 2, 3])["scale"] == "ordinal"
