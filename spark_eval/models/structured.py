@@ -104,8 +104,8 @@ def extract_json(text: str) -> dict[str, Any]:
     if 0 <= start < end:
         candidates.append(text[start : end + 1])
     for candidate in candidates:
-        try:
-            value = json.loads(candidate)
+        try:  # raw newlines and tabs inside strings are accepted: small models write them
+            value = json.loads(candidate, strict=False)
         except json.JSONDecodeError:
             continue
         if isinstance(value, dict):

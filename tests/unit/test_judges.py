@@ -221,3 +221,7 @@ def test_agreement_on_expected_scores_is_interval_and_kappa_on_rounded_levels():
     assert out["scale"] == "interval" and out["krippendorff_alpha"] > 0.9
     assert out["qwk"] == pytest.approx(agreement([5, 3, 1, 2], [4, 3, 2, 3])["qwk"])  # 2.5 rounds to 2 (half to even)
     assert agreement([1, 2, 3], [1, 2, 3])["scale"] == "ordinal"
+
+
+def test_raw_newlines_inside_strings_are_read():
+    assert extract_json('{"intent": "min and max:\n\n- dates", "score": 3}') == {"intent": "min and max:\n\n- dates", "score": 3}
