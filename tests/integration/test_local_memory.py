@@ -37,5 +37,11 @@ def test_spark_on_the_embedded_model(tmp_path, grading_python):
     assert agent["calls"] + agent.get("cached", 0) >= 4  # a plan and advice per problem (replies may be cached)
     health = [json.loads(line) for line in (tmp_path / "run" / "memory" / "health.jsonl").read_text().splitlines()]
     assert [h["round"] for h in health] == [0, 1]  # the learner ran after each round
-    assert sum(h["ops"].get("ADD", 0) for h in health) >= 1 and manifest["memory"]["insights"] >= 1  # and taught
+    # the learner proposed lessons and curation decided on each, visibly: added, or rejected with its reason
+    ops = [json.loads(line) for line in (tmp_path / "run" / "memory" / "final" / "ops.jsonl").read_text().splitlines()]
+    assert sum(h.get("candidates", 0) for h in health) >= 1, health
+    decided = [op for op in ops if op["op"] in ("ADD", "MERGE", "REJECT") and op["item_id"]]
+    assert 1 <= len(decided) <= sum(h.get("candidates", 0) for h in health), ops
+    assert all(op["detail"].get("reason") for op in decided if op["op"] == "REJECT")
+    assert manifest["memory"]["insights"] == sum(1 for op in ops if op["op"] == "ADD")
     assert (tmp_path / "run" / "memory" / "epoch0" / "insights.jsonl").is_file()
