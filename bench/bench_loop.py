@@ -10,7 +10,7 @@ reads a run directory that holds such a run. Prints per problem whether the plan
 cited a shown item, then:
 
 - agent: usable plan, usable advice, advice citing a shown item (shares of problems), replies that ran to their
-  token cap (share of calls), seconds per call;
+  token cap (share of calls), model seconds per call (replies from the response cache not counted);
 - learner: usable replies (share of calls), candidates proposed, what the screen and curation did with them
   (ADD, MERGE, REJECT by reason), insights active at the end, and each of them.
 """
@@ -63,17 +63,18 @@ def agent_row(record: dict) -> dict:
     usage = (rec.get("trace") or {}).get("usage") or {}
     return {"problem_id": record["problem_id"], "library": record["library"], "plan": bool(rec.get("plan")),
             "advice": bool(rec.get("text")), "cites": any(i.get("cited") for i in rec.get("items") or []),
-            "calls": usage.get("calls", 0) + usage.get("cached", 0), "capped": usage.get("capped", 0),
+            "calls": usage.get("calls", 0) + usage.get("cached", 0), "model_calls": usage.get("calls", 0),
+            "capped": usage.get("capped", 0),
             "seconds": round(usage.get("latency_s", 0.0), 1), "output_tokens": usage.get("output_tokens", 0),
             "error": rec.get("error")}
 
 
 def agent_rates(rows: list[dict]) -> dict:
-    n, calls = len(rows), sum(r["calls"] for r in rows)
+    n, calls, model_calls = len(rows), sum(r["calls"] for r in rows), sum(r["model_calls"] for r in rows)
     share = lambda key: round(sum(1 for r in rows if r[key]) / n, 3) if n else None  # noqa: E731
     return {"n": n, "plan_usable": share("plan"), "advice_usable": share("advice"), "cites_shown_item": share("cites"),
             "calls": calls, "capped_calls": round(sum(r["capped"] for r in rows) / calls, 3) if calls else None,
-            "seconds_per_call": round(sum(r["seconds"] for r in rows) / calls, 1) if calls else None}
+            "seconds_per_call": round(sum(r["seconds"] for r in rows) / model_calls, 1) if model_calls else None}
 
 
 def loop_figures(run_dir: Path) -> dict:
@@ -99,7 +100,7 @@ def loop_figures(run_dir: Path) -> dict:
         "rounds": len(health), "calls": calls,
         "usable_replies": round((calls - unusable) / calls, 3) if calls else None,
         "capped_calls": round(usage["capped"] / calls, 3) if calls else None,
-        "seconds_per_call": round(usage["latency_s"] / calls, 1) if calls else None,
+        "seconds_per_call": round(usage["latency_s"] / usage["calls"], 1) if usage["calls"] else None,
         "candidates": sum(h.get("candidates", 0) for h in health),
         "ops": dict(Counter(op["op"] for op in ops)), "rejected_by_reason": dict(rejects),
         "insights_active": len(active),
