@@ -33,11 +33,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recs", type=Path, help="the JSON lines of scripts/make_misleading_recommendations.py")
     parser.add_argument("--judge", default="local")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N problems of the file")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     cfg = compose_config(f"judge={args.judge}")
     problems = {p.problem_id: p for p in read_dataset(cfg.dataset)}
     rows = [json.loads(line) for line in args.recs.read_text().splitlines() if line.strip()]
+    if args.limit is not None:
+        keep = list(dict.fromkeys(r["problem_id"] for r in rows))[: args.limit]
+        rows = [r for r in rows if r["problem_id"] in keep]
     pool = ModelPool()
     judge = next(j for j in _panel(cfg, pool) if isinstance(j, HelpfulnessJudge))
     verdicts = asyncio.run(_judge_all(judge, problems, rows))
@@ -57,7 +61,7 @@ def _panel(cfg, pool):
 
 async def _judge_all(judge: HelpfulnessJudge, problems: dict, rows: list[dict]) -> list[dict]:
     out = []
-    print(f"{'id':>4} {'kind':<10} {'band':<17} {'criteria':>8} {'s':>5}  check")
+    print(f"{'id':>4} {'kind':<10} {'band':<17} {'score':>8} {'s':>5}  check")
     for row in rows:
         start = time.monotonic()
         verdict = await judge.grade(problems[row["problem_id"]], "", Recommendation(text=row["text"]))
@@ -68,7 +72,7 @@ async def _judge_all(judge: HelpfulnessJudge, problems: dict, rows: list[dict]) 
                     "seconds": round(time.monotonic() - start, 1),
                     "output_tokens": verdict.usage.get("output_tokens", 0)})
         r = out[-1]
-        print(f"{r['problem_id']:>4} {r['kind']:<10} {r['band'] or '-':<17} {r['criteria_mean'] or 0:>8.1f} "
+        print(f"{r['problem_id']:>4} {r['kind']:<10} {r['band'] or '-':<17} {r['score'] or 0:>8.2f} "
               f"{r['seconds']:>5}  {(r['check'] or r['error'] or '')[:90]}", flush=True)
     return out
 
