@@ -33,14 +33,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recs", type=Path, help="the JSON lines of scripts/make_misleading_recommendations.py")
     parser.add_argument("--judge", default="local")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N problems of the file")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="only N problems of the file, spread over it (every k-th, the file being in id order)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     cfg = compose_config(f"judge={args.judge}")
     problems = {p.problem_id: p for p in read_dataset(cfg.dataset)}
     rows = [json.loads(line) for line in args.recs.read_text().splitlines() if line.strip()]
     if args.limit is not None:
-        keep = list(dict.fromkeys(r["problem_id"] for r in rows))[: args.limit]
+        ids = list(dict.fromkeys(r["problem_id"] for r in rows))
+        keep = ids[:: max(1, len(ids) // args.limit)][: args.limit]
         rows = [r for r in rows if r["problem_id"] in keep]
     pool = ModelPool()
     judge = next(j for j in _panel(cfg, pool) if isinstance(j, HelpfulnessJudge))
