@@ -46,6 +46,28 @@ def test_local_structured_reply_follows_the_schema(local_model):
     assert 1 <= reply["score"] <= 5 and isinstance(reply["reason"], str)
 
 
+def test_structured_greedy_decoding_gives_llama_cpps_own_reply(local_model, problems):
+    """The grammar checked on the best-scored tokens first gives the reply llama.cpp's sampler chain gives (the
+    grammar checked on the whole vocabulary), token for token, including a string closed at its maxLength."""
+    from spark_eval.memory.agent import PLAN_SCHEMA, plan_messages
+
+    llm = local_model._load()
+    for problem in (problems[0], problems[250]):  # 250: queries run to their maxLength
+        messages = plan_messages(problem.prompt)
+        llm.n_tokens = 0  # both from a cold context: a reused prefix can shift near-tied logits
+        ours = local_model._constrained_greedy(messages, local_model.default_params(json_schema=PLAN_SCHEMA,
+                                                                                    max_tokens=200))
+        llm.n_tokens = 0
+        theirs = llm.create_chat_completion(messages=messages, max_tokens=200, temperature=0.0,
+                                            response_format={"type": "json_object", "schema": PLAN_SCHEMA})
+        assert ours.text == theirs["choices"][0]["message"]["content"]
+        assert ours.output_tokens == theirs["usage"]["completion_tokens"] and ours.finish_reason == "stop"
+        assert json.loads(ours.text)["queries"]
+    capped = local_model._constrained_greedy(messages, local_model.default_params(json_schema=PLAN_SCHEMA,
+                                                                                  max_tokens=5))
+    assert capped.finish_reason == "length" and capped.output_tokens == 5
+
+
 def test_weights_are_assembled_from_parts_and_checked(tmp_path):
     spec = dict(compose_config("model=local").model.weights)
     path = resolve_weights(spec, tmp_path)
