@@ -159,7 +159,7 @@ class LearningConfig:
     max_tokens: int = 640  # room for the reply (its fields are bounded below it)
     screen: bool = True  # reject insights that name no documented API or echo a prompt, rubric or problem
     duplicate_threshold: float = 0.9  # cosine at or above which a new insight merges into an old one
-    retire_margin: int = 3  # retire when harmful - helpful reaches this
+    retire_margin: float = 3.0  # retire when failures beyond the base fail rate's prediction reach this
     max_insights: int = 500
 
 

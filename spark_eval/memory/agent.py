@@ -14,7 +14,7 @@ from spark_eval.models.structured import ParseError, ask_json, merge_usage, text
 from spark_eval.types import Problem, Recommendation
 
 # Bump when a prompt, a schema or how citations are read changes: the version goes into every record of a memory run.
-AGENT_VERSION = "agent-6"
+AGENT_VERSION = "agent-7"
 
 # Every field is bounded (schema-constrained decoding closes a string at its bound; other providers take the
 # bounds as guidance), so a reply cannot run to its token cap: a small model otherwise repeats itself until it does.
@@ -36,7 +36,7 @@ A coding agent must solve the problem below. Plan what to look up for it.
 Reply with a JSON object:
 - "intent": what the code must do, in one short sentence;
 - "library": the main library, one of {libraries};
-- "queries": 2 to {max_queries} short search queries (API names such as numpy.argsort or DataFrame.groupby);
+- "queries": 2 to {max_queries} short search queries, each naming a function, method or class of the library that the code needs;
 - "avoid": one short sentence on a mistake to steer clear of."""
 
 RECOMMEND_SYSTEM = (

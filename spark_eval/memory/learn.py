@@ -1,8 +1,11 @@
 """Continuous learning: distil a round's traces into general insights, then curate the store.
 
 Curation: near-duplicates (cosine >= threshold) are merged, keeping every source's provenance and counting
-endorsements; helpful/harmful counters follow the outcomes of records that used an insight; insights whose
-harm outweighs their help by a margin are retired; the total is capped. Every operation is logged.
+endorsements; helpful/harmful counters follow the outcomes of records that used an insight; an insight is
+retired when the records that used it failed more often than the stream's base rate predicts, by a margin of
+failures (`harmful - (helpful + harmful) * base_fail_rate >= retire_margin`, the base rate counted over every graded
+record the store has learned from, so a weak coder's usual failures do not retire every insight it used); the
+total is capped. Every operation is logged.
 """
 from __future__ import annotations
 
@@ -188,13 +191,27 @@ def format_trace(number: int, trace: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def base_fail_rate(graded: Sequence[int]) -> float:
+    """The share of graded records that failed; 0.5 (no lean) before any was counted."""
+    passed, failed = graded
+    return failed / (passed + failed) if passed + failed else 0.5
+
+
+def excess_harm(item: Item, fail_rate: float) -> float:
+    """Failures of the records that used `item` beyond those the base fail rate predicts for as many records."""
+    return item.harmful - (item.helpful + item.harmful) * fail_rate
+
+
 @dataclass
 class CurationPolicy:
     """Thresholds of curation."""
 
     duplicate_threshold: float = 0.9
-    retire_margin: int = 3
+    retire_margin: float = 3.0
     max_insights: int = 500
+
+
+BASE_OUTCOMES = "graded_outcomes"  # store meta: [passed, failed] over every graded record learned from
 
 
 class Curator:
@@ -209,16 +226,22 @@ class Curator:
         self.screen = screen
 
     def apply(self, candidates: Sequence[Candidate], references: dict[int, str], outcomes: dict[str, tuple[int, int]],
-              where: dict[str, int], check_leaks: bool = True, problem_texts: dict[int, str] | None = None) -> Counter:
+              where: dict[str, int], check_leaks: bool = True, problem_texts: dict[int, str] | None = None,
+              graded: tuple[int, int] = (0, 0)) -> Counter:
         """One curation step inside the caller's transaction: counters, then candidates, retirements, cap.
 
         `references` maps problem ids to reference code (candidates that restate one are rejected unless
         `check_leaks` is off); `problem_texts` maps them to the problems' text for the screen (when the curator
-        has one); `outcomes` maps insight ids to (helpful, harmful) increments; `where` is `{epoch, round}` for
-        the log. Returns the count of each operation.
+        has one); `outcomes` maps insight ids to (helpful, harmful) increments; `graded` is the (passed, failed)
+        count of every graded record of the step, with or without insights (the base rate); `where` is
+        `{epoch, round}` for the log. Returns the count of each operation.
         """
         ops: list[dict[str, Any]] = []
         self._count_outcomes(outcomes, where, ops)
+        base = self.store.get_meta(BASE_OUTCOMES, [0, 0])
+        if any(graded):
+            base = [base[0] + graded[0], base[1] + graded[1]]
+            self.store.set_meta(BASE_OUTCOMES, base)
         active = self.store.items(kind="insight")
         vectors = self._vectors(active)
         retired = self.store.items(kind="insight", status="retired")
@@ -262,7 +285,7 @@ class Curator:
             active.append(item)
             vectors = np.vstack([vectors, vector[None, :]]) if len(vectors) else vector[None, :]
             ops.append({"op": "ADD", "item_id": item.id, **where, "detail": {"title": item.title}})
-        self._retire(where, ops)
+        self._retire(where, ops, base_fail_rate(base))
         self.store.log_ops(ops)
         return Counter(op["op"] for op in ops)
 
@@ -287,9 +310,9 @@ class Curator:
         ops += [{"op": "UPDATE", "item_id": k, **where, "detail": {"helpful": h, "harmful": b}}
                 for k, (h, b) in deltas.items()]
 
-    def _retire(self, where: dict[str, int], ops: list) -> None:
+    def _retire(self, where: dict[str, int], ops: list, fail_rate: float) -> None:
         active = self.store.items(kind="insight")
-        harmful = [i for i in active if i.harmful - i.helpful >= self.policy.retire_margin]
+        harmful = [i for i in active if excess_harm(i, fail_rate) >= self.policy.retire_margin]
         keep = [i for i in active if i not in harmful]
         over = max(0, len(keep) - self.policy.max_insights)
         weakest = sorted(keep, key=lambda i: (i.helpful - i.harmful, i.endorsements, i.id))[:over]
@@ -297,7 +320,9 @@ class Curator:
             if items:
                 self.store.set_status([i.id for i in items], "retired")
                 ops += [{"op": "RETIRE", "item_id": i.id, **where,
-                         "detail": {"reason": reason, "helpful": i.helpful, "harmful": i.harmful}} for i in items]
+                         "detail": {"reason": reason, "helpful": i.helpful, "harmful": i.harmful,
+                                    "base_fail_rate": round(fail_rate, 4),
+                                    "excess_harm": round(excess_harm(i, fail_rate), 4)}} for i in items]
 
     def _screened(self, candidate: Candidate, problem_texts: dict[int, str]) -> str | None:
         if self.screen is None:

@@ -161,7 +161,7 @@ class SparkMemory:
                                                     "raw": (call["raw"] or "")[:2000], "sources": call["sources"]}}])
             texts = {t["problem_id"]: t["problem"] for t in traces}
             ops = self._curator().apply(candidates, self._references(traces), _outcomes(fresh), where,
-                                        problem_texts=texts)
+                                        problem_texts=texts, graded=_graded(fresh))
         self._load_insights()
         self._record_health(epoch, round_, len(traces), ops, _sum_usage(c["usage"] for c in calls), candidates=len(candidates),
                             unusable=sum(1 for c in calls if c["error"]))
@@ -367,6 +367,12 @@ def _outcomes(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
             pair = counts.setdefault(item["id"], [0, 0])
             pair[0 if status == "passed" else 1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def _graded(records: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """(passed, failed or timed out) over graded records: the base rate insights' outcomes are weighed against."""
+    statuses = [(r.get("exec") or {}).get("status") for r in records]
+    return statuses.count("passed"), statuses.count("failed") + statuses.count("timeout")
 
 
 def _sum_usage(usages: Any) -> dict[str, Any]:

@@ -188,16 +188,30 @@ def test_counters_follow_outcomes_and_harm_retires(curator):
     ident = insight_id(a.title, a.content)
     curator.apply([], {}, {ident: (1, 0), "ins:unknown": (5, 5)}, WHERE)
     assert (curator.store.get_items([ident])[0].helpful, curator.store.get_items([ident])[0].harmful) == (1, 0)
-    ops = curator.apply([], {}, {ident: (0, 3)}, WHERE)
+    ops = curator.apply([], {}, {ident: (0, 3)}, WHERE, graded=(16, 4))  # the stream fails 1 in 5
     item = curator.store.get_items([ident])[0]
     assert (item.helpful, item.harmful, item.status) == (1, 3, "retired") and ops == {"UPDATE": 1, "RETIRE": 1}
+    retired = curator.store.ops()[-1]["detail"]
+    assert retired["base_fail_rate"] == 0.2 and retired["excess_harm"] == 2.2  # 3 failures where 0.8 were expected
+
+
+def test_a_weak_coders_usual_failures_do_not_retire_an_insight(curator):
+    a = candidate("Collect groups", "After groupby use apply list", "1/e0/r0")
+    curator.apply([a], {}, {}, WHERE)
+    ident = insight_id(a.title, a.content)
+    ops = curator.apply([], {}, {ident: (1, 3)}, WHERE, graded=(2, 18))  # 9 in 10 fail with or without it
+    assert ops == {"UPDATE": 1} and curator.store.get_items([ident])[0].status == "active"
+    assert curator.store.get_meta("graded_outcomes") == [2, 18]
+    # the base rate accumulates: a stronger stream later makes the same record of failures harmful
+    ops = curator.apply([], {}, {ident: (0, 3)}, WHERE, graded=(78, 2))
+    assert ops == {"UPDATE": 1, "RETIRE": 1} and curator.store.get_meta("graded_outcomes") == [80, 20]
 
 
 def test_a_retired_insight_proposed_again_stays_retired(curator):
     a = candidate("Collect groups", "After groupby use apply list", "1/e0/r0")
     curator.apply([a], {}, {}, WHERE)
     ident = insight_id(a.title, a.content)
-    curator.apply([], {}, {ident: (1, 3)}, WHERE)
+    curator.apply([], {}, {ident: (1, 3)}, WHERE, graded=(16, 4))
     again = candidate("Collect groups", "After groupby use apply list", "5/e0/r0", "Pandas/5", 5)
     ops = curator.apply([again], {}, {}, {"epoch": 0, "round": 1})
     item = curator.store.get_items([ident])[0]
