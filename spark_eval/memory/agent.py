@@ -10,7 +10,7 @@ from spark_eval.execution.base import LIBRARY_MODULES
 from spark_eval.memory.index import Hit
 from spark_eval.memory.store import Item
 from spark_eval.models.base import ChatModel, Message
-from spark_eval.models.structured import ParseError, ask_json, merge_usage, text_field
+from spark_eval.models.structured import ParseError, ask_json, integer_in, merge_usage, text_field
 from spark_eval.types import Problem, Recommendation
 
 # Bump when a prompt, a schema or how citations are read changes: the version goes into every record of a memory run.
@@ -131,23 +131,17 @@ def recommendation_reader(shown: Sequence[str]) -> Callable[[dict[str, Any]], di
             raise ParseError('"cited" must be a list of item numbers')
         ids = []
         for number in cited:
-            index = _item_number(number)
-            if index is not None and 1 <= index <= len(shown) and shown[index - 1] not in ids:
+            try:  # 3, 3.0, "3" and "[3]" are item 3; anything else is skipped
+                index = integer_in(str(number).strip().strip("[]"), 1, len(shown), "cited")
+            except ParseError:
+                continue
+            if shown[index - 1] not in ids:
                 ids.append(shown[index - 1])
         if shown and not ids:
             raise ParseError(f'"cited" must hold at least one item number from 1 to {len(shown)}')
         return {"text": text_field(reply, "advice"), "cited": ids}
 
     return interpret
-
-
-def _item_number(value: Any) -> int | None:
-    """3, 3.0, "3" and "[3]" are item 3."""
-    try:
-        number = float(str(value).strip().strip("[]"))
-        return int(number) if number == int(number) else None
-    except (ValueError, OverflowError):  # not a number, nan, inf
-        return None
 
 
 class RetrievalAgent:

@@ -55,6 +55,7 @@ class LocalModel(ProviderModel):
         except ImportError:
             raise ModelConfigError(f"{self.name} needs llama-cpp-python: run `make setup`") from None
         self._llm = None
+        self._chat_formatter: Any = None
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "weights": self.weights.get("sha256") or self.weights.get("path")}
@@ -142,7 +143,7 @@ class LocalModel(ProviderModel):
 
     def _formatter(self) -> Any:
         """The weights' own chat template, as llama.cpp's chat completion renders it."""
-        if getattr(self, "_chat_formatter", None) is None:
+        if self._chat_formatter is None:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             llm = self._load()

@@ -121,9 +121,10 @@ def integer_in(value: Any, low: int, high: int, field: str) -> int:
     """`value` as an int in [low, high] (accepting 4, 4.0 and "4"), or a ParseError naming the field."""
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise ParseError(f'"{field}" must be an integer from {low} to {high}, got {value!r}') from None
-    if number != int(number) or not low <= number <= high:
+        whole = number == int(number)  # nan and inf raise here
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or not low <= number <= high:
         raise ParseError(f'"{field}" must be an integer from {low} to {high}, got {value!r}')
     return int(number)
 
