@@ -14,7 +14,7 @@ from spark_eval.models.structured import ParseError, integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Problem, Recommendation
 
-HELPFULNESS_VERSION = "helpfulness-3"
+HELPFULNESS_VERSION = "helpfulness-4"
 
 # Top to bottom. The paper names the first two; the other three are this project's.
 BANDS = ("EXTREMELY HELPFUL", "GOOD", "FAIR", "POOR", "HARMFUL")
@@ -37,12 +37,20 @@ Criteria (each 1-5, 5 best):
 - relevance: about this problem, not another task or generic filler.
 - explainability: says why, clearly."""
 
-HELPFULNESS_SYSTEM = "You judge advice given to programmers. You reply only with JSON."
+# The fixed instructions come first, in the system message (see quality.py), the problem and advice after them.
+HELPFULNESS_SYSTEM = """\
+You judge advice given to programmers. You reply only with JSON.
+
+A coding assistant was given a programming problem together with a recommendation from a shared memory. You
+judge how helpful the recommendation is for solving that problem.
+
+{rubric}
+
+First check the recommendation: is it about this problem's task, and are the APIs and claims it makes right
+for it? Then choose the band. Reply with only this JSON object:
+{reply}"""
 
 HELPFULNESS_PROMPT = """\
-A coding assistant was given the programming problem below, together with a recommendation from a
-shared memory. Judge how helpful the recommendation is for solving this problem.
-
 Problem:
 <problem>
 {problem}
@@ -53,10 +61,7 @@ Recommendation:
 {recommendation}
 </recommendation>
 
-{rubric}
-
-First check the recommendation: is it about this problem's task, and are the APIs and claims it makes
-right for it? Then choose the band. Reply with only this JSON object:
+Judge the recommendation. Reply with only this JSON object:
 {reply}"""
 
 SAMPLED_REPLY = """{{"check": "<what is right or wrong about it, one sentence>", "band": "<one of {bands}>",
@@ -81,9 +86,9 @@ def helpfulness_messages(problem: Problem, recommendation: Recommendation, expec
     """The helpfulness judge's prompt; the reply it asks for is the band alone when the band is read from the
     model's probabilities (`expected`)."""
     reply = (EXPECTED_REPLY if expected else SAMPLED_REPLY).format(bands=", ".join(BANDS))
-    prompt = HELPFULNESS_PROMPT.format(problem=problem.prompt, recommendation=recommendation.text,
-                                       rubric=HELPFULNESS_RUBRIC, reply=reply)
-    return [{"role": "system", "content": HELPFULNESS_SYSTEM}, {"role": "user", "content": prompt}]
+    system = HELPFULNESS_SYSTEM.format(rubric=HELPFULNESS_RUBRIC, reply=reply)
+    prompt = HELPFULNESS_PROMPT.format(problem=problem.prompt, recommendation=recommendation.text, reply=reply)
+    return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
 
 
 class HelpfulnessJudge(LLMJudge):

@@ -13,7 +13,7 @@ from spark_eval.models.structured import integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Problem, Recommendation
 
-QUALITY_VERSION = "quality-4"
+QUALITY_VERSION = "quality-5"
 
 QUALITY_RUBRIC = """\
 5 - Correct; idiomatic use of the library (vectorised, the right API); clear and concise.
@@ -22,20 +22,12 @@ QUALITY_RUBRIC = """\
 2 - Not correct: a different result, a missing step, a wrong API or argument; some relevant ideas.
 1 - Not correct: would raise an error, empty, not code, or unrelated to the task."""
 
-QUALITY_SYSTEM = "You are a careful reviewer of Python data-science code. You reply only with JSON."
+# The fixed instructions come first, in the system message, and the problem and candidate after them: a model
+# that keeps the state of a prompt's start (llama.cpp here, providers' prompt caches) evaluates them once per run.
+QUALITY_SYSTEM = """\
+You are a careful reviewer of Python data-science code. You reply only with JSON.
 
-QUALITY_PROMPT = """\
-Grade the candidate solution to the programming problem below.
-
-Problem (the candidate's code goes where the solution goes):
-<problem>
-{problem}
-</problem>
-{reference}
-Candidate solution:
-<candidate>
-{code}
-</candidate>
+You grade a candidate solution to a programming problem. The problem shows where the candidate's code goes.{shown}
 
 Judge correctness first: does the candidate produce exactly the result the problem asks for{against}, on the
 inputs the problem describes? It may be written differently and still be correct. The candidate is run exactly
@@ -46,6 +38,19 @@ library, clarity and efficiency.
 {rubric}
 
 Reply with only this JSON object: {reply}"""
+
+QUALITY_PROMPT = """\
+Problem:
+<problem>
+{problem}
+</problem>
+{reference}
+Candidate solution:
+<candidate>
+{code}
+</candidate>
+
+Grade the candidate. Reply with only this JSON object: {reply}"""
 
 SAMPLED_REPLY = '{{"flaw": "<the main flaw in one sentence, or none>", "score": <integer 1-5>}}'
 EXPECTED_REPLY = '{{"score": <integer 1-5>}}'
@@ -72,10 +77,12 @@ def quality_messages(problem: Problem, code: str, show_reference: bool = False, 
     """The quality judge's prompt: problem and candidate only (plus the reference when asked); the reply it asks
     for is the score alone when the score is read from the model's probabilities (`expected`)."""
     reference = REFERENCE_BLOCK.format(reference=problem.reference_code) if show_reference else ""
-    against = " (the result of the reference)" if show_reference else ""
-    prompt = QUALITY_PROMPT.format(problem=problem.prompt, reference=reference, code=code, rubric=QUALITY_RUBRIC,
-                                   against=against, reply=(EXPECTED_REPLY if expected else SAMPLED_REPLY).format())
-    return [{"role": "system", "content": QUALITY_SYSTEM}, {"role": "user", "content": prompt}]
+    reply = (EXPECTED_REPLY if expected else SAMPLED_REPLY).format()
+    system = QUALITY_SYSTEM.format(
+        shown=" A reference solution is shown too." if show_reference else "",
+        against=" (the result of the reference)" if show_reference else "", rubric=QUALITY_RUBRIC, reply=reply)
+    prompt = QUALITY_PROMPT.format(problem=problem.prompt, reference=reference, code=code, reply=reply)
+    return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
 
 
 class QualityJudge(LLMJudge):

@@ -56,6 +56,7 @@ class LocalModel(ProviderModel):
             raise ModelConfigError(f"{self.name} needs llama-cpp-python: run `make setup`") from None
         self._llm = None
         self._chat_formatter: Any = None
+        self._systems = _SystemStates()
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "weights": self.weights.get("sha256") or self.weights.get("path")}
@@ -92,8 +93,6 @@ class LocalModel(ProviderModel):
     def _choose(self, messages: list[Message], spec: dict[str, Any]) -> Reply:
         """`{"probabilities": {option: p}}` of each option (by its first token) coming next after the chat template's
         rendering of `messages` and the reply's start `spec["prefix"]`; nothing is sampled."""
-        from llama_cpp import Llama
-
         with _COMPUTE:
             llm = self._load()
             prompt = self._formatter()(messages=messages).prompt + spec["prefix"]
@@ -101,9 +100,7 @@ class LocalModel(ProviderModel):
             first = [llm.tokenize(str(o).encode(), add_bos=False, special=False)[0] for o in spec["options"]]
             if len(set(first)) != len(first):
                 raise ModelConfigError(f"{self.name}: the options {spec['options']} do not start with distinct tokens")
-            reuse = min(Llama.longest_token_prefix(llm._input_ids.tolist(), tokens), len(tokens) - 1)
-            llm.n_tokens = reuse  # the KV cache of a shared start (the same problem judged again) is kept
-            llm.eval(tokens[reuse:])
+            self._evaluate(llm, tokens, self._system_length(llm, messages, prompt, tokens))
             logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))[first].astype(np.float64)
         weights = np.exp(logits - logits.max())
         probabilities = {str(o): round(float(w), 6) for o, w in zip(spec["options"], weights / weights.sum())}
@@ -116,7 +113,6 @@ class LocalModel(ProviderModel):
         of the vocabulary at every step (structured replies ran about 4x slower than free text on 2 cores); here
         the best-scored `GRAMMAR_TOP_K` are checked first, the whole vocabulary only when none of them fits."""
         import llama_cpp
-        from llama_cpp import Llama
         from llama_cpp.llama_grammar import LlamaGrammar
 
         with _COMPUTE:
@@ -129,9 +125,7 @@ class LocalModel(ProviderModel):
             vocab = llm._model.vocab
             sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar._grammar.encode(), grammar._root.encode())
             try:
-                reuse = min(Llama.longest_token_prefix(llm._input_ids.tolist(), tokens), len(tokens) - 1)
-                llm.n_tokens = reuse  # the KV cache of a shared start is kept, as llama.cpp's own generation does
-                llm.eval(tokens[reuse:])
+                self._evaluate(llm, tokens, self._system_length(llm, messages, rendered.prompt, tokens))
                 reply, finish = _decode(llm, sampler, min(params.max_tokens, self.n_ctx - len(tokens)))
             finally:
                 llama_cpp.llama_sampler_free(sampler)
@@ -140,6 +134,28 @@ class LocalModel(ProviderModel):
         if cut >= 0:
             text, finish = text[:cut], "stop"
         return Reply(text=text, finish_reason=finish, input_tokens=len(tokens), output_tokens=len(reply))
+
+    def _evaluate(self, llm: Any, tokens: list[int], system_length: int) -> None:
+        """Evaluate a prompt, keeping what the KV cache already holds of it: the start of the prompt evaluated
+        last, or the kept state of its system message (judges and agents put their long fixed instructions
+        there, so they are evaluated once per run even when other prompts run in between)."""
+        from llama_cpp import Llama
+
+        held = Llama.longest_token_prefix(llm._input_ids.tolist(), tokens)
+        reuse = min(self._systems.restore(llm, tokens, longer_than=held) or held, len(tokens) - 1)
+        llm.n_tokens = reuse
+        if reuse < system_length < len(tokens):
+            llm.eval(tokens[reuse:system_length])
+            self._systems.keep(llm, tokens[:system_length])
+        llm.eval(tokens[llm.n_tokens:])
+
+    def _system_length(self, llm: Any, messages: list[Message], prompt: str, tokens: list[int]) -> int:
+        """How many of the prompt's tokens render its system message (0 without one, or when it is short)."""
+        if not messages or messages[0]["role"] != "system" or len(messages[0]["content"]) < SYSTEM_STATE_CHARS:
+            return 0
+        end = prompt.find(messages[0]["content"]) + len(messages[0]["content"])
+        head = llm.tokenize(prompt[:end].encode(), add_bos=False, special=True)
+        return len(head) if tokens[: len(head)] == head else 0
 
     def _formatter(self) -> Any:
         """The weights' own chat template, as llama.cpp's chat completion renders it."""
@@ -167,6 +183,8 @@ class LocalModel(ProviderModel):
         return False  # in-process: a failure will not go away by asking again
 
 
+SYSTEM_STATE_CHARS = 400
+"""A system message at least this long has its KV state kept (shorter ones cost little to evaluate again)."""
 GRAMMAR_TOP_K = 64
 """Tokens checked against the grammar before the whole vocabulary is (a greedy choice is nearly always among them)."""
 
@@ -227,3 +245,44 @@ class _TokenArray:
         scores = marked[allowed]
         winners = allowed[scores == scores.max()]
         return int(self.view["id"][winners].min())
+
+
+class _SystemStates:
+    """The KV states of the last few long system messages evaluated, each right after its last token."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.states: dict[tuple[int, ...], bytes] = {}
+
+    def keep(self, llm: Any, head: list[int]) -> None:
+        import ctypes
+
+        import llama_cpp
+
+        size = llama_cpp.llama_state_seq_get_size(llm._ctx.ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        llama_cpp.llama_state_seq_get_data(llm._ctx.ctx, buffer, size, 0)
+        self.states.pop(tuple(head), None)
+        self.states[tuple(head)] = bytes(buffer)
+        while len(self.states) > self.size:
+            self.states.pop(next(iter(self.states)))
+
+    def restore(self, llm: Any, tokens: list[int], longer_than: int) -> int:
+        """Load the longest kept state that starts `tokens`, if it holds more than `longer_than` tokens (what the
+        cache holds already), and say how many tokens it holds; 0 if none was loaded."""
+        import ctypes
+
+        import llama_cpp
+
+        found = [head for head in self.states
+                 if longer_than < len(head) < len(tokens) and tuple(tokens[: len(head)]) == head]
+        if not found:
+            return 0
+        head = max(found, key=len)
+        state = self.states[head]
+        buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if not llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buffer, len(state), 0):
+            return 0
+        llm.input_ids[: len(head)] = head
+        llm.n_tokens = len(head)
+        return len(head)

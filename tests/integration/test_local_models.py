@@ -68,6 +68,30 @@ def test_structured_greedy_decoding_gives_llama_cpps_own_reply(local_model, prob
     assert capped.finish_reason == "length" and capped.output_tokens == 5
 
 
+def test_a_kept_system_state_gives_the_cold_verdict(local_model, problems):
+    """A judge's long system message is evaluated once: after another prompt with another system message, its
+    kept KV state is loaded, and the verdict is the one a cold context gives."""
+    from spark_eval.judge.helpfulness import BANDS, helpfulness_messages
+    from spark_eval.judge.quality import quality_messages
+    from spark_eval.types import Recommendation
+
+    llm = local_model._load()
+    quality = quality_messages(problems[291], problems[291].reference_code, True, True)
+    score = {"prefix": '{"score": ', "options": ["1", "2", "3", "4", "5"]}
+    llm.n_tokens = 0
+    local_model._systems.states.clear()
+    cold = json.loads(local_model._choose(quality, score).text)["probabilities"]
+    assert len(local_model._systems.states) == 1  # the quality judge's system message, kept
+    advice = helpfulness_messages(problems[0], Recommendation(text="Use df.shape."), True)
+    local_model._choose(advice, {"prefix": '{"band": "', "options": list(BANDS)})
+    assert len(local_model._systems.states) == 2
+    held = llm._input_ids.tolist()
+    warm = json.loads(local_model._choose(quality, score).text)["probabilities"]
+    system_tokens = min(len(head) for head in local_model._systems.states)
+    assert held[:system_tokens] != llm._input_ids.tolist()[:system_tokens]  # the context had moved on: restored
+    assert warm == pytest.approx(cold, abs=1e-4)
+
+
 def test_weights_are_assembled_from_parts_and_checked(tmp_path):
     spec = dict(compose_config("model=local").model.weights)
     path = resolve_weights(spec, tmp_path)

@@ -24,11 +24,23 @@ GOOD_HELP = json.dumps({"check": "Points at the right API.", "band": "good",
 
 def test_quality_prompt_renders_every_rubric_level_and_the_reference_only_when_asked(problems):
     p = problems[291]
-    prompt = quality_messages(p, "result = np.shape(a)")[1]["content"]
+    system, prompt = (m["content"] for m in quality_messages(p, "result = np.shape(a)"))
     assert all(f"\n{level} - " in "\n" + QUALITY_RUBRIC for level in range(1, 6))
-    assert QUALITY_RUBRIC in prompt and p.prompt in prompt and "result = np.shape(a)" in prompt
-    assert p.reference_code not in prompt
+    assert QUALITY_RUBRIC in system and p.prompt in prompt and "result = np.shape(a)" in prompt
+    assert p.reference_code not in system + prompt and "reference" not in system
     assert p.reference_code in quality_messages(p, "x = 1", show_reference=True)[1]["content"]
+
+
+def test_judges_fixed_instructions_are_one_system_message_for_every_problem(problems):
+    """The instructions a model can keep the state of come first and do not depend on the problem or answer."""
+    a, b = problems[0], problems[500]
+    for expected in (False, True):
+        for reference in (False, True):
+            first, second = quality_messages(a, "x = 1", reference, expected), quality_messages(b, "y", reference, expected)
+            assert first[0] == second[0] and len(first[0]["content"]) > 400 and a.prompt in first[1]["content"]
+        advice = Recommendation(text="use np.shape")
+        first, second = helpfulness_messages(a, advice, expected), helpfulness_messages(b, advice, expected)
+        assert first[0] == second[0] and "HARMFUL" in first[0]["content"] and b.prompt in second[1]["content"]
 
 
 def test_judges_are_blind_to_model_condition_and_recommendation(problems):
