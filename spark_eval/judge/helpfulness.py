@@ -14,7 +14,7 @@ from spark_eval.models.structured import ParseError, integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.types import Problem, Recommendation
 
-HELPFULNESS_VERSION = "helpfulness-4"
+HELPFULNESS_VERSION = "helpfulness-5"
 
 # Top to bottom. The paper names the first two; the other three are this project's.
 BANDS = ("EXTREMELY HELPFUL", "GOOD", "FAIR", "POOR", "HARMFUL")
@@ -61,7 +61,8 @@ Recommendation:
 {recommendation}
 </recommendation>
 
-Judge the recommendation. Reply with only this JSON object:
+Is the recommendation about this problem's task, and are the APIs and claims it makes right for it? Judge it,
+and reply with only this JSON object:
 {reply}"""
 
 SAMPLED_REPLY = """{{"check": "<what is right or wrong about it, one sentence>", "band": "<one of {bands}>",
