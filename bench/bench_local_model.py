@@ -2,6 +2,7 @@
 
     python bench/bench_local_model.py                 # 14 problems, two per library, model=local
     python bench/bench_local_model.py --limit 7 --model local_1p5b --threads 1
+    python bench/bench_local_model.py --flash-attn false   # llama.cpp's fused attention off (on by default)
 
 Prints, per problem, prompt and output tokens and wall time, then output tokens per second of
 generation wall time (prompt processing included) over the whole set. No cache.
@@ -24,10 +25,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=14)
     parser.add_argument("--model", default="local")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--flash-attn", choices=("true", "false"), default=None)
     args = parser.parse_args()
     overrides = [f"model={args.model}", f"dataset.limit={args.limit}", "model.cache_path=null"]
     if args.threads:
         overrides.append(f"model.n_threads={args.threads}")
+    if args.flash_attn:
+        overrides.append(f"model.flash_attn={args.flash_attn}")
     cfg = compose_config(*overrides)
     problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
     model = instantiate(cfg.model)

