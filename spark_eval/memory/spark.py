@@ -354,25 +354,30 @@ def _trace_key(record: dict[str, Any]) -> str:
     return f"{record['model']}/{record['memory']}/s{record['seed']}/{record['key']}"
 
 
+def _passed(record: dict[str, Any]) -> bool | None:
+    """Whether DS-1000's tests passed (a timeout fails); None when the record was not graded (an infra error)."""
+    return {"passed": True, "failed": False, "timeout": False}.get((record.get("exec") or {}).get("status"))
+
+
 def _outcomes(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     """(helpful, harmful) increments per insight: a record that used it passed, or failed/timed out."""
     counts: dict[str, list[int]] = {}
     for record in records:
-        status = (record.get("exec") or {}).get("status")
-        if status not in ("passed", "failed", "timeout"):
+        passed = _passed(record)
+        if passed is None:
             continue
         items = [i for i in (record.get("recommendation") or {}).get("items") or [] if i.get("kind") == "insight"]
         used = [i for i in items if i.get("cited")] or items
         for item in used:
             pair = counts.setdefault(item["id"], [0, 0])
-            pair[0 if status == "passed" else 1] += 1
+            pair[0 if passed else 1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
 def _graded(records: Sequence[dict[str, Any]]) -> tuple[int, int]:
     """(passed, failed or timed out) over graded records: the base rate insights' outcomes are weighed against."""
-    statuses = [(r.get("exec") or {}).get("status") for r in records]
-    return statuses.count("passed"), statuses.count("failed") + statuses.count("timeout")
+    verdicts = [_passed(r) for r in records]
+    return verdicts.count(True), verdicts.count(False)
 
 
 def _sum_usage(usages: Any) -> dict[str, Any]:

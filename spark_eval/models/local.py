@@ -99,12 +99,11 @@ class LocalModel(ProviderModel):
         rendering of `messages` and the reply's start `spec["prefix"]`; nothing is sampled."""
         with _COMPUTE:
             llm = self._load()
-            prompt = self._formatter()(messages=messages).prompt + spec["prefix"]
-            tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+            tokens, system_length = self._prompt(llm, messages, spec["prefix"])
             first = [llm.tokenize(str(o).encode(), add_bos=False, special=False)[0] for o in spec["options"]]
             if len(set(first)) != len(first):
                 raise ModelConfigError(f"{self.name}: the options {spec['options']} do not start with distinct tokens")
-            self._evaluate(llm, tokens, self._system_length(llm, messages, prompt, tokens))
+            self._evaluate(llm, tokens, system_length)
             logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))[first].astype(np.float64)
         weights = np.exp(logits - logits.max())
         probabilities = {str(o): round(float(w), 6) for o, w in zip(spec["options"], weights / weights.sum())}
@@ -121,15 +120,14 @@ class LocalModel(ProviderModel):
 
         with _COMPUTE:
             llm = self._load()
-            rendered = self._formatter()(messages=messages)
-            tokens = llm.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
+            tokens, system_length = self._prompt(llm, messages)
             if len(tokens) >= self.n_ctx:
                 raise ValueError(f"Requested tokens ({len(tokens)}) exceed context window of {self.n_ctx}")
             grammar = LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
             vocab = llm._model.vocab
             sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar._grammar.encode(), grammar._root.encode())
             try:
-                self._evaluate(llm, tokens, self._system_length(llm, messages, rendered.prompt, tokens))
+                self._evaluate(llm, tokens, system_length)
                 reply, finish = _decode(llm, sampler, min(params.max_tokens, self.n_ctx - len(tokens)))
             finally:
                 llama_cpp.llama_sampler_free(sampler)
@@ -146,22 +144,26 @@ class LocalModel(ProviderModel):
         from llama_cpp import Llama
 
         held = Llama.longest_token_prefix(llm._input_ids.tolist(), tokens)
-        reuse = min(self._systems.restore(llm, tokens, longer_than=held) or held, len(tokens) - 1)
+        restored = self._systems.restore(llm, tokens, longer_than=held)
+        reuse = min(held if restored is None else restored, len(tokens) - 1)
         llm.n_tokens = reuse
         if reuse < system_length < len(tokens):
             llm.eval(tokens[reuse:system_length])
             self._systems.keep(llm, tokens[:system_length])
         llm.eval(tokens[llm.n_tokens:])
 
-    def _system_length(self, llm: Any, messages: list[Message], prompt: str, tokens: list[int]) -> int:
-        """How many of the prompt's tokens render its system message (0 without one, or when it is short)."""
-        if not messages or messages[0]["role"] != "system" or len(messages[0]["content"]) < SYSTEM_STATE_CHARS:
-            return 0
-        start = prompt.find(messages[0]["content"])
-        if start < 0:
-            return 0
-        head = llm.tokenize(prompt[: start + len(messages[0]["content"])].encode(), add_bos=False, special=True)
-        return len(head) if tokens[: len(head)] == head else 0
+    def _prompt(self, llm: Any, messages: list[Message], suffix: str = "") -> tuple[list[int], int]:
+        """The prompt's tokens as llama.cpp's chat completion renders it (the weights' template), then `suffix`'s;
+        and how many of them render its system message (0 without one, or when it is short)."""
+        rendered = self._formatter()(messages=messages)
+        prompt = rendered.prompt + suffix
+        tokens = llm.tokenize(prompt.encode(), add_bos=not rendered.added_special, special=True)
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        start = prompt.find(system)
+        if len(system) < SYSTEM_STATE_CHARS or start < 0:
+            return tokens, 0
+        head = llm.tokenize(prompt[: start + len(system)].encode(), add_bos=not rendered.added_special, special=True)
+        return tokens, len(head) if tokens[: len(head)] == head else 0
 
     def _formatter(self) -> Any:
         """The weights' own chat template, as llama.cpp's chat completion renders it."""
@@ -274,9 +276,10 @@ class _SystemStates:
         while len(self.states) > self.size:
             self.states.pop(next(iter(self.states)))
 
-    def restore(self, llm: Any, tokens: list[int], longer_than: int) -> int:
+    def restore(self, llm: Any, tokens: list[int], longer_than: int) -> int | None:
         """Load the longest kept state that starts `tokens`, if it holds more than `longer_than` tokens (what the
-        cache holds already), and say how many tokens it holds; 0 if none was loaded."""
+        cache holds already), and say how many tokens the cache now holds of `tokens`: None when nothing was
+        loaded (the cache is as it was), 0 when loading failed (the cache may have been cleared)."""
         import ctypes
 
         import llama_cpp
@@ -284,7 +287,7 @@ class _SystemStates:
         found = [head for head in self.states
                  if longer_than < len(head) < len(tokens) and tuple(tokens[: len(head)]) == head]
         if not found:
-            return 0
+            return None
         head = max(found, key=len)
         state = self.states[head]
         buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
