@@ -138,8 +138,11 @@ class KnowledgeBaseConfig:
         default_factory=lambda: ["Numpy", "Pandas", "Matplotlib", "Scipy", "Sklearn", "Pytorch", "Tensorflow"])
     cache_dir: str = "${paths.cache}/kb"
     max_chunks: Optional[int] = None  # per library (None: all); small values are for tests
+    exclude: list[str] = field(default_factory=list)  # qualified-name globs left out (tensorflow.raw_ops.*)
+    signature_only: bool = True  # keep overviews of objects without a docstring (only a name and a signature)
     rrf_k: int = "${memory.retrieval.rrf_k}"  # type: ignore[assignment]
     candidates: int = "${memory.retrieval.candidates}"  # type: ignore[assignment]
+    dense_weight: float = "${memory.retrieval.dense_weight}"  # type: ignore[assignment]
 
 
 @dataclass
@@ -151,6 +154,7 @@ class RetrievalConfig:
     max_tokens: int = 384  # room for each agent reply (its fields are bounded well below it)
     rrf_k: int = 60
     candidates: int = 100  # top of each ranked list that reciprocal-rank fusion sees
+    dense_weight: float = 1.0  # the dense list's weight in the fusion (BM25's is 1)
 
 
 @dataclass

@@ -1,11 +1,14 @@
-"""Sentence embedders: the embedded MiniLM model, any OpenAI-compatible endpoint, and a cache in front of either."""
+"""Sentence embedders: a static model distilled from MiniLM (the default), MiniLM itself, any OpenAI-compatible
+endpoint, and a cache in front of any of them."""
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -132,6 +135,85 @@ def extract_minilm(model_dir: Path) -> Path:
 
 def _complete(folder: Path) -> bool:
     return all((folder / name).is_file() for name in MINILM_FILES)
+
+
+STATIC_VERSION = "static-1"  # the distillation recipe below; a new recipe gets a new version
+MODEL2VEC_PIP = "pip install 'model2vec[distill]==0.10.0'"
+
+
+class StaticEmbedder:
+    """A static embedder distilled locally from the packaged MiniLM with model2vec: a vector per word piece,
+    averaged over a text's pieces (no transformer at inference, so a CPU embeds thousands of texts a second).
+
+    The distillation (model2vec's `distill_from_model`: MiniLM's output for every piece of its vocabulary,
+    PCA to `pca_dims`, SIF weighting) runs once on the extracted MiniLM, offline, into
+    `<model_dir>/<name>`; the folder's `recipe.json` says how it was made.
+
+    Args:
+        model_dir: the folder MiniLM is extracted into and the static model is kept in (the run's cache).
+        pca_dims: the vectors' size after PCA.
+        sif_coefficient: the smooth-inverse-frequency weight of frequent pieces (model2vec's default).
+        max_length: longer texts are cut to this many word pieces.
+        batch_size: texts per encoding batch.
+    """
+
+    def __init__(self, model_dir: str, pca_dims: int = 256, sif_coefficient: float = 1e-4, max_length: int = 512,
+                 batch_size: int = 2048) -> None:
+        if importlib.util.find_spec("model2vec") is None:
+            raise ModelConfigError(f"the static embedder needs model2vec: {MODEL2VEC_PIP}")
+        self.recipe = {"version": STATIC_VERSION, "teacher": MINILM_NAME, "pca_dims": pca_dims,
+                       "sif_coefficient": sif_coefficient, "pooling": "mean", "dtype": "float16"}
+        self.name = f"{MINILM_NAME}-static{pca_dims}/{STATIC_VERSION}/max{max_length}"
+        self.dim = pca_dims
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.path = Path(model_dir) / f"{MINILM_NAME}-static{pca_dims}-{_recipe_hash(self.recipe)}"
+        self._model_dir = Path(model_dir)
+        self._model: Any = None
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._loaded().encode(list(texts), max_length=self.max_length, batch_size=self.batch_size,
+                                        use_multiprocessing=False)
+        return normalize_rows(vectors)
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            from model2vec import StaticModel
+
+            if not (self.path / "recipe.json").is_file():
+                distil_static(extract_minilm(self._model_dir), self.path, self.recipe)
+            self._model = StaticModel.from_pretrained(str(self.path), normalize=True)
+        return self._model
+
+
+def distil_static(teacher: Path, target: Path, recipe: dict[str, Any]) -> None:
+    """Distil `teacher` (a local sentence-transformers folder) into a model2vec static model at `target`."""
+    from model2vec.distill import distill_from_model
+    from transformers import AutoModel, AutoTokenizer
+
+    started = time.monotonic()
+    model = AutoModel.from_pretrained(str(teacher), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(teacher), local_files_only=True, use_fast=True)
+    static = distill_from_model(model=model, tokenizer=tokenizer, device="cpu", pca_dims=recipe["pca_dims"],
+                                sif_coefficient=recipe["sif_coefficient"], pooling=recipe["pooling"],
+                                quantize_to=recipe["dtype"])
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        static.save_pretrained(str(staging))
+        (staging / "recipe.json").write_text(json.dumps(recipe, indent=2, sort_keys=True) + "\n")
+        staging.rename(target)
+        log.info("distilled %s from %s in %.1f s", target.name, teacher.name, time.monotonic() - started)
+    except OSError:
+        if not (target / "recipe.json").is_file():  # not another process that finished first: a real failure
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _recipe_hash(recipe: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class OpenAIEmbedder:

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Collection, Sequence
 
 import bm25s
@@ -13,6 +16,7 @@ from spark_eval.memory.embed import normalize_rows
 
 KINDS = ("doc", "insight")
 MODES = ("bm25", "dense", "hybrid")
+SAVED_FORMAT = "hybrid-index-1"  # what `HybridIndex.save` writes; `load` refuses any other
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class IndexItem:
     families: tuple[str, ...]
     """Origin families (`Pandas/12`) of the problems an insight was learned from; empty for docs."""
     text: str
-    """What BM25 indexes (the vector is computed from it by the caller)."""
+    """What BM25 indexes (the vector is computed from it by the caller); empty in an index `HybridIndex.load` opened."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -43,7 +47,7 @@ class Hit:
     kind: str
     library: str | None
     score: float
-    """Reciprocal-rank fusion score: sum over the lists of 1 / (rrf_k + rank)."""
+    """Reciprocal-rank fusion score: sum over the lists of weight / (rrf_k + rank) (BM25's weight is 1)."""
     bm25_rank: int | None
     """1-based rank among the BM25 candidates (within the filters)."""
     dense_rank: int | None
@@ -84,26 +88,69 @@ class HybridIndex:
         vectors: one row per item (normalised here).
         rrf_k: the constant in 1 / (rrf_k + rank).
         candidates: how many of each list's best take part in the fusion.
+        dense_weight: the dense list's weight in the fusion (BM25's is 1).
     """
 
-    def __init__(self, items: Sequence[IndexItem], vectors: np.ndarray, rrf_k: int = 60, candidates: int = 100) -> None:
+    def __init__(self, items: Sequence[IndexItem], vectors: np.ndarray, rrf_k: int = 60, candidates: int = 100,
+                 dense_weight: float = 1.0) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(items):
             raise ValueError(f"{len(items)} items need a ({len(items)}, dim) matrix, got {vectors.shape}")
         order = sorted(range(len(items)), key=lambda row: _block_key(items[row]))
-        self.items = tuple(items[row] for row in order)  # grouped by (library, kind); row i is vectors[i]
+        grouped = tuple(items[row] for row in order)  # grouped by (library, kind); row i is vectors[i]
+        self._setup(grouped, normalize_rows(vectors[order]), _bm25_index([item.text for item in grouped]),
+                    rrf_k, candidates, dense_weight)
+
+    def _setup(self, items: tuple[IndexItem, ...], vectors: np.ndarray, bm25: Any, rrf_k: int, candidates: int,
+               dense_weight: float) -> None:
+        """The search structures over items already grouped by (library, kind), their unit vectors and BM25 index."""
+        self.items = items
         ids = [item.id for item in self.items]
         if len(set(ids)) != len(ids):
             raise ValueError("index items must have unique ids")
-        self.vectors = normalize_rows(vectors[order])
+        self.vectors = vectors
         self.rrf_k = rrf_k
         self.candidates = candidates
+        self.dense_weight = dense_weight
         self._id_rank = _sort_ranks(ids)
         self._stemmer = Stemmer.Stemmer("english")
-        self._bm25 = _bm25_index([item.text for item in self.items], self._stemmer)
+        self._bm25 = bm25
         self._blocks = _blocks(self.items)
         self._family_rows = _rows_by_family(self.items)
         self._filters: dict[tuple[frozenset[str] | None, frozenset[str] | None], _Filter] = {}
+
+    def save(self, folder: Path) -> None:
+        """Write the index into `folder` (replaced whole) so that `load` opens it without re-tokenising: the
+        items without their texts, the unit vectors, and bm25s's score matrix and vocabulary."""
+        folder = Path(folder)
+        staging = folder.with_name(folder.name + ".part")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        np.save(staging / "vectors.npy", self.vectors)
+        if self._bm25 is not None:
+            self._bm25.save(str(staging / "bm25"), show_progress=False)
+        items = [[item.id, item.kind, item.library, list(item.families)] for item in self.items]
+        (staging / "items.json").write_text(json.dumps({"format": SAVED_FORMAT, "items": items}))
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+
+    @classmethod
+    def load(cls, folder: Path, rrf_k: int = 60, candidates: int = 100, dense_weight: float = 1.0) -> "HybridIndex":
+        """The index `save` wrote into `folder`; its items' texts are empty (BM25 needs only its matrix).
+        Raises FileNotFoundError or ValueError when the folder is not a complete index of this format."""
+        folder = Path(folder)
+        meta = json.loads((folder / "items.json").read_text())
+        if meta.get("format") != SAVED_FORMAT:
+            raise ValueError(f"{folder} holds an index of format {meta.get('format')!r}, not {SAVED_FORMAT!r}")
+        items = tuple(IndexItem(id=i, kind=kind, library=library, families=tuple(families), text="")
+                      for i, kind, library, families in meta["items"])
+        vectors = np.load(folder / "vectors.npy")
+        if vectors.shape[0] != len(items):
+            raise ValueError(f"{folder}: {len(items)} items but {vectors.shape[0]} vectors")
+        bm25 = bm25s.BM25.load(str(folder / "bm25")) if (folder / "bm25").is_dir() else None
+        index = cls.__new__(cls)
+        index._setup(items, vectors, bm25, rrf_k, candidates, dense_weight)
+        return index
 
     def __len__(self) -> int:
         return len(self.items)
@@ -187,12 +234,13 @@ class HybridIndex:
         return rows[order[: self.candidates]]
 
     def _fuse(self, rankings: dict[str, _Ranking], k: int) -> list[Hit]:
-        """Reciprocal-rank fusion: each item scores sum over the lists of 1 / (rrf_k + its rank there)."""
+        """Reciprocal-rank fusion: each item scores sum over the lists of weight / (rrf_k + its rank there)."""
         ranks = {name: ranking.ranks() for name, ranking in rankings.items()}
         fused: dict[int, float] = {}
-        for by_row in ranks.values():
+        for name, by_row in ranks.items():
+            weight = self.dense_weight if name == "dense" else 1.0
             for row, rank in by_row.items():
-                fused[row] = fused.get(row, 0.0) + 1.0 / (self.rrf_k + rank)
+                fused[row] = fused.get(row, 0.0) + weight / (self.rrf_k + rank)
         best = sorted(fused, key=lambda row: (-fused[row], self._id_rank[row]))[:k]
         return [self._hit(row, fused[row], rankings, ranks) for row in best]
 
@@ -213,9 +261,9 @@ def _sort_ranks(ids: list[str]) -> np.ndarray:
     return ranks
 
 
-def _bm25_index(texts: list[str], stemmer: Any) -> Any:
+def _bm25_index(texts: list[str]) -> Any:
     """A bm25s index of the texts, or None when they hold no term at all."""
-    tokenized = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
+    tokenized = bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False)
     if not tokenized.vocab:
         return None
     index = bm25s.BM25()

