@@ -21,6 +21,8 @@ bench: setup
 	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_models.py
 	$(HARNESS)/bin/python bench/bench_local_model.py
 	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_retrieval.py
+	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_kb.py
+	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_recall.py --out results/bench/recall.json
 	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_report.py
 
 setup: $(HARNESS)/.ready $(GRADING)/.ready

@@ -2,6 +2,7 @@
 
     python bench/bench_recall.py --out results/bench/recall.json            # every arm, prompt and agent queries
     python bench/bench_recall.py --embedders static --agent-problems 0      # one embedder, prompt queries only
+    python bench/bench_recall.py --embedders minilm,minilm:all              # dense over overviews vs every chunk
     python bench/bench_recall.py --sweep                                    # hybrid's fusion settings too
     python bench/bench_recall.py memory.kb.exclude='[tensorflow.raw_ops.*]' # any config override of the KB
 
@@ -15,7 +16,8 @@ hits (ties by id, as the memory ranks them):
 - mrr: 1 / the rank of the first relevant hit (0 when none is in the first 10), averaged.
 
 Arms: `bm25` (BM25 only), `dense-<embedder>` (cosine only) and `hybrid-<embedder>` (both, reciprocal-rank fusion
-with the configured rrf_k, candidates and dense weight: what the memory searches). Queries: the problem's statement
+with the configured rrf_k, candidates and dense weight: what the memory searches); `<embedder>-all` when every
+chunk has a vector (`memory.kb.dense=all`) rather than each object's overview (the default). Queries: the problem's statement
 as `raw_rag` sends it (`prompt_query`; `--raw-prompt`: the prompt's first 2,000 characters, as raw_rag sent it
 before), filtered to the problem's library, for every labelled problem; and, on a
 stratified subset, the agent's planned queries (the embedded agent model, through the response cache), each
@@ -51,7 +53,7 @@ from spark_eval.types import Problem
 DEPTH = 10
 CUTS = (1, 5, 10)
 AGENT_CHARS = 4000  # what the agent reads of the problem (RetrievalAgent.problem_chars)
-SWEEP = {"rrf_k": (10, 60), "candidates": (20, 100), "dense_weight": (0.25, 0.5, 1.0)}
+SWEEP = {"rrf_k": (20, 60), "candidates": (100, 200), "dense_weight": (1.0, 2.0, 3.0)}
 
 
 def qualname(chunk_id: str) -> str:
@@ -136,9 +138,10 @@ async def agent_cases(cfg: Any, problems: Sequence[Problem], labels: dict[int, f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--embedders", default="static,minilm", help="conf/embedder names, comma-separated")
+    parser.add_argument("--embedders", default="minilm,static",
+                        help="conf/embedder names, comma-separated; `<name>:<dense>` sets memory.kb.dense (all, overviews)")
     parser.add_argument("--agent-problems", type=int, default=28, help="stratified subset for the agent's queries")
-    parser.add_argument("--sweep", action="store_true", help="hybrid over rrf_k x candidates x dense weight")
+    parser.add_argument("--sweep", action="store_true", help="hybrid over rrf_k x candidates x dense weight (first embedder)")
     parser.add_argument("--raw-prompt", action="store_true",
                         help="query with the prompt's first 2,000 characters instead of its statement (prompt_query)")
     parser.add_argument("--out", type=Path, help="write the tables as JSON here")
@@ -159,14 +162,18 @@ def main() -> None:
     paired = [c for c in cases if c["problem_id"] in subset_ids]
 
     arms, figures = [], {}
-    for n, name in enumerate(args.embedders.split(",")):
-        cfg = compose_config("memory=spark", f"embedder@memory.embedder={name}", *args.overrides)
+    for n, spec in enumerate(args.embedders.split(",")):
+        embedder_name, _, dense = spec.partition(":")
+        name = f"{embedder_name}-{dense}" if dense else embedder_name
+        cfg = compose_config("memory=spark", f"embedder@memory.embedder={embedder_name}", *args.overrides,
+                             *([f"memory.kb.dense={dense}"] if dense else []))
         embedder = instantiate(cfg.memory.embedder)
         load_knowledge_base(cfg.memory.kb, embedder).store.close()  # built first when it is not in the cache
         started = time.monotonic()
         kb = load_knowledge_base(cfg.memory.kb, embedder)
         done = kb.store.get_meta("complete")
-        figures[name] = {"embedder": embedder.name, "chunks": done["total"], "build_s": _build_s(done),
+        figures[name] = {"embedder": embedder.name, "dense": done.get("dense", "all"), "chunks": done["total"],
+                         "embedded": done.get("embedded", done["total"]), "build_s": _build_s(done),
                          "open_s": round(time.monotonic() - started, 2)}
         queries = sorted({q for c in cases + agent for q in c["queries"]})
         started = time.monotonic()
@@ -175,7 +182,7 @@ def main() -> None:
         if n == 0:
             arms.append(Arm("bm25", kb.index, vectors, "bm25"))
         arms += [Arm(f"dense-{name}", kb.index, vectors, "dense"), Arm(f"hybrid-{name}", kb.index, vectors, "hybrid")]
-        if args.sweep:
+        if args.sweep and n == 0:
             arms += _sweep_arms(name, kb.index, vectors)
 
     result = {"labelled": len(labelled), "problems": len(problems), "depth": DEPTH, "kb": figures,
@@ -187,7 +194,7 @@ def main() -> None:
         print_table(f"agent's planned queries, {len(agent)} problems", result["agent_subset"]["queries"]["agent"])
         print_table(f"prompt queries, the same {len(paired)} problems", result["agent_subset"]["queries"]["prompt"])
     for name, kb in figures.items():
-        print(f"{name}: {kb['embedder']}, {kb['chunks']} chunks, built in {kb['build_s']} s, opened in "
+        print(f"{name}: {kb['embedder']}, {kb['embedded']} of {kb['chunks']} chunks embedded, built in {kb['build_s']} s, opened in "
               f"{kb['open_s']} s, {kb['query_embed_ms']} ms per query embedding")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,9 @@ def main() -> None:
     for library, count in kb.chunks_by_library.items():
         print(f"{library:<12}{count:>8}")
     print(f"{'total':<12}{done['total']:>8}  hash {kb.hash[:16]}")
-    print(f"build: walk {done['walk_s']} s, embed {done['embed_s']} s; this load {time.monotonic() - started:.1f} s"
-          f" ({kb.store.path})")
+    print(f"{done.get('embedded', done['total'])} chunks embedded (memory.kb.dense={done.get('dense', 'all')})")
+    print(f"build: walk {done['walk_s']} s, embed {done['embed_s']} s, index {done.get('index_s', '?')} s; "
+          f"this load {time.monotonic() - started:.1f} s ({kb.store.path})")
 
 
 def walk(kb_cfg, out: Path | None) -> None:

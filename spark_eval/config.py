@@ -138,8 +138,11 @@ class KnowledgeBaseConfig:
         default_factory=lambda: ["Numpy", "Pandas", "Matplotlib", "Scipy", "Sklearn", "Pytorch", "Tensorflow"])
     cache_dir: str = "${paths.cache}/kb"
     max_chunks: Optional[int] = None  # per library (None: all); small values are for tests
-    exclude: list[str] = field(default_factory=list)  # qualified-name globs left out (tensorflow.raw_ops.*)
-    signature_only: bool = True  # keep overviews of objects without a docstring (only a name and a signature)
+    # qualified-name globs left out: TensorFlow's 4,470 generated op wrappers and 2,940 chunks of its v1 API did not
+    # help retrieval (bench/bench_recall.py), nor did 2,361 bare signatures of undocumented objects
+    exclude: list[str] = field(default_factory=lambda: ["tensorflow.raw_ops.*", "tensorflow.compat.v1.*"])
+    signature_only: bool = False  # keep overviews of objects without a docstring (only a name and a signature)
+    dense: str = "overviews"  # which chunks get a vector: overviews (name + summary) | all (BM25 covers every chunk)
     rrf_k: int = "${memory.retrieval.rrf_k}"  # type: ignore[assignment]
     candidates: int = "${memory.retrieval.candidates}"  # type: ignore[assignment]
     dense_weight: float = "${memory.retrieval.dense_weight}"  # type: ignore[assignment]
@@ -153,8 +156,8 @@ class RetrievalConfig:
     item_chars: int = 450
     max_tokens: int = 384  # room for each agent reply (its fields are bounded well below it)
     rrf_k: int = 60
-    candidates: int = 100  # top of each ranked list that reciprocal-rank fusion sees
-    dense_weight: float = 1.0  # the dense list's weight in the fusion (BM25's is 1)
+    candidates: int = 200  # top of each ranked list that reciprocal-rank fusion sees
+    dense_weight: float = 2.0  # the dense list's weight in the fusion (BM25's is 1); bench/bench_recall.py --sweep
 
 
 @dataclass

@@ -85,7 +85,7 @@ class HybridIndex:
 
     Args:
         items: what can be found.
-        vectors: one row per item (normalised here).
+        vectors: one row per item (normalised here); an all-zero row leaves its item to BM25 alone.
         rrf_k: the constant in 1 / (rrf_k + rank).
         candidates: how many of each list's best take part in the fusion.
         dense_weight: the dense list's weight in the fusion (BM25's is 1).
@@ -109,6 +109,7 @@ class HybridIndex:
         if len(set(ids)) != len(ids):
             raise ValueError("index items must have unique ids")
         self.vectors = vectors
+        self._dense_rows = np.any(vectors != 0, axis=1)  # an all-zero row has no vector: not in the dense list
         self.rrf_k = rrf_k
         self.candidates = candidates
         self.dense_weight = dense_weight
@@ -212,7 +213,8 @@ class HybridIndex:
         return _Ranking(self._top(scores, scores > 0), scores)
 
     def _dense_ranking(self, query_vector: np.ndarray | None, allowed: np.ndarray, blocks: list[slice]) -> _Ranking:
-        """Allowed items by cosine similarity to the query vector (rows outside the blocks are not scored)."""
+        """Allowed items with a vector, by cosine similarity to the query vector (rows outside the blocks are not
+        scored)."""
         if query_vector is None:
             raise ValueError("dense and hybrid search need the query's vector")
         query_vector = normalize_rows(np.asarray(query_vector).reshape(-1))
@@ -221,7 +223,7 @@ class HybridIndex:
             # numpy's own single-threaded loop, not BLAS: a BLAS call waits for its slowest thread, which on a
             # busy two-core machine adds milliseconds to every block
             scores[rows] = np.einsum("ij,j->i", self.vectors[rows], query_vector)
-        return _Ranking(self._top(scores, allowed), scores)
+        return _Ranking(self._top(scores, allowed & self._dense_rows), scores)
 
     def _top(self, scores: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         """The best `candidates` eligible rows: highest score first, equal scores by id."""

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from spark_eval.execution import LIBRARY_MODULES
+from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.docs import BUILDER_VERSION, DocChunk, chunks_hash, library_versions, walk_library
 from spark_eval.memory.embed import CachedEmbedder, Embedder
 from spark_eval.memory.index import HybridIndex, IndexItem
@@ -30,6 +31,7 @@ from spark_eval.memory.store import Item, MemoryStore, open_store
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 512
+DENSE_MODES = ("overviews", "all")
 
 
 @dataclass
@@ -40,6 +42,10 @@ class KnowledgeBase:
     index: HybridIndex
     hash: str
     chunks_by_library: dict[str, int]
+    embedder: str = ""
+    """The embedder's full name (model and settings, e.g. `all-MiniLM-L6-v2/max128`)."""
+    dense: str = "all"
+    """Which chunks have vectors (`memory.kb.dense`)."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +75,13 @@ def is_signature_only(chunk: DocChunk) -> bool:
     return chunk.section == "overview" and "\n\n" not in chunk.text
 
 
-def kb_key(versions: dict[str, str], embedder: str, max_chunks: int | None, chunks: ChunkFilter = ChunkFilter()) -> str:
+def kb_key(versions: dict[str, str], embedder: str, max_chunks: int | None, chunks: ChunkFilter = ChunkFilter(),
+           dense: str = "all") -> str:
     found = {"builder": BUILDER_VERSION, "versions": versions, "embedder": embedder, "max_chunks": max_chunks}
     if chunks.key() is not None:
         found["chunks"] = chunks.key()
+    if dense != "all":  # KBs built before `dense` embedded every chunk, and keep their key
+        found["dense"] = dense
     return hashlib.sha256(json.dumps(found, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -85,20 +94,24 @@ def _versions(cfg: Any) -> dict[str, str]:
 def load_knowledge_base(cfg: Any, embedder: Embedder) -> KnowledgeBase:
     """The KB for `cfg.libraries` from `cfg.python`'s installed versions, built into `cfg.cache_dir` once."""
     libraries = list(cfg.libraries)
+    dense = str(cfg.get("dense", "all"))
+    if dense not in DENSE_MODES:
+        raise MemoryConfigError(f"memory.kb.dense={dense!r} is not one of {DENSE_MODES}")
     versions = _versions(cfg)
     chunks = ChunkFilter.of(cfg)
-    path = Path(cfg.cache_dir) / f"kb-{kb_key(versions, embedder.name, cfg.max_chunks, chunks)}.sqlite"
+    path = Path(cfg.cache_dir) / f"kb-{kb_key(versions, embedder.name, cfg.max_chunks, chunks, dense)}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(path.with_suffix(".lock")):
         store = open_store(path)
         if store.get_meta("complete") is None:
             build_knowledge_base(store, cfg.python, libraries, embedder, cfg.max_chunks, versions,
-                                 api_names_path(cfg.cache_dir, versions), chunks)
+                                 api_names_path(cfg.cache_dir, versions), chunks, dense)
         started = time.monotonic()
-        index = open_index(store, embedder, int(cfg.rrf_k), int(cfg.candidates), float(cfg.dense_weight))
+        index = open_index(store, embedder, int(cfg.rrf_k), int(cfg.candidates), float(cfg.dense_weight), dense)
     done = store.get_meta("complete")
     log.info("knowledge base %s: %d chunks, opened in %.1f s", path.name, len(index), time.monotonic() - started)
-    return KnowledgeBase(store=store, index=index, hash=done["hash"], chunks_by_library=done["chunks_by_library"])
+    return KnowledgeBase(store=store, index=index, hash=done["hash"], chunks_by_library=done["chunks_by_library"],
+                         embedder=embedder.name, dense=dense)
 
 
 def index_path(store: MemoryStore) -> Path:
@@ -107,7 +120,7 @@ def index_path(store: MemoryStore) -> Path:
 
 
 def open_index(store: MemoryStore, embedder: Embedder, rrf_k: int, candidates: int,
-               dense_weight: float = 1.0) -> HybridIndex:
+               dense_weight: float = 1.0, dense: str = "all") -> HybridIndex:
     """The KB's saved index; made from the store (and saved) when it is missing, damaged or of an older format."""
     folder = index_path(store)
     try:
@@ -116,7 +129,7 @@ def open_index(store: MemoryStore, embedder: Embedder, rrf_k: int, candidates: i
         if folder.exists():
             log.warning("knowledge base index %s cannot be opened (%s): making it again", folder.name, e)
     items = store.items(kind="doc")
-    vectors = CachedEmbedder(embedder, store).embed([embed_text(i) for i in items])
+    vectors = dense_vectors(items, embedder, store, dense)
     index = HybridIndex([IndexItem(id=i.id, kind="doc", library=i.library, families=(), text=i.content) for i in items],
                         vectors, rrf_k=rrf_k, candidates=candidates, dense_weight=dense_weight)
     index.save(folder)
@@ -125,11 +138,13 @@ def open_index(store: MemoryStore, embedder: Embedder, rrf_k: int, candidates: i
 
 def build_knowledge_base(store: MemoryStore, python: str, libraries: Sequence[str], embedder: Embedder,
                          max_chunks: int | None = None, versions: dict[str, str] | None = None,
-                         api_path: Path | None = None, chunks_filter: ChunkFilter = ChunkFilter()) -> dict[str, Any]:
+                         api_path: Path | None = None, chunks_filter: ChunkFilter = ChunkFilter(),
+                         dense: str = "all") -> dict[str, Any]:
     """Walk each library in the grading interpreter, store its chunks (those `chunks_filter` keeps), embed them
-    and save the index; resumable (chunks are upserted, embeddings cached), and marked complete with its hash
-    and its timings only at the end. `versions`: the libraries' versions when the caller has read them;
-    `api_path`: where to keep every walked API name too (a capped or filtered KB stores only some of them)."""
+    (`dense`: which of them, see `embed_text`) and save the index; resumable (chunks are upserted, embeddings
+    cached), and marked complete with its hash and its timings only at the end. `versions`: the libraries'
+    versions when the caller has read them; `api_path`: where to keep every walked API name too (a capped or
+    filtered KB stores only some of them)."""
     started = time.monotonic()
     counts, hashes, names = {}, [], {}
     for library in libraries:
@@ -144,16 +159,15 @@ def build_knowledge_base(store: MemoryStore, python: str, libraries: Sequence[st
         _write_api_names(api_path, names)
     walked = time.monotonic()
     items = store.items(kind="doc")
-    cached = CachedEmbedder(embedder, store)
-    vectors = []
-    for start in tqdm(range(0, len(items), EMBED_BATCH), desc=f"embedding {len(items)} chunks", unit="batch"):
-        vectors.append(cached.embed([embed_text(i) for i in items[start : start + EMBED_BATCH]]))
+    vectors = dense_vectors(items, embedder, store, dense, progress=True)
     embedded = time.monotonic()
     index = HybridIndex([IndexItem(id=i.id, kind="doc", library=i.library, families=(), text=i.content) for i in items],
-                        np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32))
+                        vectors)
     index.save(index_path(store))
-    digest = hashlib.sha256("\n".join([BUILDER_VERSION, embedder.name, *hashes]).encode()).hexdigest()
+    which = [] if dense == "all" else [f"dense={dense}"]  # which chunks have vectors changes what is found
+    digest = hashlib.sha256("\n".join([BUILDER_VERSION, embedder.name, *which, *hashes]).encode()).hexdigest()
     done = {"hash": digest, "chunks_by_library": counts, "total": sum(counts.values()), "embedder": embedder.name,
+            "dense": dense, "embedded": int(np.count_nonzero(np.any(vectors != 0, axis=1))),
             "walk_s": round(walked - started, 1), "embed_s": round(embedded - walked, 1),
             "index_s": round(time.monotonic() - embedded, 1)}
     store.set_meta("complete", done)
@@ -202,9 +216,35 @@ def doc_item(chunk: DocChunk) -> Item:
                       "objtype": chunk.objtype})
 
 
-def embed_text(item: Item) -> str:
-    """What the dense side embeds of a chunk (the embedder truncates long texts itself)."""
-    return item.content
+def embed_text(item: Item, dense: str) -> str | None:
+    """What the dense side embeds of a chunk, or None when the chunk gets no vector (BM25 alone finds it).
+
+    `all`: every chunk's text. `overviews`: only each object's overview, as its name and summary without the
+    signature (a long signature filled MiniLM's 128 word pieces), so the dense list ranks objects and BM25
+    every section: on bench/bench_recall.py as good as embedding all 64,609 chunks, at about a third of the
+    chunks and shorter texts (the build in minutes, not 20).
+    """
+    if dense == "all":
+        return item.content
+    if item.meta.get("section") != "overview":
+        return None
+    _, _, summary = item.content.partition("\n\n")
+    return f"{item.meta['qualname']}\n\n{summary}" if summary else str(item.meta["qualname"])
+
+
+def dense_vectors(items: Sequence[Item], embedder: Embedder, store: MemoryStore, dense: str,
+                  progress: bool = False) -> np.ndarray:
+    """One row per item: the vector of its `embed_text` (cached in the store), zeros when it has none. Texts are
+    embedded shortest first, so a batch pads little."""
+    texts = [(row, text) for row, item in enumerate(items) if (text := embed_text(item, dense)) is not None]
+    texts.sort(key=lambda pair: len(pair[1]))
+    vectors = np.zeros((len(items), embedder.dim), dtype=np.float32)
+    cached = CachedEmbedder(embedder, store)
+    for start in tqdm(range(0, len(texts), EMBED_BATCH), desc=f"embedding {len(texts)} of {len(items)} chunks",
+                      unit="batch", disable=not progress):
+        batch = texts[start : start + EMBED_BATCH]
+        vectors[[row for row, _ in batch]] = cached.embed([text for _, text in batch])
+    return vectors
 
 
 @contextmanager

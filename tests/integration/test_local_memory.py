@@ -33,6 +33,7 @@ def test_spark_on_the_embedded_model(tmp_path, grading_python):
     assert all(r["recommendation"]["error"] for r in records if not r["recommendation"]["text"])
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["memory"]["kb_chunks"] == {"Numpy": 150}
+    assert (manifest["memory"]["kb_embedder"], manifest["memory"]["kb_dense"]) == ("all-MiniLM-L6-v2/max128", "overviews")
     agent = manifest["ledger"]["agent"]
     assert agent["calls"] + agent.get("cached", 0) >= 4  # a plan and advice per problem (replies may be cached)
     health = [json.loads(line) for line in (tmp_path / "run" / "memory" / "health.jsonl").read_text().splitlines()]

@@ -127,3 +127,33 @@ def test_a_filtered_kb_is_its_own_cache_entry(walks, tmp_path):
         "doc:tensorflow:tensorflow.sort#overview", "doc:tensorflow:tensorflow.compat.v1.sort#overview"}
     full.store.close()
     lean.store.close()
+
+
+def test_dense_overviews_embed_each_objects_name_and_summary_and_leave_sections_to_bm25(walks, tmp_path):
+    embedder = WordEmbedder()
+    texts = []
+    real_embed = embedder.embed
+    embedder.embed = lambda batch: texts.extend(batch) or real_embed(batch)
+    kb = load_knowledge_base(kb_cfg(tmp_path, dense="overviews"), embedder)
+    # six overviews (the parameters section has none), each without its signature: `numpy.argsort\n\nAbout argsort.`
+    assert sorted(texts) == sorted(["numpy.argsort\n\nAbout argsort.", "numpy.sort\n\nAbout sort.", "numpy.core.bare",
+                                    "tensorflow.sort\n\nAbout sort.", "tensorflow.raw_ops.Sort\n\nAbout Sort.",
+                                    "tensorflow.compat.v1.sort\n\nAbout sort."])
+    assert kb.store.get_meta("complete")["embedded"] == 6
+    query = "argsort axis"
+    vector = WordEmbedder().embed([query])[0]
+    dense = kb.index.search(query, vector, k=10, mode="dense")
+    assert len(dense) == 6 and all(h.id.endswith("#overview") for h in dense)
+    hybrid = kb.index.search(query, vector, k=10, libraries=["Numpy"])
+    section = next(h for h in hybrid if h.id.endswith("#parameters"))
+    assert section.dense_rank is None and section.bm25_rank is not None  # found by BM25 alone
+    plain = load_knowledge_base(kb_cfg(tmp_path), WordEmbedder())
+    assert plain.store.path != kb.store.path and len(plain.index.search(query, vector, k=10, mode="dense")) == 7
+    assert plain.hash != kb.hash  # the same chunks, found differently
+    kb.store.close()
+    plain.store.close()
+
+
+def test_an_unknown_dense_mode_is_refused_in_one_line(walks, tmp_path):
+    with pytest.raises(ValueError, match=r"memory.kb.dense='sections' is not one of \('overviews', 'all'\)"):
+        load_knowledge_base(kb_cfg(tmp_path, dense="sections"), WordEmbedder())

@@ -7,6 +7,7 @@ import pytest
 from spark_eval.memory.agent import RetrievalAgent, recommendation_reader, recommend_schema, search_libraries
 from spark_eval.memory.index import Hit
 from spark_eval.memory.leakage import LeakGuard, overlap
+from spark_eval.memory.spark import prompt_query
 from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, Learner, insight_id
 from spark_eval.memory.store import Item, SQLiteStore
 from spark_eval.models.base import ModelCallError
@@ -281,3 +282,42 @@ def test_curation_logs_what_the_screen_rejects(tmp_path):
     rejected = store.ops()[-1]
     assert rejected["detail"]["reason"].startswith("screen: names no API") and rejected["detail"]["title"] == "Be careful"
     store.close()
+
+
+DS1000_PROMPT = """Problem:
+I have the following DataFrame:
+    Col1  Col2  Type
+0      1     2     1
+1      4     5     2
+
+I would like to shuffle the order of the DataFrame's rows according to a list.
+How can I achieve this?
+
+A:
+<code>
+import pandas as pd
+df = pd.DataFrame({'Col1': [1, 4], 'Col2': [2, 5], 'Type': [1, 2]})
+</code>
+result = ... # put solution in this variable
+BEGIN SOLUTION
+<code>
+"""
+MATPLOTLIB_PROMPT = """import numpy as np
+import matplotlib.pyplot as plt
+
+x = np.arange(10)
+plt.plot(x, x)
+
+# how to turn on minor ticks on x axis only
+# SOLUTION START
+"""
+
+
+def test_raw_rag_searches_the_statement_without_data_lines_or_boilerplate():
+    assert prompt_query(DS1000_PROMPT) == (
+        "I have the following DataFrame: Col1  Col2  Type I would like to shuffle the order of the DataFrame's rows "
+        "according to a list. How can I achieve this?")
+    # no statement before a code block: the code and its asking comment, whole, less the boilerplate
+    assert prompt_query(MATPLOTLIB_PROMPT) == ("import numpy as np import matplotlib.pyplot as plt x = np.arange(10) "
+                                               "plt.plot(x, x) # how to turn on minor ticks on x axis only")
+    assert prompt_query(DS1000_PROMPT, cap=20) == "I have the following"
