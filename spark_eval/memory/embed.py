@@ -1,5 +1,5 @@
-"""Sentence embedders: a static model distilled from MiniLM (the default), MiniLM itself, any OpenAI-compatible
-endpoint, and a cache in front of any of them."""
+"""Sentence embedders: the embedded MiniLM model (the default), a static model distilled from it, any
+OpenAI-compatible endpoint, and a cache in front of any of them."""
 from __future__ import annotations
 
 import hashlib
@@ -163,11 +163,11 @@ class StaticEmbedder:
             raise ModelConfigError(f"the static embedder needs model2vec: {MODEL2VEC_PIP}")
         self.recipe = {"version": STATIC_VERSION, "teacher": MINILM_NAME, "pca_dims": pca_dims,
                        "sif_coefficient": sif_coefficient, "pooling": "mean", "dtype": "float16"}
-        self.name = f"{MINILM_NAME}-static{pca_dims}/{STATIC_VERSION}/max{max_length}"
+        self.path = Path(model_dir) / f"{MINILM_NAME}-static{pca_dims}-{_recipe_hash(self.recipe)}"
+        self.name = f"{self.path.name}/max{max_length}"  # the recipe's hash: another recipe, other vectors
         self.dim = pca_dims
         self.max_length = max_length
         self.batch_size = batch_size
-        self.path = Path(model_dir) / f"{MINILM_NAME}-static{pca_dims}-{_recipe_hash(self.recipe)}"
         self._model_dir = Path(model_dir)
         self._model: Any = None
 
