@@ -1,6 +1,7 @@
 """The knowledge base's build, cache key, chunk filter and saved index, over a fake walk and a fake embedder."""
 import hashlib
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +158,13 @@ def test_dense_overviews_embed_each_objects_name_and_summary_and_leave_sections_
 def test_an_unknown_dense_mode_is_refused_in_one_line(walks, tmp_path):
     with pytest.raises(ValueError, match=r"memory.kb.dense='sections' is not one of \('overviews', 'all'\)"):
         load_knowledge_base(kb_cfg(tmp_path, dense="sections"), WordEmbedder())
+
+
+def test_a_rebuild_from_the_same_inputs_gives_the_same_hash_and_index(walks, tmp_path):
+    first = load_knowledge_base(kb_cfg(tmp_path / "a", dense="overviews"), WordEmbedder())
+    second = load_knowledge_base(kb_cfg(tmp_path / "b", dense="overviews"), WordEmbedder())
+    assert first.hash == second.hash and Path(first.store.path).name == Path(second.store.path).name
+    assert [i.id for i in first.index.items] == [i.id for i in second.index.items]
+    assert np.array_equal(first.index.vectors, second.index.vectors)
+    first.store.close()
+    second.store.close()
