@@ -17,9 +17,9 @@ hits (ties by id, as the memory ranks them):
 
 Arms: `bm25` (BM25 only), `dense-<embedder>` (cosine only) and `hybrid-<embedder>` (both, reciprocal-rank fusion
 with the configured rrf_k, candidates and dense weight: what the memory searches); `<embedder>-all` when every
-chunk has a vector (`memory.kb.dense=all`) rather than each object's overview (the default). Queries: the problem's statement
-as `raw_rag` sends it (`prompt_query`; `--raw-prompt`: the prompt's first 2,000 characters, as raw_rag sent it
-before), filtered to the problem's library, for every labelled problem; and, on a
+chunk has a vector (`memory.kb.dense=all`) rather than each object's overview (the default). Queries: the
+problem's statement as `raw_rag` sends it (`prompt_query`; `--raw-prompt`: the prompt's first 2,000 characters,
+as raw_rag sent it before), filtered to the problem's library, for every labelled problem; and, on a
 stratified subset, the agent's planned queries (the embedded agent model, through the response cache), each
 searched in the libraries the agent would search, merged by best score as the agent merges them; the prompt's
 figures on the same subset stand beside them. Each embedder's KB is built first if it is not in the cache
@@ -139,9 +139,11 @@ async def agent_cases(cfg: Any, problems: Sequence[Problem], labels: dict[int, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embedders", default="minilm,static",
-                        help="conf/embedder names, comma-separated; `<name>:<dense>` sets memory.kb.dense (all, overviews)")
+                        help="conf/embedder names, comma-separated; `<name>:<dense>` sets memory.kb.dense "
+                             "(all, overviews)")
     parser.add_argument("--agent-problems", type=int, default=28, help="stratified subset for the agent's queries")
-    parser.add_argument("--sweep", action="store_true", help="hybrid over rrf_k x candidates x dense weight (first embedder)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="hybrid over rrf_k x candidates x dense weight (first embedder)")
     parser.add_argument("--raw-prompt", action="store_true",
                         help="query with the prompt's first 2,000 characters instead of its statement (prompt_query)")
     parser.add_argument("--out", type=Path, help="write the tables as JSON here")
@@ -194,8 +196,8 @@ def main() -> None:
         print_table(f"agent's planned queries, {len(agent)} problems", result["agent_subset"]["queries"]["agent"])
         print_table(f"prompt queries, the same {len(paired)} problems", result["agent_subset"]["queries"]["prompt"])
     for name, kb in figures.items():
-        print(f"{name}: {kb['embedder']}, {kb['embedded']} of {kb['chunks']} chunks embedded, built in {kb['build_s']} s, opened in "
-              f"{kb['open_s']} s, {kb['query_embed_ms']} ms per query embedding")
+        print(f"{name}: {kb['embedder']}, {kb['embedded']} of {kb['chunks']} chunks embedded, built in "
+              f"{kb['build_s']} s, opened in {kb['open_s']} s, {kb['query_embed_ms']} ms per query embedding")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
