@@ -125,3 +125,19 @@ def test_hub_source_loads_a_hub_layout_copy_with_the_real_datasets_library(tmp_p
 def test_unknown_source_names_the_choices():
     with pytest.raises(DatasetError, match="use 'file' or 'hub'"):
         read_dataset(dataset_cfg(source="ftp"))
+
+
+def test_pandas_numpy_eval_is_carried_whole_with_its_licence_and_hashes():
+    folder = DS1000.parent.parent / "pandas_numpy_eval"
+    listed = [line.split() for line in (folder / "SHA256SUMS").read_text().splitlines() if line.strip()]
+    assert {name for _, name in listed} == {"PandasEval.jsonl.gz", "NumpyEval.jsonl.gz", "LICENSE"}
+    for digest, name in listed:
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    assert "MIT License" in (folder / "LICENSE").read_text()
+    for name in ("PandasEval", "NumpyEval"):
+        with gzip.open(folder / f"{name}.jsonl.gz", "rt") as lines:
+            tasks = [json.loads(line) for line in lines if line.strip()]
+        assert [t["task_id"] for t in tasks] == [f"{name}/{i}" for i in range(101)]
+        assert all({"prompt", "entry_point", "canonical_solution", "test"} <= set(t) for t in tasks)
+        assert all(isinstance(t["canonical_solution"], list) and t["canonical_solution"] for t in tasks)
+        assert all("def check(" in t["test"] for t in tasks)
