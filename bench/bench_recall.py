@@ -118,14 +118,13 @@ async def agent_cases(cfg: Any, problems: Sequence[Problem], labels: dict[int, f
     """The agent's planned queries for each problem (a problem whose plan is unusable is left out, and counted)."""
     pool = ModelPool()
     model = pool.get(cfg.memory.agent_model)
-    cases, unusable = [], 0
+    cases = []
     try:
         for p in problems:
             text = p.prompt[:AGENT_CHARS]
             plan = await ask_json(model, plan_messages(text), interpret_plan, PLAN_SCHEMA,
                                   int(cfg.memory.retrieval.max_tokens))
             if plan.value is None:
-                unusable += 1
                 continue
             cases.append({"problem_id": p.problem_id, "library": p.library, "labels": labels[p.problem_id],
                           "queries": plan.value["queries"],
