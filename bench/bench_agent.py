@@ -21,7 +21,7 @@ from bench_loop import agent_rates, agent_row
 
 from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset, select_problems
-from spark_eval.judge.panel import ModelPool
+from spark_eval.models.pool import ModelPool
 from spark_eval.memory import build_memory
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset
-from spark_eval.judge.helpfulness import BANDS, HelpfulnessJudge
-from spark_eval.judge.panel import ModelPool
-from spark_eval.types import Recommendation
+from spark_eval.judge.helpfulness import HelpfulnessJudge
+from spark_eval.models.pool import ModelPool
+from spark_eval.records import BANDS, Recommendation
 
 KINDS = ("own", "other", "misleading")
 

@@ -23,6 +23,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from spark_eval.records import Recommendation, Record, read_lines, read_records
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,16 +59,16 @@ def run_loop(args: argparse.Namespace) -> Path:
     return found[-1]
 
 
-def agent_row(record: dict) -> dict:
+def agent_row(record: Record) -> dict:
     """One problem's agent figures from its record."""
-    rec = record.get("recommendation") or {}
-    usage = (rec.get("trace") or {}).get("usage") or {}
-    return {"problem_id": record["problem_id"], "library": record["library"], "plan": bool(rec.get("plan")),
-            "advice": bool(rec.get("text")), "cites": any(i.get("cited") for i in rec.get("items") or []),
+    rec = record.recommendation or Recommendation(text="")
+    usage = rec.trace.get("usage") or {}
+    return {"problem_id": record.problem_id, "library": record.library, "plan": bool(rec.plan),
+            "advice": bool(rec.text), "cites": any(i.get("cited") for i in rec.items),
             "calls": usage.get("calls", 0) + usage.get("cached", 0), "model_calls": usage.get("calls", 0),
             "capped": usage.get("capped", 0),
             "seconds": round(usage.get("latency_s", 0.0), 1), "output_tokens": usage.get("output_tokens", 0),
-            "error": rec.get("error")}
+            "error": rec.error}
 
 
 def agent_rates(rows: list[dict]) -> dict:
@@ -78,17 +80,15 @@ def agent_rates(rows: list[dict]) -> dict:
 
 
 def loop_figures(run_dir: Path) -> dict:
-    records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines() if line.strip()]
-    rows = [agent_row(r) for r in sorted(records, key=lambda r: r["problem_id"])]
+    records = read_records(run_dir / "records.jsonl", repair=False)
+    rows = [agent_row(r) for r in sorted(records, key=lambda r: r.problem_id)]
     print(f"{'id':>4} {'library':<11} {'plan':>4} {'advice':>6} {'cites':>5} {'capped':>6} {'s':>6}  error")
     for r in rows:
         print(f"{r['problem_id']:>4} {r['library']:<11} {r['plan']!s:>4} {r['advice']!s:>6} {r['cites']!s:>5}"
               f" {r['capped']:>6} {r['seconds']:>6}  {r['error'] or ''}")
-    health = [json.loads(line) for line in (run_dir / "memory" / "health.jsonl").read_text().splitlines() if line.strip()]
-    ops = [json.loads(line) for line in (run_dir / "memory" / "final" / "ops.jsonl").read_text().splitlines()
-           if line.strip()]
-    insights = [json.loads(line) for line in (run_dir / "memory" / "final" / "insights.jsonl").read_text().splitlines()
-                if line.strip()]
+    health = read_lines(run_dir / "memory" / "health.jsonl", repair=False)
+    ops = read_lines(run_dir / "memory" / "final" / "ops.jsonl", repair=False)
+    insights = read_lines(run_dir / "memory" / "final" / "insights.jsonl", repair=False)
     usage = Counter()
     for h in health:
         usage.update({k: v for k, v in (h.get("usage") or {}).items() if isinstance(v, (int, float))})
@@ -109,7 +109,7 @@ def loop_figures(run_dir: Path) -> dict:
                      for op in ops if op["op"] == "REJECT"],
     }
     return {"run_dir": str(run_dir), "agent": agent_rates(rows), "learner": learner,
-            "passed": sum(1 for r in records if (r.get("exec") or {}).get("status") == "passed"), "rows": rows}
+            "passed": sum(1 for r in records if r.passed), "rows": rows}
 
 
 def _reason(reason: str) -> str:

@@ -41,7 +41,7 @@ from hydra.utils import instantiate
 
 from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import LIBRARIES, read_dataset, select_problems
-from spark_eval.judge.panel import ModelPool
+from spark_eval.models.pool import ModelPool
 from spark_eval.memory.agent import PLAN_SCHEMA, interpret_plan, plan_messages, search_libraries
 from spark_eval.memory.apilabels import ApiNames, api_labels
 from spark_eval.memory.index import Hit, HybridIndex

@@ -20,7 +20,7 @@ from spark_eval.judge.helpfulness import helpfulness_messages
 from spark_eval.judge.quality import quality_messages
 from spark_eval.memory.agent import plan_messages
 from spark_eval.models.coder import coder_messages
-from spark_eval.types import Recommendation
+from spark_eval.records import Recommendation
 
 CHARS_PER_TOKEN = 4
 OUTPUT_TOKENS = {"coder": 300, "plan": 150, "advice": 350, "attempt": 300, "hints": 400, "quality": 350,

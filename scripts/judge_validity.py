@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from spark_eval.judge.agreement import validity_report
+from spark_eval.records import read_records
+from spark_eval.records.validity import validity_report
 
 
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit("usage: python scripts/judge_validity.py <run dir> [<run dir> ...]")
-    records = []
-    for run_dir in map(Path, sys.argv[1:]):
-        for line in (run_dir / "records.jsonl").read_text().splitlines():
-            record = json.loads(line)
-            record["key"] = f"{run_dir.name}/{record['key']}"  # keys are unique per run, not across runs
-            records.append(record)
+    records = [replace(record, key=f"{run_dir.name}/{record.key}")  # keys are unique per run, not across runs
+               for run_dir in map(Path, sys.argv[1:]) for record in read_records(run_dir / "records.jsonl", repair=False)]
     print(json.dumps(validity_report(records), indent=2))
 
 

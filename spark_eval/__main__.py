@@ -9,23 +9,15 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from spark_eval.config import register_configs
-from spark_eval.data import DatasetError
-from spark_eval.execution.environment import GradingEnvError
-from spark_eval.memory import MemoryConfigError
-from spark_eval.memory.store import MemoryStoreError
-from spark_eval.models.base import ModelCallError, ModelConfigError
-from spark_eval.models.replay import AnswersError
+from spark_eval.errors import UserError
+from spark_eval.models.base import ModelCallError
 from spark_eval.pipeline import run
 from spark_eval.pipeline.rejudge import judge_run
-from spark_eval.pipeline.rundir import RunDirectoryError
 from spark_eval.report import report_stage
-from spark_eval.stats import ResultsError
 
 log = logging.getLogger("spark_eval")
 
 STAGES = {"run": run, "judge": judge_run, "report": report_stage}
-USER_ERRORS = (DatasetError, GradingEnvError, AnswersError, ModelConfigError, RunDirectoryError, MemoryConfigError,
-               MemoryStoreError, ResultsError, ModelCallError)
 
 register_configs()
 
@@ -39,7 +31,7 @@ def main(cfg: DictConfig) -> None:
         STAGES[cfg.stage](cfg)
     except Exception as e:
         cause = e.__cause__ if isinstance(e, InstantiationException) else e  # hydra wraps errors of _target_s
-        if not isinstance(cause, USER_ERRORS):
+        if not isinstance(cause, UserError):
             raise
         # a call that failed outside any record (the paper's synthetic hints before the stream) stops the run
         resume = "; finished work is kept: run the same command again to resume" if isinstance(cause, ModelCallError) else ""

@@ -9,7 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from spark_eval.data.jsonl import read_jsonl
+from spark_eval.errors import UserError
+from spark_eval.records import read_jsonl
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ _REQUIRED = ("prompt", "reference_code", "metadata", "code_context")
 _REQUIRED_META = ("problem_id", "library", "test_case_cnt", "perturbation_type", "perturbation_origin_id")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """The dataset or the selection is unusable; the message names the fix."""
 
 

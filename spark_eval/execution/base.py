@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from spark_eval.types import ExecResult
+from spark_eval.records import ExecResult
 
 # The module each DS-1000 library's problems need; a problem whose module is missing is `skipped`.
 LIBRARY_MODULES = {

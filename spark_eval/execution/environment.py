@@ -10,8 +10,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from spark_eval.errors import UserError
 
-class GradingEnvError(RuntimeError):
+
+class GradingEnvError(UserError, RuntimeError):
     """The grading interpreter or the requested isolation is unusable; the message names the fix."""
 
 

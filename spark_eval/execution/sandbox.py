@@ -23,7 +23,7 @@ from spark_eval.execution.environment import (
     sandbox_env,
     sandbox_uid,
 )
-from spark_eval.types import ExecResult
+from spark_eval.records import ExecResult
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from spark_eval.types import Judgment, Problem, Recommendation
+from spark_eval.types import Problem
+from spark_eval.records import Judgment, Recommendation
 
 
 class Judge(Protocol):

@@ -12,13 +12,12 @@ from typing import Any
 from spark_eval.judge.llm import LLMJudge
 from spark_eval.models.structured import ParseError, integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
-from spark_eval.types import Problem, Recommendation
+from spark_eval.records import BAND_SCORES, BANDS, Recommendation
+from spark_eval.types import Problem
 
 HELPFULNESS_VERSION = "helpfulness-5"
 
-# Top to bottom. The paper names the first two; the other three are this project's.
-BANDS = ("EXTREMELY HELPFUL", "GOOD", "FAIR", "POOR", "HARMFUL")
-BAND_SCORES = {band: 5 - i for i, band in enumerate(BANDS)}
+# BANDS, top to bottom: the paper names the first two; the other three are this project's.
 CRITERIA = ("completeness", "effectiveness", "generalization", "relevance", "explainability")
 
 HELPFULNESS_RUBRIC = """\

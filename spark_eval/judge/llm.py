@@ -13,7 +13,8 @@ from typing import Any
 
 from spark_eval.models.base import ChatModel, Message, ModelConfigError
 from spark_eval.models.structured import ask_choices, ask_json
-from spark_eval.types import Judgment, Problem, Recommendation
+from spark_eval.types import Problem
+from spark_eval.records import Judgment, Recommendation
 
 SCORINGS = ("auto", "expected", "sampled")
 

@@ -1,36 +1,11 @@
 """Build the configured panel of judges, loading each distinct judge model once."""
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.judge.base import Judge
-
-
-class ModelPool:
-    """Instantiates each distinct model config once, so judges (and the coder) sharing a model share it."""
-
-    def __init__(self) -> None:
-        self._models: dict[str, Any] = {}
-
-    def get(self, node: DictConfig) -> Any:
-        key = json.dumps(OmegaConf.to_container(node, resolve=True), sort_keys=True)
-        if key not in self._models:
-            self._models[key] = instantiate(node)
-        return self._models[key]
-
-    def start(self) -> None:
-        """Load every model that loads ahead of its first request (an in-process engine)."""
-        for model in self._models.values():
-            getattr(model, "start", lambda: None)()
-
-    def close(self) -> None:
-        """Shut down every model that holds an engine, so the next job of a sweep in this process can load one."""
-        for model in self._models.values():
-            getattr(model, "close", lambda: None)()
+from spark_eval.models.pool import ModelPool
 
 
 def build_panel(judge_cfg: DictConfig, pool: ModelPool | None = None) -> list[Judge]:

@@ -11,7 +11,8 @@ from typing import Any
 from spark_eval.judge.llm import LLMJudge
 from spark_eval.models.structured import integer_in, text_field
 from spark_eval.models.base import ChatModel, Message
-from spark_eval.types import Problem, Recommendation
+from spark_eval.types import Problem
+from spark_eval.records import Recommendation
 
 QUALITY_VERSION = "quality-5"
 

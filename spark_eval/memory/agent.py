@@ -11,7 +11,8 @@ from spark_eval.memory.index import Hit
 from spark_eval.memory.store import Item
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.models.structured import ParseError, ask_json, integer_in, merge_usage, text_field
-from spark_eval.types import Problem, Recommendation
+from spark_eval.types import Problem
+from spark_eval.records import Recommendation
 
 # Bump when a prompt, a schema or how citations are read changes: the version goes into every record of a memory run.
 AGENT_VERSION = "agent-7"

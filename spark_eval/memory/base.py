@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from spark_eval.types import Problem, Recommendation
+from spark_eval.errors import UserError
+from spark_eval.types import Problem
+from spark_eval.records import Recommendation, Record
 
 
-class MemoryConfigError(ValueError):
+class MemoryConfigError(UserError, ValueError):
     """The memory config cannot work as given; the message names the key and the fix."""
 
 
@@ -29,8 +31,8 @@ class Memory(Protocol):
         """Advice for the coder on this problem, or None."""
         ...
 
-    async def learn(self, records: Sequence[dict[str, Any]], epoch: int, round_: int) -> None:
-        """Update the memory from a round's finished records (already written to disk, as JSON)."""
+    async def learn(self, records: Sequence[Record], epoch: int, round_: int) -> None:
+        """Update the memory from a round's finished records (already written to disk)."""
         ...
 
     def state_hash(self) -> str:

@@ -27,6 +27,7 @@ from spark_eval.memory.docs import BUILDER_VERSION, DocChunk, chunks_hash, libra
 from spark_eval.memory.embed import CachedEmbedder, Embedder
 from spark_eval.memory.index import HybridIndex, IndexItem
 from spark_eval.memory.store import Item, MemoryStore, open_store
+from spark_eval.records import write_json
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def build_knowledge_base(store: MemoryStore, python: str, libraries: Sequence[st
         hashes.append(chunks_hash(chunks))
         log.info("knowledge base: %s %s, %d chunks", library, chunks[0].version if chunks else "?", len(chunks))
     if api_path is not None:
-        _write_api_names(api_path, names)
+        write_json(api_path, names)
     walked = time.monotonic()
     items = store.items(kind="doc")
     vectors = dense_vectors(items, embedder, store, dense, progress=True)
@@ -190,15 +191,9 @@ def load_api_names(cfg: Any) -> dict[str, frozenset[str]]:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _exclusive(path.with_suffix(".lock")):
             if not path.exists():
-                _write_api_names(path, {lib: sorted({c.qualname for c in walk_library(cfg.python, lib, versions[lib])})
+                write_json(path, {lib: sorted({c.qualname for c in walk_library(cfg.python, lib, versions[lib])})
                                         for lib in versions})
     return {lib: frozenset(found) for lib, found in json.loads(path.read_text()).items()}
-
-
-def _write_api_names(path: Path, names: dict[str, list[str]]) -> None:
-    partial = path.with_suffix(".part")
-    partial.write_text(json.dumps(names, sort_keys=True))
-    partial.replace(path)
 
 
 def central(chunks: list[DocChunk], limit: int | None) -> list[DocChunk]:

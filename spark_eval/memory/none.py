@@ -4,7 +4,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Sequence
 
-from spark_eval.types import Problem, Recommendation
+from spark_eval.types import Problem
+from spark_eval.records import Recommendation, Record
 
 _EMPTY_STATE = hashlib.sha256(b"").hexdigest()
 
@@ -27,7 +28,7 @@ class NoMemory:
     async def recommend(self, problem: Problem) -> Recommendation | None:
         return None
 
-    async def learn(self, records: Sequence[dict[str, Any]], epoch: int, round_: int) -> None:
+    async def learn(self, records: Sequence[Record], epoch: int, round_: int) -> None:
         return None
 
     def state_hash(self) -> str:

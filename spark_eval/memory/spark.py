@@ -11,7 +11,6 @@ One class serves every memory condition of the README ("Spark memory"); the conf
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections import Counter
@@ -30,8 +29,10 @@ from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learn import LEARNER_VERSION, Curator, CurationPolicy, Learner, insight_text
 from spark_eval.memory.store import Item, MemoryStore, open_store
 from spark_eval.models.base import ModelCallError
+from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import merge_usage
-from spark_eval.types import Problem, Recommendation
+from spark_eval.types import Problem
+from spark_eval.records import GRADED, Recommendation, Record, append_jsonl, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class SparkMemory:
     def __init__(self, name: str, mode: str, sources: Sequence[str], experience: str, exclude_family: bool,
                  store: str | None, kb: DictConfig, embedder: DictConfig, agent_model: DictConfig,
                  learner_model: DictConfig, retrieval: DictConfig, learning: DictConfig, leakage: DictConfig,
-                 playbook_chars: int = 6000, models: Any = None, run_dir: Path | None = None) -> None:
+                 playbook_chars: int = 6000, models: ModelPool | None = None, run_dir: Path | None = None) -> None:
         _check_choice("memory.mode", mode, MODES)
         _check_choice("memory.experience", experience, EXPERIENCE_SOURCES)
         for source in sources:
@@ -137,9 +138,7 @@ class SparkMemory:
         self._load_insights()
         if self.memory_dir:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
-            health = self.memory_dir / "health.jsonl"
-            if health.exists():
-                self.health = [json.loads(line) for line in health.read_text().splitlines() if line.strip()]
+            self.health = read_lines(self.memory_dir / "health.jsonl")
 
     async def recommend(self, problem: Problem) -> Recommendation | None:
         exclude = self._excluded(problem)
@@ -151,11 +150,11 @@ class SparkMemory:
             rec = self._playbook(exclude)
         return self._guarded(rec, problem)
 
-    async def learn(self, records: Sequence[dict[str, Any]], epoch: int, round_: int) -> None:
+    async def learn(self, records: Sequence[Record], epoch: int, round_: int) -> None:
         """Learn from a round's records (already on disk). Records learned before (a resumed run) are skipped."""
         if not self.learns or not records:
             return
-        finished = [r for r in records if r.get("exec")]
+        finished = [r for r in records if r.exec]
         known = self.store.known_traces([_trace_key(r) for r in finished])
         fresh = [r for r in finished if _trace_key(r) not in known]  # a redone record's round-mates were learned
         traces = [self._trace(r) for r in fresh]
@@ -335,21 +334,19 @@ class SparkMemory:
         self._record_health(-1, -1, len(problems), ops, _sum_usage(c["usage"] for c in calls), candidates=len(candidates),
                             unusable=sum(1 for c in calls if c["error"]))
 
-    def _trace(self, record: dict[str, Any]) -> dict[str, Any]:
-        problem = self.problems[record["problem_id"]]
-        rec = record.get("recommendation") or {}
+    def _trace(self, record: Record) -> dict[str, Any]:
+        problem = self.problems[record.problem_id]
         # a judge that saw the reference solution gives its score only: its words could carry the answer into memory
-        verdicts = [f"quality {j['score']:.1f}/5" + ("" if j["judge"].endswith("+ref") or not j.get("rationale")
-                                                  else f": {j['rationale'][:200]}")
-                    for j in record.get("judgments") or [] if j.get("kind") == "quality" and j.get("score") is not None]
-        exec_result = record["exec"]
+        verdicts = [f"quality {j.score:.1f}/5" + ("" if j.judge.endswith("+ref") or not j.rationale
+                                                 else f": {j.rationale[:200]}")
+                    for j in record.judgments if j.kind == "quality" and j.score is not None]
         return {
             "key": _trace_key(record),
-            "source": source_of(problem, record["key"], record["epoch"], -1),
+            "source": source_of(problem, record.key, record.epoch, -1),
             "problem_id": problem.problem_id, "library": problem.library, "problem": problem.prompt,
-            "advice": rec.get("text") or "", "code": record.get("code") or "",
-            "status": exec_result["status"], "error_type": exec_result.get("error_type"),
-            "stderr_tail": exec_result.get("stderr_tail") or "", "verdicts": verdicts,
+            "advice": record.recommendation.text if record.recommendation else "", "code": record.code or "",
+            "status": record.status, "error_type": record.exec.error_type,
+            "stderr_tail": record.exec.stderr_tail or "", "verdicts": verdicts,
         }
 
     def _references(self, traces: Sequence[dict[str, Any]]) -> dict[int, str]:
@@ -366,28 +363,28 @@ class SparkMemory:
         self.health.append(row)
         if self.memory_dir:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
-            with (self.memory_dir / "health.jsonl").open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_jsonl(self.memory_dir / "health.jsonl", row)
 
 
-def _trace_key(record: dict[str, Any]) -> str:
+def _trace_key(record: Record) -> str:
     """A record's trace key in the store, which runs of several models and conditions may share."""
-    return f"{record['model']}/{record['memory']}/s{record['seed']}/{record['key']}"
+    return f"{record.model}/{record.memory}/s{record.seed}/{record.key}"
 
 
-def _passed(record: dict[str, Any]) -> bool | None:
-    """Whether DS-1000's tests passed (a timeout fails); None when the record was not graded (an infra error)."""
-    return {"passed": True, "failed": False, "timeout": False}.get((record.get("exec") or {}).get("status"))
+def _passed(record: Record) -> bool | None:
+    """Whether the benchmark's tests passed (a timeout fails); None when the record was not graded (an infra
+    error, a skip)."""
+    return record.passed if record.status in GRADED else None
 
 
-def _outcomes(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+def _outcomes(records: Sequence[Record]) -> dict[str, tuple[int, int]]:
     """(helpful, harmful) increments per insight: a record that used it passed, or failed/timed out."""
     counts: dict[str, list[int]] = {}
     for record in records:
         passed = _passed(record)
         if passed is None:
             continue
-        items = [i for i in (record.get("recommendation") or {}).get("items") or [] if i.get("kind") == "insight"]
+        items = [i for i in (record.recommendation.items if record.recommendation else ()) if i.get("kind") == "insight"]
         used = [i for i in items if i.get("cited")] or items
         for item in used:
             pair = counts.setdefault(item["id"], [0, 0])
@@ -395,7 +392,7 @@ def _outcomes(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
-def _graded(records: Sequence[dict[str, Any]]) -> tuple[int, int]:
+def _graded(records: Sequence[Record]) -> tuple[int, int]:
     """(passed, failed or timed out) over graded records: the base rate insights' outcomes are weighed against."""
     verdicts = [_passed(r) for r in records]
     return verdicts.count(True), verdicts.count(False)

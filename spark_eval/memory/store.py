@@ -14,7 +14,8 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from spark_eval.data.jsonl import write_atomic, write_jsonl
+from spark_eval.errors import UserError
+from spark_eval.records import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ _SCHEMA = (
 )
 
 
-class MemoryStoreError(Exception):
+class MemoryStoreError(UserError):
     """The store file cannot be used as asked; the one-line message names the file and the fix."""
 
 
@@ -346,7 +347,7 @@ class SQLiteStore:
         write_jsonl(dest / "insights.jsonl", [asdict(item) for item in insights])
         write_jsonl(dest / "ops.jsonl", ops)
         write_jsonl(dest / "traces.jsonl", traces)
-        write_atomic(dest / "state.json", json.dumps(state, indent=2) + "\n")
+        write_json(dest / "state.json", state)
         return state
 
     def close(self) -> None:

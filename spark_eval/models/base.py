@@ -4,16 +4,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from spark_eval.types import Completion, Problem, Recommendation
+from spark_eval.errors import UserError
+from spark_eval.types import Problem
+from spark_eval.records import Completion, Recommendation
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(UserError, ValueError):
     """A model cannot be used as configured (missing key, missing weights); the message names the fix."""
 
 
-class ModelCallError(RuntimeError):
+class ModelCallError(UserError, RuntimeError):
     """A request that failed for good, after `attempts` tries."""
 
     def __init__(self, message: str, attempts: int) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from spark_eval.models.base import ChatModel, Coder, Message
-from spark_eval.types import Completion, Problem, Recommendation
+from spark_eval.types import Problem
+from spark_eval.records import Completion, Recommendation
 
 # Bump when a template below changes: the version goes into every record, and resume refuses to mix.
 CODER_VERSION = "coder-1"

@@ -14,7 +14,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from spark_eval.models.base import GenerationParams, Message, ModelCallError, ModelConfigError
 from spark_eval.models.cache import ResponseCache, request_key
-from spark_eval.types import Completion
+from spark_eval.records import Completion
 
 log = logging.getLogger(__name__)
 

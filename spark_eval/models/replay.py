@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spark_eval.data.jsonl import read_jsonl
-from spark_eval.types import Completion, Problem, Recommendation
+from spark_eval.errors import UserError
+from spark_eval.records import read_jsonl
+from spark_eval.types import Problem
+from spark_eval.records import Completion, Recommendation
 
 
-class AnswersError(ValueError):
+class AnswersError(UserError, ValueError):
     """An answers file is unusable; the message names the line and the fix."""
 
 

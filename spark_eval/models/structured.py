@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
 
 from spark_eval.models.base import ChatModel, Message
-from spark_eval.types import Completion
+from spark_eval.records import Completion
 
 T = TypeVar("T")
 

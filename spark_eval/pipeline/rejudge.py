@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,13 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from spark_eval.data.ds1000 import dataset_hash, read_dataset
-from spark_eval.judge.panel import ModelPool, build_panel, panel_versions
+from spark_eval.judge.panel import build_panel, panel_versions
+from spark_eval.models.pool import ModelPool
 from spark_eval.models.base import ModelCallError
-from spark_eval.pipeline.rundir import RunDirectoryError, RunLock, load_records, rewrite_records, write_derived, write_json
-from spark_eval.types import Recommendation
+from spark_eval.pipeline.rundir import RunLock
+from spark_eval.records import (Judgment, Record, RunDirectoryError, append_jsonl, read_lines, read_records,
+                                rewrite_records, write_json)
+from spark_eval.records.summary import write_derived
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def _judge_locked(cfg: DictConfig, run_dir: Path, models: ModelPool) -> dict[str
     judges = build_panel(cfg.judge, models)
     journal = run_dir / "judgments.jsonl"
     records = merge_journal(records_path, journal)
-    todo = [(r, j, k) for r in records if r.get("code") is not None for j in judges
+    todo = [(r, j, k) for r in records if r.code is not None for j in judges
             for k in range(cfg.judge.repeats) if not _has_verdict(r, j.name, j.version, k)]
     log.info("%s: %d items without a verdict from %s", run_dir, len(todo), ", ".join(j.name for j in judges))
     if todo:
@@ -71,22 +73,18 @@ async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -
     slots = asyncio.Semaphore(pipeline.concurrency)
     progress = tqdm(total=len(todo), disable=not pipeline.progress, unit="verdict")
 
-    async def one(record: dict, judge: Any, repeat: int) -> int:
+    async def one(record: Record, judge: Any, repeat: int) -> int:
         async with slots:
-            recommendation = _recommendation(record.get("recommendation"))
             try:
-                verdict = await judge.grade(problems[record["problem_id"]], record["code"], recommendation, repeat)
+                verdict = await judge.grade(problems[record.problem_id], record.code, record.recommendation, repeat)
             except ModelCallError as e:  # an outage: no verdict is journaled, so the next pass asks again
-                log.warning("%s: %s failed: %s", record["key"], judge.name, e)
+                log.warning("%s: %s failed: %s", record.key, judge.name, e)
                 progress.update(1)
                 return 0
         if verdict is None:  # nothing to judge (a helpfulness judge on a record without a recommendation)
             progress.update(1)
             return 0
-        with journal.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"key": record["key"], "judgment": asdict(verdict)}, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_jsonl(journal, {"key": record.key, "judgment": asdict(verdict)})
         progress.update(1)
         return 1
 
@@ -95,33 +93,22 @@ async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -
     return added
 
 
-def merge_journal(records_path: Path, journal: Path) -> list[dict[str, Any]]:
-    """Fold journaled verdicts into records.jsonl (atomically), then drop the journal; the merged records."""
-    records = load_records(records_path)
+def merge_journal(records_path: Path, journal: Path) -> list[Record]:
+    """Fold journaled verdicts into records.jsonl (atomically), then drop the journal; the merged records.
+    A verdict torn by a kill is left out: it is judged again (its reply is in the response cache)."""
+    records = read_records(records_path)
     if not journal.exists():
         return records
-    by_key = {r["key"]: r for r in records}
-    for line in journal.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a verdict torn by a kill: it is judged again (its reply is in the response cache)
-        verdict, record = entry["judgment"], by_key.get(entry["key"])
-        if record is not None and not _has_verdict(record, verdict["judge"], verdict["version"], verdict["repeat"]):
-            record["judgments"].append(verdict)
+    by_key = {r.key: r for r in records}
+    for entry in read_lines(journal, repair=True):
+        verdict, record = Judgment(**entry["judgment"]), by_key.get(entry["key"])
+        if record is not None and not _has_verdict(record, verdict.judge, verdict.version, verdict.repeat):
+            by_key[record.key] = record = replace(record, judgments=(*record.judgments, verdict))
+    records = [by_key[r.key] for r in records]
     rewrite_records(records_path, records)
     journal.unlink()
     return records
 
 
-def _has_verdict(record: dict[str, Any], judge: str, version: str, repeat: int) -> bool:
-    return any(j["judge"] == judge and j.get("version") == version and j.get("repeat", 0) == repeat
-               for j in record.get("judgments") or [])
-
-
-def _recommendation(data: dict[str, Any] | None) -> Recommendation | None:
-    if data is None:
-        return None
-    return Recommendation(text=data["text"], plan=data.get("plan") or {}, items=tuple(data.get("items") or ()),
-                          leak_flag=bool(data.get("leak_flag")), trace=data.get("trace") or {},
-                          error=data.get("error"))
+def _has_verdict(record: Record, judge: str, version: str, repeat: int) -> bool:
+    return any(j.judge == judge and j.version == version and j.repeat == repeat for j in record.judgments)

@@ -1,4 +1,4 @@
-"""The run directory: records.jsonl (append + flush, the source of truth), manifest.json, summary.json."""
+"""The run directory of a run: its identity, lock, manifest and records.jsonl (append + sync, the source of truth)."""
 from __future__ import annotations
 
 import fcntl
@@ -13,15 +13,10 @@ from typing import Any, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.config import MODEL_CALL_SETTINGS, PROJECT_ROOT, RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES
-from spark_eval.data.jsonl import write_jsonl
-from spark_eval.pipeline.summary import summarize
-from spark_eval.types import Record
+from spark_eval.records import Record, RunDirectoryError, append_record, read_records, rewrite_records, write_json
+from spark_eval.records.summary import write_derived
 
 log = logging.getLogger(__name__)
-
-
-class RunDirectoryError(ValueError):
-    """The run directory cannot be resumed as asked; the message names the differing keys or the damage."""
 
 
 def result_identity(cfg: DictConfig, **extra: Any) -> dict[str, Any]:
@@ -125,22 +120,19 @@ class RunDirectory:
                 "undo the change, or pick another seed, experiment_name or hydra.run.dir"
             )
 
-    def load_records(self) -> list[dict[str, Any]]:
-        return load_records(self.records_path)
+    def load_records(self) -> list[Record]:
+        return read_records(self.records_path)
 
-    def drop_errored(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def drop_errored(self, records: list[Record]) -> list[Record]:
         """Rewrite records.jsonl without records that ended in an error, so they are retried; returns the rest."""
-        kept = [r for r in records if not r.get("error")]
+        kept = [r for r in records if not r.error]
         if len(kept) < len(records):
             log.info("retrying %d records that ended in an error", len(records) - len(kept))
             rewrite_records(self.records_path, kept)
         return kept
 
     def append(self, record: Record) -> None:
-        with self.records_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_record(self.records_path, record)
 
     def write_manifest(self, **fields: Any) -> None:
         manifest = json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
@@ -149,52 +141,6 @@ class RunDirectory:
 
     def write_summary(self) -> dict[str, Any]:
         return write_derived(self.path, self.load_records())
-
-
-def load_records(path: Path, repair: bool = True) -> list[dict[str, Any]]:
-    """Finished records. A torn last line (the run was killed mid-write) is cut off the file, or only skipped
-    with `repair=False` (a reader beside a run that may be writing it); a damaged one elsewhere stops with its
-    line number, so nothing is silently lost."""
-    if not path.exists():
-        return []
-    lines = path.read_bytes().split(b"\n")
-    records, good_bytes = [], 0
-    for i, line in enumerate(lines):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if any(x.strip() for x in lines[i + 1 :]):
-                    raise RunDirectoryError(f"{path}:{i + 1}: damaged record; repair or remove that line") from None
-                if repair:
-                    log.warning("cutting a torn last line off %s", path)
-                    with path.open("r+b") as f:
-                        f.truncate(good_bytes)
-                break
-        good_bytes += len(line) + 1
-    return records
-
-
-def write_derived(path: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """summary.json, and validity.json when there are verdicts: both recomputable from records alone."""
-    summary = summarize(records)
-    write_json(path / "summary.json", summary)
-    if summary.get("judge_missing_rate"):
-        from spark_eval.judge.agreement import validity_report
-
-        write_json(path / "validity.json", validity_report(records))
-    return summary
-
-
-def rewrite_records(path: Path, records: list[dict[str, Any]]) -> None:
-    """Replace records.jsonl with `records` atomically: a kill leaves the old file or the new one."""
-    write_jsonl(path, records)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def git_state() -> dict[str, Any]:

@@ -14,13 +14,15 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from spark_eval.data.ds1000 import dataset_hash, read_dataset, select_problems
-from spark_eval.judge.panel import ModelPool, build_panel, panel_versions
+from spark_eval.judge.panel import build_panel, panel_versions
+from spark_eval.models.pool import ModelPool
 from spark_eval.memory import build_memory
 from spark_eval.models.coder import as_coder
 from spark_eval.pipeline.rundir import RunDirectory, git_state, result_identity
 from spark_eval.pipeline.solve import VERSIONS, Condition, solve
-from spark_eval.pipeline.summary import format_pass_table
-from spark_eval.types import Problem, Record, record_key
+from spark_eval.records.summary import format_pass_table
+from spark_eval.types import Problem
+from spark_eval.records import Record, record_key
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +92,14 @@ def _run_locked(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], 
     return summary
 
 
-async def _run_stream(problems: list[Problem], condition: Condition, rundir: RunDirectory, finished: list[dict],
+async def _run_stream(problems: list[Problem], condition: Condition, rundir: RunDirectory, finished: list[Record],
                       pipeline: Any, in_flight: int) -> None:
     """Epochs of rounds; each round's problems see one memory snapshot, and are learned from once written.
 
     `in_flight` problems run at once: `pipeline.concurrency`, or a batching engine's whole batch (vLLM). A
     memory that does not learn has one round per epoch, so nothing waits at a round's end for nothing.
     """
-    done = {r["key"]: r for r in finished}
+    done = {r.key: r for r in finished}
     total = len(problems) * pipeline.epochs * pipeline.repeats
     progress = _Progress(total, finished, enabled=pipeline.progress)
     slots = asyncio.Semaphore(in_flight)
@@ -117,7 +119,7 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
                 record = await next_record
                 rundir.append(record)  # on disk before anything is learned from it
                 progress.update(record)
-                done[record.key] = record.to_json()
+                done[record.key] = record
             # the whole round, also records of an earlier, killed attempt (the memory skips what it has learned)
             await condition.memory.learn([done[k] for k in in_round], epoch, number)
         condition.memory.checkpoint(epoch)
@@ -136,13 +138,13 @@ def stream_order(problems: list[Problem], shuffle: bool, seed: int) -> list[Prob
 class _Progress:
     """done/total, pass rate so far and ETA."""
 
-    def __init__(self, total: int, finished: list[dict], enabled: bool) -> None:
-        self.statuses = [(r.get("exec") or {}).get("status") for r in finished]
+    def __init__(self, total: int, finished: list[Record], enabled: bool) -> None:
+        self.statuses = [r.status for r in finished]
         self.bar = tqdm(total=total, initial=len(finished), disable=not enabled, unit="problem", smoothing=0.05)
         self._show()
 
     def update(self, record: Record) -> None:
-        self.statuses.append(record.exec.status if record.exec else None)
+        self.statuses.append(record.status)
         self.bar.update(1)
         self._show()
 

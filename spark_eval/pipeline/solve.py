@@ -13,7 +13,8 @@ from spark_eval.judge import Judge
 from spark_eval.memory import Memory
 from spark_eval.models import Coder
 from spark_eval.models.coder import CODER_VERSION
-from spark_eval.types import Judgment, Problem, Recommendation, Record, record_key
+from spark_eval.types import Problem
+from spark_eval.records import Judgment, Recommendation, Record, record_key
 
 log = logging.getLogger(__name__)
 

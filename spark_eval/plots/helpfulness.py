@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from spark_eval.judge.helpfulness import BANDS
+from spark_eval.records import BANDS
 from spark_eval.plots.base import new_figure
 from spark_eval.stats import Analysis
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from spark_eval.judge.agreement import GRADED
+from spark_eval.records import GRADED
 from spark_eval.plots.base import colour, new_figure
 from spark_eval.stats import Analysis
 from spark_eval.stats.compare import REFERENCE

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from spark_eval.records import Recommendation, Record
 from spark_eval.report.render import Table
 from spark_eval.stats import Analysis
 from spark_eval.stats.paired import EXACT_FAMILIES, FLIPS
@@ -55,14 +56,10 @@ def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, 
 
 def _runs(analysis: Analysis) -> str:
     rows = [(run.path.name, run.experiment, run.model, run.memory, str(run.seed), str(len(run.records)),
-             str(sum(1 for r in run.records if r.get("error"))), str(sum(1 for r in run.records if _passed(r))),
+             str(sum(1 for r in run.records if r.error)), str(sum(1 for r in run.records if r.passed)),
              str(run.manifest.get("status", "-")), "yes" if run.leaky else "") for run in analysis.runs]
     head = ("Run", "Experiment", "Model", "Memory", "Seed", "Records", "Errors", "Passed", "Status", "Leaky")
     return "<h2>Runs</h2>" + _html_table(head, rows, "lllllrrrll")
-
-
-def _passed(record: dict[str, Any]) -> bool:
-    return _status(record) == "passed"
 
 
 def _table(table: Table) -> str:
@@ -98,16 +95,16 @@ def _figure(name: str, png: Path) -> str:
 
 def _problems(analysis: Analysis, prompts: dict[int, str]) -> str:
     """Per problem: its prompt, then every run's recommendation, code, execution result and verdicts."""
-    by_problem: dict[int, list[tuple[Any, dict]]] = defaultdict(list)
+    by_problem: dict[int, list[tuple[Any, Record]]] = defaultdict(list)
     for run in analysis.runs:
-        for record in sorted(run.records, key=lambda r: (r["epoch"], r["repeat"])):
-            by_problem[int(record["problem_id"])].append((run, record))
+        for record in sorted(run.records, key=lambda r: (r.epoch, r.repeat)):
+            by_problem[record.problem_id].append((run, record))
     parts = []
     for pid in sorted(by_problem):
         entries = by_problem[pid]
         first = entries[0][1]
-        marks = " ".join(f"{run.model}/{run.memory}:{_status(record)}" for run, record in entries)
-        parts.append(f"<details><summary>#{pid} {escape(first['library'])} {escape(first['perturbation_type'])} "
+        marks = " ".join(f"{run.model}/{run.memory}:{record.status}" for run, record in entries)
+        parts.append(f"<details><summary>#{pid} {escape(first.library)} {escape(first.perturbation_type)} "
                      f"- {escape(marks)}</summary>")
         if pid in prompts:
             parts.append(f"<details><summary>Prompt</summary><pre>{escape(prompts[pid])}</pre></details>")
@@ -116,49 +113,44 @@ def _problems(analysis: Analysis, prompts: dict[int, str]) -> str:
     return "\n".join(parts)
 
 
-def _status(record: dict[str, Any]) -> str:
-    return (record.get("exec") or {}).get("status") or "none"
-
-
-def _advice(recommendation: dict[str, Any], leak: str) -> str:
+def _advice(recommendation: Recommendation, leak: str) -> str:
     """The memory's side of a record: the agent's search plan, the items it was shown (cited or not), the advice."""
     parts = [f"<details open><summary>Memory: plan, items, advice{leak}</summary>"]
-    plan = recommendation.get("plan") or {}
+    plan = recommendation.plan
     if plan:
         queries = "; ".join(str(q) for q in plan.get("queries") or [])
         parts.append(f"<p>Plan: {escape(str(plan.get('intent') or '-'))} Library: {escape(str(plan.get('library')))}. "
                      f"Queries: {escape(queries)}. Avoid: {escape(str(plan.get('avoid') or '-'))}</p>")
-    items = recommendation.get("items") or []
+    items = recommendation.items
     if items:
         rows = [(str(i.get("id")), str(i.get("kind")), "cited" if i.get("cited") else "", "leak" if i.get("leak") else "")
                 for i in items]
         parts.append(_html_table(("Item shown", "Kind", "Cited", "Overlaps reference"), rows, "llll"))
-    if recommendation.get("text"):
-        parts.append(f"<pre>{escape(str(recommendation['text']))}</pre>")
-    if recommendation.get("error"):
-        parts.append(f"<p>No advice: {escape(str(recommendation['error']))}</p>")
+    if recommendation.text:
+        parts.append(f"<pre>{escape(recommendation.text)}</pre>")
+    if recommendation.error:
+        parts.append(f"<p>No advice: {escape(str(recommendation.error))}</p>")
     parts.append("</details>")
     return "".join(parts)
 
 
-def _attempt(run: Any, record: dict[str, Any]) -> str:
-    status, result = _status(record), record.get("exec") or {}
-    parts = [f"<div class='run'><h4>{escape(run.label)} epoch {record['epoch']} repeat {record['repeat']}: "
+def _attempt(run: Any, record: Record) -> str:
+    status, result = record.status, record.exec
+    parts = [f"<div class='run'><h4>{escape(run.label)} epoch {record.epoch} repeat {record.repeat}: "
              f"<span class='{escape(status)}'>{escape(status)}</span></h4>"]
-    recommendation = record.get("recommendation")
+    recommendation = record.recommendation
     if recommendation:
-        leak = " (overlaps the reference code)" if recommendation.get("leak_flag") else ""
+        leak = " (overlaps the reference code)" if recommendation.leak_flag else ""
         parts.append(_advice(recommendation, leak))
-    parts.append(f"<details><summary>Code</summary><pre>{escape(str(record.get('code') or ''))}</pre></details>")
-    parts.append(f"<p>Execution: {escape(status)} {escape(str(result.get('error_type') or ''))} "
-                 f"({float(result.get('duration_s') or 0):.2f} s)</p>")
-    if result.get("stderr_tail"):
-        parts.append(f"<details><summary>Output tail</summary><pre>{escape(result['stderr_tail'])}</pre></details>")
-    if record.get("error"):
-        parts.append(f"<p>Error: {escape(str(record['error']))}</p>")
-    verdicts = [(j["judge"], j["kind"], str(j.get("repeat", 0)), _format(j.get("score"), None) if
-                 j.get("score") is not None else "missing", str(j.get("band") or ""),
-                 str(j.get("rationale") or j.get("parse_error") or "")) for j in record.get("judgments") or []]
+    parts.append(f"<details><summary>Code</summary><pre>{escape(record.code or '')}</pre></details>")
+    parts.append(f"<p>Execution: {escape(status)} {escape(str(result.error_type or '') if result else '')} "
+                 f"({result.duration_s if result else 0:.2f} s)</p>")
+    if result and result.stderr_tail:
+        parts.append(f"<details><summary>Output tail</summary><pre>{escape(result.stderr_tail)}</pre></details>")
+    if record.error:
+        parts.append(f"<p>Error: {escape(str(record.error))}</p>")
+    verdicts = [(j.judge, j.kind, str(j.repeat), _format(j.score, None) if j.score is not None else "missing",
+                 str(j.band or ""), str(j.rationale or j.parse_error or "")) for j in record.judgments]
     if verdicts:
         parts.append(_html_table(("Judge", "Kind", "Repeat", "Score", "Band", "Rationale"), verdicts, "lllrll"))
     parts.append("</div>")

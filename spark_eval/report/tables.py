@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from spark_eval.judge.helpfulness import BANDS
+from spark_eval.records import BANDS
 from spark_eval.report.published import (AT_LEAST_GOOD_SHARE, HUMAN_REFERENCE, PAPER_CONDITION, PAPER_ORDER,
                                          TOP_BAND_SHARE, paper_row, published_quality)
 from spark_eval.report.render import Table

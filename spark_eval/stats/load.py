@@ -16,7 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from spark_eval.pipeline.rundir import load_records
+from spark_eval.errors import UserError
+from spark_eval.records import Judgment, Record, read_lines, read_records
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ _NO_JUDGMENT = {"judge": None, "kind": None, "judge_repeat": np.nan, "score": np
                 "judge_cost_usd": np.nan}
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError):
     """The run directories given to stage=report cannot be analysed; the message names the fix."""
 
 
@@ -52,7 +53,7 @@ class Run:
     leaky: bool
     """The memory was built with access to reference answers (manifest `leaky`, or any record's `leaky`)."""
     manifest: dict[str, Any]
-    records: list[dict[str, Any]]
+    records: list[Record]
     health: list[dict[str, Any]]
     """`memory/health.jsonl`: one row per learning round (empty without a learning memory)."""
 
@@ -75,7 +76,7 @@ def find_run_dirs(results: str | Path | Sequence[str | Path]) -> list[Path]:
 
 def load_run(path: Path) -> Run | None:
     """The run in `path`, or None when it has no records yet."""
-    records = load_records(path / "records.jsonl", repair=False)
+    records = read_records(path / "records.jsonl", repair=False)
     if not records:
         log.warning("%s has no records yet; left out", path)
         return None
@@ -85,9 +86,9 @@ def load_run(path: Path) -> Run | None:
     return Run(
         path=path,
         experiment=str(manifest.get("identity", {}).get("experiment_name") or path.parent.name),
-        model=str(first["model"]), memory=str(first["memory"]), seed=int(first["seed"]),
-        leaky=bool(manifest.get("leaky")) or any(r.get("leaky") for r in records),
-        manifest=manifest, records=records, health=load_records(path / "memory" / "health.jsonl", repair=False),
+        model=first.model, memory=first.memory, seed=first.seed,
+        leaky=bool(manifest.get("leaky")) or any(r.leaky for r in records),
+        manifest=manifest, records=records, health=read_lines(path / "memory" / "health.jsonl", repair=False),
     )
 
 
@@ -122,40 +123,35 @@ def to_parquet(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, index=False)
 
 
-def _rows(run: Run, order: int, record: dict[str, Any]) -> list[dict[str, Any]]:
-    status = (record.get("exec") or {}).get("status") or "none"
-    completion = record.get("completion") or {}
-    advice = record.get("recommendation") or {}
-    library, origin = record["origin_family"]
+def _rows(run: Run, order: int, record: Record) -> list[dict[str, Any]]:
+    completion, advice = record.completion, record.recommendation
     base = {
         "experiment": run.experiment, "run_dir": str(run.path), "model": run.model, "memory": run.memory,
-        "seed": run.seed, "leaky": run.leaky, "key": record["key"], "order": order,
-        "problem_id": int(record["problem_id"]), "library": record["library"],
-        "perturbation_type": record["perturbation_type"], "family": f"{library}/{origin}",
-        "epoch": int(record["epoch"]), "repeat": int(record["repeat"]), "status": status,
-        "passed": status == "passed", "error": record.get("error") or None,
-        "advised": bool(advice.get("text")), "advice_error": advice.get("error") or None,
-        "rec_leak": bool(advice.get("leak_flag")),
-        "memory_hash": record.get("memory_hash"),
-        "coder_input_tokens": completion.get("input_tokens", np.nan),
-        "coder_output_tokens": completion.get("output_tokens", np.nan),
-        "coder_cost_usd": completion.get("cost_usd", np.nan),
-        "coder_latency_s": completion.get("latency_s", np.nan),
-        "coder_cached": completion.get("cached"),
+        "seed": run.seed, "leaky": run.leaky, "key": record.key, "order": order,
+        "problem_id": record.problem_id, "library": record.library,
+        "perturbation_type": record.perturbation_type, "family": record.family,
+        "epoch": record.epoch, "repeat": record.repeat, "status": record.status,
+        "passed": record.passed, "error": record.error or None,
+        "advised": record.advised, "advice_error": (advice.error if advice else None) or None,
+        "rec_leak": bool(advice and advice.leak_flag),
+        "memory_hash": record.memory_hash,
+        "coder_input_tokens": completion.input_tokens if completion else np.nan,
+        "coder_output_tokens": completion.output_tokens if completion else np.nan,
+        "coder_cost_usd": completion.cost_usd if completion else np.nan,
+        "coder_latency_s": completion.latency_s if completion else np.nan,
+        "coder_cached": completion.cached if completion else None,
     }
-    judgments = record.get("judgments") or []
-    if not judgments:
+    if not record.judgments:
         return [{**base, **_NO_JUDGMENT}]
-    return [{**base, **_judgment(j)} for j in judgments]
+    return [{**base, **_judgment(j)} for j in record.judgments]
 
 
-def _judgment(j: dict[str, Any]) -> dict[str, Any]:
-    usage = j.get("usage") or {}
-    score = j.get("score")
+def _judgment(j: Judgment) -> dict[str, Any]:
+    usage = j.usage
     return {
-        "judge": j["judge"], "kind": j["kind"], "judge_repeat": int(j.get("repeat", 0)),
-        "score": np.nan if score is None else float(score), "band": j.get("band"),
-        "parse_error": j.get("parse_error"),
+        "judge": j.judge, "kind": j.kind, "judge_repeat": j.repeat,
+        "score": np.nan if j.score is None else float(j.score), "band": j.band,
+        "parse_error": j.parse_error,
         "judge_input_tokens": usage.get("input_tokens", np.nan),
         "judge_output_tokens": usage.get("output_tokens", np.nan),
         "judge_cost_usd": usage.get("cost_usd", np.nan),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from spark_eval.judge.helpfulness import BANDS
+from spark_eval.records import BANDS
 from spark_eval.stats.load import ResultsError
 
 UNIT = ["problem_id"]

@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from spark_eval.judge.helpfulness import BANDS, BAND_SCORES
-from spark_eval.types import record_key
+from spark_eval.records import BAND_SCORES, BANDS
+from spark_eval.records import record_key
 
 LIBRARIES = ("Pandas", "Numpy", "Matplotlib", "Sklearn", "Scipy", "Pytorch", "Tensorflow")
 PERTURBATIONS = ("Origin", "Surface", "Semantic", "Difficult-Rewrite")
@@ -36,7 +36,8 @@ def record(problem_id: int, model: str, memory: str, *, passed: bool = True, sco
         "perturbation_type": perturbation, "origin_family": [library, problem_id if origin is None else origin],
         "model": model, "memory": memory, "seed": seed, "epoch": epoch, "repeat": repeat,
         "completion": {"text": "result = 1", "input_tokens": tokens, "output_tokens": tokens // 4, "latency_s": 0.5,
-                       "cost_usd": tokens * 1e-6, "cached": False, "attempts": 1},
+                       "cost_usd": tokens * 1e-6, "cached": False, "attempts": 1, "finish_reason": None,
+                       "request_id": None},
         "code": f"result = {problem_id}  # <b>&", "exec": {"status": "passed" if passed else "failed",
                                                           "error_type": None if passed else "AssertionError",
                                                           "stderr_tail": "" if passed else "AssertionError <x>",

@@ -5,7 +5,7 @@ import os
 from typing import Any
 
 from spark_eval.models.base import GenerationParams, ModelCallError
-from spark_eval.types import Completion
+from spark_eval.records import Completion
 
 
 class ScriptedModel:

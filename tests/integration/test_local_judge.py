@@ -34,8 +34,8 @@ def test_embedded_helpfulness_judge_grades_a_recommendation(problems):
 
     from hydra.utils import instantiate
 
-    from spark_eval.judge.helpfulness import BANDS, HelpfulnessJudge
-    from spark_eval.types import Recommendation
+    from spark_eval.judge.helpfulness import HelpfulnessJudge
+    from spark_eval.records import BANDS, Recommendation
 
     model = instantiate(compose_config("model=local_1p5b", "model.cache_path=null").model)
     advice = Recommendation(text="`a.shape` gives the dimensions of a NumPy array as a tuple; assign it to `result`.")

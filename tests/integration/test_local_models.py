@@ -71,9 +71,9 @@ def test_structured_greedy_decoding_gives_llama_cpps_own_reply(local_model, prob
 def test_a_kept_system_state_gives_the_cold_verdict(local_model, problems):
     """A judge's long system message is evaluated once: after another prompt with another system message, its
     kept KV state is loaded, and the verdict is the one a cold context gives."""
-    from spark_eval.judge.helpfulness import BANDS, helpfulness_messages
+    from spark_eval.judge.helpfulness import helpfulness_messages
     from spark_eval.judge.quality import quality_messages
-    from spark_eval.types import Recommendation
+    from spark_eval.records import BANDS, Recommendation
 
     llm = local_model._load()
     quality = quality_messages(problems[291], problems[291].reference_code, True, True)

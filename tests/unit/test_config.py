@@ -6,7 +6,8 @@ import pytest
 from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import instantiate
 
-from spark_eval.judge.panel import ModelPool, build_panel
+from spark_eval.judge.panel import build_panel
+from spark_eval.models.pool import ModelPool
 from spark_eval.memory import build_memory
 from spark_eval.models.base import ModelConfigError
 

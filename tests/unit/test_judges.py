@@ -6,14 +6,15 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from spark_eval.data.ds1000 import dataset_hash
-from spark_eval.judge.agreement import agreement, quality_vs_execution, validity_report
-from spark_eval.judge.helpfulness import BANDS, HelpfulnessJudge, helpfulness_messages
+from spark_eval.judge.helpfulness import HelpfulnessJudge, helpfulness_messages
+from spark_eval.judge.quality import QUALITY_RUBRIC, QUALITY_VERSION, QualityJudge, quality_messages
 from spark_eval.models.base import ModelCallError
 from spark_eval.models.structured import ParseError, extract_json, integer_in
-from spark_eval.judge.quality import QUALITY_RUBRIC, QUALITY_VERSION, QualityJudge, quality_messages
 from spark_eval.pipeline.rejudge import judge_run
-from spark_eval.types import Recommendation
+from spark_eval.records import BANDS, Recommendation, Record
+from spark_eval.records.validity import agreement, quality_vs_execution, validity_report
 from tests.conftest import compose_config
+from tests.fakes.runs import record as fake_record
 from tests.fakes.scripted import ScriptedModel
 
 GOOD_QUALITY = '{"flaw": "none", "correct": true, "score": 4}'
@@ -108,15 +109,20 @@ def test_helpfulness_bands_and_criteria(problems):
 
 
 def record(key, status, scores):
-    return {"key": key, "exec": {"status": status},
+    row = fake_record(0, "m", "none")
+    return {**row, "key": key, "exec": {**row["exec"], "status": status},
             "judgments": [{"judge": j, "kind": "quality", "score": s, "repeat": r} for (j, r), s in scores.items()]}
+
+
+def typed(rows):
+    return [Record.from_json(r) for r in rows]
 
 
 def test_quality_vs_execution_on_a_hand_computed_table():
     rows = [record("a", "passed", {("q", 0): 5}), record("b", "passed", {("q", 0): 4}),
             record("c", "failed", {("q", 0): 4}), record("d", "failed", {("q", 0): 2}),
             record("e", "timeout", {("q", 0): None}), record("f", "infra_error", {("q", 0): 1})]
-    out = quality_vs_execution(rows, "q")
+    out = quality_vs_execution(typed(rows), "q")
     assert (out["n"], out["n_passed"]) == (4, 2)
     # pass/fail pairs: (5,4) (5,2) (4,4 tie) (4,2) -> (1 + 1 + 0.5 + 1) / 4
     assert out["auroc"] == pytest.approx(3.5 / 4)
@@ -140,7 +146,7 @@ def test_validity_report_covers_judges_repeats_and_missing():
     rows = [record("a", "passed", {("q1", 0): 5, ("q1", 1): 5, ("q2", 0): 4}),
             record("b", "failed", {("q1", 0): 2, ("q1", 1): None, ("q2", 0): 1}),
             record("c", "failed", {("q1", 0): 3, ("q1", 1): 3, ("q2", 0): 3})]
-    report = validity_report(rows)
+    report = validity_report(typed(rows))
     assert report["missing_rate"] == {"q1": pytest.approx(1 / 6), "q2": 0.0}
     assert report["vs_execution"]["q1"]["auroc"] == 1.0
     assert report["between_repeats"]["q1"]["n_pairs"] == 2
@@ -150,10 +156,9 @@ def test_validity_report_covers_judges_repeats_and_missing():
 def make_run(tmp_path, problems, keys=(291, 292)):
     records = []
     for pid in keys:
-        records.append({"key": f"{pid}/e0/r0", "problem_id": pid, "library": "Numpy", "perturbation_type": "Origin",
-                        "completion": {"text": problems[pid].reference_code, "cached": False},
-                        "code": problems[pid].reference_code, "exec": {"status": "passed"}, "recommendation": None,
-                        "judgments": [], "error": None})
+        row = fake_record(pid, "reference", "none", library="Numpy")
+        records.append({**row, "completion": {**row["completion"], "text": problems[pid].reference_code},
+                        "code": problems[pid].reference_code, "judgments": []})
     (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (tmp_path / "manifest.json").write_text(json.dumps({"status": "finished", "dataset_hash": dataset_hash(problems),
                                                         "ledger": {"learner": {"calls": 2}}}))
@@ -222,7 +227,7 @@ def test_validity_groups_verdicts_by_rubric_version():
     for row, (score, version) in zip(rows, ((3, "quality-2"), (4, "quality-2"))):
         row["judgments"][0]["version"] = "quality-3"
         row["judgments"].append({"judge": "q", "kind": "quality", "score": score, "repeat": 0, "version": version})
-    report = validity_report(rows)
+    report = validity_report(typed(rows))
     assert report["vs_execution"]["q@quality-3"]["auroc"] == 1.0  # the new rubric separates them
     assert report["vs_execution"]["q@quality-2"]["auroc"] == 0.0  # the old one, on the same records, does not
     assert set(report["missing_rate"]) == {"q@quality-3", "q@quality-2"}

@@ -9,7 +9,7 @@ from spark_eval.models.anthropic import AnthropicModel
 from spark_eval.models.base import GenerationParams, ModelCallError, ModelConfigError
 from spark_eval.models.coder import STOP_SEQUENCES, ChatCoder, coder_messages
 from spark_eval.models.openai import OpenAIModel
-from spark_eval.types import Recommendation
+from spark_eval.records import Recommendation
 
 SCHEMA = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "solve it"}]

@@ -4,13 +4,16 @@ import os
 import pytest
 
 from spark_eval.pipeline.rundir import RunDirectory, RunDirectoryError, result_identity
-from spark_eval.pipeline.summary import summarize
+from spark_eval.records import Record
+from spark_eval.records.summary import summarize
+from tests.fakes.runs import record
 from tests.conftest import compose_config
 
 
 def line(key, status="passed", error=None, library="Numpy"):
-    return {"key": key, "library": library, "perturbation_type": "Origin", "exec": {"status": status},
-            "error": error, "completion": {"input_tokens": 2, "output_tokens": 3, "cost_usd": 0.5}}
+    row = record(int(key.split("/")[0]), "m", "none", library=library)
+    return {**row, "key": key, "exec": {**row["exec"], "status": status}, "error": error,
+            "completion": {**row["completion"], "input_tokens": 2, "output_tokens": 3, "cost_usd": 0.5}}
 
 
 def write(path, rows, tail=""):
@@ -21,7 +24,7 @@ def test_torn_last_line_is_cut_off_and_finished_records_kept(tmp_path):
     rd = RunDirectory(tmp_path, {"a": 1})
     rd.write_manifest(status="running")
     write(rd.records_path, [line("0/e0/r0"), line("1/e0/r0")], tail='{"key": "2/e0/r0", "libr')
-    assert [r["key"] for r in rd.load_records()] == ["0/e0/r0", "1/e0/r0"]
+    assert [r.key for r in rd.load_records()] == ["0/e0/r0", "1/e0/r0"]
     assert rd.records_path.read_text().endswith("}\n")
 
 
@@ -39,8 +42,8 @@ def test_errored_records_are_dropped_for_retry(tmp_path):
     rd.write_manifest(status="running")
     write(rd.records_path, [line("0/e0/r0"), line("1/e0/r0", error="RateLimit")])
     kept = rd.drop_errored(rd.load_records())
-    assert [r["key"] for r in kept] == ["0/e0/r0"]
-    assert [r["key"] for r in rd.load_records()] == ["0/e0/r0"]
+    assert [r.key for r in kept] == ["0/e0/r0"]
+    assert [r.key for r in rd.load_records()] == ["0/e0/r0"]
 
 
 def test_changed_identity_is_refused_naming_the_keys(tmp_path):
@@ -69,7 +72,7 @@ def test_identity_ignores_settings_that_do_not_change_results():
 def test_summary_counts_pass_rates_per_group():
     rows = [line("0", "passed"), line("1", "failed"), line("2", "infra_error", library="Sklearn"),
             {**line("3", library="Sklearn"), "exec": None, "error": "boom"}]
-    s = summarize(rows)
+    s = summarize([Record.from_json(r) for r in rows])
     assert (s["n"], s["passed"], s["pass_rate"], s["errors"]) == (4, 1, 0.25, 1)
     assert s["by_library"]["Numpy"] == {"n": 2, "passed": 1, "pass_rate": 0.5, "infra_error": 0}
     assert s["by_library"]["Sklearn"]["infra_error"] == 1

@@ -168,7 +168,7 @@ def test_a_run_is_leaky_by_its_manifest_or_by_any_record(tmp_path):
     _two_runs(tmp_path, leaky_record=True)
     runs = {r.memory: r for r in load_runs(str(tmp_path / "*"))}
     assert runs["spark"].leaky and not runs["none"].leaky
-    write_run(tmp_path / "m__none__s0", runs["none"].records, leaky=True)
+    write_run(tmp_path / "m__none__s0", [r.to_json() for r in runs["none"].records], leaky=True)
     assert all(r.leaky for r in load_runs(str(tmp_path / "*")))
 
 

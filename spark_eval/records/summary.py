@@ -2,24 +2,39 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from typing import Any, Iterable
 
-from spark_eval.judge.agreement import missing_rates
-from spark_eval.types import EXEC_STATUSES
+from pathlib import Path
+
+from spark_eval.records.files import write_json
+from spark_eval.records.format import EXEC_STATUSES, NO_STATUS, Record
+from spark_eval.records.validity import missing_rates
 
 
-def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def write_derived(path: Path, records: list[Record]) -> dict[str, Any]:
+    """summary.json, and validity.json when there are verdicts: both recomputable from records alone."""
+    summary = summarize(records)
+    write_json(path / "summary.json", summary)
+    if summary.get("judge_missing_rate"):
+        from spark_eval.records.validity import validity_report  # scipy and sklearn: only with verdicts
+
+        write_json(path / "validity.json", validity_report(records))
+    return summary
+
+
+def summarize(records: Iterable[Record]) -> dict[str, Any]:
     """Counts and pass rates; a record without an execution result counts as not passed."""
     records = list(records)
-    by_library: dict[str, list[dict]] = defaultdict(list)
-    by_perturbation: dict[str, list[dict]] = defaultdict(list)
+    by_library: dict[str, list[Record]] = defaultdict(list)
+    by_perturbation: dict[str, list[Record]] = defaultdict(list)
     for r in records:
-        by_library[r["library"]].append(r)
-        by_perturbation[r["perturbation_type"]].append(r)
+        by_library[r.library].append(r)
+        by_perturbation[r.perturbation_type].append(r)
     return {
         **_rate(records),
         "statuses": _statuses(records),
-        "errors": sum(1 for r in records if r.get("error")),
+        "errors": sum(1 for r in records if r.error),
         "by_library": {k: _rate(v) for k, v in sorted(by_library.items())},
         "by_perturbation": {k: _rate(v) for k, v in sorted(by_perturbation.items())},
         "ledger": ledger(records),
@@ -28,73 +43,68 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def advised(records: list[dict[str, Any]]) -> dict[str, Any]:
+def advised(records: list[Record]) -> dict[str, Any]:
     """With a memory: how many records got advice, why some did not, and the leakage-flag rate."""
-    recs = [r["recommendation"] for r in records if r.get("recommendation")]
+    recs = [r.recommendation for r in records if r.recommendation]
     if not recs:
         return {}
-    given = [x for x in recs if x.get("text")]
+    given = [x for x in recs if x.text]
     return {
-        "leaky": any(r.get("leaky") for r in records),
+        "leaky": any(r.leaky for r in records),
         "recommendations": {"given": len(given), "missing": len(recs) - len(given),
-                            "reasons": dict(Counter(str(x.get("error")).split(":")[0] for x in recs if not x.get("text")))},
-        "leak_flag_rate": sum(1 for x in recs if x.get("leak_flag")) / len(recs),
+                            "reasons": dict(Counter(str(x.error).split(":")[0] for x in recs if not x.text))},
+        "leak_flag_rate": sum(1 for x in recs if x.leak_flag) / len(recs),
     }
 
 
-def judged(records: list[dict[str, Any]]) -> dict[str, Any]:
+def judged(records: list[Record]) -> dict[str, Any]:
     """Per judge: mean quality score, helpfulness band shares, missing-verdict rate (empty without judges)."""
     scores: dict[str, list] = defaultdict(list)
     bands: dict[str, Counter] = defaultdict(Counter)
     kinds = {}
     for r in records:
-        for j in r.get("judgments") or []:
-            kinds[j["judge"]] = j["kind"]
-            scores[j["judge"]].append(j.get("score"))
-            if j["kind"] == "helpfulness" and j.get("band"):
-                bands[j["judge"]][j["band"]] += 1
+        for j in r.judgments:
+            kinds[j.judge] = j.kind
+            scores[j.judge].append(j.score)
+            if j.kind == "helpfulness" and j.band:
+                bands[j.judge][j.band] += 1
     if not kinds:
         return {}
     present = {k: [s for s in v if s is not None] for k, v in scores.items()}
     return {
         "quality_mean": {k: sum(v) / len(v) if v else None for k, v in present.items() if kinds[k] == "quality"},
         "helpfulness_bands": {k: {b: c / sum(n.values()) for b, c in n.items()} for k, n in bands.items()},
-        "judge_missing_rate": missing_rates(records, label=lambda j: j["judge"]),
+        "judge_missing_rate": missing_rates(records, label=lambda j: j.judge),
     }
 
 
-def _status(record: dict[str, Any]) -> str:
-    return (record.get("exec") or {}).get("status", "none")
-
-
-def _rate(records: list[dict[str, Any]]) -> dict[str, Any]:
+def _rate(records: list[Record]) -> dict[str, Any]:
     n = len(records)
-    passed = sum(1 for r in records if _status(r) == "passed")
-    infra = sum(1 for r in records if _status(r) == "infra_error")
+    passed = sum(1 for r in records if r.passed)
+    infra = sum(1 for r in records if r.status == "infra_error")
     return {"n": n, "passed": passed, "pass_rate": passed / n if n else None, "infra_error": infra}
 
 
-def _statuses(records: list[dict[str, Any]]) -> dict[str, int]:
-    counts = Counter(_status(r) for r in records)
-    return {s: counts.get(s, 0) for s in (*EXEC_STATUSES, "none")}
+def _statuses(records: list[Record]) -> dict[str, int]:
+    counts = Counter(r.status for r in records)
+    return {s: counts.get(s, 0) for s in (*EXEC_STATUSES, NO_STATUS)}
 
 
-def ledger(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
+def ledger(records: Iterable[Record]) -> dict[str, dict[str, float]]:
     """What each component spent in this run: calls made, tokens, cost and latency; cache hits apart.
 
     A completion served from the cache counts in `cached` only: it cost nothing this time.
     """
     coder, agent, judge = _empty_account(), _empty_account(), _empty_account()
     for r in records:
-        usage = ((r.get("recommendation") or {}).get("trace") or {}).get("usage")
+        usage = r.recommendation.trace.get("usage") if r.recommendation else None
         if usage:
             _charge(agent, {"calls": 0, "cached": 0, **usage}, spent=True)
-        c = r.get("completion")
+        c = r.completion
         if c:
-            _charge(coder, {**c, "calls": 0 if c.get("cached") else 1, "cached": int(bool(c.get("cached")))},
-                    spent=not c.get("cached"))
-        for j in r.get("judgments") or []:
-            _charge(judge, {"calls": 0, "cached": 0, **(j.get("usage") or {})}, spent=True)
+            _charge(coder, {**asdict(c), "calls": 0 if c.cached else 1, "cached": int(c.cached)}, spent=not c.cached)
+        for j in r.judgments:
+            _charge(judge, {"calls": 0, "cached": 0, **j.usage}, spent=True)
     return {"coder": coder, "agent": agent, "judge": judge}
 
 

@@ -6,36 +6,35 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-GRADED = ("passed", "failed", "timeout")  # execution verdicts about the code (infra errors and skips say nothing)
+from spark_eval.records.format import GRADED, Judgment, Record
 
 
-def judge_label(judgment: dict[str, Any]) -> str:
+def judge_label(judgment: Judgment) -> str:
     """A judge as validity figures group it: its name and its rubric version (`quality/<model>+ref@quality-3`);
     verdicts of two rubric versions are two judges."""
-    version = judgment.get("version")
-    return f"{judgment['judge']}@{version}" if version else judgment["judge"]
+    return f"{judgment.judge}@{judgment.version}" if judgment.version else judgment.judge
 
 
-def verdict_table(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[str, float | None]]:
+def verdict_table(records: Iterable[Record]) -> dict[tuple[str, int], dict[str, float | None]]:
     """(judge label, repeat) -> {record key: score or None}."""
     table: dict[tuple[str, int], dict[str, float | None]] = defaultdict(dict)
     for record in records:
-        for j in record.get("judgments") or []:
-            table[(judge_label(j), j.get("repeat", 0))][record["key"]] = j.get("score")
+        for j in record.judgments:
+            table[(judge_label(j), j.repeat)][record.key] = j.score
     return table
 
 
-def missing_rates(records: Iterable[dict[str, Any]], label: Callable[[dict[str, Any]], str] = judge_label
+def missing_rates(records: Iterable[Record], label: Callable[[Judgment], str] = judge_label
                   ) -> dict[str, float]:
     """Per judge (as `label` names it): the share of its verdicts that are missing (no score), over all repeats."""
     given: dict[str, list[bool]] = defaultdict(list)
     for record in records:
-        for j in record.get("judgments") or []:
-            given[label(j)].append(j.get("score") is None)
+        for j in record.judgments:
+            given[label(j)].append(j.score is None)
     return {judge: sum(missing) / len(missing) for judge, missing in given.items()}
 
 
-def quality_vs_execution(records: list[dict[str, Any]], judge: str, repeat: int = 0) -> dict[str, Any]:
+def quality_vs_execution(records: list[Record], judge: str, repeat: int = 0) -> dict[str, Any]:
     """Does the judge's 1-5 score separate code that passes DS-1000's tests from code that fails them?
 
     AUROC of score for pass, point-biserial correlation, and the false-accept rate: the share of
@@ -47,10 +46,9 @@ def quality_vs_execution(records: list[dict[str, Any]], judge: str, repeat: int 
     scores = verdict_table(records)[(judge, repeat)]
     passed, graded = [], []
     for r in records:
-        status = (r.get("exec") or {}).get("status")
-        if status in GRADED and scores.get(r["key"]) is not None:
-            passed.append(status == "passed")
-            graded.append(float(scores[r["key"]]))
+        if r.status in GRADED and scores.get(r.key) is not None:
+            passed.append(r.passed)
+            graded.append(float(scores[r.key]))
     out: dict[str, Any] = {"n": len(graded), "n_passed": sum(passed)}
     failing = [s for s, p in zip(graded, passed) if not p]
     out["false_accept_rate"] = sum(s >= 4 for s in failing) / len(failing) if failing else None
@@ -88,10 +86,10 @@ def agreement(a: list[float | None], b: list[float | None]) -> dict[str, Any]:
     return out
 
 
-def validity_report(records: list[dict[str, Any]]) -> dict[str, Any]:
+def validity_report(records: list[Record]) -> dict[str, Any]:
     """Everything above for every judge in the records (what stage=judge writes to validity.json)."""
     table = verdict_table(records)
-    kinds = {judge_label(j): j["kind"] for r in records for j in r.get("judgments") or []}
+    kinds = {judge_label(j): j.kind for r in records for j in r.judgments}
     judges = sorted(kinds)
     report: dict[str, Any] = {"missing_rate": {}, "vs_execution": {}, "between_judges": {}, "between_repeats": {}}
     report["missing_rate"] = missing_rates(records)

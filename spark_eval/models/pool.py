@@ -1,0 +1,31 @@
+"""The run's models: each distinct model config instantiated once and shared (coder, agent, learner, judges)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+
+class ModelPool:
+    """Instantiates each distinct model config once, so judges (and the coder) sharing a model share it."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, Any] = {}
+
+    def get(self, node: DictConfig) -> Any:
+        key = json.dumps(OmegaConf.to_container(node, resolve=True), sort_keys=True)
+        if key not in self._models:
+            self._models[key] = instantiate(node)
+        return self._models[key]
+
+    def start(self) -> None:
+        """Load every model that loads ahead of its first request (an in-process engine)."""
+        for model in self._models.values():
+            getattr(model, "start", lambda: None)()
+
+    def close(self) -> None:
+        """Shut down every model that holds an engine, so the next job of a sweep in this process can load one."""
+        for model in self._models.values():
+            getattr(model, "close", lambda: None)()

@@ -1,0 +1,106 @@
+"""The run directory's file formats: JSON lines appended one at a time (flushed and synced), files replaced
+atomically, and the one reader of records.jsonl (and of the other journals) that can repair a torn last line."""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from spark_eval.errors import UserError
+from spark_eval.records.format import Record
+
+log = logging.getLogger(__name__)
+
+
+class RunDirectoryError(UserError):
+    """A run directory cannot be used as asked; the message names the differing keys or the damage."""
+
+
+def append_jsonl(path: Path, row: Any) -> None:
+    """Append one JSON line and sync it: once this returns, a kill loses nothing of it."""
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
+    """Replace `path` with one JSON line per row, atomically (see `write_atomic`)."""
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows))
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace `path` with `data` as indented JSON, atomically."""
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary sibling, sync, then rename: a kill leaves the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path, error: type[Exception]) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object) for each non-blank line of a data file (plain or gzip); `error("<path>:<line>:
+    ...")` on bad JSON. For inputs (data sets, answers files); run files are read with `read_lines`."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise error(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or replace that line") from None
+
+
+def read_lines(path: Path, repair: bool = True) -> list[Any]:
+    """Every JSON line of a run file appended with `append_jsonl`. A torn last line (a kill mid-write) is cut off
+    the file, or only skipped with `repair=False` (a reader beside a run that may be writing it); a damaged line
+    elsewhere stops with its line number, so nothing is silently lost."""
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    rows, good_bytes = [], 0
+    for i, line in enumerate(lines):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                if any(x.strip() for x in lines[i + 1 :]):
+                    raise RunDirectoryError(f"{path}:{i + 1}: damaged record; repair or remove that line") from None
+                if repair:
+                    log.warning("cutting a torn last line off %s", path)
+                    with path.open("r+b") as f:
+                        f.truncate(good_bytes)
+                break
+        good_bytes += len(line) + 1
+    return rows
+
+
+def read_records(path: Path, repair: bool = True) -> list[Record]:
+    """The finished records of a records.jsonl (see `read_lines` for `repair`)."""
+    records = []
+    for number, row in enumerate(read_lines(path, repair), start=1):
+        try:
+            records.append(Record.from_json(row))
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunDirectoryError(f"{path}: record {number} is not a record ({type(e).__name__}: {e}); "
+                                    "repair or remove that line") from None
+    return records
+
+
+def append_record(path: Path, record: Record) -> None:
+    append_jsonl(path, record.to_json())
+
+
+def rewrite_records(path: Path, records: Iterable[Record]) -> None:
+    """Replace records.jsonl with `records` atomically: a kill leaves the old file or the new one."""
+    write_jsonl(path, (r.to_json() for r in records))

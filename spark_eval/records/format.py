@@ -1,0 +1,163 @@
+"""The record vocabulary: what one line of records.jsonl holds, typed, and the words its fields use.
+
+Everything that writes or reads a record goes through `Record` (`to_json` / `from_json`); the constants here
+are the only spelling of execution statuses and helpfulness bands.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+EXEC_STATUSES = ("passed", "failed", "timeout", "infra_error", "skipped")
+NO_STATUS = "none"
+"""The status of a record without an execution result (it ended in an error before its program ran)."""
+GRADED = ("passed", "failed", "timeout")
+"""Execution verdicts about the code (infra errors and skips say nothing about it)."""
+BANDS = ("EXTREMELY HELPFUL", "GOOD", "FAIR", "POOR", "HARMFUL")
+"""The paper's five helpfulness bands, best first."""
+BAND_SCORES = {band: 5 - i for i, band in enumerate(BANDS)}
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """What a memory hands the coder for one problem."""
+
+    text: str
+    """The recommendation shown to the coder."""
+    plan: dict[str, Any] = field(default_factory=dict)
+    """The retrieval agent's search plan."""
+    items: tuple[dict[str, Any], ...] = ()
+    """Retrieved items: `{id, kind, score, ...}`; `leak` marks an item overlapping the reference code."""
+    leak_flag: bool = False
+    """True when the text or a retrieved item overlaps the problem's reference code (n-gram guard)."""
+    trace: dict[str, Any] = field(default_factory=dict)
+    """How it was made: queries, hits with their ranks and scores, the agent's tokens."""
+    error: str | None = None
+    """Why there is no advice (text is empty then): the problem proceeds without it."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answer from a coder."""
+
+    text: str
+    """The raw answer text."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+    cost_usd: float = 0.0
+    cached: bool = False
+    attempts: int = 1
+    finish_reason: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The verdict of DS-1000's own tests on one answer."""
+
+    status: str
+    """One of EXEC_STATUSES."""
+    error_type: str | None = None
+    """Exception class name (or a short cause) when not passed."""
+    stderr_tail: str = ""
+    """The last bytes of the program's stderr and stdout."""
+    duration_s: float = 0.0
+    """Wall time of the program, as measured by its parent."""
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One judge's verdict on one item; score None means the verdict is missing (never a default)."""
+
+    judge: str
+    """The judge's name (kind and model), e.g. `quality/qwen2.5-coder-1.5b`."""
+    kind: str
+    """`quality` (code, 1-5) or `helpfulness` (recommendation, five bands)."""
+    score: float | None = None
+    band: str | None = None
+    criteria: dict[str, Any] = field(default_factory=dict)
+    rationale: str = ""
+    raw: str = ""
+    """The judge model's last reply, as it came."""
+    parse_error: str | None = None
+    version: str = ""
+    """The rubric/prompt version."""
+    repeat: int = 0
+    usage: dict[str, Any] = field(default_factory=dict)
+    """Tokens, cost, latency, attempts and cache hits of the judge's calls."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One line of records.jsonl: a problem under one condition, epoch and repeat."""
+
+    key: str
+    problem_id: int
+    library: str
+    perturbation_type: str
+    origin_family: tuple[str, int]
+    model: str
+    memory: str
+    seed: int
+    epoch: int
+    repeat: int
+    completion: Completion | None
+    code: str | None
+    exec: ExecResult | None
+    recommendation: Recommendation | None
+    judgments: tuple[Judgment, ...]
+    memory_hash: str
+    versions: dict[str, str]
+    error: str | None = None
+    leaky: bool = False
+    """The memory was built with access to reference answers (the paper's synthetic experience)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as plain JSON-able data (tuples become lists)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Record:
+        """The record a JSON line holds (the inverse of `to_json`); keys a field does not know are ignored."""
+        rec, exec_, completion = data.get("recommendation"), data.get("exec"), data.get("completion")
+        return cls(**{
+            **_known(cls, data),
+            "origin_family": tuple(data["origin_family"]),
+            "completion": Completion(**_known(Completion, completion)) if completion else None,
+            "exec": ExecResult(**_known(ExecResult, exec_)) if exec_ else None,
+            "recommendation": None if rec is None else Recommendation(
+                **{**_known(Recommendation, rec), "items": tuple(rec.get("items") or ())}),
+            "judgments": tuple(Judgment(**_known(Judgment, j)) for j in data.get("judgments") or ()),
+            "versions": dict(data.get("versions") or {}),
+        })
+
+    @property
+    def status(self) -> str:
+        """The execution status, or `none` when the program never ran."""
+        return self.exec.status if self.exec else NO_STATUS
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def family(self) -> str:
+        """The origin family as one label, `Library/id`."""
+        library, origin = self.origin_family
+        return f"{library}/{origin}"
+
+    @property
+    def advised(self) -> bool:
+        """The coder was shown advice."""
+        return bool(self.recommendation and self.recommendation.text)
+
+
+def record_key(problem_id: int, epoch: int, repeat: int) -> str:
+    """The unique key of a record within a run."""
+    return f"{problem_id}/e{epoch}/r{repeat}"
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
