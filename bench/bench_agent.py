@@ -20,7 +20,7 @@ from pathlib import Path
 from bench_loop import agent_rates, agent_row
 
 from spark_eval.config import compose_config
-from spark_eval.data.ds1000 import read_dataset, select_problems
+from spark_eval.data import build_benchmark
 from spark_eval.models.pool import ModelPool
 from spark_eval.memory import build_memory
 
@@ -37,7 +37,7 @@ def main() -> None:
     if args.no_cache:
         overrides.append("agent.cache_path=null")
     cfg = compose_config(*overrides)
-    problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
+    problems = build_benchmark(cfg.dataset).select()
     with tempfile.TemporaryDirectory() as run_dir:
         memory = build_memory(cfg.memory, ModelPool(), Path(run_dir))
         rows = asyncio.run(_advise(memory, problems))

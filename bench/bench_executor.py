@@ -15,8 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 from spark_eval.config import compose_config
-from spark_eval.data.ds1000 import read_dataset, select_problems
-from spark_eval.execution import LIBRARY_MODULES, ProcessSandbox, build_program
+from spark_eval.data import build_benchmark
+from spark_eval.data.ds1000 import build_program
+from spark_eval.execution import ProcessSandbox
+from spark_eval.types import LIBRARY_MODULES
 
 
 def grade_all(problems, execution, mode: str, workers: int) -> tuple[float, dict[int, str]]:
@@ -42,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = [] if args.limit is None else [f"dataset.limit={args.limit}"]
     cfg = compose_config(*overrides)
-    problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
+    problems = build_benchmark(cfg.dataset).select()
     walls = {}
     for mode in args.modes.split(","):
         wall, results = grade_all(problems, cfg.execution, mode, args.workers)

@@ -16,7 +16,7 @@ import time
 from hydra.utils import instantiate
 
 from spark_eval.config import compose_config
-from spark_eval.data.ds1000 import read_dataset, select_problems
+from spark_eval.data import build_benchmark
 from spark_eval.models.coder import ChatCoder
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     if args.flash_attn:
         overrides.append(f"model.flash_attn={args.flash_attn}")
     cfg = compose_config(*overrides)
-    problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
+    problems = build_benchmark(cfg.dataset).select()
     model = instantiate(cfg.model)
     start = time.monotonic()
     asyncio.run(model.complete([{"role": "user", "content": "hi"}], model.default_params(max_tokens=1)))

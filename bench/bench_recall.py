@@ -40,7 +40,8 @@ import numpy as np
 from hydra.utils import instantiate
 
 from spark_eval.config import compose_config
-from spark_eval.data.ds1000 import LIBRARIES, read_dataset, select_problems
+from spark_eval.data import build_benchmark
+from spark_eval.data.ds1000 import read_dataset
 from spark_eval.models.pool import ModelPool
 from spark_eval.memory.agent import PLAN_SCHEMA, interpret_plan, plan_messages, search_libraries
 from spark_eval.memory.apilabels import ApiNames, api_labels
@@ -48,7 +49,7 @@ from spark_eval.memory.index import Hit, HybridIndex
 from spark_eval.memory.kb import load_api_names, load_knowledge_base
 from spark_eval.memory.spark import QUERY_CHARS, prompt_query
 from spark_eval.models.structured import ask_json
-from spark_eval.types import Problem
+from spark_eval.types import LIBRARIES, Problem
 
 DEPTH = 10
 CUTS = (1, 5, 10)
@@ -155,7 +156,7 @@ def main() -> None:
     labelled = [p for p in problems if labels[p.problem_id]]
     print(f"{len(labelled)} of {len(problems)} problems have at least one API label")
     subset_cfg = compose_config("memory=spark", f"dataset.limit={args.agent_problems}", *args.overrides)
-    subset = [p for p in select_problems(problems, subset_cfg.dataset) if labels[p.problem_id]] \
+    subset = [p for p in build_benchmark(subset_cfg.dataset).select() if labels[p.problem_id]] \
         if args.agent_problems else []
     agent = asyncio.run(agent_cases(base, subset, labels)) if subset else []
     cases = prompt_cases(labelled, labels, args.raw_prompt)

@@ -17,10 +17,10 @@ from collections import Counter
 from pathlib import Path
 
 from spark_eval.config import compose_config
-from spark_eval.data.ds1000 import LIBRARIES, read_dataset
+from spark_eval.data.ds1000 import read_dataset
 from spark_eval.memory.apilabels import ApiNames, api_labels
 from spark_eval.memory.kb import load_api_names
-from spark_eval.types import Problem
+from spark_eval.types import LIBRARIES, Problem
 
 
 def main() -> None:

@@ -15,11 +15,11 @@ import sys
 from typing import Any
 
 from spark_eval.config import compose_config, experiment_sweep
-from spark_eval.data.ds1000 import read_dataset, select_problems
+from spark_eval.data import build_benchmark
 from spark_eval.judge.helpfulness import helpfulness_messages
 from spark_eval.judge.quality import quality_messages
 from spark_eval.memory.agent import plan_messages
-from spark_eval.models.coder import coder_messages
+from spark_eval.data.ds1000 import coder_messages
 from spark_eval.records import Recommendation
 
 CHARS_PER_TOKEN = 4
@@ -91,7 +91,7 @@ def main() -> None:
     print(f"{'run':<44}{'input Mtok':>11}{'output Mtok':>12}{'cost USD':>10}{'API hours':>10}")
     for sweep in experiment_sweep(experiment):
         cfg = compose_config(*overrides, *sweep)
-        problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
+        problems = build_benchmark(cfg.dataset).select()
         cost, seconds, volume = estimate(cfg, problems)
         name = f"{cfg.model.name}__{cfg.memory.name}__s{cfg.seed}"
         print(f"{name:<44}{volume['input'] / 1e6:>11.2f}{volume['output'] / 1e6:>12.2f}{cost:>10.2f}"

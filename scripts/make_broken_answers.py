@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 from spark_eval.config import compose_config
-from spark_eval.data.ds1000 import read_dataset, select_problems
+from spark_eval.data import build_benchmark
 
 
 def without_last_line(code: str) -> str:
@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = [] if args.limit is None else [f"dataset.limit={args.limit}"]
     cfg = compose_config(*overrides)
-    problems = select_problems(read_dataset(cfg.dataset), cfg.dataset)
+    problems = build_benchmark(cfg.dataset).select()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w") as f:
         for p in problems:

@@ -14,6 +14,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass
 class DatasetConfig:
+    """The benchmark (`benchmark=<name>` picks its file in conf/benchmark/, which fills this node)."""
+
+    _target_: str = "spark_eval.data.ds1000.DS1000"  # the Benchmark class
     name: str = "ds1000"
     source: str = "file"  # file | hub
     path: str = MISSING
@@ -25,6 +28,7 @@ class DatasetConfig:
     ids: list[int] = field(default_factory=list)
     limit: Optional[int] = None
     subset_seed: int = 0
+    files: dict[str, str] = field(default_factory=dict)  # HumanEval layout: {library: file in `path`}
 
 
 @dataclass
@@ -274,7 +278,7 @@ def register_configs() -> None:
     """Register the schemas (idempotent) and the `spark_root` resolver."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
+    cs.store(group="benchmark", name="base_dataset", node=DatasetConfig, package="dataset")
     cs.store(group="model", name="base_reference", node=ReferenceModelConfig)
     cs.store(group="model", name="base_answers", node=AnswersModelConfig)
     cs.store(group="model", name="base_openai", node=OpenAIModelConfig)
@@ -325,8 +329,11 @@ def compose_config(*overrides: str) -> Any:
 
 
 # Config keys that do not change results: they may differ between a run and its resume.
-# The dataset's location and source are neutral because its content hash is part of the identity.
+# The dataset's location, source, files and reading class are neutral because its content hash is part of the
+# identity (and the benchmark's post-processing, program and coder versions are).
 RESULT_NEUTRAL_KEYS = (
+    "dataset._target_",
+    "dataset.files",
     "dataset.path",
     "dataset.sha256",
     "dataset.source",

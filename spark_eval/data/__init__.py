@@ -1,6 +1,21 @@
-"""DS-1000 loading, selection, prompt building and answer post-processing."""
+"""Benchmarks: their problems, the coder's conversation, and the program that grades an answer."""
+from __future__ import annotations
 
-from spark_eval.data.ds1000 import DatasetError, dataset_hash, load_problems, select_problems
-from spark_eval.data.answers import postprocess
+from typing import Any
 
-__all__ = ["DatasetError", "dataset_hash", "load_problems", "postprocess", "select_problems"]
+from spark_eval.data.base import Benchmark, DatasetError
+from spark_eval.types import Problem
+
+__all__ = ["Benchmark", "DatasetError", "build_benchmark", "load_problems"]
+
+
+def build_benchmark(cfg: Any) -> Benchmark:
+    """The benchmark the `dataset` node's `_target_` names (`benchmark=<name>` picks the node)."""
+    from hydra.utils import get_class  # Hydra only when a benchmark is built from a config
+
+    return get_class(cfg._target_)(cfg)
+
+
+def load_problems(cfg: Any) -> list[Problem]:
+    """The problems the `dataset` node selects."""
+    return build_benchmark(cfg).select()

@@ -1,37 +1,111 @@
-"""Load DS-1000 into frozen Problem records, from the offline gzip JSONL file or the Hub."""
+"""DS-1000 (Lai et al., 2023) as a benchmark: 1000 problems over seven libraries, perturbed from 452 originals;
+loaded from the offline gzip JSONL file (hash checked) or the Hub, graded exactly as its official harness does."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import random
-from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from spark_eval.errors import UserError
-from spark_eval.records import read_jsonl
-from spark_eval.types import Problem
+from spark_eval.data.base import DatasetError, library_modules, problems_hash, select_problems, with_advice
+from spark_eval.records import Recommendation, read_jsonl
+from spark_eval.types import LIBRARIES, Message, Problem
 
 log = logging.getLogger(__name__)
 
-LIBRARIES = ("Pandas", "Numpy", "Matplotlib", "Tensorflow", "Scipy", "Sklearn", "Pytorch")
 PERTURBATIONS = ("Origin", "Surface", "Semantic", "Difficult-Rewrite")
 _REQUIRED = ("prompt", "reference_code", "metadata", "code_context")
 _REQUIRED_META = ("problem_id", "library", "test_case_cnt", "perturbation_type", "perturbation_origin_id")
 
+# Bump a version when what it names changes: the versions go into every record, and resume refuses to mix.
+POSTPROCESS_VERSION = "ds1000-official-1"
+PROGRAM_VERSION = "ds1000-official-1"
+CODER_VERSION = "coder-1"
 
-class DatasetError(UserError, ValueError):
-    """The dataset or the selection is unusable; the message names the fix."""
+CODER_SYSTEM = (
+    "You are an expert Python programmer for data science (NumPy, pandas, Matplotlib, SciPy, scikit-learn, "
+    "PyTorch, TensorFlow). Complete the solution to the problem. Reply with only the code that goes where "
+    "the solution goes, with no explanation and no tests. Keep the variable names the problem asks for."
+)
+
+# Where DS-1000's prompts expect the answer to end (its prompts' own markers).
+STOP_SEQUENCES = ("</code>", "# SOLUTION END", "END SOLUTION")
 
 
-def load_problems(cfg: Any) -> list[Problem]:
-    """All problems of `cfg` (the `dataset` config group) after its filters, in problem-id order."""
-    return select_problems(read_dataset(cfg), cfg)
+class DS1000:
+    """DS-1000: `dataset.source=file` (the copy in data/ds1000, sha256 pinned) or `hub` (a pinned revision).
+
+    Args:
+        cfg: the `dataset` config node (see `config.DatasetConfig`).
+    """
+
+    name = "ds1000"
+    libraries = LIBRARIES
+    perturbations = PERTURBATIONS
+    stop = STOP_SEQUENCES
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self._problems: list[Problem] | None = None
+
+    def problems(self) -> list[Problem]:
+        if self._problems is None:
+            self._problems = sorted(read_dataset(self.cfg), key=lambda p: p.problem_id)
+        return self._problems
+
+    def select(self) -> list[Problem]:
+        return select_problems(self.problems(), self.cfg, self.libraries, self.perturbations)
+
+    def data_hash(self) -> str:
+        return problems_hash(self.problems())
+
+    def coder_messages(self, problem: Problem, recommendation: Recommendation | None) -> list[Message]:
+        return coder_messages(problem, recommendation)
+
+    def program(self, problem: Problem, answer: str) -> tuple[str, str]:
+        code = postprocess(answer)
+        return code, build_program(problem.code_context, code)
+
+    def requires(self, problem: Problem) -> tuple[str, ...]:
+        return library_modules(problem)
+
+    def versions(self) -> dict[str, str]:
+        return {"postprocess": POSTPROCESS_VERSION, "program": PROGRAM_VERSION, "coder": CODER_VERSION}
+
+
+def coder_messages(problem: Problem, recommendation: Recommendation | None) -> list[Message]:
+    """System prompt, then the DS-1000 prompt as it is (plus the recommendation when a memory gives one)."""
+    return [{"role": "system", "content": CODER_SYSTEM}, {"role": "user", "content": with_advice(problem.prompt, recommendation)}]
+
+
+def postprocess(answer: str | list[str]) -> str:
+    """Cut a model's answer down to the code DS-1000 inserts into its test program.
+
+    Same steps, same order as the official harness: first element of a list; up to the first
+    `</code>`; drop "```python"; up to the next "```"; up to "\\nEND SOLUTION"; drop `<code>`.
+    Leading indentation is kept (the 71 function-body problems need it).
+    """
+    if isinstance(answer, list):
+        answer = answer[0]
+    code = answer.split("</code>")[0]
+    code = code.replace("```python", "")
+    code = code.split("```")[0]
+    code = code.split("\nEND SOLUTION")[0]
+    return code.replace("<code>", "")
+
+
+def build_program(code_context: str, answer: str) -> str:
+    """The official recipe (test_ds1000.py): context, the answer as a literal, then its tests.
+
+    `test_string(code)` runs only when the context defines it; otherwise the official harness appends
+    an empty line, kept here so the program text is byte-for-byte the same.
+    """
+    tail = "test_string(code)\n" if "test_string(" in code_context else "\n"
+    return code_context + "\n" + f"code = {answer!r}\n" + "test_execution(code)\n" + tail
 
 
 def read_dataset(cfg: Any) -> list[Problem]:
-    """Every problem of the configured source, unfiltered."""
+    """Every problem of the configured source (the `dataset` node), unfiltered."""
     if cfg.source == "file":
         rows = _read_jsonl_gz(Path(cfg.path), cfg.get("sha256"))
     elif cfg.source == "hub":
@@ -79,61 +153,3 @@ def _to_problem(row: Any, where: str) -> Problem:
         code_context=row["code_context"],
         test_case_cnt=int(meta["test_case_cnt"]),
     )
-
-
-def select_problems(problems: list[Problem], cfg: Any) -> list[Problem]:
-    """Apply the library, perturbation, id and stratified-subset filters of `cfg`."""
-    _check_names(cfg.libraries, LIBRARIES, "dataset.libraries")
-    _check_names(cfg.perturbations, PERTURBATIONS, "dataset.perturbations")
-    by_id = {p.problem_id: p for p in problems}
-    unknown = [i for i in cfg.ids if i not in by_id]
-    if unknown:
-        raise DatasetError(f"dataset.ids has unknown problem ids {unknown}; ids run 0..{len(problems) - 1}")
-    chosen = [by_id[i] for i in cfg.ids] if cfg.ids else list(problems)
-    if cfg.libraries:
-        chosen = [p for p in chosen if p.library in set(cfg.libraries)]
-    if cfg.perturbations:
-        chosen = [p for p in chosen if p.perturbation_type in set(cfg.perturbations)]
-    if cfg.limit is not None:
-        chosen = stratified_subset(chosen, cfg.limit, cfg.subset_seed)
-    if not chosen:
-        raise DatasetError("the dataset filters select no problem; loosen dataset.libraries/perturbations/ids")
-    return sorted(chosen, key=lambda p: p.problem_id)
-
-
-def _check_names(given: Iterable[str], known: tuple[str, ...], key: str) -> None:
-    bad = [g for g in given if g not in known]
-    if bad:
-        raise DatasetError(f"{key} has unknown names {bad}; choose from {list(known)}")
-
-
-def stratified_subset(problems: list[Problem], n: int, seed: int) -> list[Problem]:
-    """A seeded subset of `n` problems, spread over libraries as evenly as their sizes allow.
-
-    Round-robin over libraries (in LIBRARIES order), each library's problems in a seeded shuffle,
-    so every library gets floor(n/7) or one more while it has problems left.
-    """
-    if n < 1:
-        raise DatasetError(f"dataset.limit={n} must be at least 1")
-    rng = random.Random(seed)
-    pools: dict[str, list[Problem]] = defaultdict(list)
-    for p in sorted(problems, key=lambda p: p.problem_id):
-        pools[p.library].append(p)
-    for pool in pools.values():
-        rng.shuffle(pool)
-    order = [lib for lib in LIBRARIES if lib in pools] + sorted(set(pools) - set(LIBRARIES))
-    chosen: list[Problem] = []
-    while len(chosen) < n and any(pools.values()):
-        for lib in order:
-            if pools[lib] and len(chosen) < n:
-                chosen.append(pools[lib].pop())
-    return chosen
-
-
-def dataset_hash(problems: list[Problem]) -> str:
-    """sha256 over the problems' canonical JSON: the same for the file and the Hub copy."""
-    h = hashlib.sha256()
-    for p in sorted(problems, key=lambda p: p.problem_id):
-        h.update(json.dumps(p.__dict__, sort_keys=True, ensure_ascii=False).encode())
-        h.update(b"\n")
-    return h.hexdigest()

@@ -5,16 +5,6 @@ from typing import Protocol
 
 from spark_eval.records import ExecResult
 
-# The module each DS-1000 library's problems need; a problem whose module is missing is `skipped`.
-LIBRARY_MODULES = {
-    "Pandas": "pandas",
-    "Numpy": "numpy",
-    "Matplotlib": "matplotlib",
-    "Tensorflow": "tensorflow",
-    "Scipy": "scipy",
-    "Sklearn": "sklearn",
-    "Pytorch": "torch",
-}
 
 
 class Sandbox(Protocol):

@@ -6,12 +6,14 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from spark_eval.data.base import Benchmark
 from spark_eval.memory.base import Memory, MemoryConfigError
 from spark_eval.models.pool import ModelPool
 
 __all__ = ["Memory", "MemoryConfigError", "build_memory"]
 
 
-def build_memory(cfg: DictConfig, models: ModelPool, run_dir: Path) -> Memory:
-    """The configured memory; it shares the run's model pool (an agent equal to the coder is loaded once)."""
-    return instantiate(cfg, models=models, run_dir=run_dir)
+def build_memory(cfg: DictConfig, models: ModelPool, run_dir: Path, benchmark: Benchmark) -> Memory:
+    """The configured memory; it shares the run's model pool (an agent equal to the coder is loaded once) and
+    asks the run's benchmark how a problem is put to a coder (the paper's synthetic attempts)."""
+    return instantiate(cfg, models=models, run_dir=run_dir, benchmark=benchmark)

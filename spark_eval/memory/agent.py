@@ -5,8 +5,8 @@ import re
 from dataclasses import asdict
 from typing import Any, Callable, Collection, Protocol, Sequence
 
-from spark_eval.data.ds1000 import LIBRARIES
-from spark_eval.execution.base import LIBRARY_MODULES
+from spark_eval.types import LIBRARIES
+from spark_eval.types import LIBRARY_MODULES
 from spark_eval.memory.index import Hit
 from spark_eval.memory.store import Item
 from spark_eval.models.base import ChatModel, Message

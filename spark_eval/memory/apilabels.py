@@ -28,8 +28,8 @@ import builtins
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from spark_eval.data.ds1000 import LIBRARIES
-from spark_eval.execution.base import LIBRARY_MODULES
+from spark_eval.types import LIBRARIES
+from spark_eval.types import LIBRARY_MODULES
 from spark_eval.memory.screen import IMPORT_ALIASES
 from spark_eval.types import Problem
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from spark_eval.execution.base import LIBRARY_MODULES
+from spark_eval.types import LIBRARY_MODULES
 from spark_eval.execution.environment import sandbox_env
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from spark_eval.memory.learn import Candidate, candidate_from, insights_schema, interpret_insights
 from spark_eval.models.base import ChatModel
-from spark_eval.models.coder import coder_messages
+from spark_eval.data.base import Benchmark
 from spark_eval.models.structured import add_usage, ask_json, merge_usage
 from spark_eval.types import Problem
 
@@ -37,7 +37,7 @@ def source_of(problem: Problem, record_key: str, epoch: int, round_: int) -> dic
             "epoch": epoch, "round": round_}
 
 
-async def synthetic_hints(model: ChatModel, problems: Sequence[Problem], max_new: int = 3, max_tokens: int = 768,
+async def synthetic_hints(model: ChatModel, benchmark: Benchmark, problems: Sequence[Problem], max_new: int = 3, max_tokens: int = 768,
                           concurrency: int = 4) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """The paper's synthetic experience for every problem: attempt, then hints written with the reference
     in view. Returns the candidates and one usage/error report per problem (an unusable reply adds nothing);
@@ -48,7 +48,7 @@ async def synthetic_hints(model: ChatModel, problems: Sequence[Problem], max_new
         source = source_of(problem, f"synthetic/{problem.problem_id}", epoch=-1, round_=-1)
         usage: dict[str, Any] = {}
         async with slots:
-            messages = coder_messages(problem, None)
+            messages = benchmark.coder_messages(problem, None)
             attempt = await model.complete(messages, model.default_params(max_tokens=max_tokens))
             add_usage(usage, attempt)
             follow_up = HINTS_PROMPT.format(reference=problem.reference_code, max_new=max_new, library=problem.library)

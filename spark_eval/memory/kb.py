@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from spark_eval.execution import LIBRARY_MODULES
+from spark_eval.types import LIBRARY_MODULES
 from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.docs import BUILDER_VERSION, DocChunk, chunks_hash, library_versions, walk_library
 from spark_eval.memory.embed import CachedEmbedder, Embedder

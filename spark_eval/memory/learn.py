@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from spark_eval.data.ds1000 import LIBRARIES
+from spark_eval.types import LIBRARIES
 from spark_eval.memory.embed import Embedder
 from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.screen import InsightScreen

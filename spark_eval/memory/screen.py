@@ -35,15 +35,15 @@ def _suffixes(qualname: str) -> Iterable[str]:
 
 def harness_texts() -> list[str]:
     """Every prompt and rubric the harness shows a model: what an insight must not echo."""
+    from spark_eval.data import base, ds1000, humaneval
     from spark_eval.judge import helpfulness, quality
     from spark_eval.memory import agent, learn
-    from spark_eval.models import coder
 
     return [agent.PLAN_SYSTEM, agent.PLAN_PROMPT, agent.RECOMMEND_SYSTEM, agent.RECOMMEND_PROMPT,
             learn.LEARN_SYSTEM, learn.LEARN_PROMPT, quality.QUALITY_SYSTEM, quality.QUALITY_PROMPT,
             quality.QUALITY_RUBRIC, quality.REFERENCE_BLOCK, helpfulness.HELPFULNESS_SYSTEM,
-            helpfulness.HELPFULNESS_PROMPT, helpfulness.HELPFULNESS_RUBRIC, coder.CODER_SYSTEM,
-            coder.RECOMMENDATION_TEMPLATE]
+            helpfulness.HELPFULNESS_PROMPT, helpfulness.HELPFULNESS_RUBRIC, ds1000.CODER_SYSTEM,
+            humaneval.CODER_SYSTEM, humaneval.CODER_PROMPT, base.ADVICE_TEMPLATE]
 
 
 class InsightScreen:

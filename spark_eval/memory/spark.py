@@ -20,6 +20,7 @@ from typing import Any, Collection, Sequence
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from spark_eval.data.base import Benchmark
 from spark_eval.memory.agent import AGENT_VERSION, RetrievalAgent
 from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.embed import CachedEmbedder, Embedder
@@ -72,13 +73,14 @@ class SparkMemory:
         learning: Learner and CurationPolicy settings.
         leakage: the n-gram guard's `n` and `threshold`.
         playbook_chars: cap of the playbook's text.
-        models: the run's ModelPool; run_dir: the run directory.
+        models: the run's ModelPool; run_dir: the run directory; benchmark: the run's benchmark.
     """
 
     def __init__(self, name: str, mode: str, sources: Sequence[str], experience: str, exclude_family: bool,
                  store: str | None, kb: DictConfig, embedder: DictConfig, agent_model: DictConfig,
                  learner_model: DictConfig, retrieval: DictConfig, learning: DictConfig, leakage: DictConfig,
-                 playbook_chars: int = 6000, models: ModelPool | None = None, run_dir: Path | None = None) -> None:
+                 playbook_chars: int = 6000, models: ModelPool | None = None, run_dir: Path | None = None,
+                 benchmark: Benchmark | None = None) -> None:
         _check_choice("memory.mode", mode, MODES)
         _check_choice("memory.experience", experience, EXPERIENCE_SOURCES)
         for source in sources:
@@ -87,6 +89,7 @@ class SparkMemory:
         self.exclude_family = exclude_family
         self.leaky = experience == "paper_synthetic"
         self.learns = experience == "online" and "insights" in self.sources
+        self.benchmark = benchmark
         self.memory_dir = Path(run_dir) / "memory" if run_dir else None
         store_path = Path(store) if store else (self.memory_dir / "store.sqlite" if self.memory_dir else None)
         if store_path is None:
@@ -326,7 +329,7 @@ class SparkMemory:
     async def _write_synthetic_experience(self, problems: Sequence[Problem]) -> None:
         c = self.learning
         model = self._models.get(self._learner_cfg)
-        candidates, calls = await synthetic_hints(model, problems, max_new=c["max_new"], max_tokens=c["max_tokens"])
+        candidates, calls = await synthetic_hints(model, self.benchmark, problems, max_new=c["max_new"], max_tokens=c["max_tokens"])
         where = {"epoch": -1, "round": -1}
         with self.store.transaction():
             ops = self._curator().apply(candidates, {}, {}, where, check_leaks=False)

@@ -5,10 +5,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from spark_eval.errors import UserError
-from spark_eval.types import Problem
 from spark_eval.records import Completion, Recommendation
-
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
+from spark_eval.types import Message, Problem
 
 
 class ModelConfigError(UserError, ValueError):

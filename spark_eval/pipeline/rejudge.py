@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from spark_eval.data.ds1000 import dataset_hash, read_dataset
+from spark_eval.data import build_benchmark
 from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.base import ModelCallError
@@ -47,10 +47,11 @@ def judge_run(cfg: DictConfig) -> dict[str, Any]:
 def _judge_locked(cfg: DictConfig, run_dir: Path, models: ModelPool) -> dict[str, Any]:
     manifest_path, records_path = run_dir / "manifest.json", run_dir / "records.jsonl"
     manifest = json.loads(manifest_path.read_text())
-    dataset = read_dataset(cfg.dataset)
-    if dataset_hash(dataset) != manifest.get("dataset_hash"):
-        raise RunDirectoryError(f"{run_dir} was made from another DS-1000 copy; set dataset.path to that copy")
-    problems = {p.problem_id: p for p in dataset}
+    benchmark = build_benchmark(cfg.dataset)
+    if benchmark.data_hash() != manifest.get("dataset_hash"):
+        raise RunDirectoryError(f"{run_dir} was made from another benchmark or copy than {benchmark.name} at "
+                                f"{cfg.dataset.path}; set benchmark=<its benchmark> and dataset.path to that copy")
+    problems = {p.problem_id: p for p in benchmark.problems()}
     judges = build_panel(cfg.judge, models)
     journal = run_dir / "judgments.jsonl"
     records = merge_journal(records_path, journal)

@@ -14,7 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.config import MODEL_CALL_SETTINGS, PROJECT_ROOT, RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES
 from spark_eval.records import Record, RunDirectoryError, append_record, read_records, rewrite_records, write_json
-from spark_eval.records.summary import write_derived
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +137,6 @@ class RunDirectory:
         manifest = json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
         manifest.update(fields, identity=self.identity, config_hash=identity_hash(self.identity))
         write_json(self.manifest_path, manifest)
-
-    def write_summary(self) -> dict[str, Any]:
-        return write_derived(self.path, self.load_records())
 
 
 def git_state() -> dict[str, Any]:

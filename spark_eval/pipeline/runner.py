@@ -13,16 +13,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from spark_eval.data.ds1000 import dataset_hash, read_dataset, select_problems
+from spark_eval.data import build_benchmark
 from spark_eval.judge.panel import build_panel, panel_versions
-from spark_eval.models.pool import ModelPool
 from spark_eval.memory import build_memory
 from spark_eval.models.coder import as_coder
+from spark_eval.models.pool import ModelPool
 from spark_eval.pipeline.rundir import RunDirectory, git_state, result_identity
-from spark_eval.pipeline.solve import VERSIONS, Condition, solve
-from spark_eval.records.summary import format_pass_table
-from spark_eval.types import Problem
+from spark_eval.pipeline.solve import Condition, solve
+from spark_eval.records.summary import format_not_passed, format_pass_table, write_derived
 from spark_eval.records import Record, record_key
+from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
 
@@ -30,42 +30,56 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Run the experiment `cfg` describes; returns its summary. Everything is checked before any work."""
     run_dir = Path(run_dir or _hydra_output_dir())
-    dataset = read_dataset(cfg.dataset)
-    problems = select_problems(dataset, cfg.dataset)
-    problems = stream_order(problems, cfg.pipeline.shuffle, cfg.seed)
     models = ModelPool()
-    coder, memory = as_coder(models.get(cfg.model), cfg.seed), build_memory(cfg.memory, models, run_dir)
-    judges = build_panel(cfg.judge, models)
-    versions = {**VERSIONS, **panel_versions(judges), **memory.versions()}
-    sandbox = instantiate(cfg.execution)
-    data_hash = dataset_hash(dataset)
-    identity = result_identity(cfg, dataset_hash=data_hash, versions=versions,
-                               grading_env=sandbox.environment.freeze_hash,
-                               execution={"isolation": sandbox.isolation})  # what `auto` became here
-    condition = Condition(coder, memory, sandbox, judges, cfg.judge.repeats, cfg.seed, versions)
-    rundir = RunDirectory(run_dir, identity)
     try:
-        return _run_locked(cfg, rundir, problems, condition, data_hash, models)
+        problems, condition = assemble(cfg, models, run_dir)
+        rundir = RunDirectory(run_dir, identity(cfg, condition))
+        try:
+            finished = start(rundir, problems, condition)
+            wall_s = stream(cfg, rundir, problems, condition, finished, models)
+            return finish(rundir, problems, condition, wall_s)
+        finally:
+            rundir.close()
     finally:
-        rundir.close()
         models.close()  # an in-process engine (vLLM) gives its GPUs back before the next job of a sweep
 
 
-def _run_locked(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], condition: Condition,
-                data_hash: str, models: ModelPool) -> dict[str, Any]:
-    sandbox, memory = condition.sandbox, condition.memory
+def assemble(cfg: DictConfig, models: ModelPool, run_dir: Path) -> tuple[list[Problem], Condition]:
+    """The problems in stream order, and the condition: benchmark, coder, memory, sandbox and judges."""
+    benchmark = build_benchmark(cfg.dataset)
+    problems = stream_order(benchmark.select(), cfg.pipeline.shuffle, cfg.seed)
+    coder = as_coder(models.get(cfg.model), benchmark, cfg.seed)
+    memory = build_memory(cfg.memory, models, run_dir, benchmark)
+    judges = build_panel(cfg.judge, models)
+    versions = {**benchmark.versions(), **panel_versions(judges), **memory.versions()}
+    sandbox = instantiate(cfg.execution)
+    return problems, Condition(benchmark, coder, memory, sandbox, judges, cfg.judge.repeats, cfg.seed, versions)
+
+
+def identity(cfg: DictConfig, condition: Condition) -> dict[str, Any]:
+    """What resume checks: the config that changes results, the data's hash, the versions, the grading setup."""
+    sandbox = condition.sandbox
+    return result_identity(cfg, dataset_hash=condition.benchmark.data_hash(), versions=condition.versions,
+                           grading_env=sandbox.environment.freeze_hash,
+                           execution={"isolation": sandbox.isolation})  # what `auto` became here
+
+
+def start(rundir: RunDirectory, problems: list[Problem], condition: Condition) -> list[Record]:
+    """The records an earlier attempt finished (those that ended in an error are dropped, to be retried); the
+    manifest says `running`."""
     finished = rundir.drop_errored(rundir.load_records())
+    rundir.write_manifest(status="running", started_at=_now(), dataset_hash=condition.benchmark.data_hash(),
+                          problem_ids=[p.problem_id for p in problems], versions=condition.versions,
+                          execution=condition.sandbox.describe(), leaky=condition.memory.leaky, **git_state())
+    return finished
+
+
+def stream(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], condition: Condition,
+           finished: list[Record], models: ModelPool) -> float:
+    """Every record not yet finished, in seconds of wall time; a stop of any kind leaves the manifest
+    `interrupted`."""
+    sandbox, memory = condition.sandbox, condition.memory
     started = time.monotonic()
-    rundir.write_manifest(
-        status="running",
-        started_at=_now(),
-        dataset_hash=data_hash,
-        problem_ids=[p.problem_id for p in problems],
-        versions=condition.versions,
-        execution=sandbox.describe(),
-        leaky=memory.leaky,
-        **git_state(),
-    )
     with sandbox:
         try:
             if len(finished) < len(problems) * cfg.pipeline.epochs * cfg.pipeline.repeats:
@@ -77,18 +91,23 @@ def _run_locked(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], 
             rundir.write_manifest(status="interrupted", stopped_at=_now(), memory=memory.describe())
             memory.close()
             raise
-    summary = rundir.write_summary()
+    return time.monotonic() - started
+
+
+def finish(rundir: RunDirectory, problems: list[Problem], condition: Condition, wall_s: float) -> dict[str, Any]:
+    """summary.json (and validity.json), the manifest `finished` with counts, ledger and memory; the pass table
+    and the problems that did not pass go to the log."""
+    memory = condition.memory
+    records = rundir.load_records()
+    summary = write_derived(rundir.path, records)
     described = memory.describe()
     rundir.write_manifest(
-        status="finished",
-        finished_at=_now(),
-        wall_s=round(time.monotonic() - started, 2),
+        status="finished", finished_at=_now(), wall_s=round(wall_s, 2),
         counts={"records": summary["n"], **summary["statuses"], "errors": summary["errors"]},
-        ledger={**summary["ledger"], **described.pop("ledger", {})},
-        memory=described,
-    )
+        ledger={**summary["ledger"], **described.pop("ledger", {})}, memory=described)
     memory.close()
-    log.info("%s\n%s", rundir.path, format_pass_table(summary))
+    names = {p.problem_id: p.task_id or str(p.problem_id) for p in problems}
+    log.info("%s\n%s\n%s", rundir.path, format_pass_table(summary), format_not_passed(records, names))
     return summary
 
 

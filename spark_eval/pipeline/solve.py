@@ -6,25 +6,21 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-from spark_eval.data.answers import POSTPROCESS_VERSION, postprocess
-from spark_eval.execution import LIBRARY_MODULES, Sandbox, build_program
-from spark_eval.execution.program import PROGRAM_VERSION
+from spark_eval.data import Benchmark
+from spark_eval.execution import Sandbox
 from spark_eval.judge import Judge
 from spark_eval.memory import Memory
 from spark_eval.models import Coder
-from spark_eval.models.coder import CODER_VERSION
 from spark_eval.types import Problem
 from spark_eval.records import Judgment, Recommendation, Record, record_key
 
 log = logging.getLogger(__name__)
 
-VERSIONS = {"postprocess": POSTPROCESS_VERSION, "program": PROGRAM_VERSION, "coder": CODER_VERSION}
-
-
 @dataclass(frozen=True)
 class Condition:
-    """What a run holds fixed: who answers, with which memory, graded how."""
+    """What a run holds fixed: which benchmark, who answers, with which memory, graded how."""
 
+    benchmark: Benchmark
     coder: Coder
     memory: Memory
     sandbox: Sandbox
@@ -43,9 +39,8 @@ async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int)
     try:
         recommendation = await condition.memory.recommend(problem)
         completion = await condition.coder.answer(problem, recommendation, repeat)
-        code = postprocess(completion.text)
-        program = build_program(problem.code_context, code)
-        requires = (LIBRARY_MODULES[problem.library],)
+        code, program = condition.benchmark.program(problem, completion.text)
+        requires = condition.benchmark.requires(problem)
         exec_result = await asyncio.to_thread(condition.sandbox.run, program, requires)
         judgments = await judge_all(condition.judges, condition.judge_repeats, problem, code, recommendation)
     except Exception as e:  # one problem's failure must not stop the run; it is kept in its record

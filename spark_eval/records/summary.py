@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from pathlib import Path
 
@@ -134,3 +134,31 @@ def format_pass_table(summary: dict[str, Any]) -> str:
 def _row(name: str, row: dict[str, Any]) -> str:
     rate = f"{row['pass_rate']:.3f}" if row["pass_rate"] is not None else "-"
     return f"{name:<20} {row['n']:>5} {row['passed']:>7} {rate:>7} {row['infra_error']:>6}"
+
+
+def format_not_passed(records: Sequence[Record], names: dict[int, str], limit: int = 40) -> str:
+    """The records that did not pass, one line each (problem name, status, the error's own line), for the log;
+    at most `limit` lines. Empty when every record passed."""
+    failed = [r for r in records if not r.passed]
+    if not failed:
+        return ""
+    lines = [f"not passed: {len(failed)} of {len(records)}"]
+    for r in sorted(failed, key=lambda r: (r.library, r.problem_id, r.key))[:limit]:
+        lines.append(f"  {names.get(r.problem_id, str(r.problem_id)):<16} {r.status:<11} {error_line(r)}")
+    if len(failed) > limit:
+        lines.append(f"  ... and {len(failed) - limit} more (records.jsonl has them all)")
+    return "\n".join(lines)
+
+
+def error_line(record: Record) -> str:
+    """Why a record did not pass, in one line: its error, or the line of the program's output that names the
+    exception (`AttributeError: module 'numpy' has no attribute 'alen'`), or the exception's name."""
+    if record.error:
+        return record.error.splitlines()[0][:160]
+    if not record.exec:
+        return ""
+    kind = record.exec.error_type or ""
+    tail = [line.strip() for line in record.exec.stderr_tail.splitlines() if line.strip()]
+    named = [line for line in tail if kind and line.startswith(kind)]
+    return (named[-1] if named else kind or (tail[-1] if tail else ""))[:160]
+

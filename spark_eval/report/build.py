@@ -7,8 +7,7 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig
 
-from spark_eval.data import DatasetError
-from spark_eval.data.ds1000 import dataset_hash, read_dataset
+from spark_eval.data import DatasetError, build_benchmark
 from spark_eval.plots import make_figures
 from spark_eval.report.html import render_html
 from spark_eval.report.render import Table, write_table
@@ -59,14 +58,15 @@ def write_tables(analysis: Analysis, out: Path) -> tuple[list[Path], list[Table]
 
 
 def load_prompts(dataset_cfg: Any, runs: Sequence[Run]) -> dict[int, str]:
-    """Problem prompts for the drill-down, when the configured DS-1000 copy is the one every run used."""
+    """Problem prompts for the drill-down, when the configured benchmark is the one every run used."""
     try:
-        problems = read_dataset(dataset_cfg)
+        benchmark = build_benchmark(dataset_cfg)
+        used = benchmark.data_hash()
     except DatasetError as e:
         log.warning("the report leaves prompts out: %s", e)
         return {}
-    used = dataset_hash(problems)
     if any(run.manifest.get("dataset_hash") != used for run in runs):
-        log.warning("the report leaves prompts out: a run was made from another DS-1000 copy than dataset.path")
+        log.warning("the report leaves prompts out: a run was made from another benchmark or copy than "
+                    "benchmark=%s, dataset.path", benchmark.name)
         return {}
-    return {p.problem_id: p.prompt for p in problems}
+    return {p.problem_id: p.prompt for p in benchmark.problems()}

@@ -4,7 +4,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from spark_eval.execution import LIBRARY_MODULES, ProcessSandbox, build_program
+from spark_eval.data.ds1000 import build_program
+from spark_eval.execution import ProcessSandbox
+from spark_eval.types import LIBRARY_MODULES
 from tests.conftest import DS1000, needs_bwrap
 from tests.unit.test_sandbox import FORGER, FORGERIES
 

@@ -4,7 +4,7 @@ import json
 from spark_eval.pipeline import run
 from tests.conftest import compose_config
 from tests.fakes.openai_server import FakeOpenAIServer, message_key
-from spark_eval.models.coder import coder_messages
+from spark_eval.data.ds1000 import coder_messages
 
 IDS = [291, 292, 293, 294, 295, 296, 297, 298]
 

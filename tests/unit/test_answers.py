@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from spark_eval.data.answers import postprocess
+from spark_eval.data.ds1000 import postprocess
 from spark_eval.models.replay import AnswersError, read_answers
 
 

@@ -6,6 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import instantiate
 
+from spark_eval.data import build_benchmark
 from spark_eval.judge.panel import build_panel
 from spark_eval.models.pool import ModelPool
 from spark_eval.memory import build_memory
@@ -33,7 +34,7 @@ def test_every_experiment_composes_and_instantiates(experiment, tmp_path, monkey
         except InstantiationException as e:  # open-weight models need vLLM and a GPU, which this machine may lack
             assert isinstance(e.__cause__, ModelConfigError) and "pip install vllm" in str(e.__cause__)
             assert importlib.util.find_spec("vllm") is None
-        memory = build_memory(cfg.memory, pool, tmp_path / "run")
+        memory = build_memory(cfg.memory, pool, tmp_path / "run", build_benchmark(cfg.dataset))
         assert memory.name == cfg.memory.name and isinstance(memory.versions(), dict)
         assert build_panel(cfg.judge, pool) is not None
     lines = (CONF_DIR / "experiment" / f"{experiment}.yaml").read_text().splitlines()
@@ -117,7 +118,7 @@ def run_cli(*args, timeout=120):
 
 def test_help_lists_the_config_groups():
     out = run_cli("--help").stdout
-    for group in ("dataset", "model", "memory", "judge", "execution", "pipeline", "experiment", "paths"):
+    for group in ("benchmark", "model", "memory", "judge", "execution", "pipeline", "experiment", "paths"):
         assert f"\n{group}: " in out
 
 

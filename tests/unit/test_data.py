@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from spark_eval.data.ds1000 import DatasetError, dataset_hash, read_dataset, select_problems, stratified_subset
 from spark_eval.config import PROJECT_ROOT
+from spark_eval.data import build_benchmark
+from spark_eval.data.base import DatasetError, problems_hash as dataset_hash, stratified_subset
+from spark_eval.data.ds1000 import read_dataset
+from spark_eval.types import LIBRARIES
 from tests.conftest import DS1000, compose_config
 
 
@@ -17,6 +20,10 @@ def dataset_cfg(**overrides):
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
     return cfg
+
+
+def select_problems(problems, cfg):
+    return build_benchmark(cfg).select()
 
 
 def test_all_problems_load_with_their_published_counts(problems):
@@ -51,7 +58,7 @@ def test_seeded_subset_is_stratified_and_reproducible(problems):
     c = select_problems(problems, dataset_cfg(limit=14, subset_seed=1))
     assert a == b and a != c
     assert Counter(p.library for p in a) == {lib: 2 for lib in Counter(p.library for p in problems)}
-    small = stratified_subset(problems, 3, seed=0)
+    small = stratified_subset(problems, 3, seed=0, libraries=LIBRARIES)
     assert len({p.library for p in small}) == 3
 
 

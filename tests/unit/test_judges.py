@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf, open_dict
 
-from spark_eval.data.ds1000 import dataset_hash
+from spark_eval.data.base import problems_hash as dataset_hash
 from spark_eval.judge.helpfulness import HelpfulnessJudge, helpfulness_messages
 from spark_eval.judge.quality import QUALITY_RUBRIC, QUALITY_VERSION, QualityJudge, quality_messages
 from spark_eval.models.base import ModelCallError

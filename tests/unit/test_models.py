@@ -7,7 +7,10 @@ import pytest
 
 from spark_eval.models.anthropic import AnthropicModel
 from spark_eval.models.base import GenerationParams, ModelCallError, ModelConfigError
-from spark_eval.models.coder import STOP_SEQUENCES, ChatCoder, coder_messages
+from spark_eval.config import compose_config
+from spark_eval.data import build_benchmark
+from spark_eval.data.ds1000 import STOP_SEQUENCES, coder_messages
+from spark_eval.models.coder import ChatCoder
 from spark_eval.models.openai import OpenAIModel
 from spark_eval.records import Recommendation
 
@@ -152,7 +155,7 @@ def test_coder_conversation_carries_prompt_recommendation_and_stops(problems):
     with_advice = coder_messages(problem, Recommendation(text="use np.shape"))[1]["content"]
     assert with_advice.startswith(problem.prompt) and "use np.shape" in with_advice
     transport = Transport((200, chat_body("result = a.shape")))
-    coder = ChatCoder(openai_model(transport, params={"max_tokens": 300}), seed=3)
+    coder = ChatCoder(openai_model(transport, params={"max_tokens": 300}), build_benchmark(compose_config().dataset), seed=3)
     completion = asyncio.run(coder.answer(problem, None, repeat=2))
     sent = transport.requests[0][1]
     assert sent["stop"] == list(STOP_SEQUENCES) and sent["max_tokens"] == 300 and sent["seed"] == 3

@@ -1,6 +1,6 @@
 import ast
 
-from spark_eval.execution.program import build_program
+from spark_eval.data.ds1000 import build_program
 
 
 def test_program_is_context_answer_literal_and_tests(problems):
