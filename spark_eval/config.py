@@ -187,9 +187,10 @@ class SparkMemoryConfig(MemoryConfig):
     _recursive_: bool = False
     mode: str = "agent"  # agent | raw_rag | playbook
     sources: list[str] = field(default_factory=lambda: ["docs", "insights"])
-    experience: str = "online"  # online | paper_synthetic | none
+    experience: str = "online"  # online | paper_synthetic | frozen | none
     exclude_family: bool = True
     store: Optional[str] = None  # None: <run dir>/memory/store.sqlite
+    frozen_store: Optional[str] = None  # experience=frozen: the learned store copied in when the run starts
     playbook_chars: int = 6000
     kb: KnowledgeBaseConfig = field(default_factory=KnowledgeBaseConfig)
     embedder: Any = MISSING

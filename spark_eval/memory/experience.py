@@ -1,4 +1,5 @@
-"""Experience sources: traces of the stream itself (`online`) or the paper's synthetic hints (`paper_synthetic`).
+"""Experience sources: traces of the stream itself (`online`), the paper's synthetic hints (`paper_synthetic`), or
+a store learned by another run, copied when the run starts and never written (`frozen`).
 
 `paper_synthetic` reproduces the paper's protocol: a model answers the problem, is then shown DS-1000's
 reference solution and writes the hints a user would have given. Those hints know the answer, so every
@@ -15,7 +16,7 @@ from spark_eval.data.base import Benchmark
 from spark_eval.models.structured import add_usage, ask_json, merge_usage
 from spark_eval.types import Problem
 
-EXPERIENCE_SOURCES = ("online", "paper_synthetic", "none")
+EXPERIENCE_SOURCES = ("online", "paper_synthetic", "frozen", "none")
 
 HINTS_PROMPT = """\
 Here is the reference solution to the problem:

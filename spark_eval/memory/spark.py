@@ -6,7 +6,8 @@ One class serves every memory condition of the README ("Spark memory"); the conf
   `playbook` (every active insight in context, no retrieval);
 - `sources`: `docs` and/or `insights`;
 - `experience`: `online` (learn from the stream's own feedback after each round), `paper_synthetic`
-  (the paper's hints written with the reference answer in view; leaky) or `none`.
+  (the paper's hints written with the reference answer in view; leaky), `frozen` (a copy of `frozen_store`,
+  learned by another run, perhaps on another benchmark; read, never written) or `none`.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from spark_eval.memory.experience import EXPERIENCE_SOURCES, source_of, syntheti
 from spark_eval.memory.index import Hit, HybridIndex, IndexItem
 from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learn import LEARNER_VERSION, Curator, CurationPolicy, Learner, insight_text
-from spark_eval.memory.store import Item, MemoryStore, open_store
+from spark_eval.memory.store import Item, MemoryStore, copy_store, open_store
 from spark_eval.models.base import ModelCallError
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import merge_usage
@@ -66,6 +67,7 @@ class SparkMemory:
         mode, sources, experience: see the module docstring.
         exclude_family: never show insights learned from a problem of the same origin family.
         store: the experience store file; None keeps it in the run directory (`memory/store.sqlite`).
+        frozen_store: with `experience=frozen`, the store to copy into the run's store when the run starts.
         kb: documentation knowledge base settings (grading interpreter, libraries, cache folder).
         embedder: the embedder's config (`_target_`).
         agent_model, learner_model: model configs (shared with the coder's when equal).
@@ -79,8 +81,8 @@ class SparkMemory:
     def __init__(self, name: str, mode: str, sources: Sequence[str], experience: str, exclude_family: bool,
                  store: str | None, kb: DictConfig, embedder: DictConfig, agent_model: DictConfig,
                  learner_model: DictConfig, retrieval: DictConfig, learning: DictConfig, leakage: DictConfig,
-                 playbook_chars: int = 6000, models: ModelPool | None = None, run_dir: Path | None = None,
-                 benchmark: Benchmark | None = None) -> None:
+                 playbook_chars: int = 6000, frozen_store: str | None = None, models: ModelPool | None = None,
+                 run_dir: Path | None = None, benchmark: Benchmark | None = None) -> None:
         _check_choice("memory.mode", mode, MODES)
         _check_choice("memory.experience", experience, EXPERIENCE_SOURCES)
         for source in sources:
@@ -95,6 +97,10 @@ class SparkMemory:
         if store_path is None:
             raise MemoryConfigError("memory.store is not set and there is no run directory to keep it in")
         self.store_path = store_path
+        if experience == "frozen" and not frozen_store:
+            raise MemoryConfigError("memory.experience=frozen needs memory.frozen_store=<a learned store.sqlite>")
+        self.frozen_store = frozen_store
+        self.frozen_from: str | None = None  # the state hash of the copy, once taken
         self.kb_cfg, self.retrieval, self.playbook_chars = kb, retrieval, playbook_chars
         self.guard = LeakGuard(n=leakage.n, threshold=leakage.threshold)
         self._embedder_cfg = embedder
@@ -124,6 +130,9 @@ class SparkMemory:
     async def prepare(self, problems: Sequence[Problem]) -> None:
         """Open the store, load (or build once) the documentation KB, write synthetic experience if asked."""
         self.problems = {p.problem_id: p for p in problems}
+        if self.experience == "frozen" and not self.store_path.exists():
+            self.frozen_from = copy_store(self.frozen_store, self.store_path)
+            log.info("memory: a frozen copy of %s (state %s)", self.frozen_store, self.frozen_from[:12])
         self.store = open_store(self.store_path)
         raw_embedder = instantiate(self._embedder_cfg)
         self.embedder = CachedEmbedder(raw_embedder, self.store)
@@ -204,6 +213,7 @@ class SparkMemory:
         return {
             "name": self.name, "mode": self.mode, "sources": list(self.sources), "experience": self.experience,
             "exclude_family": self.exclude_family, "leaky": self.leaky, "embedder": self._embedder_name(),
+            "frozen_store": self.frozen_store,
             "kb_chunks": self.kb.chunks_by_library if self.kb else {},
             "kb_hash": self.kb.hash if self.kb else None,
             "kb_embedder": self.kb.embedder if self.kb else None,

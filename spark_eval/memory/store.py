@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -358,6 +359,32 @@ class SQLiteStore:
 def open_store(path: str | Path) -> SQLiteStore:
     """The embedded store at `path`, created if absent."""
     return SQLiteStore(path)
+
+
+def copy_store(source: str | Path, dest: str | Path) -> str:
+    """A consistent copy of the store at `source` (SQLite's online backup, so a writer beside it is harmless) in
+    a new file at `dest`; the copy's state hash. A missing source is refused in one line naming it."""
+    source, dest = Path(source), Path(dest)
+    if not source.is_file():
+        raise MemoryStoreError(f"memory store {source} does not exist; run the experiment that learns it first, "
+                               "or point memory.frozen_store at a store file")
+    original = SQLiteStore(source)
+    partial = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial.unlink(missing_ok=True)
+    try:
+        with original._lock, original._translated():
+            copy = sqlite3.connect(partial)
+            original._db.backup(copy)
+            copy.close()
+    finally:
+        original.close()
+    os.replace(partial, dest)
+    copied = SQLiteStore(dest)
+    try:
+        return copied.state_hash()
+    finally:
+        copied.close()
 
 
 def _schema_version(path: str, db: sqlite3.Connection) -> int:

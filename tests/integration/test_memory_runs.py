@@ -157,3 +157,32 @@ def test_a_redone_record_counts_its_outcome_once_and_records_the_state_it_saw(tm
     insight = lines(tmp_path / "memory" / "final" / "insights.jsonl")[0]
     assert (insight["helpful"], insight["harmful"]) == (2, 0)  # 293 and 294 passed with it, each counted once
     assert records[294]["memory_hash"] == state_after_first != records[293]["memory_hash"]
+
+
+def test_a_frozen_memory_learned_on_ds1000_is_copied_read_and_never_written_on_another_benchmark(
+        tmp_path, grading_python):
+    learned = tmp_path / "learn"
+    run(memory_cfg(grading_python), run_dir=learned)
+    source = learned / "memory" / "store.sqlite"
+    before = source.read_bytes()
+    cfg = memory_cfg(grading_python, "benchmark=pandas_numpy_eval", "dataset.ids=[0,101,102]",
+                     "memory.experience=frozen", f"memory.frozen_store={source}", "memory.exclude_family=false")
+    summary = run(cfg, run_dir=tmp_path / "frozen")
+    assert summary["n"] == 3
+    records = lines(tmp_path / "frozen" / "records.jsonl")
+    assert len({r["memory_hash"] for r in records}) == 1  # one state for every round: nothing was learned
+    assert any(i["kind"] == "insight" for r in records for i in r["recommendation"]["items"])
+    assert not (tmp_path / "frozen" / "memory" / "health.jsonl").exists()
+    assert source.read_bytes() == before  # the learning run's store is untouched
+    manifest = json.loads((tmp_path / "frozen" / "manifest.json").read_text())
+    assert manifest["memory"]["frozen_store"] == str(source) and manifest["memory"]["insights"] == 1
+    assert manifest["memory"]["ops"] == {"ADD": 1, "MERGE": 1}  # the copy's log, not new operations
+
+
+def test_a_frozen_memory_without_its_store_stops_before_the_first_problem(tmp_path, grading_python):
+    from spark_eval.memory.store import MemoryStoreError
+
+    cfg = memory_cfg(grading_python, "memory.experience=frozen", f"memory.frozen_store={tmp_path / 'none.sqlite'}")
+    with pytest.raises(MemoryStoreError, match="none.sqlite does not exist; run the experiment that learns it first"):
+        run(cfg, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "records.jsonl").exists()
