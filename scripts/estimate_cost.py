@@ -19,7 +19,6 @@ from spark_eval.data import build_benchmark
 from spark_eval.judge.helpfulness import helpfulness_messages
 from spark_eval.judge.quality import quality_messages
 from spark_eval.memory.agent import plan_messages
-from spark_eval.data.ds1000 import coder_messages
 from spark_eval.records import Recommendation
 
 CHARS_PER_TOKEN = 4
@@ -37,15 +36,16 @@ def tokens(messages: list[dict]) -> int:
 
 def calls(cfg: Any, problems: list) -> list[tuple[Any, str, int, int]]:
     """(model config, component, input tokens, output tokens) for every call one run makes."""
-    memory = cfg.memory.get("mode") is not None
+    memory = cfg.memory.name != "none"
+    benchmark = build_benchmark(cfg.dataset)
     epochs = cfg.pipeline.epochs
     out = []
     for p in problems:
         advice = Recommendation(text=p.reference_code * 2) if memory else None
         per_epoch = []
         if cfg.model.name != "reference":
-            per_epoch.append((cfg.model, "coder", tokens(coder_messages(p, advice)), OUTPUT_TOKENS["coder"]))
-        if memory and cfg.memory.mode == "agent":
+            per_epoch.append((cfg.model, "coder", tokens(benchmark.coder_messages(p, advice)), OUTPUT_TOKENS["coder"]))
+        if memory and cfg.memory._target_.endswith(".AgentMemory"):
             plan = tokens(plan_messages(p.prompt))
             per_epoch.append((cfg.memory.agent_model, "agent", plan, OUTPUT_TOKENS["plan"]))
             per_epoch.append((cfg.memory.agent_model, "agent", plan + ADVICE_CONTEXT_TOKENS, OUTPUT_TOKENS["advice"]))
@@ -62,7 +62,7 @@ def calls(cfg: Any, problems: list) -> list[tuple[Any, str, int, int]]:
             share = epochs / cfg.memory.learning.traces_per_call  # one learner call per few traces
             out.append((cfg.memory.learner_model, "learner", epochs * TRACE_TOKENS, int(share * OUTPUT_TOKENS["hints"])))
         if memory and cfg.memory.experience == "paper_synthetic":
-            n = tokens(coder_messages(p, None))
+            n = tokens(benchmark.coder_messages(p, None))
             out.append((cfg.memory.learner_model, "learner", n, OUTPUT_TOKENS["attempt"]))
             out.append((cfg.memory.learner_model, "learner", n + OUTPUT_TOKENS["attempt"]
                         + len(p.reference_code) // CHARS_PER_TOKEN, OUTPUT_TOKENS["hints"]))

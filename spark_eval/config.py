@@ -183,9 +183,8 @@ class LeakageConfig:
 
 @dataclass
 class SparkMemoryConfig(MemoryConfig):
-    _target_: str = "spark_eval.memory.spark.SparkMemory"
+    _target_: str = "spark_eval.memory.spark.AgentMemory"  # | RawRagMemory | PlaybookMemory: how it advises
     _recursive_: bool = False
-    mode: str = "agent"  # agent | raw_rag | playbook
     sources: list[str] = field(default_factory=lambda: ["docs", "insights"])
     experience: str = "online"  # online | paper_synthetic | frozen | none
     exclude_family: bool = True

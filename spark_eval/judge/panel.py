@@ -6,6 +6,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.judge.base import Judge
 from spark_eval.models.pool import ModelPool
+from spark_eval.models.structured import RETRY_VERSION
 
 
 def build_panel(judge_cfg: DictConfig, pool: ModelPool | None = None) -> list[Judge]:
@@ -19,5 +20,6 @@ def build_panel(judge_cfg: DictConfig, pool: ModelPool | None = None) -> list[Ju
 
 
 def panel_versions(panel: list[Judge]) -> dict[str, str]:
-    """Rubric versions by judge kind, for records and for the resume identity."""
-    return {judge.kind: judge.version for judge in panel}
+    """Rubric versions by judge kind (and the JSON retry prompt's), for records and for the resume identity."""
+    found = {judge.kind: judge.version for judge in panel}
+    return {**found, "retry": RETRY_VERSION} if found else found

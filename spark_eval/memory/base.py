@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any, Protocol, Sequence
 
 from spark_eval.errors import UserError
-from spark_eval.types import Problem
 from spark_eval.records import Recommendation, Record
+from spark_eval.types import Problem
 
 
 class MemoryConfigError(UserError, ValueError):
@@ -18,10 +18,8 @@ class Memory(Protocol):
     """True when the memory saw reference answers: every record of the run is marked `leaky`."""
     learns: bool
     """True when it changes during the stream: then rounds matter (problems of a round see one state)."""
-
-    def versions(self) -> dict[str, str]:
-        """Prompt/builder versions that change results (in every record and in the resume identity)."""
-        ...
+    versions: dict[str, str]
+    """Prompt/builder versions that change results (in every record and in the resume identity)."""
 
     async def prepare(self, problems: Sequence[Problem]) -> None:
         """Load or build what the stream needs (knowledge base, store, prior experience)."""

@@ -26,7 +26,7 @@ from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.docs import BUILDER_VERSION, DocChunk, chunks_hash, library_versions, walk_library
 from spark_eval.memory.embed import CachedEmbedder, Embedder
 from spark_eval.memory.index import HybridIndex, IndexItem
-from spark_eval.memory.store import Item, MemoryStore, open_store
+from spark_eval.memory.store import EmbeddingStore, Item, ItemStore, MemoryStore, open_store
 from spark_eval.records import write_json
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,12 @@ def load_knowledge_base(cfg: Any, embedder: Embedder) -> KnowledgeBase:
                          embedder=embedder.name, dense=dense)
 
 
-def index_path(store: MemoryStore) -> Path:
+def index_path(store: ItemStore) -> Path:
     """Where a KB store's saved index lives: `kb-<key>.index/` beside `kb-<key>.sqlite`."""
     return Path(store.path).with_suffix(".index")
 
 
-def open_index(store: MemoryStore, embedder: Embedder, rrf_k: int, candidates: int,
+def open_index(store: ItemStore, embedder: Embedder, rrf_k: int, candidates: int,
                dense_weight: float = 1.0, dense: str = "all") -> HybridIndex:
     """The KB's saved index; made from the store (and saved) when it is missing, damaged or of an older format."""
     folder = index_path(store)
@@ -134,7 +134,7 @@ def open_index(store: MemoryStore, embedder: Embedder, rrf_k: int, candidates: i
     return HybridIndex.load(folder, rrf_k=rrf_k, candidates=candidates, dense_weight=dense_weight)
 
 
-def save_index(store: MemoryStore, items: Sequence[Item], vectors: np.ndarray) -> None:
+def save_index(store: ItemStore, items: Sequence[Item], vectors: np.ndarray) -> None:
     """Index the KB's chunks (BM25 over their texts, their vectors) and save it beside the store; the fusion
     settings are given when it is opened."""
     HybridIndex([IndexItem(id=i.id, kind="doc", library=i.library, families=(), text=i.content) for i in items],
@@ -230,7 +230,7 @@ def embed_text(item: Item, dense: str) -> str | None:
     return f"{item.meta['qualname']}\n\n{summary}" if summary else str(item.meta["qualname"])
 
 
-def dense_vectors(items: Sequence[Item], embedder: Embedder, store: MemoryStore, dense: str,
+def dense_vectors(items: Sequence[Item], embedder: Embedder, store: EmbeddingStore, dense: str,
                   progress: bool = False) -> np.ndarray:
     """One row per item: the vector of its `embed_text` (cached in the store), zeros when it has none. Texts are
     embedded shortest first, so a batch pads little."""

@@ -21,7 +21,7 @@ from spark_eval.types import LIBRARIES
 from spark_eval.memory.embed import Embedder
 from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.screen import InsightScreen
-from spark_eval.memory.store import Item, MemoryStore
+from spark_eval.memory.store import CuratedStore, Item
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.models.structured import ParseError, Reply, ask_json
 
@@ -217,7 +217,7 @@ BASE_OUTCOMES = "graded_outcomes"  # store meta: [passed, failed] over every gra
 class Curator:
     """Applies candidates and outcomes to the store, logging every operation."""
 
-    def __init__(self, store: MemoryStore, embedder: Embedder, policy: CurationPolicy, guard: LeakGuard,
+    def __init__(self, store: CuratedStore, embedder: Embedder, policy: CurationPolicy, guard: LeakGuard,
                  screen: InsightScreen | None = None) -> None:
         self.store = store
         self.embedder = embedder

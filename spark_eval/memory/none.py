@@ -18,9 +18,7 @@ class NoMemory:
 
     def __init__(self, name: str = "none", **_: Any) -> None:
         self.name = name
-
-    def versions(self) -> dict[str, str]:
-        return {}
+        self.versions: dict[str, str] = {}
 
     async def prepare(self, problems: Sequence[Problem]) -> None:
         return None

@@ -12,6 +12,8 @@ from spark_eval.records import Completion
 
 T = TypeVar("T")
 
+RETRY_VERSION = "retry-1"
+"""Bump when RETRY_PROMPT changes: it is in the versions of every run whose agent, learner or judges ask for JSON."""
 RETRY_PROMPT = (
     "Your reply could not be used: {error}. Reply again with only the JSON object the instructions ask for."
 )

@@ -51,7 +51,7 @@ def assemble(cfg: DictConfig, models: ModelPool, run_dir: Path) -> tuple[list[Pr
     coder = as_coder(models.get(cfg.model), benchmark, cfg.seed)
     memory = build_memory(cfg.memory, models, run_dir, benchmark)
     judges = build_panel(cfg.judge, models)
-    versions = {**benchmark.versions(), **panel_versions(judges), **memory.versions()}
+    versions = {**benchmark.versions(), **panel_versions(judges), **memory.versions}
     sandbox = instantiate(cfg.execution)
     return problems, Condition(benchmark, coder, memory, sandbox, judges, cfg.judge.repeats, cfg.seed, versions)
 

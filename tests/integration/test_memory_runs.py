@@ -79,7 +79,7 @@ def test_without_family_exclusion_the_insight_is_retrieved(tmp_path, grading_pyt
 def test_paper_synthetic_is_leaky_and_flags_overlap_with_the_reference(tmp_path, grading_python, problems):
     hint = json.dumps({"insights": [{"title": "Drop NaNs", "content": "x = x[~np.isnan(x)]", "tags": [],
                                      "applies_when": "", "library": "Numpy"}]})
-    cfg = memory_cfg(grading_python, "memory.experience=paper_synthetic", "memory.mode=playbook",
+    cfg = memory_cfg(grading_python, "memory.experience=paper_synthetic", "memory._target_=spark_eval.memory.spark.PlaybookMemory",
                      "memory.exclude_family=false", learner=hint)
     summary = run(cfg, run_dir=tmp_path)
     records = {r["problem_id"]: r for r in lines(tmp_path / "records.jsonl")}

@@ -27,7 +27,7 @@ def test_every_experiment_composes_and_instantiates(experiment, tmp_path, monkey
     runs = experiment_sweep(experiment)
     for overrides in runs:
         cfg = compose_config(f"experiment={experiment}", f"paths.results={tmp_path}", *overrides)
-        assert cfg.experiment_name == experiment
+        assert cfg.experiment_name.startswith(experiment)  # transfer_learn: the transfer experiment's learning run
         pool = ModelPool()
         try:
             assert pool.get(cfg.model).name == cfg.model.name
@@ -35,7 +35,7 @@ def test_every_experiment_composes_and_instantiates(experiment, tmp_path, monkey
             assert isinstance(e.__cause__, ModelConfigError) and "pip install vllm" in str(e.__cause__)
             assert importlib.util.find_spec("vllm") is None
         memory = build_memory(cfg.memory, pool, tmp_path / "run", build_benchmark(cfg.dataset))
-        assert memory.name == cfg.memory.name and isinstance(memory.versions(), dict)
+        assert memory.name == cfg.memory.name and isinstance(memory.versions, dict)
         assert build_panel(cfg.judge, pool) is not None
     lines = (CONF_DIR / "experiment" / f"{experiment}.yaml").read_text().splitlines()
     assert lines[1] == f"# python -m spark_eval experiment={experiment}"
