@@ -27,7 +27,7 @@ from spark_eval.records import ExecResult
 
 log = logging.getLogger(__name__)
 
-FORKSERVER = Path(__file__).resolve().with_name("forkserver.py")
+FORKSERVER = Path(__file__).resolve().parents[1] / "programs" / "forkserver.py"
 STARTUP_TIMEOUT_S = 600.0  # importing tensorflow and torch on two busy cores can take minutes
 REPLY_GRACE_S = 30.0  # the server enforces the timeout; this only catches a wedged server
 

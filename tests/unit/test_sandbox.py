@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from spark_eval.config import PROJECT_ROOT
-from spark_eval.execution import ProcessSandbox, forkserver
+from spark_eval.execution import ProcessSandbox
+from spark_eval.programs import forkserver
 from tests.conftest import DS1000, needs_bwrap
 
 NOT_INSTALLED = sorted(m for m in forkserver.GRADING_MODULES if importlib.util.find_spec(m) is None)

@@ -368,8 +368,6 @@ def leading_signature(doc: str, names: set[str]) -> tuple[str | None, str]:
 def main() -> None:
     if len(sys.argv) != 2:
         sys.exit("usage: python docwalk.py <import name>")
-    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-        del sys.path[0]  # this folder's modules (docs.py, store.py, ...) must not shadow a library's imports
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
     out = os.fdopen(os.dup(1), "w")
