@@ -37,6 +37,8 @@ class Benchmark(Protocol):
     """The values of `Problem.perturbation_type` it has (`Origin` alone when it has no perturbations)."""
     stop: tuple[str, ...]
     """Stop sequences for the coder: where its prompts expect an answer to end."""
+    prompts: tuple[str, ...]
+    """The fixed texts of its coder conversation (with ADVICE_TEMPLATE): what a learned insight must not echo."""
 
     def problems(self) -> list[Problem]:
         """Every problem, unfiltered, in id order."""

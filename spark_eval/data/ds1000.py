@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from spark_eval.data.base import DatasetError, library_modules, problems_hash, select_problems, with_advice
+from spark_eval.data.base import ADVICE_TEMPLATE, DatasetError, library_modules, problems_hash, select_problems, with_advice
 from spark_eval.records import Recommendation, read_jsonl
 from spark_eval.types import LIBRARIES, Message, Problem
 
@@ -43,6 +43,7 @@ class DS1000:
     libraries = LIBRARIES
     perturbations = PERTURBATIONS
     stop = STOP_SEQUENCES
+    prompts = (CODER_SYSTEM, ADVICE_TEMPLATE)
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg

@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from spark_eval.data.base import DatasetError, library_modules, problems_hash, select_problems, with_advice
+from spark_eval.data.base import ADVICE_TEMPLATE, DatasetError, library_modules, problems_hash, select_problems, with_advice
 from spark_eval.records import Recommendation, read_jsonl
 from spark_eval.types import LIBRARIES, Message, Problem
 
@@ -46,6 +46,7 @@ class HumanEvalLayout:
 
     perturbations = ("Origin",)
     stop = STOP_SEQUENCES
+    prompts = (CODER_SYSTEM, CODER_PROMPT, ADVICE_TEMPLATE)
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg

@@ -97,7 +97,7 @@ class OnlineExperience(NoExperience):
             from spark_eval.memory.kb import load_api_names
             from spark_eval.memory.screen import InsightScreen, harness_texts
 
-            memory.screen = InsightScreen(load_api_names(memory.kb_cfg), harness_texts())
+            memory.screen = InsightScreen(load_api_names(memory.kb_cfg), harness_texts(memory.benchmark.prompts))
 
     async def learn(self, memory: SparkMemory, records: Sequence[Record], epoch: int, round_: int) -> None:
         """Learn from a round's records (already on disk). Records learned before (a resumed run) are skipped."""

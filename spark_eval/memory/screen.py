@@ -33,17 +33,16 @@ def _suffixes(qualname: str) -> Iterable[str]:
     return (".".join(parts[i:]) for i in range(1, len(parts)))
 
 
-def harness_texts() -> list[str]:
-    """Every prompt and rubric the harness shows a model: what an insight must not echo."""
-    from spark_eval.data import base, ds1000, humaneval
+def harness_texts(benchmark_prompts: Sequence[str] = ()) -> list[str]:
+    """Every prompt and rubric the harness shows a model (the benchmark's coder conversation given): what an
+    insight must not echo."""
     from spark_eval.judge import helpfulness, quality
     from spark_eval.memory import agent, learn
 
     return [agent.PLAN_SYSTEM, agent.PLAN_PROMPT, agent.RECOMMEND_SYSTEM, agent.RECOMMEND_PROMPT,
             learn.LEARN_SYSTEM, learn.LEARN_PROMPT, quality.QUALITY_SYSTEM, quality.QUALITY_PROMPT,
             quality.QUALITY_RUBRIC, quality.REFERENCE_BLOCK, helpfulness.HELPFULNESS_SYSTEM,
-            helpfulness.HELPFULNESS_PROMPT, helpfulness.HELPFULNESS_RUBRIC, ds1000.CODER_SYSTEM,
-            humaneval.CODER_SYSTEM, humaneval.CODER_PROMPT, base.ADVICE_TEMPLATE]
+            helpfulness.HELPFULNESS_PROMPT, helpfulness.HELPFULNESS_RUBRIC, *benchmark_prompts]
 
 
 class InsightScreen:

@@ -266,6 +266,12 @@ def test_the_screen_wants_a_documented_api_and_no_echo_of_the_harness():
     assert "names no API" in screen.reason("Numpy", [], "Be careful with the data and think about edge cases.", [])
     rubric_echo = "numpy.argsort: " + QUALITY_RUBRIC.splitlines()[0]
     assert "repeats the harness's prompts or rubrics" in screen.reason("Numpy", ["numpy.argsort"], rubric_echo, [])
+    from spark_eval.data.ds1000 import DS1000  # the run's benchmark adds its coder conversation
+
+    coder_echo = "numpy.argsort: " + DS1000.prompts[0].split("TensorFlow). ")[1]
+    assert screen.reason("Numpy", ["numpy.argsort"], coder_echo, []) is None
+    with_coder = InsightScreen(API_NAMES, harness_texts(DS1000.prompts))
+    assert "repeats the harness's prompts or rubrics" in with_coder.reason("Numpy", ["numpy.argsort"], coder_echo, [])
     problem = "I have a 2D array and I want the indices that would sort each row in descending order please"
     copied = "numpy.argsort: I want the indices that would sort each row in descending order"
     assert "restates its problem's text" in screen.reason("Numpy", [], copied, [problem])
