@@ -65,8 +65,10 @@ def load_prompts(dataset_cfg: Any, runs: Sequence[Run]) -> dict[int, str]:
     except DatasetError as e:
         log.warning("the report leaves prompts out: %s", e)
         return {}
-    if any(run.manifest.get("dataset_hash") != used for run in runs):
-        log.warning("the report leaves prompts out: a run was made from another benchmark or copy than "
-                    "benchmark=%s, dataset.path", benchmark.name)
+    other = next((run for run in runs if run.manifest.get("dataset_hash") != used), None)
+    if other is not None:
+        name = other.manifest.get("identity", {}).get("dataset.name", "?")
+        log.warning("the report leaves prompts out: %s ran benchmark %s, not the configured %s (dataset.path %s); "
+                    "pass benchmark=%s to show them", other.path, name, benchmark.name, dataset_cfg.path, name)
         return {}
     return {p.problem_id: p.prompt for p in benchmark.problems()}

@@ -97,6 +97,12 @@ def load_runs(results: str | Path | Sequence[str | Path]) -> list[Run]:
     runs = [run for path in find_run_dirs(results) if (run := load_run(path)) is not None]
     if not runs:
         raise ResultsError(f"the run directories matching results={results} hold no records yet")
+    benchmarks = {run.manifest.get("dataset_hash"): run for run in runs if run.manifest.get("dataset_hash")}
+    if len(benchmarks) > 1:
+        names = sorted(f"{run.manifest.get('identity', {}).get('dataset.name', '?')} ({run.path})"
+                       for run in benchmarks.values())
+        raise ResultsError(f"results= holds runs of different benchmarks or data copies: {'; '.join(names)}; "
+                           "give a glob of one benchmark's runs (problems are paired by id within a benchmark)")
     seen: dict[str, Path] = {}
     for run in runs:
         if run.label in seen:

@@ -332,3 +332,14 @@ def test_breakdown_and_helpfulness_shares(tmp_path):
     assert bands.loc[("m", "GOOD"), "mean"] == 1.0 and bands.loc[("m", "at least GOOD"), "mean"] == 1.0
     assert bands.loc[("all models", "EXTREMELY HELPFUL"), "n"] == 1
     assert analysis.judges == {"quality": QUALITY_JUDGE, "helpfulness": HELPFULNESS_JUDGE}
+
+
+def test_runs_of_two_benchmarks_are_not_paired(tmp_path):
+    write_run(tmp_path / "m__none__s0", [record(i, "m", "none") for i in range(3)])
+    other = write_run(tmp_path / "m__spark__s0", [record(i, "m", "spark") for i in range(3)])
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest.update(dataset_hash="another", identity={**manifest["identity"], "dataset.name": "pandas_numpy_eval"})
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ResultsError, match="different benchmarks or data copies: .*pandas_numpy_eval"):
+        load_runs(str(tmp_path / "*"))
+    assert len(load_runs(str(tmp_path / "*none*"))) == 1
