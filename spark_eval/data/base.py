@@ -69,15 +69,45 @@ class Benchmark(Protocol):
         ...
 
 
+class LoadedBenchmark:
+    """What every benchmark read from files shares: its problems read once (`read`), the configured selection,
+    the content hash, the modules a program needs, and its `versions` (a class attribute)."""
+
+    libraries: tuple[str, ...] = ()
+    perturbations: tuple[str, ...] = ("Origin",)
+    versions_: dict[str, str] = {}
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self._problems: list[Problem] | None = None
+
+    def read(self) -> list[Problem]:
+        """Every problem from the configured source, in id order."""
+        raise NotImplementedError
+
+    def problems(self) -> list[Problem]:
+        if self._problems is None:
+            self._problems = self.read()
+        return self._problems
+
+    def select(self) -> list[Problem]:
+        return select_problems(self.problems(), self.cfg, self.libraries, self.perturbations)
+
+    def data_hash(self) -> str:
+        return problems_hash(self.problems())
+
+    def requires(self, problem: Problem) -> tuple[str, ...]:
+        return (LIBRARY_MODULES[problem.library],)
+
+    def versions(self) -> dict[str, str]:
+        return dict(self.versions_)
+
+
 def with_advice(prompt: str, recommendation: Recommendation | None) -> str:
     """The prompt, plus the recommendation when a memory gives one."""
     if recommendation is not None and recommendation.text:
         return prompt + ADVICE_TEMPLATE.format(recommendation=recommendation.text)
     return prompt
-
-
-def library_modules(problem: Problem) -> tuple[str, ...]:
-    return (LIBRARY_MODULES[problem.library],)
 
 
 def problems_hash(problems: Iterable[Problem]) -> str:

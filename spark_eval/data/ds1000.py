@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from spark_eval.data.base import ADVICE_TEMPLATE, DatasetError, library_modules, problems_hash, select_problems, with_advice
+from spark_eval.data.base import ADVICE_TEMPLATE, DatasetError, LoadedBenchmark, with_advice
 from spark_eval.records import Recommendation, read_jsonl
 from spark_eval.types import LIBRARIES, Message, Problem
 
@@ -32,7 +32,7 @@ CODER_SYSTEM = (
 STOP_SEQUENCES = ("</code>", "# SOLUTION END", "END SOLUTION")
 
 
-class DS1000:
+class DS1000(LoadedBenchmark):
     """DS-1000: `dataset.source=file` (the copy in data/ds1000, sha256 pinned) or `hub` (a pinned revision).
 
     Args:
@@ -44,21 +44,10 @@ class DS1000:
     perturbations = PERTURBATIONS
     stop = STOP_SEQUENCES
     prompts = (CODER_SYSTEM, ADVICE_TEMPLATE)
+    versions_ = {"postprocess": POSTPROCESS_VERSION, "program": PROGRAM_VERSION, "coder": CODER_VERSION}
 
-    def __init__(self, cfg: Any) -> None:
-        self.cfg = cfg
-        self._problems: list[Problem] | None = None
-
-    def problems(self) -> list[Problem]:
-        if self._problems is None:
-            self._problems = sorted(read_dataset(self.cfg), key=lambda p: p.problem_id)
-        return self._problems
-
-    def select(self) -> list[Problem]:
-        return select_problems(self.problems(), self.cfg, self.libraries, self.perturbations)
-
-    def data_hash(self) -> str:
-        return problems_hash(self.problems())
+    def read(self) -> list[Problem]:
+        return sorted(read_dataset(self.cfg), key=lambda p: p.problem_id)
 
     def coder_messages(self, problem: Problem, recommendation: Recommendation | None) -> list[Message]:
         return coder_messages(problem, recommendation)
@@ -66,12 +55,6 @@ class DS1000:
     def program(self, problem: Problem, answer: str) -> tuple[str, str]:
         code = postprocess(answer)
         return code, build_program(problem.code_context, code)
-
-    def requires(self, problem: Problem) -> tuple[str, ...]:
-        return library_modules(problem)
-
-    def versions(self) -> dict[str, str]:
-        return {"postprocess": POSTPROCESS_VERSION, "program": PROGRAM_VERSION, "coder": CODER_VERSION}
 
 
 def coder_messages(problem: Problem, recommendation: Recommendation | None) -> list[Message]:

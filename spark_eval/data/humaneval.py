@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from spark_eval.data.base import ADVICE_TEMPLATE, DatasetError, library_modules, problems_hash, select_problems, with_advice
+from spark_eval.data.base import ADVICE_TEMPLATE, DatasetError, LoadedBenchmark, with_advice
 from spark_eval.records import Recommendation, read_jsonl
 from spark_eval.types import LIBRARIES, Message, Problem
 
@@ -35,7 +35,7 @@ STOP_SEQUENCES = ("\ndef check(", "\nif __name__", "\n# test", "\nprint(")
 _REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
 
 
-class HumanEvalLayout:
+class HumanEvalLayout(LoadedBenchmark):
     """Problems from JSON-lines files in HumanEval's layout, one file per library (`dataset.files`), the accepted
     solution the first of `canonical_solution`. Ids follow the files' order (PandasEval/0..100 are 0..100,
     NumpyEval/0..100 are 101..201); every problem is its own family (no perturbations).
@@ -44,36 +44,27 @@ class HumanEvalLayout:
         cfg: the `dataset` config node: `path` (the folder), `files` ({library: file name}), the filters.
     """
 
-    perturbations = ("Origin",)
     stop = STOP_SEQUENCES
     prompts = (CODER_SYSTEM, CODER_PROMPT, ADVICE_TEMPLATE)
+    versions_ = {"postprocess": POSTPROCESS_VERSION, "program": PROGRAM_VERSION, "coder": CODER_VERSION}
 
     def __init__(self, cfg: Any) -> None:
-        self.cfg = cfg
+        super().__init__(cfg)
         self.name = str(cfg.name)
         self.files = dict(cfg.files)
         unknown = [lib for lib in self.files if lib not in LIBRARIES]
         if unknown:
             raise DatasetError(f"dataset.files names unknown libraries {unknown}; use names from {list(LIBRARIES)}")
         self.libraries = tuple(self.files)
-        self._problems: list[Problem] | None = None
 
-    def problems(self) -> list[Problem]:
-        if self._problems is None:
-            folder = Path(self.cfg.path)
-            _check_sums(folder, self.files.values())
-            problems: list[Problem] = []
-            for library, name in self.files.items():
-                for lineno, row in read_jsonl(folder / name, DatasetError):
-                    problems.append(_to_problem(row, len(problems), library, f"{folder / name}:{lineno}"))
-            self._problems = problems
-        return self._problems
-
-    def select(self) -> list[Problem]:
-        return select_problems(self.problems(), self.cfg, self.libraries, self.perturbations)
-
-    def data_hash(self) -> str:
-        return problems_hash(self.problems())
+    def read(self) -> list[Problem]:
+        folder = Path(self.cfg.path)
+        _check_sums(folder, self.files.values())
+        problems: list[Problem] = []
+        for library, name in self.files.items():
+            for lineno, row in read_jsonl(folder / name, DatasetError):
+                problems.append(_to_problem(row, len(problems), library, f"{folder / name}:{lineno}"))
+        return problems
 
     def coder_messages(self, problem: Problem, recommendation: Recommendation | None) -> list[Message]:
         prompt = with_advice(CODER_PROMPT.format(prompt=problem.prompt.rstrip("\n")), recommendation)
@@ -82,12 +73,6 @@ class HumanEvalLayout:
     def program(self, problem: Problem, answer: str) -> tuple[str, str]:
         code = fenced_code(answer)
         return code, continued(problem.prompt, code, _entry_point(problem)) + "\n" + problem.code_context
-
-    def requires(self, problem: Problem) -> tuple[str, ...]:
-        return library_modules(problem)
-
-    def versions(self) -> dict[str, str]:
-        return {"postprocess": POSTPROCESS_VERSION, "program": PROGRAM_VERSION, "coder": CODER_VERSION}
 
 
 def fenced_code(answer: str | list[str]) -> str:
