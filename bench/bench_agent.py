@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 from bench_loop import agent_rates, agent_row
@@ -37,9 +36,10 @@ def main() -> None:
     if args.no_cache:
         overrides.append("agent.cache_path=null")
     cfg = compose_config(*overrides)
-    problems = build_benchmark(cfg.dataset).select()
+    benchmark = build_benchmark(cfg.dataset)
+    problems = benchmark.select()
     with tempfile.TemporaryDirectory() as run_dir:
-        memory = build_memory(cfg.memory, ModelPool(), Path(run_dir))
+        memory = build_memory(cfg.memory, ModelPool(), Path(run_dir), benchmark)
         rows = asyncio.run(_advise(memory, problems))
         memory.close()
     rates = agent_rates(rows)
@@ -56,7 +56,7 @@ async def _advise(memory, problems) -> list[dict]:
     print(f"{'id':>4} {'library':<11} {'plan':>4} {'advice':>6} {'cites':>5} {'capped':>6} {'s':>6}  error")
     for problem in problems:
         rec = await memory.recommend(problem)
-        row = agent_row({"problem_id": problem.problem_id, "library": problem.library, "recommendation": asdict(rec)})
+        row = agent_row(problem.problem_id, problem.library, rec)
         rows.append(row)
         print(f"{row['problem_id']:>4} {row['library']:<11} {row['plan']!s:>4} {row['advice']!s:>6} {row['cites']!s:>5}"
               f" {row['capped']:>6} {row['seconds']:>6}  {row['error'] or ''}", flush=True)

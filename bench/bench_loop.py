@@ -23,7 +23,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from spark_eval.records import Recommendation, Record, read_lines, read_records
+from spark_eval.records import Recommendation, read_lines, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,11 +59,11 @@ def run_loop(args: argparse.Namespace) -> Path:
     return found[-1]
 
 
-def agent_row(record: Record) -> dict:
-    """One problem's agent figures from its record."""
-    rec = record.recommendation or Recommendation(text="")
+def agent_row(problem_id: int, library: str, recommendation: Recommendation | None) -> dict:
+    """One problem's agent figures from its recommendation."""
+    rec = recommendation or Recommendation(text="")
     usage = rec.trace.get("usage") or {}
-    return {"problem_id": record.problem_id, "library": record.library, "plan": bool(rec.plan),
+    return {"problem_id": problem_id, "library": library, "plan": bool(rec.plan),
             "advice": bool(rec.text), "cites": any(i.get("cited") for i in rec.items),
             "calls": usage.get("calls", 0) + usage.get("cached", 0), "model_calls": usage.get("calls", 0),
             "capped": usage.get("capped", 0),
@@ -81,7 +81,7 @@ def agent_rates(rows: list[dict]) -> dict:
 
 def loop_figures(run_dir: Path) -> dict:
     records = read_records(run_dir / "records.jsonl", repair=False)
-    rows = [agent_row(r) for r in sorted(records, key=lambda r: r.problem_id)]
+    rows = [agent_row(r.problem_id, r.library, r.recommendation) for r in sorted(records, key=lambda r: r.problem_id)]
     print(f"{'id':>4} {'library':<11} {'plan':>4} {'advice':>6} {'cites':>5} {'capped':>6} {'s':>6}  error")
     for r in rows:
         print(f"{r['problem_id']:>4} {r['library']:<11} {r['plan']!s:>4} {r['advice']!s:>6} {r['cites']!s:>5}"

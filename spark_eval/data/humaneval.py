@@ -5,7 +5,7 @@ completed in place).
 
 A chat model does not always continue the code where it stops: it may restate the last line, drop the
 indentation, or rewrite the whole function. `continued` tries, in a fixed order, the few ways an answer can
-join its prompt and takes the first that parses; the record keeps the answer's code, and the program is
+join its prompt and takes the first that compiles; the record keeps the answer's code, and the program is
 rebuilt the same way from it.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from spark_eval.data.base import ADVICE_TEMPLATE, DatasetError, LoadedBenchmark,
 from spark_eval.records import Recommendation, read_jsonl
 from spark_eval.types import LIBRARIES, Message, Problem
 
-POSTPROCESS_VERSION = "fenced-code-1"
-PROGRAM_VERSION = "humaneval-continue-1"
+POSTPROCESS_VERSION = "fenced-code-2"
+PROGRAM_VERSION = "humaneval-continue-2"
 CODER_VERSION = "coder-continue-1"
 
 CODER_SYSTEM = (
@@ -76,40 +76,48 @@ class HumanEvalLayout(LoadedBenchmark):
 
 
 def fenced_code(answer: str | list[str]) -> str:
-    """The code of a chat answer: the first fenced block's content when there is one (an unclosed fence runs to
-    the end), else the answer as it is."""
+    """The code of a chat answer: the first fenced block's content; with a single fence, what follows an opening
+    fence (```python, or a fence with nothing before it) or what precedes a stray closing one; else the answer."""
     if isinstance(answer, list):
         answer = answer[0]
-    found = re.search(r"```[\w+-]*[ \t]*\n?(.*?)(?:```|\Z)", answer, flags=re.S)
-    return found.group(1) if found else answer
+    parts = answer.split("```")
+    if len(parts) == 1:
+        return answer
+    if len(parts) == 2 and parts[0].strip() and not re.match(r"[\w+-]+[ \t]*\n", parts[1]):
+        return parts[0]  # code, then a closing fence with nothing to open it
+    return re.sub(r"^[\w+-]*[ \t]*\n?", "", parts[1], count=1)
 
 
 def continued(prompt: str, code: str, entry_point: str | None) -> str:
-    """The prompt continued by `code`: the first of these that parses, else the plain continuation.
+    """The prompt continued by `code`: the first of these that compiles, else the plain continuation.
 
-    1. prompt + code (a true continuation: `return ` + `df.dropna()`);
-    2. prompt + code indented as the prompt's last line (a function body written from column 0);
-    3. the prompt without its last line + that code (the answer restates the line it completes);
-    4. the prompt's text before `def <entry_point>` + code (the answer rewrites the whole function);
+    1. when the answer defines `def <entry_point>(` and the prompt does too: the prompt's text before its
+       `def` + the answer (the answer rewrites the whole function);
+    2. prompt + code (a true continuation: `return ` + `df.dropna()`);
+    3. prompt + code indented as the prompt's last line (a function body written from column 0);
+    4. the prompt without its last line + that code (the answer restates the line it completes);
     5. the prompt without its last line + code as it is (the answer restates the whole fragment).
+
+    Compiling, not only parsing, is the test: `return` outside a function parses but does not compile.
     """
     head, _, last = prompt.rstrip("\n").rpartition("\n")
     indent = re.match(r"[ \t]*", last).group(0) if last.strip() else ""
-    body = code if code[:1].isspace() or not indent else textwrap.indent(code, indent)
+    first = next((line for line in code.splitlines() if line.strip()), "")
+    body = code if first[:1].isspace() or not indent else textwrap.indent(code, indent)
     candidates = [prompt + code, prompt + body, head + "\n" + body]
     definition = re.search(rf"^def {re.escape(entry_point)}\(", prompt, flags=re.M) if entry_point else None
     if definition and re.search(rf"^def {re.escape(entry_point)}\(", code, flags=re.M):
         candidates.insert(0, prompt[: definition.start()] + code.lstrip("\n"))
     candidates.append(head + "\n" + code)
     for candidate in candidates:
-        if _parses(candidate):
+        if _compiles(candidate):
             return candidate
-    return candidates[0] if not definition else prompt + code
+    return prompt + code
 
 
-def _parses(source: str) -> bool:
+def _compiles(source: str) -> bool:
     try:
-        ast.parse(source)
+        compile(source, "<answer>", "exec")
     except (SyntaxError, ValueError):
         return False
     return True

@@ -41,6 +41,10 @@ class NoExperience:
     def versions(self) -> dict[str, str]:
         return {}
 
+    def check(self, memory: SparkMemory) -> None:
+        """Refuse a config this part cannot work with, when the memory is built (before any work)."""
+        return None
+
     def before_open(self, memory: SparkMemory) -> None:
         return None
 
@@ -55,9 +59,11 @@ class FrozenExperience(NoExperience):
     """A copy of `memory.frozen_store` (SQLite's backup) becomes the run's store when the run starts; the run reads
     it and never writes it, so every problem sees the same state. A resumed run keeps its copy."""
 
-    def before_open(self, memory: SparkMemory) -> None:
+    def check(self, memory: SparkMemory) -> None:
         if not memory.frozen_store:
             raise MemoryConfigError("memory.experience=frozen needs memory.frozen_store=<a learned store.sqlite>")
+
+    def before_open(self, memory: SparkMemory) -> None:
         if not memory.store_path.exists():
             state = copy_store(memory.frozen_store, memory.store_path)
             log.info("memory: a frozen copy of %s (state %s)", memory.frozen_store, state[:12])

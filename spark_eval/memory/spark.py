@@ -100,6 +100,10 @@ class SparkMemory:
         if store_path is None:
             raise MemoryConfigError("memory.store is not set and there is no run directory to keep it in")
         self.store_path, self.frozen_store = store_path, frozen_store
+        self.experience.check(self)
+        if type(self).advise is SparkMemory.advise:
+            raise MemoryConfigError(f"memory._target_={type(self).__module__}.{type(self).__name__} gives no advice; "
+                                    "use spark_eval.memory.spark.AgentMemory, RawRagMemory or PlaybookMemory")
         self.kb_cfg, self.retrieval, self.playbook_chars = kb, retrieval, playbook_chars
         self.guard = LeakGuard(n=leakage.n, threshold=leakage.threshold)
         self._embedder_cfg = embedder

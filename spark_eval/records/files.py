@@ -22,14 +22,14 @@ class RunDirectoryError(UserError):
 def append_jsonl(path: Path, row: Any) -> None:
     """Append one JSON line and sync it: once this returns, a kill loses nothing of it."""
     with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
 
 def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
     """Replace `path` with one JSON line per row, atomically (see `write_atomic`)."""
-    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows))
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -92,8 +92,8 @@ def read_records(path: Path, repair: bool = True) -> list[Record]:
         try:
             records.append(Record.from_json(row))
         except (KeyError, TypeError, ValueError) as e:
-            raise RunDirectoryError(f"{path}: record {number} is not a record ({type(e).__name__}: {e}); "
-                                    "repair or remove that line") from None
+            raise RunDirectoryError(f"{path}: record {number} is not a record this spark_eval reads ({e}); "
+                                    "repair that line, or read it with the version that wrote it") from None
     return records
 
 

@@ -119,7 +119,7 @@ class Record:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:
-        """The record a JSON line holds (the inverse of `to_json`); keys a field does not know are ignored."""
+        """The record a JSON line holds (the inverse of `to_json`); a key no field knows raises ValueError."""
         rec, exec_, completion = data.get("recommendation"), data.get("exec"), data.get("completion")
         return cls(**{
             **_known(cls, data),
@@ -159,5 +159,9 @@ def record_key(problem_id: int, epoch: int, repeat: int) -> str:
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `cls` in `data`; a key it does not know is refused, so that no rewrite drops it."""
     names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field {unknown[0]!r} (written by another spark_eval version?)")
+    return dict(data)

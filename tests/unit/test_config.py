@@ -146,3 +146,15 @@ def test_judge_panels_compose_and_the_paper_panel_needs_its_keys(monkeypatch, tm
         build_panel(compose_config("judge=paper", f"paths.results={tmp_path}").judge)
     panel = build_panel(compose_config("judge=local", f"paths.results={tmp_path}").judge)
     assert [j.kind for j in panel] == ["quality", "helpfulness"] and panel[0].model is panel[1].model
+
+
+def test_memory_configs_that_cannot_work_are_refused_when_built(tmp_path):
+    from spark_eval.memory.base import MemoryConfigError
+
+    cfg = compose_config("memory=spark_small", "memory.experience=frozen", f"paths.results={tmp_path}")
+    with pytest.raises(InstantiationException) as caught:
+        build_memory(cfg.memory, ModelPool(), tmp_path / "run", build_benchmark(cfg.dataset))
+    assert isinstance(caught.value.__cause__, MemoryConfigError) and "memory.frozen_store=" in str(caught.value.__cause__)
+    cfg = compose_config("memory=spark_small", "memory._target_=spark_eval.memory.spark.SparkMemory")
+    with pytest.raises(InstantiationException, match="gives no advice; use spark_eval.memory.spark.AgentMemory"):
+        build_memory(cfg.memory, ModelPool(), tmp_path / "run", build_benchmark(cfg.dataset))

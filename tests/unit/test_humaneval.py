@@ -57,12 +57,13 @@ def test_an_edited_data_file_is_refused_by_its_sha256sums(tmp_path):
     (FUNCTION, "df.head(n)", "    return df.head(n)"),  # a true continuation
     (FUNCTION, "return df.head(n)", "    return df.head(n)"),  # restates the line it completes
     (FUNCTION_OPEN, "return df.head(n)", "    return df.head(n)"),  # a body written from column 0
+    (FUNCTION_OPEN, "\nx = df.head(n)\nreturn x", "    x = df.head(n)\n    return x"),  # a blank first line
     (FUNCTION, "def first_rows(df, n):\n    return df.head(n)", "def first_rows(df, n):\n    return df.head(n)"),
     (FRAGMENT, " a.sum()", "result = a.sum()"),
     (FRAGMENT, "result = a.sum()", "result =result = a.sum()"),  # chained assignment: the same value
     (FRAGMENT, "import numpy as np\na = np.arange(4)\nresult = a.sum()", "result = a.sum()"),
 ])
-def test_an_answer_is_joined_to_its_prompt_by_the_first_way_that_parses(prompt, answer, expected_tail):
+def test_an_answer_is_joined_to_its_prompt_by_the_first_way_that_compiles(prompt, answer, expected_tail):
     program = continued(prompt, answer, "first_rows" if "def" in prompt else None)
     compile(program, "<p>", "exec")
     assert program.rstrip().endswith(expected_tail)
@@ -70,13 +71,15 @@ def test_an_answer_is_joined_to_its_prompt_by_the_first_way_that_parses(prompt, 
     assert program.count("def first_rows") <= 1
 
 
-def test_an_answer_that_never_parses_is_kept_as_the_plain_continuation():
+def test_an_answer_that_never_compiles_is_kept_as_the_plain_continuation():
     assert continued(FRAGMENT, " a.sum(", None) == FRAGMENT + " a.sum("
 
 
 def test_fenced_code_and_the_coder_conversation():
     assert fenced_code("Here:\n```python\nx = 1\n```\nDone.") == "x = 1\n"
     assert fenced_code("```\nx = 2") == "x = 2" and fenced_code("x = 3") == "x = 3"
+    assert fenced_code("df.head(n)\n```") == "df.head(n)\n"  # a stray closing fence keeps the code before it
+    assert fenced_code("Here it is:\n```python\nx = 4") == "x = 4"  # an unclosed opening fence
     benchmark = pne()
     problem = benchmark.problems()[0]
     messages = benchmark.coder_messages(problem, Recommendation(text="use dropna"))

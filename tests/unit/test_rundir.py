@@ -101,3 +101,12 @@ def test_identity_holds_the_sandbox_and_the_store_but_not_how_models_are_called(
     assert base != result_identity(compose_config("model=local", "memory=spark", "judge=local", "model.n_ctx=4096"))
     # what the sandbox resolved `auto` to is what counts
     assert result_identity(compose_config(), execution={"isolation": "process"})["execution.isolation"] == "process"
+
+
+def test_a_record_with_a_field_this_version_does_not_know_is_refused_not_dropped(tmp_path):
+    rd = RunDirectory(tmp_path, {"a": 1})
+    rd.write_manifest(status="running")
+    write(rd.records_path, [line("0/e0/r0"), {**line("1/e0/r0"), "surprise": 1}])
+    with pytest.raises(RunDirectoryError, match="record 2 is not a record this spark_eval reads .*'surprise'"):
+        rd.load_records()
+    assert "surprise" in rd.records_path.read_text()  # nothing rewritten
