@@ -5,6 +5,9 @@ from typing import Protocol
 
 from spark_eval.records import ExecResult
 
+OUTPUT_VERSION = "places-1"
+"""What a program's output tail holds: since places-1, the checkout, grading env and scratch folder as names, not
+paths. The learner is shown it, so it is in every record's versions."""
 
 
 class Sandbox(Protocol):

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from spark_eval.data import build_benchmark
+from spark_eval.execution import OUTPUT_VERSION
 from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.memory import build_memory
 from spark_eval.models.coder import as_coder
@@ -51,7 +52,7 @@ def assemble(cfg: DictConfig, models: ModelPool, run_dir: Path) -> tuple[list[Pr
     coder = as_coder(models.get(cfg.model), benchmark, cfg.seed)
     memory = build_memory(cfg.memory, models, run_dir, benchmark)
     judges = build_panel(cfg.judge, models)
-    versions = {**benchmark.versions(), **panel_versions(judges), **memory.versions}
+    versions = {**benchmark.versions(), "output": OUTPUT_VERSION, **panel_versions(judges), **memory.versions}
     sandbox = instantiate(cfg.execution)
     return problems, Condition(benchmark, coder, memory, sandbox, judges, cfg.judge.repeats, cfg.seed, versions)
 

@@ -120,7 +120,7 @@ def run_request(request: dict, settings: dict, seal: Seal, proto_fd: int) -> dic
         data, timed_out = wait_child(pid, read_fd, start + timeout)
         duration = time.monotonic() - start
         kill_leftovers(pid, uid)
-        tail = read_tail(os.path.join(workdir, "output.txt"), int(settings.get("tail_chars", 2000)))
+        tail = read_tail(os.path.join(workdir, "output.txt"), int(settings.get("tail_chars", 2000)), workdir)
     finally:
         os.close(read_fd)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -241,13 +241,24 @@ def reap_zombies() -> None:
         pass
 
 
-def read_tail(path: str, chars: int) -> str:
+HARNESS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def read_tail(path: str, chars: int, workdir: str = "") -> str:
+    """The last `chars` characters of a program's output, with the places that depend on where the project and
+    the run lie written as names (`<workdir>`, `<grading-env>`, `<harness>`): a record, and what a learner is
+    shown of it, read the same wherever the project is cloned."""
+    places = [(workdir, "<workdir>"), (sys.prefix, "<grading-env>"), (HARNESS_ROOT, "<harness>")]
     try:
         with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - 4 * chars))
-            return f.read().decode("utf-8", "replace")[-chars:]
+            f.seek(max(0, os.path.getsize(path) - 8 * chars))
+            text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
+    for place, name in places:
+        if len(place) > 1:
+            text = text.replace(place, name)
+    return text[-chars:]
 
 
 def run_child(

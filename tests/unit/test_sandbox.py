@@ -245,6 +245,16 @@ def test_failure_keeps_a_bounded_output_tail(sandbox):
     assert len(result.stderr_tail) <= 2000
 
 
+def test_the_output_tail_names_places_not_paths(sandbox):
+    """Where the project is cloned, which interpreter grades and the scratch folder's name do not show in a
+    record: the same failure reads the same from any checkout."""
+    result = run(sandbox, "import os, sys\nraise ValueError(os.getcwd() + ' ' + sys.prefix)\n")
+    assert result.status == "failed"
+    assert "ValueError: <workdir> <grading-env>" in result.stderr_tail, result.stderr_tail
+    assert 'File "<harness>/spark_eval/programs/forkserver.py"' in result.stderr_tail
+    assert str(PROJECT_ROOT) not in result.stderr_tail and "/ds1000-" not in result.stderr_tail
+
+
 def test_missing_library_is_skipped_without_running(sandbox, tmp_path):
     marker = tmp_path / "ran"
     missing = next(m for m in ("tensorflow", "torch", "gensim", "xgboost") if not _importable(m))
