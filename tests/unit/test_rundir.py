@@ -110,3 +110,22 @@ def test_a_record_with_a_field_this_version_does_not_know_is_refused_not_dropped
     with pytest.raises(RunDirectoryError, match="record 2 is not a record this spark_eval reads .*'surprise'"):
         rd.load_records()
     assert "surprise" in rd.records_path.read_text()  # nothing rewritten
+
+
+def test_a_record_survives_the_round_trip_through_its_type(tmp_path):
+    from tests.fakes.runs import record as fake
+
+    rows = [fake(3, "m", "spark", scores=[4.0, 3.5], band="GOOD", advice_error=None),
+            fake(4, "m", "none", error="ModelCallError: gone"), line("5/e0/r0", "timeout")]
+    def kept(given, full):  # everything given is in the typed record's JSON unchanged (defaults fill the rest)
+        if isinstance(given, dict):
+            return all(k in full and kept(v, full[k]) for k, v in given.items())
+        if isinstance(given, list):
+            return len(given) == len(full) and all(kept(g, f) for g, f in zip(given, full))
+        return given == full
+
+    for row in rows:
+        full = json.loads(json.dumps(Record.from_json(json.loads(json.dumps(row))).to_json()))
+        assert kept(json.loads(json.dumps(row)), full)
+        assert json.loads(json.dumps(Record.from_json(full).to_json())) == full
+    assert Record.from_json(rows[0]).family == "Pandas/3" and Record.from_json(rows[1]).status == "none"
