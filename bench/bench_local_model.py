@@ -33,12 +33,13 @@ def main() -> None:
     if args.flash_attn:
         overrides.append(f"model.flash_attn={args.flash_attn}")
     cfg = compose_config(*overrides)
-    problems = build_benchmark(cfg.dataset).select()
+    benchmark = build_benchmark(cfg.dataset)
+    problems = benchmark.select()
     model = instantiate(cfg.model)
     start = time.monotonic()
     asyncio.run(model.complete([{"role": "user", "content": "hi"}], model.default_params(max_tokens=1)))
     print(f"{cfg.model.name}: load {time.monotonic() - start:.1f} s, n_threads={cfg.model.n_threads}")
-    coder = ChatCoder(model, seed=0)
+    coder = ChatCoder(model, benchmark, seed=0)
     total_in = total_out = total_s = 0.0
     for problem in problems:
         c = asyncio.run(coder.answer(problem, None))

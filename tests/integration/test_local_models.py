@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
+from spark_eval.data import build_benchmark
 from spark_eval.models.base import GenerationParams, ModelConfigError
 from spark_eval.models.coder import ChatCoder
 from spark_eval.models.local import LocalModel
@@ -34,7 +35,8 @@ def local_model():
 
 
 def test_local_coder_answers_a_ds1000_problem(local_model, problems):
-    completion = asyncio.run(ChatCoder(local_model, seed=0).answer(problems[291], None))
+    coder = ChatCoder(local_model, build_benchmark(compose_config().dataset), seed=0)
+    completion = asyncio.run(coder.answer(problems[291], None))
     assert completion.text.strip() and completion.input_tokens > 100 and completion.output_tokens > 0
     assert completion.finish_reason in ("stop", "length") and not completion.cached
 
