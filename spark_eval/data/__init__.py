@@ -4,9 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from spark_eval.data.base import Benchmark, DatasetError
-from spark_eval.types import Problem
 
-__all__ = ["Benchmark", "DatasetError", "build_benchmark", "load_problems"]
+__all__ = ["Benchmark", "DatasetError", "build_benchmark"]
 
 
 def build_benchmark(cfg: Any) -> Benchmark:
@@ -14,8 +13,3 @@ def build_benchmark(cfg: Any) -> Benchmark:
     from hydra.utils import get_class  # Hydra only when a benchmark is built from a config
 
     return get_class(cfg._target_)(cfg)
-
-
-def load_problems(cfg: Any) -> list[Problem]:
-    """The problems the `dataset` node selects."""
-    return build_benchmark(cfg).select()

@@ -80,6 +80,7 @@ class LoadedBenchmark:
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self._problems: list[Problem] | None = None
+        self._hash: str | None = None
 
     def read(self) -> list[Problem]:
         """Every problem from the configured source, in id order."""
@@ -94,7 +95,9 @@ class LoadedBenchmark:
         return select_problems(self.problems(), self.cfg, self.libraries, self.perturbations)
 
     def data_hash(self) -> str:
-        return problems_hash(self.problems())
+        if self._hash is None:  # resume, the manifest and the report each ask; the problems do not change
+            self._hash = problems_hash(self.problems())
+        return self._hash
 
     def requires(self, problem: Problem) -> tuple[str, ...]:
         return (LIBRARY_MODULES[problem.library],)

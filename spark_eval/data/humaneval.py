@@ -10,7 +10,6 @@ rebuilt the same way from it.
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import re
 import textwrap

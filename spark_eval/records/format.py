@@ -54,7 +54,7 @@ class Completion:
 
 @dataclass(frozen=True)
 class ExecResult:
-    """The verdict of DS-1000's own tests on one answer."""
+    """The verdict of the benchmark's own tests on one answer."""
 
     status: str
     """One of EXEC_STATUSES."""
@@ -122,13 +122,13 @@ class Record:
         """The record a JSON line holds (the inverse of `to_json`); a key no field knows raises ValueError."""
         rec, exec_, completion = data.get("recommendation"), data.get("exec"), data.get("completion")
         return cls(**{
-            **_known(cls, data),
+            **_checked(cls, data),
             "origin_family": tuple(data["origin_family"]),
-            "completion": Completion(**_known(Completion, completion)) if completion else None,
-            "exec": ExecResult(**_known(ExecResult, exec_)) if exec_ else None,
+            "completion": Completion(**_checked(Completion, completion)) if completion else None,
+            "exec": ExecResult(**_checked(ExecResult, exec_)) if exec_ else None,
             "recommendation": None if rec is None else Recommendation(
-                **{**_known(Recommendation, rec), "items": tuple(rec.get("items") or ())}),
-            "judgments": tuple(Judgment(**_known(Judgment, j)) for j in data.get("judgments") or ()),
+                **{**_checked(Recommendation, rec), "items": tuple(rec.get("items") or ())}),
+            "judgments": tuple(Judgment(**_checked(Judgment, j)) for j in data.get("judgments") or ()),
             "versions": dict(data.get("versions") or {}),
         })
 
@@ -158,7 +158,7 @@ def record_key(problem_id: int, epoch: int, repeat: int) -> str:
     return f"{problem_id}/e{epoch}/r{repeat}"
 
 
-def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+def _checked(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """The fields of `cls` in `data`; a key it does not know is refused, so that no rewrite drops it."""
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)

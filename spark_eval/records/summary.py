@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict
-from typing import Any, Iterable, Sequence
-
 from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 from spark_eval.records.files import write_json
 from spark_eval.records.format import EXEC_STATUSES, NO_STATUS, Record
