@@ -37,3 +37,44 @@ def harness_python() -> str:
 
 
 needs_bwrap = pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not installed or cannot make namespaces")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the session (tests/fakes/pgserver.py); skipped without the binaries."""
+    from tests.fakes.pgserver import PostgresUnavailable, ThrowawayPostgres
+
+    try:
+        server = ThrowawayPostgres()
+    except PostgresUnavailable as error:
+        pytest.skip(f"PostgreSQL server binaries missing: {error}")
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server) -> str:
+    """The url of the session server's `spark` database."""
+    return postgres_server.url
+
+
+@pytest.fixture
+def postgres_db(postgres_server) -> str:
+    """The url of a fresh database on the session server, so tests do not see each other's tables."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex}"
+    with psycopg.connect(postgres_server.url_for("postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres_server.url_for(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request, tmp_path) -> str:
+    """Where a memory store lives: a new SQLite file, or a new database on the throwaway PostgreSQL server. A test
+    that takes it runs on both backends (`-k postgres` selects the server's)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "memory.sqlite")
+    return request.getfixturevalue("postgres_db")

@@ -1,4 +1,5 @@
-"""The memory store: documentation chunks, insights, traces, embeddings and the curation log in one SQLite file."""
+"""The memory store: documentation chunks, insights, traces, embeddings and the curation log, in one SQLite file
+(the embedded default, one machine) or one PostgreSQL database (`postgres.py`, shared across machines)."""
 from __future__ import annotations
 
 import hashlib
@@ -25,11 +26,13 @@ KINDS = ("doc", "insight")
 STATUSES = ("active", "retired")
 OPS = ("ADD", "MERGE", "UPDATE", "RETIRE", "REJECT")
 
-_READ, _WRITE = "BEGIN DEFERRED", "BEGIN IMMEDIATE"
 _CHUNK = 500  # ids per `IN (...)`, well under SQLite's limit on bound variables
 _VECTOR = np.dtype("<f4")
 _ITEM_COLUMNS = ("id", "kind", "library", "title", "content", "tags", "meta", "provenance",
                  "helpful", "harmful", "endorsements", "status", "created_round")
+_OP_COLUMNS = ("seq", "op", "item_id", "round", "epoch", "detail", "time")
+_TABLES = {"items": _ITEM_COLUMNS, "ops": _OP_COLUMNS, "traces": ("seq", "key", "body"),
+           "embeddings": ("model", "text_hash", "vector"), "meta": ("key", "value")}
 _HASHED_ROWS = ("SELECT id, content, tags, status, helpful, harmful, endorsements, provenance "
                 "FROM items WHERE kind = ? ORDER BY id")
 # Every write to a kind's items bumps kind_state.version (triggers, so raw SQL edits count too);
@@ -92,7 +95,7 @@ class Item:
 
 
 class ItemStore(Protocol):
-    """Items and settings: what a knowledge base builds and a curator reads. Contracts are on SQLiteStore."""
+    """Items and settings: what a knowledge base builds and a curator reads. Contracts are on SQLStore."""
 
     path: str
 
@@ -134,8 +137,9 @@ class EmbeddingStore(Protocol):
 
 
 class MemoryStore(CuratedStore, TraceLog, EmbeddingStore, Protocol):
-    """Where Spark keeps what it knows (an embedded file today, a database server later): everything a memory
-    opens, each caller typed with the part it uses. Each method's contract is documented on SQLiteStore."""
+    """Where Spark keeps what it knows (an embedded SQLite file, or a PostgreSQL database that several machines
+    share): everything a memory opens, each caller typed with the part it uses. Each method's contract is
+    documented on SQLStore."""
 
     def state_hash(self, kind: str | None = None) -> str: ...
     def snapshot(self, dest: Path) -> dict[str, Any]: ...
@@ -143,61 +147,67 @@ class MemoryStore(CuratedStore, TraceLog, EmbeddingStore, Protocol):
     def close(self) -> None: ...
 
 
-class SQLiteStore:
-    """MemoryStore in one SQLite file (WAL) that several processes read and write at once.
+class SQLStore:
+    """What the SQLite and PostgreSQL stores share: the queries (written once, with `?` marks), the transactions
+    that nest as savepoints, the state hash, snapshots and copies. A subclass connects, creates its schema, begins
+    a read or write transaction its own way and turns its driver's errors into one-line `MemoryStoreError`s.
 
     Open one store per process; threads of a process may share it. Every call is one transaction;
-    `transaction()` groups calls into one, and calls inside it join it.
+    `transaction()` groups calls into one, and calls inside it join it. Write transactions are serialized across
+    every process that shares the store, so a read-modify-write inside `transaction()` never loses an update.
     """
 
-    def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
-        self.path = str(path)
-        self.timeout_s = timeout_s
+    path: str
+    """Where the store is: a file, or a database URL with its password hidden (for messages and manifests)."""
+    mark = "?"
+    """The driver's parameter mark."""
+
+    def __init__(self) -> None:
         self._lock = threading.RLock()
         self._depth = 0
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._translated():
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        try:
-            self._prepare()
-        except BaseException:
-            self._db.close()
-            raise
+        self._db: Any = None
 
-    def _prepare(self) -> None:
-        """Read the schema first (a damaged file fails here, before anything is written), then set up."""
-        with self._translated():
-            self._db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-            version = _schema_version(self.path, self._db)
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-        if version == 0:
-            with self._tx(_WRITE) as db:
-                if _schema_version(self.path, db) == 0:  # another process may have created it meanwhile
-                    for statement in _SCHEMA:
-                        db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    # -- what a backend provides ----------------------------------------------------------------------
+
+    def _begin(self, write: bool) -> None:
+        raise NotImplementedError
+
+    def _in_transaction(self) -> bool:
+        raise NotImplementedError
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
-        """Turn SQLite's complaints about the file itself into one line naming the file and the fix."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            error = _user_error(self.path, self.timeout_s, exc)
-            if error is None:
-                raise
-            raise error from exc
+        yield
+
+    def _connected(self) -> Any:
+        """The connection, reconnected first if it was lost (a backend that can lose one)."""
+        return self._db
+
+    # -- transactions ---------------------------------------------------------------------------------
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.mark == "?" else sql.replace("?", self.mark)
+
+    def _run(self, db: Any, sql: str, args: Sequence[Any] = ()) -> Any:
+        return db.execute(self._sql(sql), args)
+
+    def _run_many(self, db: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            db.cursor().executemany(self._sql(sql), rows)
 
     @contextmanager
-    def _tx(self, begin: str) -> Iterator[sqlite3.Connection]:
+    def _tx(self, write: bool) -> Iterator[Any]:
         """A transaction, or a savepoint inside the open one, so that calls nest."""
         with self._lock, self._translated():
             nested = self._depth > 0
-            self._db.execute(f"SAVEPOINT s{self._depth}" if nested else begin)
+            db = self._db if nested else self._connected()
+            if nested:
+                db.execute(f"SAVEPOINT s{self._depth}")
+            else:
+                self._begin(write)
             self._depth += 1
             try:
-                yield self._db
+                yield db
             except BaseException:
                 self._end(nested, commit=False)
                 raise
@@ -205,27 +215,34 @@ class SQLiteStore:
 
     def _end(self, nested: bool, commit: bool) -> None:
         self._depth -= 1
-        if not self._db.in_transaction:  # SQLite already rolled back after an error of its own
-            return
-        if nested:
-            if not commit:
-                self._db.execute(f"ROLLBACK TO s{self._depth}")
-            self._db.execute(f"RELEASE s{self._depth}")
-        elif not commit:
-            self._db.execute("ROLLBACK")
-        else:
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error:
-                if self._db.in_transaction:  # leave the connection usable for the next call
-                    self._db.execute("ROLLBACK")
+        try:
+            if not self._in_transaction():  # the database already rolled back after an error of its own
+                return
+            if nested:
+                if not commit:
+                    self._db.execute(f"ROLLBACK TO s{self._depth}")
+                self._db.execute(f"RELEASE s{self._depth}")
+            elif not commit:
+                self._db.execute("ROLLBACK")
+            else:
+                try:
+                    self._db.execute("COMMIT")
+                except Exception:
+                    if self._in_transaction():  # leave the connection usable for the next call
+                        self._db.execute("ROLLBACK")
+                    raise
+        except Exception:
+            if commit:
                 raise
+            # rolling back failed too (a lost connection): the error that got us here is the one to report
 
     @contextmanager
-    def transaction(self) -> Iterator[SQLiteStore]:
-        """BEGIN IMMEDIATE ... COMMIT: a read-modify-write of several calls is atomic across processes."""
-        with self._tx(_WRITE):
+    def transaction(self) -> Iterator[SQLStore]:
+        """One write transaction around several calls: a read-modify-write is atomic across processes."""
+        with self._tx(write=True):
             yield self
+
+    # -- the MemoryStore protocol ---------------------------------------------------------------------
 
     def put_items(self, items: Sequence[Item]) -> None:
         """Insert, or replace by id (counters included: read-modify-write belongs in `transaction()`)."""
@@ -233,128 +250,144 @@ class SQLiteStore:
         updates = ", ".join(f"{c} = excluded.{c}" for c in _ITEM_COLUMNS[1:])
         sql = (f"INSERT INTO items ({', '.join(_ITEM_COLUMNS)}) VALUES ({', '.join('?' * len(_ITEM_COLUMNS))}) "
                f"ON CONFLICT (id) DO UPDATE SET {updates}")
-        with self._tx(_WRITE) as db:
-            db.executemany(sql, rows)
+        with self._tx(write=True) as db:
+            self._run_many(db, sql, rows)
 
     def get_items(self, ids: Sequence[str]) -> list[Item]:
         """The items asked for, in the order asked; unknown ids are skipped."""
         found: dict[str, Item] = {}
-        with self._tx(_READ) as db:
+        with self._tx(write=False) as db:
             for chunk in _chunks(ids):
                 sql = f"SELECT {', '.join(_ITEM_COLUMNS)} FROM items WHERE id IN ({', '.join('?' * len(chunk))})"
-                found.update((row[0], _item(row)) for row in db.execute(sql, chunk))
+                found.update((row[0], _item(row)) for row in self._run(db, sql, chunk))
         return [found[i] for i in ids if i in found]
 
     def items(self, kind: str | None = None, status: str | None = "active") -> list[Item]:
         """Items of a kind and status (None: any), ordered by id."""
         where, args = _where(kind, status)
-        with self._tx(_READ) as db:
-            rows = db.execute(f"SELECT {', '.join(_ITEM_COLUMNS)} FROM items{where} ORDER BY id", args).fetchall()
+        with self._tx(write=False) as db:
+            rows = self._run(db, f"SELECT {', '.join(_ITEM_COLUMNS)} FROM items{where} ORDER BY id", args).fetchall()
         return [_item(row) for row in rows]
 
     def count(self, kind: str | None = None, status: str | None = "active") -> int:
         where, args = _where(kind, status)
-        with self._tx(_READ) as db:
-            return db.execute(f"SELECT count(*) FROM items{where}", args).fetchone()[0]
+        with self._tx(write=False) as db:
+            return self._run(db, f"SELECT count(*) FROM items{where}", args).fetchone()[0]
 
     def count_by_library(self, kind: str) -> dict[str, int]:
         """Active items of a kind per library; items without one count under `general`."""
         sql = "SELECT library, count(*) FROM items WHERE kind = ? AND status = 'active' GROUP BY library"
-        with self._tx(_READ) as db:
-            rows = db.execute(sql, (kind,)).fetchall()
+        with self._tx(write=False) as db:
+            rows = self._run(db, sql, (kind,)).fetchall()
         return dict(sorted((library or "general", n) for library, n in rows))
 
     def add_counters(self, deltas: dict[str, tuple[int, int]]) -> None:
         """Add (helpful, harmful) to each item's counters, in place, so concurrent increments all count."""
         sql = "UPDATE items SET helpful = helpful + ?, harmful = harmful + ? WHERE id = ?"
-        with self._tx(_WRITE) as db:
-            missing = [i for i, (up, down) in deltas.items() if db.execute(sql, (up, down, i)).rowcount == 0]
+        with self._tx(write=True) as db:
+            missing = [i for i, (up, down) in deltas.items() if self._run(db, sql, (up, down, i)).rowcount == 0]
         if missing:
             log.warning("counters for %d unknown items ignored, e.g. %s", len(missing), missing[0])
 
     def set_status(self, ids: Sequence[str], status: str) -> None:
         _check("status", status, STATUSES)
-        with self._tx(_WRITE) as db:
-            db.executemany("UPDATE items SET status = ? WHERE id = ?", [(status, i) for i in ids])
+        with self._tx(write=True) as db:
+            self._run_many(db, "UPDATE items SET status = ? WHERE id = ?", [(status, i) for i in ids])
 
     def log_ops(self, ops: Sequence[dict[str, Any]]) -> None:
         """Append curation operations; the store numbers them and stamps the time."""
         now = time.time()
         rows = [(_check("op", o["op"], OPS), o.get("item_id"), o.get("round"), o.get("epoch"),
                  _canonical(o.get("detail", {})), now) for o in ops]
-        with self._tx(_WRITE) as db:
-            db.executemany("INSERT INTO ops (op, item_id, round, epoch, detail, time) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        with self._tx(write=True) as db:
+            self._run_many(db, "INSERT INTO ops (op, item_id, round, epoch, detail, time) VALUES (?, ?, ?, ?, ?, ?)",
+                           rows)
 
     def ops(self) -> list[dict[str, Any]]:
-        with self._tx(_READ) as db:
-            rows = db.execute("SELECT seq, op, item_id, round, epoch, detail, time FROM ops ORDER BY seq").fetchall()
-        keys = ("seq", "op", "item_id", "round", "epoch", "detail", "time")
-        return [{**dict(zip(keys, row)), "detail": json.loads(row[5])} for row in rows]
+        with self._tx(write=False) as db:
+            rows = self._run(db, f"SELECT {', '.join(_OP_COLUMNS)} FROM ops ORDER BY seq").fetchall()
+        return [{**dict(zip(_OP_COLUMNS, row)), "detail": json.loads(row[5])} for row in rows]
 
     def add_traces(self, traces: Sequence[dict[str, Any]]) -> list[str]:
         """Append traces whose `key` is new; returns the keys this call added."""
         added = []
-        with self._tx(_WRITE) as db:
+        sql = "INSERT INTO traces (key, body) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
+        with self._tx(write=True) as db:
             for trace in traces:
-                if db.execute("INSERT OR IGNORE INTO traces (key, body) VALUES (?, ?)",
-                              (trace["key"], _canonical(trace))).rowcount:
+                if self._run(db, sql, (trace["key"], _canonical(trace))).rowcount:
                     added.append(trace["key"])
         return added
 
     def traces(self) -> list[dict[str, Any]]:
         """All traces in the order they were added."""
-        with self._tx(_READ) as db:
-            return [json.loads(body) for (body,) in db.execute("SELECT body FROM traces ORDER BY seq")]
+        with self._tx(write=False) as db:
+            return [json.loads(body) for (body,) in self._run(db, "SELECT body FROM traces ORDER BY seq")]
 
     def known_traces(self, keys: Sequence[str]) -> set[str]:
         """Those of `keys` that already have a trace (looked up by key; bodies are not read)."""
         found: set[str] = set()
-        with self._tx(_READ) as db:
+        with self._tx(write=False) as db:
             for chunk in _chunks(keys):
                 marks = ", ".join("?" * len(chunk))
-                found.update(k for (k,) in db.execute(f"SELECT key FROM traces WHERE key IN ({marks})", chunk))
+                found.update(k for (k,) in self._run(db, f"SELECT key FROM traces WHERE key IN ({marks})", chunk))
         return found
 
     def get_embeddings(self, model: str, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored float32 vectors of `model` for the hashes asked; missing ones are absent."""
         found: dict[str, np.ndarray] = {}
-        with self._tx(_READ) as db:
+        with self._tx(write=False) as db:
             for chunk in _chunks(text_hashes):
                 marks = ", ".join("?" * len(chunk))
                 sql = f"SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN ({marks})"
-                rows = db.execute(sql, (model, *chunk))
+                rows = self._run(db, sql, (model, *chunk))
                 found.update((h, np.frombuffer(blob, dtype=_VECTOR).copy()) for h, blob in rows)
         return {h: found[h] for h in text_hashes if h in found}
 
     def put_embeddings(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         rows = [(model, h, np.ascontiguousarray(v, dtype=_VECTOR).tobytes()) for h, v in vectors.items()]
-        with self._tx(_WRITE) as db:
-            db.executemany("INSERT OR REPLACE INTO embeddings (model, text_hash, vector) VALUES (?, ?, ?)", rows)
+        sql = ("INSERT INTO embeddings (model, text_hash, vector) VALUES (?, ?, ?) "
+               "ON CONFLICT (model, text_hash) DO UPDATE SET vector = excluded.vector")
+        with self._tx(write=True) as db:
+            self._run_many(db, sql, rows)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        with self._tx(_READ) as db:
-            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._tx(write=False) as db:
+            row = self._run(db, "SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
     def set_meta(self, key: str, value: Any) -> None:
-        with self._tx(_WRITE) as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, _canonical(value)))
+        sql = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        with self._tx(write=True) as db:
+            self._run(db, sql, (key, _canonical(value)))
 
     def state_hash(self, kind: str | None = None) -> str:
-        """sha256 over a kind's items (active and retired) in id order; with no kind, over every kind's hash."""
+        """sha256 over a kind's items (active and retired) in id order; with no kind, over every kind's hash.
+        The same content gives the same hash in every backend."""
         kinds = (kind,) if kind else KINDS
-        with self._tx(_READ) as db:
-            states = {k: _kind_digest(db, k) for k in kinds}
+        with self._tx(write=False) as db:
+            states = {k: self._kind_digest(db, k) for k in kinds}
         self._remember(states)
         hashes = {k: digest for k, (digest, _, _) in states.items()}
         return hashes[kind] if kind else _combined(hashes)
+
+    def _kind_digest(self, db: Any, kind: str) -> tuple[str, int, bool]:
+        """(digest, version, computed now?): the cached digest when the kind has not changed since."""
+        sql = "SELECT version, hash, hashed_version FROM kind_state WHERE kind = ?"
+        row = self._run(db, sql, (kind,)).fetchone()
+        version, cached, hashed_version = row or (0, None, None)
+        if cached is not None and hashed_version == version:
+            return cached, version, False
+        digest = hashlib.sha256()
+        for row in self._run(db, _HASHED_ROWS, (kind,)):
+            digest.update(json.dumps(list(row), ensure_ascii=False).encode() + b"\n")
+        return digest.hexdigest(), version, True
 
     def _remember(self, states: dict[str, tuple[str, int, bool]]) -> None:
         """Cache freshly computed digests, each only if its kind is still at the version it was computed for."""
         fresh = [(digest, version, k, version) for k, (digest, version, new) in states.items() if new and version]
         if fresh:
-            with self._tx(_WRITE) as db:
-                db.executemany("UPDATE kind_state SET hash = ?, hashed_version = ? WHERE kind = ? AND version = ?",
+            with self._tx(write=True) as db:
+                self._run_many(db, "UPDATE kind_state SET hash = ?, hashed_version = ? WHERE kind = ? AND version = ?",
                                fresh)
 
     def snapshot(self, dest: Path) -> dict[str, Any]:
@@ -373,31 +406,102 @@ class SQLiteStore:
         write_json(dest / "state.json", state)
         return state
 
+    def copy_into(self, dest: SQLStore) -> None:
+        """Every row of this store (items, the log with its numbers and times, traces, embeddings, settings) into
+        the empty store `dest`, from one consistent state: writers beside it wait while it is read."""
+        with self.transaction(), dest.transaction():
+            for table, columns in _TABLES.items():
+                rows = self._run(self._db, f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+                marks = ", ".join("?" * len(columns))
+                dest._run_many(dest._db, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                               [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows])
+
     def close(self) -> None:
         with self._lock:
+            if self._db is not None:
+                self._db.close()
+
+
+class SQLiteStore(SQLStore):
+    """The embedded store: one SQLite file (WAL) that several processes of one machine read and write at once;
+    writers take the file's write lock (BEGIN IMMEDIATE) in turn."""
+
+    def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
+        super().__init__()
+        self.path = str(path)
+        self.timeout_s = timeout_s
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._translated():
+            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        try:
+            self._prepare()
+        except BaseException:
             self._db.close()
+            raise
+
+    def _prepare(self) -> None:
+        """Read the schema first (a damaged file fails here, before anything is written), then set up."""
+        with self._translated():
+            self._db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+            version = _schema_version(self.path, self._db)
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+        if version == 0:
+            with self._tx(write=True) as db:
+                if _schema_version(self.path, db) == 0:  # another process may have created it meanwhile
+                    for statement in _SCHEMA:
+                        db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _begin(self, write: bool) -> None:
+        self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+
+    def _in_transaction(self) -> bool:
+        return self._db.in_transaction
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn SQLite's complaints about the file itself into one line naming the file and the fix."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            error = _user_error(self.path, self.timeout_s, exc)
+            if error is None:
+                raise
+            raise error from exc
 
 
-def open_store(path: str | Path) -> SQLiteStore:
-    """The embedded store at `path`, created if absent."""
-    return SQLiteStore(path)
+def is_database_url(location: str | Path) -> bool:
+    """True for `postgresql://...` (or `postgres://...`): a store on a database server."""
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: str | Path) -> SQLStore:
+    """The store at `location`: a PostgreSQL database (`postgresql://user@host:port/db`), or else the embedded
+    SQLite file at that path, created if absent."""
+    if is_database_url(location):
+        from spark_eval.memory.postgres import PostgresStore  # the driver loads only for a server
+
+        return PostgresStore(str(location))
+    return SQLiteStore(location)
 
 
 def copy_store(source: str | Path, dest: str | Path) -> str:
-    """A consistent copy of the store at `source` (SQLite's online backup, so a writer beside it is harmless) in
-    a new file at `dest`; the copy's state hash. A missing source is refused in one line naming it."""
-    source, dest = Path(source), Path(dest)
-    if not source.is_file():
+    """A consistent copy of the store at `source` (a file or a database URL) in a new SQLite file at `dest`;
+    the copy's state hash. A missing source file is refused in one line naming it."""
+    dest = Path(dest)
+    if not is_database_url(source) and not Path(source).is_file():
         raise MemoryStoreError(f"memory store {source} does not exist; run the experiment that learns it first, "
                                "or point memory.frozen_store at a store file")
-    original = SQLiteStore(source)
+    original = open_store(source)
     partial = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial.unlink(missing_ok=True)
     try:
-        with original._lock, original._translated():
-            copy = sqlite3.connect(partial)
-            original._db.backup(copy)
+        copy = SQLiteStore(partial)
+        try:
+            original.copy_into(copy)
+        finally:
             copy.close()
     finally:
         original.close()
@@ -438,18 +542,6 @@ def _user_error(path: str, timeout_s: float, exc: sqlite3.DatabaseError) -> Memo
         return MemoryStoreError(f"memory store {path} is not a readable SQLite database ({cause}); "
                                 "move it aside or point memory.store at a new file")
     return None
-
-
-def _kind_digest(db: sqlite3.Connection, kind: str) -> tuple[str, int, bool]:
-    """(digest, version, computed now?): the cached digest when the kind has not changed since."""
-    row = db.execute("SELECT version, hash, hashed_version FROM kind_state WHERE kind = ?", (kind,)).fetchone()
-    version, cached, hashed_version = row or (0, None, None)
-    if cached is not None and hashed_version == version:
-        return cached, version, False
-    digest = hashlib.sha256()
-    for row in db.execute(_HASHED_ROWS, (kind,)):
-        digest.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
-    return digest.hexdigest(), version, True
 
 
 def _combined(hashes: dict[str, str]) -> str:

@@ -9,7 +9,7 @@ from spark_eval.memory.index import Hit
 from spark_eval.memory.leakage import LeakGuard, overlap
 from spark_eval.memory.spark import prompt_query
 from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, Learner, insight_id
-from spark_eval.memory.store import Item, SQLiteStore
+from spark_eval.memory.store import Item, SQLiteStore, open_store
 from spark_eval.models.base import ModelCallError
 from spark_eval.models.structured import ParseError
 from tests.fakes.embedder import HashEmbedder
@@ -161,8 +161,8 @@ def candidate(title, content, key, family="Pandas/0", problem_id=0):
 
 
 @pytest.fixture
-def curator(tmp_path):
-    store = SQLiteStore(tmp_path / "store.sqlite")
+def curator(store_location):
+    store = open_store(store_location)
     yield Curator(store, HashEmbedder(), CurationPolicy(duplicate_threshold=0.9, retire_margin=2, max_insights=3),
                   LeakGuard())
     store.close()

@@ -23,8 +23,8 @@ def insight(item_id, content="use axis=None", families=(("Numpy", 3),), **kw):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path / "memory.sqlite")
+def store(store_location):
+    s = open_store(store_location)
     yield s
     s.close()
 
@@ -104,9 +104,9 @@ def test_state_hash_follows_content_counters_and_status(store):
     assert store.state_hash() == first  # same content again: the cached digest does not stick
 
 
-def test_state_hash_is_the_same_for_the_same_content_in_any_order(tmp_path):
+def test_state_hash_is_the_same_for_the_same_content_in_any_order(tmp_path, store_location):
     items = [doc(f"doc:numpy:{i}", content=f"c{i}") for i in range(30)] + [insight("ins:a"), insight("ins:b")]
-    one, two = SQLiteStore(tmp_path / "one.sqlite"), SQLiteStore(tmp_path / "two.sqlite")
+    one, two = SQLiteStore(tmp_path / "one.sqlite"), open_store(store_location)  # and across backends
     one.put_items(items)
     for item in reversed(items):
         two.put_items([item])
@@ -118,18 +118,15 @@ def test_state_hash_is_the_same_for_the_same_content_in_any_order(tmp_path):
     two.close()
 
 
-def test_state_hash_sees_writes_by_other_connections(tmp_path):
-    path = tmp_path / "memory.sqlite"
-    mine, theirs = SQLiteStore(path), SQLiteStore(path)
+def test_state_hash_sees_writes_by_other_connections(store_location):
+    location = store_location
+    mine, theirs = open_store(location), open_store(location)
     mine.put_items([doc("doc:numpy:a")])
     before = mine.state_hash("doc")
     theirs.add_counters({"doc:numpy:a": (1, 0)})
     after = mine.state_hash("doc")
     assert after != before
-    raw = sqlite3.connect(path)
-    with raw:
-        raw.execute("UPDATE items SET content = 'edited by hand'")
-    raw.close()
+    edit_by_hand(location, "UPDATE items SET content = 'edited by hand'")
     assert mine.state_hash("doc") not in (before, after)
     mine.close()
     theirs.close()
@@ -167,9 +164,23 @@ def test_snapshot_writes_insights_ops_traces_and_state(store, tmp_path):
                                "ops": 1, "traces": 1}
 
 
-def _write_concurrently(path, worker, barrier, results):
-    """One of WRITERS processes: small transactions of every kind, all aimed at the same file at once."""
-    store = SQLiteStore(path)
+def edit_by_hand(location, sql):
+    """Change the store's database behind its back, as a person with a SQL shell would."""
+    if location.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as raw:
+            raw.execute(sql)
+        return
+    raw = sqlite3.connect(location)
+    with raw:
+        raw.execute(sql)
+    raw.close()
+
+
+def _write_concurrently(location, worker, barrier, results):
+    """One of WRITERS processes: small transactions of every kind, all aimed at the same store at once."""
+    store = open_store(location)
     barrier.wait()
     shared = []
     for r in range(ROUNDS):
@@ -184,13 +195,13 @@ def _write_concurrently(path, worker, barrier, results):
     results.put(shared)
 
 
-def test_concurrent_writers_in_several_processes_lose_nothing(tmp_path):
-    path = tmp_path / "memory.sqlite"
-    store = SQLiteStore(path)
+def test_concurrent_writers_in_several_processes_lose_nothing(store_location):
+    location = store_location
+    store = open_store(location)
     store.put_items([doc("doc:numpy:shared")])
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(WRITERS), context.Queue()
-    workers = [context.Process(target=_write_concurrently, args=(path, w, barrier, results)) for w in range(WRITERS)]
+    workers = [context.Process(target=_write_concurrently, args=(location, w, barrier, results)) for w in range(WRITERS)]
     for w in workers:
         w.start()
     shared = [key for _ in workers for key in results.get(timeout=300)]
