@@ -182,6 +182,11 @@ class LeakageConfig:
 
 
 @dataclass
+class PoisonConfig:
+    rate: float = 0.0  # the share of this run's learned insights replaced by plausible but wrong ones (memory/poison.py)
+
+
+@dataclass
 class SparkMemoryConfig(MemoryConfig):
     _target_: str = "spark_eval.memory.spark.AgentMemory"  # | RawRagMemory | PlaybookMemory: how it advises
     _recursive_: bool = False
@@ -190,6 +195,8 @@ class SparkMemoryConfig(MemoryConfig):
     exclude_family: bool = True
     store: Optional[str] = None  # None: <run dir>/memory/store.sqlite
     frozen_store: Optional[str] = None  # experience=frozen: the learned store copied in when the run starts
+    mask_contributors: list[str] = field(default_factory=list)  # hide insights only these models contributed
+    poison: PoisonConfig = field(default_factory=PoisonConfig)
     playbook_chars: int = 6000
     kb: KnowledgeBaseConfig = field(default_factory=KnowledgeBaseConfig)
     embedder: Any = MISSING
@@ -233,6 +240,7 @@ class PipelineConfig:
     concurrency: int = 4
     progress: bool = True
     shuffle: bool = False  # stream order: the dataset's, or a shuffle set by `seed`
+    share: Optional[str] = None  # "i/n": this run takes problems i, i+n, i+2n, ... of the stream (community members)
 
 
 @dataclass

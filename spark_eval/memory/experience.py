@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from spark_eval.data.base import Benchmark
 from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.learn import Candidate, candidate_from, insights_schema, interpret_insights
+from spark_eval.memory.poison import poison_some
 from spark_eval.memory.store import copy_store
 from spark_eval.models.base import ChatModel, ModelCallError
 from spark_eval.models.structured import add_usage, ask_json, merge_usage
@@ -61,7 +62,11 @@ class FrozenExperience(NoExperience):
 
     def check(self, memory: SparkMemory) -> None:
         if not memory.frozen_store:
-            raise MemoryConfigError("memory.experience=frozen needs memory.frozen_store=<a learned store.sqlite>")
+            raise MemoryConfigError("memory.experience=frozen needs memory.frozen_store=<a learned store.sqlite or "
+                                    "postgresql://... URL>")
+        if memory.store_path is None:
+            raise MemoryConfigError("memory.experience=frozen copies its store into the run: leave memory.store unset "
+                                    f"(it is {memory.store_location})")
 
     def before_open(self, memory: SparkMemory) -> None:
         if not memory.store_path.exists():
@@ -117,6 +122,8 @@ class OnlineExperience(NoExperience):
         where = {"epoch": epoch, "round": round_}
         try:
             candidates, calls = await memory.learner().distill(traces)
+            if memory.poison_rate:
+                candidates = poison_some(candidates, memory.poison_rate, f"{traces[0]['key']}/{epoch}/{round_}")
         except ModelCallError as e:
             # an outage: nothing is stored and the run stops, so that no later round runs on a memory without
             # this one; the resume learns these traces first, then goes on, as a run without the outage would
@@ -163,7 +170,7 @@ def trace_of(record: Record, problem: Problem) -> dict[str, Any]:
                 for j in record.judgments if j.kind == "quality" and j.score is not None]
     return {
         "key": trace_key(record),
-        "source": source_of(problem, record.key, record.epoch, -1),
+        "source": source_of(problem, record.key, record.epoch, -1, record.model),
         "problem_id": problem.problem_id, "library": problem.library, "problem": problem.prompt,
         "advice": record.recommendation.text if record.recommendation else "", "code": record.code or "",
         "status": record.status, "error_type": record.exec.error_type,
@@ -220,11 +227,11 @@ to a correct solution, as at most {max_new} insights. Reply with a JSON object:
 "content": "<at most 50 words>", "applies_when": "..."}}]}}"""
 
 
-def source_of(problem: Problem, record_key: str, epoch: int, round_: int) -> dict[str, Any]:
-    """The provenance entry of a trace."""
+def source_of(problem: Problem, record_key: str, epoch: int, round_: int, model: str) -> dict[str, Any]:
+    """The provenance entry of a trace: the problem, and the model whose attempt it was (its contributor)."""
     library, origin = problem.origin_family
     return {"problem_id": problem.problem_id, "family": f"{library}/{origin}", "record_key": record_key,
-            "epoch": epoch, "round": round_}
+            "epoch": epoch, "round": round_, "model": model}
 
 
 async def synthetic_hints(model: ChatModel, benchmark: Benchmark, problems: Sequence[Problem], max_new: int = 3, max_tokens: int = 768,
@@ -235,7 +242,7 @@ async def synthetic_hints(model: ChatModel, benchmark: Benchmark, problems: Sequ
     slots = asyncio.Semaphore(concurrency)
 
     async def one(problem: Problem) -> tuple[list[Candidate], dict[str, Any]]:
-        source = source_of(problem, f"synthetic/{problem.problem_id}", epoch=-1, round_=-1)
+        source = source_of(problem, f"synthetic/{problem.problem_id}", epoch=-1, round_=-1, model=model.name)
         usage: dict[str, Any] = {}
         async with slots:
             messages = benchmark.coder_messages(problem, None)

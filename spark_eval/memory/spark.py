@@ -29,7 +29,8 @@ from spark_eval.memory.experience import experience_part, sum_usage
 from spark_eval.memory.index import Hit, HybridIndex, IndexItem
 from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learn import LEARNER_VERSION, Curator, CurationPolicy, Learner, insight_text
-from spark_eval.memory.store import Item, MemoryStore, open_store
+from spark_eval.memory.poison import POISON_VERSION
+from spark_eval.memory.store import Item, MemoryStore, is_database_url, open_store
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import RETRY_VERSION
 from spark_eval.records import Recommendation, Record, append_jsonl, read_lines
@@ -65,8 +66,14 @@ class SparkMemory:
         sources: what is searched: `docs` (the documentation KB) and/or `insights` (the store's).
         experience: `online`, `paper_synthetic`, `frozen` or `none` (see experience.py).
         exclude_family: never show insights learned from a problem of the same origin family.
-        store: the experience store file; None keeps it in the run directory (`memory/store.sqlite`).
-        frozen_store: with `experience=frozen`, the store to copy into the run's store when the run starts.
+        store: the experience store: a file, or a PostgreSQL URL (`postgresql://user@host:port/db`) that several
+            runs (community members, on several machines) learn into; None keeps a file in the run directory
+            (`memory/store.sqlite`).
+        frozen_store: with `experience=frozen`, the store (file or URL) copied into the run's when the run starts.
+        mask_contributors: models whose insights are hidden: an insight all of whose sources came from these models
+            is neither searched nor shown (leave-one-contributor-out).
+        poison: `rate`: the share of this run's learned insights replaced by plausible but wrong ones
+            (`poison.py`), marked as poison in their provenance only.
         kb: documentation knowledge base settings (grading interpreter, libraries, cache folder).
         embedder: the embedder's config (`_target_`).
         agent_model, learner_model: model configs (shared with the coder's when equal).
@@ -83,8 +90,10 @@ class SparkMemory:
     def __init__(self, name: str, sources: Sequence[str], experience: str, exclude_family: bool,
                  store: str | None, kb: DictConfig, embedder: DictConfig, agent_model: DictConfig,
                  learner_model: DictConfig, retrieval: DictConfig, learning: DictConfig, leakage: DictConfig,
-                 playbook_chars: int = 6000, frozen_store: str | None = None, models: ModelPool | None = None,
-                 run_dir: Path | None = None, benchmark: Benchmark | None = None) -> None:
+                 playbook_chars: int = 6000, frozen_store: str | None = None,
+                 mask_contributors: Sequence[str] = (), poison: DictConfig | None = None,
+                 models: ModelPool | None = None, run_dir: Path | None = None,
+                 benchmark: Benchmark | None = None) -> None:
         bad = [s for s in sources if s not in SOURCES]
         if bad:
             raise MemoryConfigError(f"memory.sources={bad[0]} is unknown; choose one of: {', '.join(SOURCES)}")
@@ -96,11 +105,20 @@ class SparkMemory:
         self.learns = self.experience.learns and self.uses_insights
         self.benchmark = benchmark
         self.memory_dir = Path(run_dir) / "memory" if run_dir else None
-        store_path = Path(store) if store else (self.memory_dir / "store.sqlite" if self.memory_dir else None)
-        if store_path is None:
+        location = store or (str(self.memory_dir / "store.sqlite") if self.memory_dir else None)
+        if location is None:
             raise MemoryConfigError("memory.store is not set and there is no run directory to keep it in")
-        self.store_path, self.frozen_store = store_path, frozen_store
+        self.store_location = str(location)
+        self.store_path = None if is_database_url(location) else Path(location)
+        """The store's file; None for a store on a database server."""
+        self.frozen_store = frozen_store
+        self.mask = tuple(sorted(mask_contributors))
+        self.poison_rate = float((poison or {}).get("rate", 0.0) or 0.0)
+        if not 0.0 <= self.poison_rate <= 1.0:
+            raise MemoryConfigError(f"memory.poison.rate={self.poison_rate:g} is not a share; give a number in [0, 1]")
         self.experience.check(self)
+        if self.store_path is None:
+            open_store(self.store_location).close()  # an unreachable or wrong URL stops the run before any work
         if type(self).advise is SparkMemory.advise:
             raise MemoryConfigError(f"memory._target_={type(self).__module__}.{type(self).__name__} gives no advice; "
                                     "use spark_eval.memory.spark.AgentMemory, RawRagMemory or PlaybookMemory")
@@ -115,6 +133,7 @@ class SparkMemory:
         self.embedder: Embedder | None = None
         self.insights: HybridIndex | None = None
         self.insight_items: dict[str, Item] = {}
+        self._loaded_hash = ""  # the store's insight state the index was built from
         self.problems: dict[int, Problem] = {}
         self.health: list[dict[str, Any]] = []
         self.screen: Any = None  # a screen.InsightScreen for the online learner's insights
@@ -126,6 +145,8 @@ class SparkMemory:
         found = {"memory": f"{self.mode}:{'+'.join(self.sources)}:{self.experience_name}", "agent": AGENT_VERSION,
                  "learner": LEARNER_VERSION, "retry": RETRY_VERSION, "embedder": self._embedder_name(),
                  **self.experience.versions()}
+        if self.poison_rate:
+            found["poison"] = POISON_VERSION
         if self.docs:
             from spark_eval.memory.docs import BUILDER_VERSION
 
@@ -136,7 +157,7 @@ class SparkMemory:
         """Open the store, load (or build once) the documentation KB, let the experience part prepare."""
         self.problems = {p.problem_id: p for p in problems}
         self.experience.before_open(self)
-        self.store = open_store(self.store_path)
+        self.store = open_store(self.store_location)
         raw_embedder = instantiate(self._embedder_cfg)
         self.embedder = CachedEmbedder(raw_embedder, self.store)
         if self.docs:
@@ -159,9 +180,15 @@ class SparkMemory:
     async def learn(self, records: Sequence[Record], epoch: int, round_: int) -> None:
         if self.learns and records:
             await self.experience.learn(self, records, epoch, round_)
+            if self.store.state_hash("insight") != self._loaded_hash:  # what other learners of a shared store added
+                self.load_insights()
 
     def state_hash(self) -> str:
-        parts = [self.kb.hash if self.kb else "", self.store.state_hash("insight") if self.store else ""]
+        """The state the next problem sees: the KB and the store's insights as last loaded (a shared store may have
+        moved on since), and the contributors masked, if any."""
+        parts = [self.kb.hash if self.kb else "", self._loaded_hash if self.store else ""]
+        if self.mask:
+            parts.append("mask:" + ",".join(self.mask))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def checkpoint(self, epoch: int) -> None:
@@ -178,7 +205,8 @@ class SparkMemory:
         return {
             "name": self.name, "mode": self.mode, "sources": list(self.sources), "experience": self.experience_name,
             "exclude_family": self.exclude_family, "leaky": self.leaky, "embedder": self._embedder_name(),
-            "frozen_store": self.frozen_store,
+            "frozen_store": self.frozen_store, "store": self.store.path if self.store else self.store_location,
+            "mask_contributors": list(self.mask), "poison_rate": self.poison_rate,
             "kb_chunks": self.kb.chunks_by_library if self.kb else {},
             "kb_hash": self.kb.hash if self.kb else None,
             "kb_embedder": self.kb.embedder if self.kb else None,
@@ -237,9 +265,12 @@ class SparkMemory:
 
     def load_insights(self) -> None:
         """The active insights and their index, from the store (after learning changed it)."""
+        with self.store.transaction():  # the items and their hash from one state, whoever else writes
+            self._loaded_hash = self.store.state_hash("insight")
+            items = self.store.items(kind="insight") if self.uses_insights else []
         if not self.uses_insights:
             return
-        items = self.store.items(kind="insight")
+        items = [i for i in items if not self._masked(i)]
         self.insight_items = {i.id: i for i in items}
         if not items:
             self.insights = None
@@ -274,11 +305,19 @@ class SparkMemory:
         library, origin = problem.origin_family
         return (f"{library}/{origin}",) if self.exclude_family else ()
 
+    def _masked(self, item: Item) -> bool:
+        """Whether every contributor of `item` is masked (an insight others proposed too stays)."""
+        return bool(self.mask) and bool(item.contributors) and set(item.contributors) <= set(self.mask)
+
     def _guarded(self, rec: Recommendation, problem: Problem) -> Recommendation:
-        """Flag the advice and every retrieved item that overlaps the problem's reference code."""
+        """Flag the advice and every retrieved item that overlaps the problem's reference code; name each item's
+        contributors (the models its sources came from; none for documentation) and mark poison for the analysis
+        (the coder and the judges see the advice's text only)."""
         reference = problem.reference_code
         items = self.fetch([i["id"] for i in rec.items])
-        flagged = tuple({**i, "leak": i["id"] in items and self.guard.leaks(items[i["id"]].content, reference)}
+        flagged = tuple({**i, "leak": i["id"] in items and self.guard.leaks(items[i["id"]].content, reference),
+                         "contributors": list(items[i["id"]].contributors) if i["id"] in items else [],
+                         **({"poison": True} if i["id"] in items and items[i["id"]].poison else {})}
                         for i in rec.items)
         overlap = round(self.guard.score(rec.text, reference), 4) if rec.text else 0.0
         leak = (bool(rec.text) and self.guard.leaks(rec.text, reference)) or any(i["leak"] for i in flagged)

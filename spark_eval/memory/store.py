@@ -79,7 +79,8 @@ class Item:
     meta: dict[str, Any] = field(default_factory=dict)
     """doc: qualname, version, section, objtype; insight: applies_when, source, ..."""
     provenance: tuple[dict[str, Any], ...] = ()
-    """Where an insight came from: `{problem_id, family, record_key, round, epoch}` each."""
+    """Where an insight came from: `{problem_id, family, record_key, round, epoch, model}` each (`model`: the coder
+    whose attempt it was; `poison: true` on a source the poisoning arm wrote)."""
     helpful: int = 0
     harmful: int = 0
     endorsements: int = 1
@@ -92,6 +93,16 @@ class Item:
         """Sorted unique origin families of the provenance, as `Lib/id` strings."""
         labels = {_family_label(p["family"]) for p in self.provenance if p.get("family") is not None}
         return tuple(sorted(labels))
+
+    @property
+    def contributors(self) -> tuple[str, ...]:
+        """Sorted unique models whose attempts the insight came from (empty for documentation)."""
+        return tuple(sorted({str(p["model"]) for p in self.provenance if p.get("model")}))
+
+    @property
+    def poison(self) -> bool:
+        """True when a source of the insight was written by the poisoning arm (never shown to coder or judges)."""
+        return any(p.get("poison") for p in self.provenance)
 
 
 class ItemStore(Protocol):

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from spark_eval.data import build_benchmark
+from spark_eval.errors import UserError
 from spark_eval.execution import OUTPUT_VERSION
 from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.memory import build_memory
@@ -48,7 +49,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 def assemble(cfg: DictConfig, models: ModelPool, run_dir: Path) -> tuple[list[Problem], Condition]:
     """The problems in stream order, and the condition: benchmark, coder, memory, sandbox and judges."""
     benchmark = build_benchmark(cfg.dataset)
-    problems = stream_order(benchmark.select(), cfg.pipeline.shuffle, cfg.seed)
+    problems = share_of(stream_order(benchmark.select(), cfg.pipeline.shuffle, cfg.seed), cfg.pipeline.share)
     coder = as_coder(models.get(cfg.model), benchmark, cfg.seed)
     memory = build_memory(cfg.memory, models, run_dir, benchmark)
     judges = build_panel(cfg.judge, models)
@@ -89,7 +90,11 @@ def stream(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], condi
             in_flight = max(cfg.pipeline.concurrency, getattr(models.get(cfg.model), "batch_size", None) or 0)
             asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline, in_flight))
         except BaseException:
-            rundir.write_manifest(status="interrupted", stopped_at=_now(), memory=memory.describe())
+            try:
+                described = memory.describe()
+            except UserError as e:  # the store itself is gone: the manifest says so, the records are all on disk
+                described = {"name": memory.name, "error": str(e)}
+            rundir.write_manifest(status="interrupted", stopped_at=_now(), memory=described)
             memory.close()
             raise
     return time.monotonic() - started
@@ -153,6 +158,17 @@ def stream_order(problems: list[Problem], shuffle: bool, seed: int) -> list[Prob
         return problems
     order = random.Random(seed).sample(range(len(problems)), len(problems))
     return [problems[i] for i in order]
+
+
+def share_of(problems: list[Problem], share: str | None) -> list[Problem]:
+    """`i/n`: problems i, i+n, i+2n, ... of the stream (one community member's share of one interleaved stream);
+    None: all of them."""
+    if not share:
+        return problems
+    index, _, count = str(share).partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise UserError(f"pipeline.share={share} is not i/n with 0 <= i < n; give e.g. pipeline.share=0/2")
+    return problems[int(index) :: int(count)]
 
 
 class _Progress:
