@@ -182,6 +182,13 @@ class LeakageConfig:
 
 
 @dataclass
+class CommunityConfig:
+    # the coder models (model.name) that learn into one shared memory, each taking its share of one stream
+    # (pipeline.share=${spark_share:${model.name},${community.members}}); experiment=community sets them
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass
 class PoisonConfig:
     rate: float = 0.0  # the share of this run's learned insights replaced by plausible but wrong ones (memory/poison.py)
 
@@ -278,6 +285,7 @@ class Config:
     experiment_name: str = "default"
     seed: int = 0
     stage: str = "run"
+    community: CommunityConfig = field(default_factory=CommunityConfig)
     run_dir: Optional[str] = None
     results: Optional[str] = None  # stage=report: a glob of run directories
 
@@ -311,9 +319,18 @@ def register_configs() -> None:
         "spark_stage_dir": lambda stage, run_dir, report_out: (
             report_out or str(Path(tempfile.gettempdir()) / "spark_eval-report")) if stage == "report" else run_dir,
     }
+    resolvers["spark_share"] = _member_share
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
+
+
+def _member_share(model: str, members: Any) -> str:
+    """`i/n`: the share of the stream of the community's i-th member (of n)."""
+    members = [str(m) for m in members]
+    if model not in members:
+        raise ValueError(f"model {model} is not a member of community.members={members}; add it or pick a member")
+    return f"{members.index(model)}/{len(members)}"
 
 
 def experiment_sweep(experiment: str) -> list[list[str]]:
@@ -360,7 +377,12 @@ RESULT_NEUTRAL_KEYS = (
     # the agent's and learner's model configs count where a memory uses them: inside memory.*_model
     "agent",
     "learner",
+    # the members count through what they decide: each run's pipeline.share
+    "community",
 )
+# Settings added after runs were made, left out of the identity while they keep the value that means "as before",
+# so those runs still resume.
+IDENTITY_ABSENT = {"pipeline.share": None, "memory.mask_contributors": [], "memory.poison.rate": 0.0}
 # Leaf names that are locations wherever they appear (a model's cache or weights folder).
 RESULT_NEUTRAL_LEAVES = ("cache_path", "weights_dir", "cache_dir", "model_dir")
 # How a model's calls are made, not what they return: neutral in any model config (a `spark_eval.models` target).
