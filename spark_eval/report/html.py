@@ -23,7 +23,14 @@ figure{display:inline-block;margin:.5em}img{max-width:100%}details{margin:.2em 0
 .passed{color:#1a7f37}.failed,.timeout,.infra_error{color:#c62828}.note{font-size:.85em;color:#555}
 .run{border-left:3px solid #ddd;padding-left:.8em;margin:.6em 0}
 """
-COMPARISON_FORMATS = {"baseline_mean": "{:.3f}", "condition_mean": "{:.3f}", "mean_diff": "{:+.3f}",
+TRANSFER_NOTE = (
+    "Leave-one-contributor-out: each beneficiary's problems against the frozen shared memory whole (with) and with "
+    "the contributor's insights masked (without: an insight is masked when every source came from that "
+    "contributor); mean_diff = with - without, paired per problem, CI and sign-flip test over origin families as "
+    "above. Below, per contributor: insights it had a part in (active, retired, written by the poisoning arm), "
+    "their helpful/harmful counters, and how often records were shown and cited them (by another model's records "
+    "apart).")
+COMPARISON_FORMATS = {"with_mean": "{:.3f}", "without_mean": "{:.3f}", "baseline_mean": "{:.3f}", "condition_mean": "{:.3f}", "mean_diff": "{:+.3f}",
                       "ci_low": "{:.3f}", "ci_high": "{:.3f}", "p_value": "{:.4g}", "p_holm": "{:.4g}",
                       "rank_biserial": "{:+.3f}", "margin": "{:g}"}
 COMPARISON_NOTE = (
@@ -48,7 +55,11 @@ def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, 
     parts += ["<h2>Paired comparisons</h2>", _frame(analysis.comparisons, COMPARISON_FORMATS),
               f"<p class='note'>{escape(COMPARISON_NOTE)}</p>",
               "<details><summary>Breakdown per library and perturbation type</summary>",
-              _frame(analysis.breakdown, COMPARISON_FORMATS), "</details>", "<h2>Figures</h2>"]
+              _frame(analysis.breakdown, COMPARISON_FORMATS), "</details>"]
+    if len(analysis.transfer) or len(analysis.contributors):
+        parts += ["<h2>Community: who helped whom</h2>", _frame(analysis.transfer, COMPARISON_FORMATS),
+                  f"<p class='note'>{escape(TRANSFER_NOTE)}</p>", _frame(analysis.contributors, {})]
+    parts += ["<h2>Figures</h2>"]
     parts += [_figure(name, paths[0]) for name, paths in figures.items()]
     parts += ["<h2>Problems</h2>", _problems(analysis, prompts), "</body></html>"]
     return "\n".join(parts) + "\n"

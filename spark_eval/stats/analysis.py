@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from spark_eval.stats.bootstrap import mean_ci
+from spark_eval.stats.community import contributor_table, transfer_table
 from spark_eval.stats.compare import breakdown, comparisons
 from spark_eval.stats.load import Run, tidy
 from spark_eval.stats.units import (BAND_COLUMNS, band_units, choose_judge, pass_units, quality_units, record_table,
@@ -39,6 +40,11 @@ class Analysis:
     breakdown: pd.DataFrame
     bands: pd.DataFrame
     """Per model (and ALL_MODELS) x memory x band: share of recommendations with its CI (BAND_TABLE_COLUMNS)."""
+    transfer: pd.DataFrame
+    """Leave-one-contributor-out comparisons of a community's memory (community.TRANSFER_COLUMNS; empty without
+    runs that mask a contributor)."""
+    contributors: pd.DataFrame
+    """Per contributor to a shared memory (community.CONTRIBUTOR_COLUMNS; empty when no insight names one)."""
 
 
 def analyse(runs: Sequence[Run], options: Any) -> Analysis:
@@ -63,6 +69,8 @@ def analyse(runs: Sequence[Run], options: Any) -> Analysis:
         comparisons=comparisons(units, judges, leaky, options),
         breakdown=breakdown(units, leaky, options),
         bands=band_shares(bands, leaky, options),
+        transfer=transfer_table(runs, units, options),
+        contributors=contributor_table(runs),
     )
 
 

@@ -48,12 +48,17 @@ def record(problem_id: int, model: str, memory: str, *, passed: bool = True, sco
 
 
 def write_run(path: Path, records: Sequence[dict[str, Any]], experiment: str = "synthetic", leaky: bool = False,
-              health: Sequence[dict[str, Any]] = (), ledger: dict[str, Any] | None = None) -> Path:
-    """A run directory with records.jsonl, a manifest and (optionally) memory/health.jsonl."""
+              health: Sequence[dict[str, Any]] = (), ledger: dict[str, Any] | None = None,
+              identity: dict[str, Any] | None = None, insights: Sequence[dict[str, Any]] = ()) -> Path:
+    """A run directory with records.jsonl, a manifest (`identity` adds to its identity) and, optionally,
+    memory/health.jsonl and a memory snapshot (memory/final/insights.jsonl)."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    manifest = {"status": "finished", "identity": {"experiment_name": experiment}, "dataset_hash": "synthetic",
-                "leaky": leaky, "ledger": ledger or {}}
+    manifest = {"status": "finished", "identity": {"experiment_name": experiment, **(identity or {})},
+                "dataset_hash": "synthetic", "leaky": leaky, "ledger": ledger or {}}
+    if insights:
+        (path / "memory" / "final").mkdir(parents=True, exist_ok=True)
+        (path / "memory" / "final" / "insights.jsonl").write_text("".join(json.dumps(i) + "\n" for i in insights))
     (path / "manifest.json").write_text(json.dumps(manifest))
     if health:
         (path / "memory").mkdir(exist_ok=True)
