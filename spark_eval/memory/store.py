@@ -526,9 +526,16 @@ def copy_store(source: str | Path, dest: str | Path) -> str:
 
 def _schema_version(path: str, db: sqlite3.Connection) -> int:
     """0 for an empty file, SCHEMA_VERSION for a store; anything else is refused before it is touched."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-              if not name.startswith("sqlite_")]
+    own = not db.in_transaction  # both reads from one snapshot: a process creating the schema meanwhile commits
+    if own:                      # its tables and version together, and we must not see one without the other
+        db.execute("BEGIN DEFERRED")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                  if not name.startswith("sqlite_")]
+    finally:
+        if own:
+            db.execute("COMMIT")
     if version == 0 and tables:
         raise MemoryStoreError(f"memory store {path} is a SQLite database of something else (tables: "
                                f"{', '.join(tables[:5])}); point memory.store at a new file")

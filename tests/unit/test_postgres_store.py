@@ -1,0 +1,165 @@
+"""The PostgreSQL store against a real throwaway server: the same state as SQLite after the same curation, curation
+from several processes at once, bad URLs, lost connections, and copies into a frozen file. (The store tests of
+test_store.py and the curation tests of test_memory.py run on this backend too.)"""
+import multiprocessing
+import socket
+
+import psycopg
+import pytest
+
+from spark_eval.memory.leakage import LeakGuard
+from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, insight_id
+from spark_eval.memory.postgres import PostgresStore
+from spark_eval.memory.store import MemoryStoreError, SQLiteStore, copy_store, open_store
+from tests.fakes.embedder import HashEmbedder
+
+TOPICS = ["groupby apply list", "merge on key columns", "pivot table aggregate", "numpy where mask nan",
+          "argsort descending order", "reshape minus one", "concat ignore index", "cumsum along axis"]
+
+
+def candidate(text, key, model, problem_id):
+    return Candidate(title=text.split()[0].title(), content=f"Use {text} carefully", tags=(text.split()[0],),
+                     applies_when="", library="Pandas", sources=({"problem_id": problem_id, "family": f"Pandas/{problem_id}",
+                                                                  "record_key": key, "epoch": 0, "round": 0,
+                                                                  "model": model},))
+
+
+def curate_rounds(store, rounds=6, worker=0):
+    """Scripted learning: each round adds two insights (one a near-duplicate of an earlier one), counts outcomes on
+    what exists, and lets retirement act."""
+    curator = Curator(store, HashEmbedder(), CurationPolicy(duplicate_threshold=0.9, retire_margin=2, max_insights=5),
+                      LeakGuard())
+    for r in range(rounds):
+        fresh = candidate(TOPICS[r % len(TOPICS)], f"w{worker}/{r}/a", f"model-{worker}", r)
+        again = candidate(TOPICS[(r + 3) % len(TOPICS)], f"w{worker}/{r}/b", f"model-{worker}", 100 + r)
+        existing = [i.id for i in store.items("insight")]
+        outcomes = {ident: (r % 2, 1) for ident in existing[:3]}
+        with store.transaction():
+            curator.apply([fresh, again], {}, outcomes, {"epoch": 0, "round": r}, graded=(1, 2))
+
+
+def test_postgres_and_sqlite_curate_the_same_rounds_to_the_same_state(tmp_path, postgres_db):
+    lite, server = SQLiteStore(tmp_path / "store.sqlite"), open_store(postgres_db)
+    for store in (lite, server):
+        curate_rounds(store)
+    assert server.state_hash() == lite.state_hash() and server.count("insight", None) == lite.count("insight", None)
+    assert server.items("insight", None) == lite.items("insight", None)
+    assert server.count("insight", "retired") > 0  # retirement and merging happened, not just adds
+    strip = lambda ops: [{k: v for k, v in op.items() if k != "time"} for op in ops]  # noqa: E731
+    assert strip(server.ops()) == strip(lite.ops())
+    assert server.get_meta("graded_outcomes") == lite.get_meta("graded_outcomes") == [6, 12]
+    assert (server.snapshot(tmp_path / "pg")["hash"], lite.snapshot(tmp_path / "lite")["hash"]) == (
+        server.state_hash(), server.state_hash())
+    lite.close()
+    server.close()
+
+
+WORKERS = ("alpha", "bravo", "charlie", "delta")
+ROUNDS = ("apple", "banana", "cherry", "damson", "elder", "fig", "guava", "hazel", "iris", "juniper")
+
+
+def _curate_concurrently(location, worker, barrier, results):
+    store = open_store(location)
+    barrier.wait()
+    curator = Curator(store, HashEmbedder(dim=4096), CurationPolicy(duplicate_threshold=0.95, retire_margin=1000),
+                      LeakGuard())
+    shared = insight_id("Shared", "Use the shared lesson carefully")
+    for r in range(10):
+        mine = candidate(f"{WORKERS[worker]} {ROUNDS[r]} lesson", f"w{worker}/{r}", f"model-{worker}", r)
+        same = Candidate(title="Shared", content="Use the shared lesson carefully", tags=(), applies_when="",
+                         library="Pandas", sources=({"problem_id": 900 + r, "family": "Pandas/900",
+                                                     "record_key": f"shared/w{worker}/{r}", "epoch": 0, "round": r,
+                                                     "model": f"model-{worker}"},))
+        with store.transaction():  # a learner's whole curation step, as OnlineExperience makes it
+            curator.apply([mine, same], {}, {shared: (1, 1)}, {"epoch": 0, "round": r}, graded=(1, 1))
+    store.close()
+    results.put(worker)
+
+
+def test_concurrent_curators_in_several_processes_lose_no_update(store_location):
+    """Four learners curate into one store at once: every merge, counter and the base rate count exactly."""
+    workers, rounds = 4, 10
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(workers), context.Queue()
+    processes = [context.Process(target=_curate_concurrently, args=(store_location, w, barrier, results))
+                 for w in range(workers)]
+    for p in processes:
+        p.start()
+    assert sorted(results.get(timeout=300) for _ in processes) == list(range(workers))
+    for p in processes:
+        p.join()
+    store = open_store(store_location)
+    shared = store.get_items([insight_id("Shared", "Use the shared lesson carefully")])[0]
+    steps = workers * rounds
+    assert shared.endorsements == steps and len(shared.provenance) == steps
+    assert sorted(shared.contributors) == [f"model-{w}" for w in range(workers)]
+    # every step but the one that added it counted (1, 1) on it (an outcome for an insight not yet there is dropped)
+    assert (shared.helpful, shared.harmful) == (steps - 1, steps - 1)
+    assert store.count("insight") == steps + 1 and store.get_meta("graded_outcomes") == [steps, steps]
+    store.close()
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_postgres_bad_urls_are_one_line_naming_the_url_without_its_password(postgres_server):
+    unreachable = f"postgresql://spark:hunter2@127.0.0.1:{closed_port()}/spark"
+    with pytest.raises(MemoryStoreError) as error:
+        open_store(unreachable)
+    message = str(error.value)
+    assert message.startswith(f"memory store postgresql://spark:***@127.0.0.1:") and "hunter2" not in message
+    assert "\n" not in message and "start the server or fix memory.store" in message
+    with pytest.raises(MemoryStoreError, match=r'cannot be reached \(.*database "nowhere" does not exist'):
+        open_store(postgres_server.url_for("nowhere"))
+
+
+def test_postgres_database_of_something_else_is_refused_untouched(postgres_db):
+    with psycopg.connect(postgres_db, autocommit=True) as raw:
+        raw.execute("CREATE TABLE invoices (id int)")
+    with pytest.raises(MemoryStoreError, match="database of something else .tables: invoices"):
+        open_store(postgres_db)
+    with psycopg.connect(postgres_db) as raw:
+        assert [t for (t,) in raw.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")] == ["invoices"]
+
+
+def test_postgres_lost_connection_is_reopened_and_the_call_made_again(postgres_server, postgres_db):
+    store = open_store(postgres_db)
+    curate_rounds(store, rounds=2)
+    before = store.state_hash()
+    postgres_server.restart()  # every open connection is gone
+    assert store.state_hash() == before
+    curate_rounds(store, rounds=1)  # a transaction on the new connection
+    assert store.state_hash() != before
+    store.close()
+
+
+def test_postgres_that_stays_away_stops_the_caller_with_one_line(postgres_server, postgres_db):
+    store = PostgresStore(postgres_db, retries=2, backoff_s=0.05, connect_timeout_s=1)
+    store.put_items([])
+    postgres_server.stop()
+    try:
+        with pytest.raises(MemoryStoreError, match=r"cannot be reached .*start the server or fix memory.store"):
+            store.items("insight")
+        with pytest.raises(MemoryStoreError, match="cannot be reached"):
+            with store.transaction():
+                store.set_meta("never", 1)
+    finally:
+        postgres_server.start()
+    assert store.get_meta("never") is None  # back: nothing of the failed transaction was written
+    store.close()
+
+
+def test_postgres_store_is_copied_into_a_frozen_sqlite_file(tmp_path, postgres_db):
+    store = open_store(postgres_db)
+    curate_rounds(store, rounds=3)
+    store.put_embeddings("m", {"h": HashEmbedder().embed(["x"])[0]})
+    state = copy_store(postgres_db, tmp_path / "frozen.sqlite")
+    copy = SQLiteStore(tmp_path / "frozen.sqlite")
+    assert state == store.state_hash() == copy.state_hash()
+    assert copy.ops() == store.ops() and copy.traces() == store.traces()
+    assert list(copy.get_embeddings("m", ["h"])) == ["h"]
+    copy.close()
+    store.close()
