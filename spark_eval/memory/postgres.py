@@ -159,11 +159,19 @@ class PostgresStore(SQLStore):
         raise AssertionError("unreachable")
 
     def _begin(self, write: bool) -> None:
-        if write:
-            self._db.execute("BEGIN")
-            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-        else:
-            self._db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        """Begin; a connection found lost here (nothing of the transaction done yet) is reopened first."""
+        for attempt in range(2):
+            try:
+                if write:
+                    self._db.execute("BEGIN")
+                    self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+                else:
+                    self._db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                return
+            except psycopg.OperationalError:
+                if attempt or not (self._db.closed or self._db.broken):
+                    raise
+                self._connected()
 
     def _in_transaction(self) -> bool:
         return not self._db.closed and self._db.info.transaction_status != TransactionStatus.IDLE

@@ -181,6 +181,7 @@ class SQLStore:
     # -- what a backend provides ----------------------------------------------------------------------
 
     def _begin(self, write: bool) -> None:
+        """Begin a read or a write transaction (writers of every process in turn)."""
         raise NotImplementedError
 
     def _in_transaction(self) -> bool:
@@ -211,11 +212,12 @@ class SQLStore:
         """A transaction, or a savepoint inside the open one, so that calls nest."""
         with self._lock, self._translated():
             nested = self._depth > 0
-            db = self._db if nested else self._connected()
             if nested:
-                db.execute(f"SAVEPOINT s{self._depth}")
+                self._db.execute(f"SAVEPOINT s{self._depth}")
             else:
+                self._connected()
                 self._begin(write)
+            db = self._db
             self._depth += 1
             try:
                 yield db

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf, open_dict
 from spark_eval.models.base import ModelCallError
 from spark_eval.pipeline import run
 from tests.conftest import compose_config
+from tests.fakes.scripted import ScriptedModel
 
 IDS = [291, 292, 293, 294]  # round 0: families Numpy/0, Numpy/1; round 1: Numpy/1 twice
 AGENT_REPLY = json.dumps({"intent": "shape of an array", "library": "Numpy", "queries": ["array shape", "nan"],
@@ -186,3 +187,84 @@ def test_a_frozen_memory_without_its_store_stops_before_the_first_problem(tmp_pa
     with pytest.raises(MemoryStoreError, match="none.sqlite does not exist; run the experiment that learns it first"):
         run(cfg, run_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+class ServerStoppingModel(ScriptedModel):
+    """A learner that stops the tests' PostgreSQL server while it is asked (SERVER is set by the test): the
+    store is lost in the middle of a run, and stays away."""
+
+    SERVER = None
+
+    async def complete(self, messages, params):
+        if ServerStoppingModel.SERVER is not None:
+            ServerStoppingModel.SERVER.stop()
+        return await super().complete(messages, params)
+
+
+def test_two_members_learn_into_one_postgres_store_and_name_their_contributions(tmp_path, grading_python,
+                                                                                postgres_db):
+    """Member `one` learns an insight; member `two` is shown it (contributor `one`), then proposes it again (a merge:
+    contributors `one` and `two`). In a frozen copy, masking `one` keeps it (`two` stands behind it too); masking
+    both hides it."""
+    runs = {}
+    for name, ids in (("one", "[291,292]"), ("two", "[293,294]")):
+        cfg = memory_cfg(grading_python, f"memory.store={postgres_db}", "memory.exclude_family=false",
+                         f"dataset.ids={ids}")
+        with open_dict(cfg):
+            cfg.model.name = name  # the reference answers, under two member names
+        run(cfg, run_dir=tmp_path / name)
+        runs[name] = {r["problem_id"]: r for r in lines(tmp_path / name / "records.jsonl")}
+    seen = runs["two"][293]["recommendation"]["items"]
+    assert [(i["kind"], i["contributors"]) for i in seen] == [("insight", ["one"])]
+    store = json.loads((tmp_path / "two" / "manifest.json").read_text())["memory"]
+    assert store["store"].startswith("postgresql://") and store["insights"] == 1
+
+    insight = lines(tmp_path / "two" / "memory" / "final" / "insights.jsonl")[0]
+    assert sorted({p["model"] for p in insight["provenance"]}) == ["one", "two"]
+    for masked, expected in (("[]", 1), ("[one]", 1), ("[one,two]", 0)):
+        cfg = memory_cfg(grading_python, "memory.experience=frozen", f"memory.frozen_store={postgres_db}",
+                         "memory.exclude_family=false", f"memory.mask_contributors={masked}", "dataset.ids=[293]")
+        out = tmp_path / f"frozen{masked}"
+        run(cfg, run_dir=out)
+        items = lines(out / "records.jsonl")[0]["recommendation"]["items"]
+        assert len(items) == expected
+
+
+def test_a_postgres_store_that_cannot_be_reached_stops_before_the_first_problem(tmp_path, grading_python):
+    import socket
+
+    from spark_eval.memory.store import MemoryStoreError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = memory_cfg(grading_python, f"memory.store=postgresql://spark:hunter2@127.0.0.1:{port}/spark")
+    with pytest.raises(Exception) as error:
+        run(cfg, run_dir=tmp_path / "run")
+    cause = error.value.__cause__ or error.value  # Hydra's instantiate wraps what a memory raises when built
+    assert isinstance(cause, MemoryStoreError) and "hunter2" not in str(cause) and "\n" not in str(cause)
+    assert str(cause).startswith(f"memory store postgresql://spark:***@127.0.0.1:{port}/spark cannot be reached")
+    assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+def test_a_postgres_store_lost_for_good_stops_the_run_and_keeps_every_record(tmp_path, grading_python,
+                                                                             postgres_server, postgres_db):
+    from spark_eval.memory.store import MemoryStoreError
+
+    cfg = memory_cfg(grading_python, f"memory.store={postgres_db}")
+    with open_dict(cfg):
+        cfg.memory.learner_model._target_ = "tests.integration.test_memory_runs.ServerStoppingModel"
+    ServerStoppingModel.SERVER = postgres_server
+    try:
+        with pytest.raises(MemoryStoreError, match="cannot be reached .*finished records are kept"):
+            run(cfg, run_dir=tmp_path)
+    finally:
+        ServerStoppingModel.SERVER = None
+        postgres_server.start()
+    assert len(lines(tmp_path / "records.jsonl")) == 2  # round 0, written before the store was needed
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and "cannot be reached" in manifest["memory"]["error"]
+    summary = run(cfg, run_dir=tmp_path)  # the server is back: the resume learns round 0, then goes on
+    assert summary["n"] == 4
+    health = lines(tmp_path / "memory" / "health.jsonl")
+    assert [(h["round"], h.get("ops")) for h in health] == [(0, {"ADD": 1}), (1, {"MERGE": 1})]
