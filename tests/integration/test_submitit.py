@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from spark_eval.config import PROJECT_ROOT
 
 AGENT_REPLY = json.dumps({"intent": "shape of an array", "library": "Numpy", "queries": ["array shape", "nan"],

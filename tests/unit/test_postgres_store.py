@@ -110,7 +110,7 @@ def test_postgres_bad_urls_are_one_line_naming_the_url_without_its_password(post
     with pytest.raises(MemoryStoreError) as error:
         open_store(unreachable)
     message = str(error.value)
-    assert message.startswith(f"memory store postgresql://spark:***@127.0.0.1:") and "hunter2" not in message
+    assert message.startswith("memory store postgresql://spark:***@127.0.0.1:") and "hunter2" not in message
     assert "\n" not in message and "start the server or fix memory.store" in message
     with pytest.raises(MemoryStoreError, match=r'cannot be reached \(.*database "nowhere" does not exist'):
         open_store(postgres_server.url_for("nowhere"))
