@@ -186,6 +186,10 @@ class CommunityConfig:
     # the coder models (model.name) that learn into one shared memory, each taking its share of one stream
     # (pipeline.share=${spark_share:${model.name},${community.members}}); experiment=community sets them
     members: list[str] = field(default_factory=list)
+    # the poisoning arm: this member's learned insights are replaced by wrong ones at poison_rate
+    # (memory.poison.rate=${spark_poison:${model.name},${community.poisoner},${community.poison_rate}})
+    poisoner: Optional[str] = None
+    poison_rate: float = 0.0
 
 
 @dataclass
@@ -320,6 +324,7 @@ def register_configs() -> None:
             report_out or str(Path(tempfile.gettempdir()) / "spark_eval-report")) if stage == "report" else run_dir,
     }
     resolvers["spark_share"] = _member_share
+    resolvers["spark_poison"] = lambda model, poisoner, rate: float(rate) if model == poisoner else 0.0
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
