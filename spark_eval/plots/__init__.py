@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from spark_eval.plots.base import save
+from spark_eval.plots.community import poison_curve
 from spark_eval.plots.cost import cost_by_component
 from spark_eval.plots.effects import effect_by_library
 from spark_eval.plots.helpfulness import helpfulness_bands
@@ -12,7 +13,7 @@ from spark_eval.plots.quality import judge_calibration, quality_by_model, score_
 from spark_eval.stats import Analysis
 
 FIGURES = (quality_by_model, score_distribution, helpfulness_bands, effect_by_library, learning_curves,
-           judge_calibration, cost_by_component)
+           judge_calibration, cost_by_component, poison_curve)
 """Each takes an Analysis and returns {name: Figure}, empty when the runs have no data for it."""
 
 

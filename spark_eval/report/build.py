@@ -43,7 +43,7 @@ def write_report(runs: Sequence[Run], options: Any, out: Path, prompts: dict[int
 
 def write_tables(analysis: Analysis, out: Path) -> tuple[list[Path], list[Table]]:
     """paper_table.*, conditions.* (records per condition), helpfulness_table.* (with verdicts), comparisons.csv
-    and breakdown.csv, transfer.csv and contributors.csv (a community's runs); and the tables."""
+    and breakdown.csv, transfer.csv, contributors.csv and poison.csv (a community's runs); and the tables."""
     out.mkdir(parents=True, exist_ok=True)
     tables = [quality_table(analysis), counts_table(analysis)]
     written = write_table(tables[0], out, "paper_table") + write_table(tables[1], out, "conditions")
@@ -54,8 +54,9 @@ def write_tables(analysis: Analysis, out: Path) -> tuple[list[Path], list[Table]
     for name, frame in (("comparisons", analysis.comparisons), ("breakdown", analysis.breakdown)):
         frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
         written.append(out / f"{name}.csv")
-    for name, frame in (("transfer", analysis.transfer), ("contributors", analysis.contributors)):
-        if len(frame):  # a community's runs (experiment=community)
+    for name, frame in (("transfer", analysis.transfer), ("contributors", analysis.contributors),
+                        ("poison", analysis.poison)):
+        if len(frame):  # a community's runs (experiment=community, community_poison)
             frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
             written.append(out / f"{name}.csv")
     return written, tables

@@ -30,6 +30,12 @@ TRANSFER_NOTE = (
     "above. Below, per contributor: insights it had a part in (active, retired, written by the poisoning arm), "
     "their helpful/harmful counters, and how often records were shown and cited them (by another model's records "
     "apart).")
+POISON_NOTE = (
+    "Per shared store: the poisoning arm's member (poisoner) replaced that share of its learned insights by "
+    "plausible but wrong ones (memory/poison.py). poison: insights with a poisoned source, active and retired; "
+    "rounds_to_retire: median rounds from an insight's ADD to its RETIRE; shown/cited: records given poison (cited by "
+    "honest members apart); honest_pass: the honest members' pass rate. Paired differences against rate 0 are in "
+    "comparisons.csv with report.baseline set to the rate-0 memory.")
 COMPARISON_FORMATS = {"with_mean": "{:.3f}", "without_mean": "{:.3f}", "baseline_mean": "{:.3f}", "condition_mean": "{:.3f}", "mean_diff": "{:+.3f}",
                       "ci_low": "{:.3f}", "ci_high": "{:.3f}", "p_value": "{:.4g}", "p_holm": "{:.4g}",
                       "rank_biserial": "{:+.3f}", "margin": "{:g}"}
@@ -59,6 +65,9 @@ def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, 
     if len(analysis.transfer) or len(analysis.contributors):
         parts += ["<h2>Community: who helped whom</h2>", _frame(analysis.transfer, COMPARISON_FORMATS),
                   f"<p class='note'>{escape(TRANSFER_NOTE)}</p>", _frame(analysis.contributors, {})]
+    if len(analysis.poison):
+        parts += ["<h2>Community: a bad member</h2>", _frame(analysis.poison, {"honest_pass": "{:.3f}"}),
+                  f"<p class='note'>{escape(POISON_NOTE)}</p>"]
     parts += ["<h2>Figures</h2>"]
     parts += [_figure(name, paths[0]) for name, paths in figures.items()]
     parts += ["<h2>Problems</h2>", _problems(analysis, prompts), "</body></html>"]

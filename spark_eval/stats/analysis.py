@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from spark_eval.stats.bootstrap import mean_ci
-from spark_eval.stats.community import contributor_table, transfer_table
+from spark_eval.stats.community import contributor_table, poison_table, transfer_table
 from spark_eval.stats.compare import breakdown, comparisons
 from spark_eval.stats.load import Run, tidy
 from spark_eval.stats.units import (BAND_COLUMNS, band_units, choose_judge, pass_units, quality_units, record_table,
@@ -45,6 +45,8 @@ class Analysis:
     runs that mask a contributor)."""
     contributors: pd.DataFrame
     """Per contributor to a shared memory (community.CONTRIBUTOR_COLUMNS; empty when no insight names one)."""
+    poison: pd.DataFrame
+    """Per shared store of a poisoning arm's runs (community.POISON_COLUMNS; empty without one)."""
 
 
 def analyse(runs: Sequence[Run], options: Any) -> Analysis:
@@ -71,6 +73,7 @@ def analyse(runs: Sequence[Run], options: Any) -> Analysis:
         bands=band_shares(bands, leaky, options),
         transfer=transfer_table(runs, units, options),
         contributors=contributor_table(runs),
+        poison=poison_table(runs),
     )
 
 

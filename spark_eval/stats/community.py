@@ -95,3 +95,107 @@ def contributor_table(runs: Sequence[Run]) -> pd.DataFrame:
                         row["cited_by_others"] += contributor != record.model
     rows = [{"contributor": name, **values} for name, values in sorted(counts.items())]
     return pd.DataFrame(rows, columns=list(CONTRIBUTOR_COLUMNS))
+
+
+POISON_COLUMNS = ("memory", "poison_rate", "poisoner", "insights", "poison", "poison_active", "poison_retired",
+                  "rounds_to_retire", "shown", "cited", "cited_by_honest", "honest_pass", "honest_n")
+
+
+def _store_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs that learned into one shared store (identity `memory.store`), by that store."""
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        store = run.manifest.get("identity", {}).get("memory.store")
+        if store and run.manifest.get("identity", {}).get("memory.experience") == "online":
+            groups[str(store)].append(run)
+    return dict(groups)
+
+
+def _poison_rate(run: Run) -> float:
+    return float(run.manifest.get("identity", {}).get("memory.poison.rate") or 0.0)
+
+
+def store_ops(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """The longest curation log among the runs' snapshots of one shared store (the last to finish saw it all)."""
+    logs = [read_lines(Path(run.path) / "memory" / "final" / "ops.jsonl", repair=False) for run in runs]
+    return max(logs, key=len, default=[])
+
+
+def poison_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """Per shared store that a poisoning arm learned into (POISON_COLUMNS), the honest stores beside them: poison
+    insights written, still active and retired; the median number of rounds from an insight's first ADD to its
+    RETIRE (`rounds_to_retire`, over the retired ones); how often records were shown and cited poison (by honest
+    members apart); and the honest members' pass rate on their records."""
+    groups = _store_groups(runs)
+    if not any(_poison_rate(run) for members in groups.values() for run in members):
+        return pd.DataFrame(columns=list(POISON_COLUMNS))
+    rows = []
+    for members in groups.values():
+        poisoners = sorted({run.model for run in members if _poison_rate(run)})
+        insights = store_insights(members)
+        poison = {i["id"] for i in insights if any(p.get("poison") for p in i["provenance"])}
+        retired = {i["id"] for i in insights if i["id"] in poison and i["status"] == "retired"}
+        added: dict[str, int] = {}
+        delays = []
+        for op in store_ops(members):
+            if op["op"] == "ADD" and op["item_id"] in poison:
+                added.setdefault(op["item_id"], op["round"])
+            elif op["op"] == "RETIRE" and op["item_id"] in added:
+                delays.append(op["round"] - added[op["item_id"]])
+        shown = cited = by_honest = 0
+        honest = []
+        for run in members:
+            for record in run.records:
+                if run.model not in poisoners:
+                    honest.append(record.passed)
+                for item in record.recommendation.items if record.recommendation else ():
+                    if item.get("poison"):
+                        shown += 1
+                        cited += bool(item.get("cited"))
+                        by_honest += bool(item.get("cited")) and run.model not in poisoners
+        rows.append({"memory": members[0].memory, "poison_rate": max(_poison_rate(run) for run in members),
+                     "poisoner": "+".join(poisoners), "insights": len(insights), "poison": len(poison),
+                     "poison_active": len(poison - retired), "poison_retired": len(retired),
+                     "rounds_to_retire": float(pd.Series(delays).median()) if delays else None,
+                     "shown": shown, "cited": cited, "cited_by_honest": by_honest,
+                     "honest_pass": sum(honest) / len(honest) if honest else None, "honest_n": len(honest)})
+    return pd.DataFrame(rows, columns=list(POISON_COLUMNS)).sort_values("poison_rate", ignore_index=True)
+
+
+def poison_curves(runs: Sequence[Run]) -> dict[float, pd.DataFrame]:
+    """Per poison rate, per learning round: the honest members' cumulative pass rate over their records up to that
+    round, and the poison share of the store's active insights after that round's curation (the log replayed in
+    order; members' rounds are numbered alike, so a round is everyone's round of that number)."""
+    curves = {}
+    for members in _store_groups(runs).values():
+        poisoners = {run.model for run in members if _poison_rate(run)}
+        rate = max(_poison_rate(run) for run in members)
+        poison = {i["id"] for i in store_insights(members) if any(p.get("poison") for p in i["provenance"])}
+        active: set[str] = set()
+        share: dict[int, float] = {}
+        for op in store_ops(members):
+            if op["op"] == "ADD":
+                active.add(op["item_id"])
+            elif op["op"] == "RETIRE":
+                active.discard(op["item_id"])
+            if op["round"] is not None and op["round"] >= 0:
+                share[op["round"]] = len(active & poison) / len(active) if active else 0.0
+        passed: dict[int, list[bool]] = defaultdict(list)
+        for run in members:
+            if run.model in poisoners:
+                continue
+            size = int(run.manifest.get("identity", {}).get("pipeline.round_size") or 1)
+            for position, record in enumerate(run.records):
+                passed[position // size].append(record.passed)
+        rounds = sorted(set(share) | set(passed))
+        cumulative, seen = [], []
+        for r in rounds:
+            seen += passed.get(r, [])
+            cumulative.append(sum(seen) / len(seen) if seen else None)
+        last = 0.0
+        shares = []
+        for r in rounds:
+            last = share.get(r, last)
+            shares.append(last)
+        curves[rate] = pd.DataFrame({"round": rounds, "honest_pass": cumulative, "poison_share": shares})
+    return curves if any(rate for rate in curves) else {}

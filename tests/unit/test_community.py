@@ -1,7 +1,12 @@
-"""experiment=community's analysis: the leave-one-contributor-out transfer table and the per-contributor table."""
+"""experiment=community's analysis: the leave-one-contributor-out transfer table, the per-contributor table, and the
+poisoning arm's table and figure."""
+import json
+
 import pandas as pd
 
 from spark_eval.config import ReportConfig
+from spark_eval.plots.community import poison_curve
+from spark_eval.stats.community import poison_curves
 from spark_eval.report.build import write_report
 from spark_eval.stats import analyse, load_runs
 from tests.fakes.runs import record, write_run
@@ -80,3 +85,37 @@ def test_the_report_writes_transfer_and_contributors_only_for_a_community(tmp_pa
     write_run(tmp_path / "solo" / "a__none__s0", [record(p, "a", "none") for p in range(3)])
     write_report(load_runs(str(tmp_path / "solo" / "*")), OPTIONS, plain, {})
     assert not (plain / "transfer.csv").exists() and not (plain / "contributors.csv").exists()
+
+
+def test_the_poison_table_and_curve_follow_poison_through_the_store(tmp_path):
+    """Rate 0.5: the bad member's insight ins:p (added round 0, retired round 2) was cited once by the honest member;
+    the honest store beside it has none."""
+    for rate, bad in ((0.0, False), (0.5, True)):
+        store = f"results/poison/store{rate}.sqlite"
+        insights = [insight("ins:h", ["honest"], helpful=2)]
+        ops = [{"seq": 1, "op": "ADD", "item_id": "ins:h", "round": 0, "epoch": 0, "detail": {}, "time": 0.0}]
+        if bad:
+            insights.append(insight("ins:p", ["bad"], harmful=4, status="retired", poison=True))
+            ops += [{"seq": 2, "op": "ADD", "item_id": "ins:p", "round": 0, "epoch": 0, "detail": {}, "time": 0.0},
+                    {"seq": 3, "op": "RETIRE", "item_id": "ins:p", "round": 2, "epoch": 0, "detail": {}, "time": 0.0}]
+        for model in ("honest", "bad"):
+            records = [advised(p, model, f"poison{rate}", p % 2 == 0,
+                               [("ins:p", ["bad"], p == 1)] if bad and model == "honest" and p < 2 else [])
+                       for p in range(4)]
+            for r in records:
+                for item in r["recommendation"]["items"]:
+                    item["poison"] = True
+            identity = {"memory.store": store, "memory.experience": "online", "pipeline.round_size": 2,
+                        "memory.poison.rate": rate if model == "bad" else 0.0}
+            path = write_run(tmp_path / f"{model}__poison{rate}__s0", records, identity=identity, insights=insights)
+            (path / "memory" / "final" / "ops.jsonl").write_text("".join(json.dumps(o) + "\n" for o in ops))
+    runs = load_runs(str(tmp_path / "*"))
+    table = analyse(runs, OPTIONS).poison.set_index("poison_rate")
+    assert table.loc[0.5, ["poisoner", "poison", "poison_active", "poison_retired", "rounds_to_retire", "shown",
+                           "cited", "cited_by_honest", "honest_pass", "honest_n"]].tolist() == [
+        "bad", 1, 0, 1, 2.0, 2, 1, 1, 0.5, 4]
+    assert table.loc[0.0, ["poison", "shown", "honest_pass"]].tolist() == [0, 0, 0.5]
+    curve = poison_curves(runs)[0.5]
+    assert curve["round"].tolist() == [0, 1, 2] and curve["poison_share"].tolist() == [0.5, 0.5, 0.0]
+    assert curve["honest_pass"].tolist() == [0.5, 0.5, 0.5]
+    assert "poison_curve" in poison_curve(analyse(runs, OPTIONS))
