@@ -158,3 +158,27 @@ def test_memory_configs_that_cannot_work_are_refused_when_built(tmp_path):
     cfg = compose_config("memory=spark_small", "memory._target_=spark_eval.memory.spark.SparkMemory")
     with pytest.raises(InstantiationException, match="gives no advice; use spark_eval.memory.spark.AgentMemory"):
         build_memory(cfg.memory, ModelPool(), tmp_path / "run", build_benchmark(cfg.dataset))
+
+
+def test_submitit_slurm_launcher_composes_for_a_cluster_community():
+    """`hydra/launcher=submitit_slurm` on the community experiment: Slurm jobs that the experiment's timeout and
+    the sweeper's phases apply to (the README's cluster command)."""
+    from hydra import compose, initialize_config_dir
+
+    overrides = ["experiment=community", "condition=community_learn", "model=local", "hydra/launcher=submitit_slurm",
+                 "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1", "hydra.launcher.max_num_timeout=3"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        full = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    launcher = full.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
+    assert (launcher.timeout_min, launcher.max_num_timeout, full.hydra.sweeper.max_batch_size) == (720, 3, 2)
+    assert full.pipeline.share == "0/2" and full.memory.store.endswith("results/community/store.sqlite")
+
+
+def test_postgres_store_url_that_cannot_be_reached_is_one_line_at_the_command_line(tmp_path):
+    result = run_cli("memory=spark_small", "memory.store=postgresql://spark:hunter2@127.0.0.1:1/spark",
+                     f"hydra.run.dir={tmp_path}")
+    errors = [line for line in result.stderr.splitlines() + result.stdout.splitlines() if "ERROR" in line]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
+    assert "memory store postgresql://spark:***@127.0.0.1:1/spark cannot be reached" in errors[0]
+    assert "hunter2" not in result.stderr + result.stdout and not (tmp_path / "records.jsonl").exists()
