@@ -115,6 +115,12 @@ def _poison_rate(run: Run) -> float:
     return float(run.manifest.get("identity", {}).get("memory.poison.rate") or 0.0)
 
 
+def _poisoners(runs: Sequence[Run]) -> set[str]:
+    """The models that poisoned any store of the runs: the bad members, also in their stores at rate 0 (so that
+    `honest` means the same members at every rate)."""
+    return {run.model for run in runs if _poison_rate(run)}
+
+
 def store_ops(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """The longest curation log among the runs' snapshots of one shared store (the last to finish saw it all)."""
     logs = [read_lines(Path(run.path) / "memory" / "final" / "ops.jsonl", repair=False) for run in runs]
@@ -125,13 +131,15 @@ def poison_table(runs: Sequence[Run]) -> pd.DataFrame:
     """Per shared store that a poisoning arm learned into (POISON_COLUMNS), the honest stores beside them: poison
     insights written, still active and retired; the median number of rounds from an insight's first ADD to its
     RETIRE (`rounds_to_retire`, over the retired ones); how often records were shown and cited poison (by honest
-    members apart); and the honest members' pass rate on their records."""
+    members apart); and the honest members' pass rate on their records (honest: every model that poisoned no
+    store of the runs)."""
     groups = _store_groups(runs)
-    if not any(_poison_rate(run) for members in groups.values() for run in members):
+    bad = _poisoners(runs)
+    if not bad:
         return pd.DataFrame(columns=list(POISON_COLUMNS))
     rows = []
     for members in groups.values():
-        poisoners = sorted({run.model for run in members if _poison_rate(run)})
+        poisoners = sorted(bad & {run.model for run in members})
         insights = store_insights(members)
         poison = {i["id"] for i in insights if any(p.get("poison") for p in i["provenance"])}
         retired = {i["id"] for i in insights if i["id"] in poison and i["status"] == "retired"}
@@ -167,8 +175,8 @@ def poison_curves(runs: Sequence[Run]) -> dict[float, pd.DataFrame]:
     round, and the poison share of the store's active insights after that round's curation (the log replayed in
     order; members' rounds are numbered alike, so a round is everyone's round of that number)."""
     curves = {}
+    poisoners = _poisoners(runs)
     for members in _store_groups(runs).values():
-        poisoners = {run.model for run in members if _poison_rate(run)}
         rate = max(_poison_rate(run) for run in members)
         poison = {i["id"] for i in store_insights(members) if any(p.get("poison") for p in i["provenance"])}
         active: set[str] = set()
@@ -198,4 +206,4 @@ def poison_curves(runs: Sequence[Run]) -> dict[float, pd.DataFrame]:
             last = share.get(r, last)
             shares.append(last)
         curves[rate] = pd.DataFrame({"round": rounds, "honest_pass": cumulative, "poison_share": shares})
-    return curves if any(rate for rate in curves) else {}
+    return curves if poisoners else {}
