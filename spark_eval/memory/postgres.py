@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
@@ -21,7 +20,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from spark_eval.memory.store import SCHEMA_VERSION, MemoryStoreError, SQLStore
+from spark_eval.memory.store import SCHEMA_VERSION, MemoryStoreError, SQLStore, shown_url
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +55,6 @@ _PUBLIC = ("put_items", "get_items", "items", "count", "count_by_library", "add_
            "set_meta", "state_hash")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def shown_url(url: str) -> str:
-    """The URL with its password hidden, for messages, logs and manifests."""
-    return re.sub(r"^(\w+://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 class _Lost(Exception):

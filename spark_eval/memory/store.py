@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -487,6 +488,11 @@ class SQLiteStore(SQLStore):
 def is_database_url(location: str | Path) -> bool:
     """True for `postgresql://...` (or `postgres://...`): a store on a database server."""
     return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def shown_url(url: str) -> str:
+    """A database URL with its password hidden, for messages, logs, manifests and the resume identity."""
+    return re.sub(r"^(\w+://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def open_store(location: str | Path) -> SQLStore:

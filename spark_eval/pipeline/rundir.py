@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.config import (IDENTITY_ABSENT, MODEL_CALL_SETTINGS, PROJECT_ROOT, RESULT_NEUTRAL_KEYS,
                                RESULT_NEUTRAL_LEAVES)
+from spark_eval.memory.store import is_database_url, shown_url
 from spark_eval.records import Record, RunDirectoryError, append_record, read_records, rewrite_records, write_json
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 def result_identity(cfg: DictConfig, **extra: Any) -> dict[str, Any]:
     """Everything that changes results, flattened to `dotted.key: value`; resume refuses to mix these."""
     resolved = _without_call_settings(OmegaConf.to_container(cfg, resolve=True))
-    flat = {k: v for k, v in _flatten(resolved)
+    flat = {k: shown_url(v) if isinstance(v, str) and is_database_url(v) else v for k, v in _flatten(resolved)
             if not _neutral(k) and not (k in IDENTITY_ABSENT and v == IDENTITY_ABSENT[k])}
     flat.update(_flatten(extra))
     return dict(sorted(flat.items()))

@@ -129,3 +129,14 @@ def test_a_record_survives_the_round_trip_through_its_type(tmp_path):
         assert kept(json.loads(json.dumps(row)), full)
         assert json.loads(json.dumps(Record.from_json(full).to_json())) == full
     assert Record.from_json(rows[0]).family == "Pandas/3" and Record.from_json(rows[1]).status == "none"
+
+
+def test_identity_keeps_new_settings_at_their_old_meaning_out_and_hides_a_store_password():
+    plain = result_identity(compose_config("experiment=demo", "memory=spark_small"))
+    assert not [k for k in plain if k.startswith("community") or k in ("pipeline.share", "memory.mask_contributors",
+                                                                         "memory.poison.rate")]
+    shared = result_identity(compose_config(
+        "memory=spark_small", "memory.store=postgresql://spark:hunter2@db.example:5432/memory",
+        "memory.mask_contributors=[a]", "pipeline.share=1/2"))
+    assert shared["memory.store"] == "postgresql://spark:***@db.example:5432/memory"
+    assert shared["memory.mask_contributors"] == ["a"] and shared["pipeline.share"] == "1/2"
