@@ -21,7 +21,7 @@ from spark_eval.data.base import Benchmark
 from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.learn import Candidate, candidate_from, insights_schema, interpret_insights
 from spark_eval.memory.poison import poison_some
-from spark_eval.memory.store import copy_store
+from spark_eval.memory.store import copy_store, shown_url
 from spark_eval.models.base import ChatModel, ModelCallError
 from spark_eval.models.structured import add_usage, ask_json, merge_usage
 from spark_eval.records import GRADED, Record
@@ -57,7 +57,7 @@ class NoExperience:
 
 
 class FrozenExperience(NoExperience):
-    """A copy of `memory.frozen_store` (SQLite's backup) becomes the run's store when the run starts; the run reads
+    """A copy of `memory.frozen_store` (a file or a database) becomes the run's store when the run starts; the run reads
     it and never writes it, so every problem sees the same state. A resumed run keeps its copy."""
 
     def check(self, memory: SparkMemory) -> None:
@@ -66,12 +66,12 @@ class FrozenExperience(NoExperience):
                                     "postgresql://... URL>")
         if memory.store_path is None:
             raise MemoryConfigError("memory.experience=frozen copies its store into the run: leave memory.store unset "
-                                    f"(it is {memory.store_location})")
+                                    f"(it is {shown_url(memory.store_location)})")
 
     def before_open(self, memory: SparkMemory) -> None:
         if not memory.store_path.exists():
             state = copy_store(memory.frozen_store, memory.store_path)
-            log.info("memory: a frozen copy of %s (state %s)", memory.frozen_store, state[:12])
+            log.info("memory: a frozen copy of %s (state %s)", shown_url(memory.frozen_store), state[:12])
 
 
 class SyntheticExperience(NoExperience):

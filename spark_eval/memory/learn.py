@@ -363,7 +363,8 @@ def _new_item(candidate: Candidate, where: dict[str, int]) -> Item:
 
 def _merge(item: Item, candidate: Candidate) -> Item:
     """The kept insight gains the candidate's sources and tags and one endorsement; its text stays."""
-    seen = {s.get("record_key") for s in item.provenance}
-    provenance = item.provenance + tuple(s for s in candidate.sources if s.get("record_key") not in seen)
+    seen = {(s.get("model"), s.get("record_key")) for s in item.provenance}  # two coders may solve one problem
+    provenance = item.provenance + tuple(s for s in candidate.sources
+                                         if (s.get("model"), s.get("record_key")) not in seen)
     tags = item.tags + tuple(t for t in candidate.tags if t not in item.tags)
     return replace(item, provenance=provenance, tags=tags, endorsements=item.endorsements + 1)

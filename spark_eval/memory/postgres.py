@@ -50,9 +50,11 @@ _SCHEMA = (
     "CREATE TRIGGER items_changed AFTER INSERT OR UPDATE OR DELETE ON items FOR EACH ROW "
     "EXECUTE FUNCTION spark_bump_kind()",
 )
-_PUBLIC = ("put_items", "get_items", "items", "count", "count_by_library", "add_counters", "set_status", "log_ops",
-           "ops", "add_traces", "traces", "known_traces", "get_embeddings", "put_embeddings", "get_meta",
-           "set_meta", "state_hash")
+# Calls made again on a new connection when theirs was lost: reads, and writes that come out the same if the first
+# attempt did commit after all (its COMMIT's answer lost). add_counters, log_ops and add_traces are not: a second
+# attempt could count twice; they are made inside a curation's transaction anyway, which the resume redoes.
+_RETRIED = ("put_items", "get_items", "items", "count", "count_by_library", "set_status", "ops", "traces",
+            "known_traces", "get_embeddings", "put_embeddings", "get_meta", "set_meta", "state_hash")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,8 +63,8 @@ class _Lost(Exception):
     """The connection went away during a call."""
 
 
-def _retrying(method: F) -> F:
-    """Make the call again on a new connection when the old one was lost, unless a transaction was open."""
+def _retrying(method: F, again: bool) -> F:
+    """Make the call again on a new connection when the old one was lost (`again`), else say so in one line."""
 
     @functools.wraps(method)
     def call(self: PostgresStore, *args: Any, **kwargs: Any) -> Any:
@@ -70,8 +72,10 @@ def _retrying(method: F) -> F:
             try:
                 return method(self, *args, **kwargs)
             except _Lost as lost:
-                if self._depth > 0:
-                    raise
+                if not again:
+                    raise MemoryStoreError(f"memory store {self.path}: the connection was lost during "
+                                           f"{method.__name__} ({_one_line(lost.__cause__)}); run the same command "
+                                           "again to resume") from lost.__cause__
                 if attempt == self.retries:
                     raise self._unreachable(lost.__cause__) from lost.__cause__
                 log.warning("memory store %s: connection lost (%s); reconnecting", self.path, lost.__cause__)
@@ -96,22 +100,26 @@ class PostgresStore(SQLStore):
         super().__init__()
         self.url, self.path = url, shown_url(url)
         self.retries, self.backoff_s, self.connect_timeout_s = retries, backoff_s, connect_timeout_s
-        self._db = self._connect()
+        try:
+            self._db = self._connect()
+        except psycopg.Error as exc:  # a malformed URL too, not only a server that is not there
+            raise self._unreachable(exc) from exc
         try:
             self._prepare()
+        except psycopg.Error as exc:  # e.g. no right to create tables in the database
+            self._db.close()
+            raise MemoryStoreError(f"memory store {self.path} cannot be set up ({_one_line(exc)}); give a database "
+                                   "its user may create tables in, or point memory.store at another") from exc
         except BaseException:
             self._db.close()
             raise
 
     def _connect(self) -> psycopg.Connection:
-        try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)))
-        except psycopg.Error as exc:
-            raise self._unreachable(exc) from exc
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)))
 
     def _unreachable(self, exc: BaseException | None) -> MemoryStoreError:
-        cause = " ".join(str(exc).split()).replace(self.url, self.path) if exc else "connection lost"
-        return MemoryStoreError(f"memory store {self.path} cannot be reached ({cause[:300]}); start the server or "
+        cause = _one_line(exc).replace(self.url, self.path) if exc else "connection lost"
+        return MemoryStoreError(f"memory store {self.path} cannot be reached ({cause}); start the server or "
                                 "fix memory.store (postgresql://user@host:port/db); finished records are kept")
 
     def _prepare(self) -> None:
@@ -141,8 +149,7 @@ class PostgresStore(SQLStore):
         wait = self.backoff_s
         for attempt in range(self.retries + 1):
             try:
-                self._db = psycopg.connect(self.url, autocommit=True,
-                                           connect_timeout=max(1, int(self.connect_timeout_s)))
+                self._db = self._connect()
                 log.info("memory store %s: reconnected", self.path)
                 return self._db
             except psycopg.OperationalError as exc:
@@ -164,8 +171,20 @@ class PostgresStore(SQLStore):
                 return
             except psycopg.OperationalError:
                 if attempt or not (self._db.closed or self._db.broken):
+                    self._abandon()
                     raise
                 self._connected()
+            except BaseException:  # interrupted while waiting for the lock: leave no transaction open
+                self._abandon()
+                raise
+
+    def _abandon(self) -> None:
+        """Roll back a transaction begun but never entered (the caller's depth was not raised)."""
+        try:
+            if self._in_transaction():
+                self._db.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
 
     def _in_transaction(self) -> bool:
         return not self._db.closed and self._db.info.transaction_status != TransactionStatus.IDLE
@@ -184,22 +203,20 @@ class PostgresStore(SQLStore):
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresStore]:
-        """One write transaction; if the connection is lost inside it, nothing of it is written and the error
-        says so in one line."""
+        """One write transaction; if the connection is lost inside it, the error says so in one line (the server
+        rolled it back, or committed it just before its answer was lost: a resume finds out which)."""
         try:
             with super().transaction():
                 yield self
         except _Lost as lost:
-            raise MemoryStoreError(f"memory store {self.path}: the connection was lost inside a transaction, which "
-                                   f"was rolled back ({' '.join(str(lost.__cause__).split())[:200]}); run the same "
-                                   "command again to resume") from lost.__cause__
-        except psycopg.OperationalError as exc:
-            if not (self._db.closed or self._db.broken):
-                raise
-            raise MemoryStoreError(f"memory store {self.path}: the connection was lost inside a transaction, which "
-                                   f"was rolled back ({' '.join(str(exc).split())[:200]}); run the same command "
-                                   "again to resume") from exc
+            raise MemoryStoreError(f"memory store {self.path}: the connection was lost inside a transaction "
+                                   f"({_one_line(lost.__cause__)}); run the same command again to resume"
+                                   ) from lost.__cause__
 
 
-for _name in _PUBLIC:
-    setattr(PostgresStore, _name, _retrying(getattr(SQLStore, _name)))
+def _one_line(exc: BaseException | None) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+for _name in (*_RETRIED, "add_counters", "log_ops", "add_traces"):
+    setattr(PostgresStore, _name, _retrying(getattr(SQLStore, _name), again=_name in _RETRIED))

@@ -30,7 +30,7 @@ from spark_eval.memory.index import Hit, HybridIndex, IndexItem
 from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learn import LEARNER_VERSION, Curator, CurationPolicy, Learner, insight_text
 from spark_eval.memory.poison import POISON_VERSION
-from spark_eval.memory.store import Item, MemoryStore, is_database_url, open_store
+from spark_eval.memory.store import Item, MemoryStore, is_database_url, open_store, shown_url
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import RETRY_VERSION
 from spark_eval.records import Recommendation, Record, append_jsonl, read_lines
@@ -116,9 +116,13 @@ class SparkMemory:
         self.poison_rate = float((poison or {}).get("rate", 0.0) or 0.0)
         if not 0.0 <= self.poison_rate <= 1.0:
             raise MemoryConfigError(f"memory.poison.rate={self.poison_rate:g} is not a share; give a number in [0, 1]")
+        if self.mask and self.learns:
+            raise MemoryConfigError("memory.mask_contributors hides insights of a frozen memory; use it with "
+                                    "memory.experience=frozen (a learning memory would curate what it cannot see)")
         self.experience.check(self)
-        if self.store_path is None:
-            open_store(self.store_location).close()  # an unreachable or wrong URL stops the run before any work
+        for url in (location, frozen_store):  # an unreachable or wrong URL stops the run before any work
+            if url and is_database_url(url):
+                open_store(url).close()
         if type(self).advise is SparkMemory.advise:
             raise MemoryConfigError(f"memory._target_={type(self).__module__}.{type(self).__name__} gives no advice; "
                                     "use spark_eval.memory.spark.AgentMemory, RawRagMemory or PlaybookMemory")
@@ -205,7 +209,7 @@ class SparkMemory:
         return {
             "name": self.name, "mode": self.mode, "sources": list(self.sources), "experience": self.experience_name,
             "exclude_family": self.exclude_family, "leaky": self.leaky, "embedder": self._embedder_name(),
-            "frozen_store": self.frozen_store, "store": self.store.path if self.store else self.store_location,
+            "frozen_store": _shown(self.frozen_store), "store": _shown(self.store_location),
             "mask_contributors": list(self.mask), "poison_rate": self.poison_rate,
             "kb_chunks": self.kb.chunks_by_library if self.kb else {},
             "kb_hash": self.kb.hash if self.kb else None,
@@ -270,7 +274,11 @@ class SparkMemory:
             items = self.store.items(kind="insight") if self.uses_insights else []
         if not self.uses_insights:
             return
-        items = [i for i in items if not self._masked(i)]
+        kept = [i for i in items if not self._masked(i)]
+        if self.mask and len(kept) == len(items) and items:
+            log.warning("memory.mask_contributors=%s hides none of the %d insights (no insight stands on these "
+                        "contributors alone, or the names are not the coders' model names)", list(self.mask), len(items))
+        items = kept
         self.insight_items = {i.id: i for i in items}
         if not items:
             self.insights = None
@@ -323,6 +331,11 @@ class SparkMemory:
         leak = (bool(rec.text) and self.guard.leaks(rec.text, reference)) or any(i["leak"] for i in flagged)
         return Recommendation(text=rec.text, plan=rec.plan, items=flagged, leak_flag=leak,
                               trace={**rec.trace, "reference_overlap": overlap}, error=rec.error)
+
+
+def _shown(location: str | None) -> str | None:
+    """A store's location for the manifest: a database URL without its password."""
+    return shown_url(location) if location and is_database_url(location) else location
 
 
 class AgentMemory(SparkMemory):

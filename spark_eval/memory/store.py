@@ -492,7 +492,7 @@ def is_database_url(location: str | Path) -> bool:
 
 def shown_url(url: str) -> str:
     """A database URL with its password hidden, for messages, logs, manifests and the resume identity."""
-    return re.sub(r"^(\w+://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", re.sub(r"^(\w+://[^:/@]*:)[^@/]*@", r"\1***@", url))
 
 
 def open_store(location: str | Path) -> SQLStore:

@@ -16,9 +16,9 @@ def poison_curve(analysis: Analysis) -> dict[str, Figure]:
     figure = new_figure(7.5, 3.6)
     ax = figure.subplots()
     share = ax.twinx()
-    for i, (rate, curve) in enumerate(sorted(curves.items())):
+    for i, ((rate, memory), curve) in enumerate(sorted(curves.items())):
         colour = PALETTE[i % len(PALETTE)]
-        ax.plot(curve["round"], curve["honest_pass"], color=colour, marker="o", label=f"poison rate {rate:g}")
+        ax.plot(curve["round"], curve["honest_pass"], color=colour, marker="o", label=f"{memory} (poison rate {rate:g})")
         share.plot(curve["round"], curve["poison_share"], color=colour, linestyle="--")
     ax.set_xlabel("Learning round")
     ax.set_ylabel("Honest members' pass rate (cumulative)")

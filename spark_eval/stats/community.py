@@ -170,14 +170,14 @@ def poison_table(runs: Sequence[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(POISON_COLUMNS)).sort_values("poison_rate", ignore_index=True)
 
 
-def poison_curves(runs: Sequence[Run]) -> dict[float, pd.DataFrame]:
-    """Per poison rate, per learning round: the honest members' cumulative pass rate over their records up to that
+def poison_curves(runs: Sequence[Run]) -> dict[tuple[float, str], pd.DataFrame]:
+    """Per shared store (its poison rate and memory name), per learning round: the honest members' cumulative pass rate over their records up to that
     round, and the poison share of the store's active insights after that round's curation (the log replayed in
     order; members' rounds are numbered alike, so a round is everyone's round of that number)."""
     curves = {}
     poisoners = _poisoners(runs)
     for members in _store_groups(runs).values():
-        rate = max(_poison_rate(run) for run in members)
+        key = (max(_poison_rate(run) for run in members), members[0].memory)
         poison = {i["id"] for i in store_insights(members) if any(p.get("poison") for p in i["provenance"])}
         active: set[str] = set()
         share: dict[int, float] = {}
@@ -193,8 +193,9 @@ def poison_curves(runs: Sequence[Run]) -> dict[float, pd.DataFrame]:
             if run.model in poisoners:
                 continue
             size = int(run.manifest.get("identity", {}).get("pipeline.round_size") or 1)
-            for position, record in enumerate(run.records):
-                passed[position // size].append(record.passed)
+            order = {pid: i for i, pid in enumerate(run.manifest.get("problem_ids") or [])}
+            for position, record in enumerate(run.records):  # a problem's round: its place in the stream
+                passed[order.get(record.problem_id, position) // size].append(record.passed)
         rounds = sorted(set(share) | set(passed))
         cumulative, seen = [], []
         for r in rounds:
@@ -205,5 +206,5 @@ def poison_curves(runs: Sequence[Run]) -> dict[float, pd.DataFrame]:
         for r in rounds:
             last = share.get(r, last)
             shares.append(last)
-        curves[rate] = pd.DataFrame({"round": rounds, "honest_pass": cumulative, "poison_share": shares})
+        curves[key] = pd.DataFrame({"round": rounds, "honest_pass": cumulative, "poison_share": shares})
     return curves if poisoners else {}

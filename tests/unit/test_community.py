@@ -115,7 +115,7 @@ def test_the_poison_table_and_curve_follow_poison_through_the_store(tmp_path):
                            "cited", "cited_by_honest", "honest_pass", "honest_n"]].tolist() == [
         "bad", 1, 0, 1, 2.0, 2, 1, 1, 0.5, 4]
     assert table.loc[0.0, ["poison", "shown", "honest_pass"]].tolist() == [0, 0, 0.5]
-    curve = poison_curves(runs)[0.5]
+    curve = poison_curves(runs)[(0.5, "poison0.5")]
     assert curve["round"].tolist() == [0, 1, 2] and curve["poison_share"].tolist() == [0.5, 0.5, 0.0]
     assert curve["honest_pass"].tolist() == [0.5, 0.5, 0.5]
     assert "poison_curve" in poison_curve(analyse(runs, OPTIONS))

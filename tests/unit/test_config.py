@@ -158,6 +158,12 @@ def test_memory_configs_that_cannot_work_are_refused_when_built(tmp_path):
     cfg = compose_config("memory=spark_small", "memory._target_=spark_eval.memory.spark.SparkMemory")
     with pytest.raises(InstantiationException, match="gives no advice; use spark_eval.memory.spark.AgentMemory"):
         build_memory(cfg.memory, ModelPool(), tmp_path / "run", build_benchmark(cfg.dataset))
+    cfg = compose_config("memory=spark_small", "memory.mask_contributors=[qwen2.5-coder-0.5b]")
+    with pytest.raises(InstantiationException, match="mask_contributors hides insights of a frozen memory"):
+        build_memory(cfg.memory, ModelPool(), tmp_path / "run", build_benchmark(cfg.dataset))
+    cfg = compose_config("memory=spark_small", "memory.poison.rate=1.5")
+    with pytest.raises(InstantiationException, match=r"memory.poison.rate=1.5 is not a share"):
+        build_memory(cfg.memory, ModelPool(), tmp_path / "run", build_benchmark(cfg.dataset))
 
 
 def test_submitit_slurm_launcher_composes_for_a_cluster_community():

@@ -327,3 +327,13 @@ def test_raw_rag_searches_the_statement_without_data_lines_or_boilerplate():
     assert prompt_query(MATPLOTLIB_PROMPT) == ("import numpy as np import matplotlib.pyplot as plt x = np.arange(10) "
                                                "plt.plot(x, x) # how to turn on minor ticks on x axis only")
     assert prompt_query(DS1000_PROMPT, cap=20) == "I have the following"
+
+
+def test_a_merge_keeps_the_same_problem_from_two_coders_as_two_sources(curator):
+    a = candidate("Collect groups", "After groupby use apply list", "1/e0/r0")
+    b = Candidate(title=a.title, content=a.content, tags=a.tags, applies_when="", library="Pandas",
+                  sources=({**a.sources[0], "model": "other-coder"},))
+    curator.apply([a], {}, {}, WHERE)
+    curator.apply([b], {}, {}, WHERE)
+    merged = curator.store.get_items([insight_id(a.title, a.content)])[0]
+    assert merged.contributors == ("other-coder",) and len(merged.provenance) == 2

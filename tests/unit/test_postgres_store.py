@@ -163,3 +163,16 @@ def test_postgres_store_is_copied_into_a_frozen_sqlite_file(tmp_path, postgres_d
     assert list(copy.get_embeddings("m", ["h"])) == ["h"]
     copy.close()
     store.close()
+
+
+def test_postgres_writer_interrupted_while_waiting_for_the_lock_leaves_no_transaction_open(postgres_db):
+    store = PostgresStore(postgres_db)
+    holder = psycopg.connect(postgres_db, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (0x5350524B,))  # another writer holds the writers' lock
+    store._db.execute("SET lock_timeout = '200ms'")
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        store.set_meta("x", 1)
+    holder.close()
+    store.set_meta("x", 1)  # the connection is not left inside the abandoned transaction
+    assert store.get_meta("x") == 1
+    store.close()

@@ -22,8 +22,10 @@ def write_job(sweep_dir, name, status, problems, records, identity=None, hydra_p
                 "identity": identity if identity is not None else {"pipeline.epochs": 1, "pipeline.repeats": 1}}
     if counts is not None:
         manifest["counts"] = {"records": counts}
-    (job / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    # records first, then the manifest in one rename: a watching thread never sees a job half written
     (job / "records.jsonl").write_text("".join(json.dumps({"key": f"{i}/e0/r0"}) + "\n" for i in range(records)))
+    (job / "manifest.json.part").write_text(json.dumps(manifest, indent=2))
+    os.replace(job / "manifest.json.part", job / "manifest.json")
     if hydra_pipeline is not None:
         (job / ".hydra" / "config.yaml").write_text(f"seed: 0\npipeline:\n  {hydra_pipeline}\n")
     return job
