@@ -146,38 +146,42 @@ BOOL_FLAGS = (
 _Q = r"(['\"])"  # an opening quote, closed by \1
 
 
+def _pairs(*pairs: tuple[str, str]) -> dict[str, str]:
+    """Each pair both ways: {a: b, b: a}."""
+    return {k: v for a, b in pairs for k, v in ((a, b), (b, a))}
+
+
 def _arg_rules() -> tuple[_Rule, ...]:
     rules = [_Rule(f"{flag}=", re.compile(rf"\b{flag}\s*=\s*(?P<w>True|False)\b"), {"True": "False", "False": "True"})
              for flag in BOOL_FLAGS]
-    both = lambda *pairs: {k: v for a, b in pairs for k, v in ((a, b), (b, a))}  # noqa: E731
     rules += [
         _Rule("axis=", re.compile(r"\baxis\s*=\s*(['\"]?)(?P<w>-1|0|1|index|columns|rows)\1(?![\w.])"),
               {"0": "1", "1": "0", "-1": "0", "index": "columns", "columns": "index", "rows": "columns"}),
         _Rule("dim=", re.compile(r"\bdim\s*=\s*(?P<w>-1|0|1)(?![\w.])"), {"0": "1", "1": "0", "-1": "0"}),
         _Rule("how=", re.compile(rf"\bhow\s*=\s*{_Q}(?P<w>left|right|inner|outer)\1"),
-              both(("left", "right"), ("inner", "outer"))),
-        _Rule("join=", re.compile(rf"\bjoin\s*=\s*{_Q}(?P<w>inner|outer)\1"), both(("inner", "outer"))),
-        _Rule("keep=", re.compile(rf"\bkeep\s*=\s*{_Q}(?P<w>first|last)\1"), both(("first", "last"))),
+              _pairs(("left", "right"), ("inner", "outer"))),
+        _Rule("join=", re.compile(rf"\bjoin\s*=\s*{_Q}(?P<w>inner|outer)\1"), _pairs(("inner", "outer"))),
+        _Rule("keep=", re.compile(rf"\bkeep\s*=\s*{_Q}(?P<w>first|last)\1"), _pairs(("first", "last"))),
         _Rule("dtype=", re.compile(r"(?:\bdtype\s*=\s*|\.astype\(\s*)(['\"]?)(?:np\.|numpy\.|torch\.|tf\.)?"
-                                   r"(?P<w>float|int)(?:16|32|64)?(?!\w)\1"), both(("float", "int"))),
-        _Rule("ddof=", re.compile(r"\bddof\s*=\s*(?P<w>0|1)(?![\w.])"), both(("0", "1"))),
+                                   r"(?P<w>float|int)(?:16|32|64)?(?!\w)\1"), _pairs(("float", "int"))),
+        _Rule("ddof=", re.compile(r"\bddof\s*=\s*(?P<w>0|1)(?![\w.])"), _pairs(("0", "1"))),
         _Rule("periods=", re.compile(r"(?:\bperiods\s*=\s*|\.shift\(\s*|\.diff\(\s*)(?P<w>-1|1)(?![\w.])"),
-              both(("1", "-1"))),
-        _Rule("side=", re.compile(rf"\bside\s*=\s*{_Q}(?P<w>left|right)\1"), both(("left", "right"))),
+              _pairs(("1", "-1"))),
+        _Rule("side=", re.compile(rf"\bside\s*=\s*{_Q}(?P<w>left|right)\1"), _pairs(("left", "right"))),
         _Rule("closed=", re.compile(rf"\bclosed\s*=\s*{_Q}(?P<w>left|right|both|neither)\1"),
-              both(("left", "right"), ("both", "neither"))),
+              _pairs(("left", "right"), ("both", "neither"))),
         _Rule("method=", re.compile(rf"\bmethod\s*=\s*{_Q}(?P<w>pearson|spearman|kendall|ffill|bfill|pad|backfill)\1"),
-              {**both(("pearson", "spearman"), ("ffill", "bfill"), ("pad", "backfill")), "kendall": "spearman"}),
-        _Rule("norm=", re.compile(rf"\bnorm\s*=\s*{_Q}(?P<w>l1|l2)\1"), both(("l1", "l2"))),
-        _Rule("ord=", re.compile(r"\bord\s*=\s*(?P<w>1|2)(?![\w.])"), both(("1", "2"))),
+              {**_pairs(("pearson", "spearman"), ("ffill", "bfill"), ("pad", "backfill")), "kendall": "spearman"}),
+        _Rule("norm=", re.compile(rf"\bnorm\s*=\s*{_Q}(?P<w>l1|l2)\1"), _pairs(("l1", "l2"))),
+        _Rule("ord=", re.compile(r"\bord\s*=\s*(?P<w>1|2)(?![\w.])"), _pairs(("1", "2"))),
         _Rule("orient=", re.compile(rf"\borient\s*=\s*{_Q}(?P<w>index|columns|records|list)\1"),
-              both(("index", "columns"), ("records", "list"))),
+              _pairs(("index", "columns"), ("records", "list"))),
         _Rule("kind=", re.compile(rf"\bkind\s*=\s*{_Q}(?P<w>stable|quicksort|mergesort)\1"),
               {"stable": "quicksort", "quicksort": "stable", "mergesort": "quicksort"}),
         _Rule("alternative=", re.compile(rf"\balternative\s*=\s*{_Q}(?P<w>two-sided|less|greater)\1"),
               {"two-sided": "greater", "less": "greater", "greater": "less"}),
-        _Rule("level=", re.compile(r"\blevel\s*=\s*(?P<w>0|1)(?![\w.])"), both(("0", "1"))),
-        _Rule("origin=", re.compile(rf"\borigin\s*=\s*{_Q}(?P<w>lower|upper)\1"), both(("lower", "upper"))),
+        _Rule("level=", re.compile(r"\blevel\s*=\s*(?P<w>0|1)(?![\w.])"), _pairs(("0", "1"))),
+        _Rule("origin=", re.compile(rf"\borigin\s*=\s*{_Q}(?P<w>lower|upper)\1"), _pairs(("lower", "upper"))),
         _Rule("errors=", re.compile(rf"\berrors\s*=\s*{_Q}(?P<w>coerce|ignore|raise)\1"),
               {"coerce": "ignore", "ignore": "coerce", "raise": "ignore"}),
     ]
@@ -190,10 +194,6 @@ ARG_RULES = _arg_rules()
 # --- wrong claim ------------------------------------------------------------------------------------------
 def _claim(name: str, pattern: str, swap: Mapping[str, str], first_only: bool = False) -> _Rule:
     return _Rule(name, re.compile(pattern, re.IGNORECASE), swap, first_only=first_only, fold_case=True)
-
-
-def _pairs(*pairs: tuple[str, str]) -> dict[str, str]:
-    return {k: v for a, b in pairs for k, v in ((a, b), (b, a))}
 
 
 # In priority order: specific claims first, the generic negation last.
@@ -278,20 +278,20 @@ def _changed(before: str, after: str, limit: int) -> str | None:
     return fitted if first < len(kept) else None
 
 
-def _earliest(rules: Sequence[_Rule], text: str) -> int | None:
-    """The index of the rule matching earliest in `text` (the first listed on a tie), or None."""
+def _by_position(rules: Sequence[_Rule], text: str) -> list[int]:
+    """The indexes of the rules that match `text`, the earliest match first (the first listed on a tie)."""
     found = [(pos, i) for i, rule in enumerate(rules) if (pos := rule.search(text)) is not None]
-    return min(found)[1] if found else None
+    return [i for _, i in sorted(found)]
 
 
 def _wrong_api(c: Candidate) -> Candidate | None:
     own = _API_RULES.get(c.library or "", ())
     others = [pair for lib, pairs in _API_RULES.items() if lib != c.library for pair in pairs]
     for group in (own, others):
-        found = _earliest([prose for prose, _ in group], c.content)
-        if found is None:
+        found = _by_position([prose for prose, _ in group], c.content)
+        if not found:
             continue
-        rule, code = group[found]
+        rule, code = group[found[0]]
         content = _changed(c.content, rule.apply(c.content), CONTENT_CHARS)
         if content is None:
             continue
@@ -302,10 +302,7 @@ def _wrong_api(c: Candidate) -> Candidate | None:
 
 
 def _rewrite(c: Candidate, rules: Sequence[_Rule], earliest: bool) -> Candidate | None:
-    ordered: Sequence[_Rule] = rules
-    if earliest:
-        found = [(pos, i) for i, rule in enumerate(rules) if (pos := rule.search(c.content)) is not None]
-        ordered = [rules[i] for _, i in sorted(found)]
+    ordered = [rules[i] for i in _by_position(rules, c.content)] if earliest else rules
     for rule in ordered:
         content = _changed(c.content, rule.apply(c.content), CONTENT_CHARS)
         if content is not None:

@@ -24,7 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("spark_eval")
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-_BLOCK = 1 << 20
 
 # A job directory's manifest as it was when the sweep started: (inode, mtime in ns), keyed by the directory's name.
 Baseline = dict[str, tuple[int, int]]
@@ -83,13 +82,11 @@ def sweep_job_count(config: DictConfig) -> Optional[int]:
 
 
 class SweepReader:
-    """Reads a sweep directory. records.jsonl is only appended to (or replaced whole), so each is read on from
-    where the last look stopped; a new inode or a shorter file is read again from the start."""
+    """Reads a sweep directory: its job directories' manifests and how many records each has written."""
 
     def __init__(self, sweep_dir: Path | str, baseline: Optional[Baseline] = None) -> None:
         self.sweep_dir = Path(sweep_dir)
         self.baseline = dict(baseline or {})
-        self._read: dict[str, tuple[int, int, int]] = {}  # job name -> (inode, bytes read, lines counted)
 
     def line(self, jobs_total: Optional[int]) -> str:
         return format_line(self.sweep_dir, self.jobs(), jobs_total)
@@ -116,35 +113,16 @@ class SweepReader:
             return None
         problems = len(manifest.get("problem_ids") or [])
         epochs, repeats = _epochs_repeats(job_dir, manifest)
-        done = self._records(job_dir.name, job_dir / "records.jsonl")
-        return JobProgress(job_dir.name, status, done, problems * epochs * repeats)
+        return JobProgress(job_dir.name, status, _records(job_dir / "records.jsonl"), problems * epochs * repeats)
 
-    def _records(self, name: str, path: Path) -> int:
-        """Non-empty lines of `path` that end in a newline (a line still being written counts once written)."""
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            self._read.pop(name, None)
-            return 0
-        inode, offset, count = self._read.get(name, (st.st_ino, 0, 0))
-        if inode != st.st_ino or st.st_size < offset:
-            offset, count = 0, 0
-        if st.st_size > offset:
-            with path.open("rb") as f:
-                f.seek(offset)
-                pending = False  # the line being read so far has content
-                position = offset
-                while block := f.read(_BLOCK):
-                    lines = block.split(b"\n")
-                    for line in lines[:-1]:
-                        count += bool(pending or line.strip())
-                        pending = False
-                    pending = pending or bool(lines[-1].strip())
-                    position += len(block)
-                    if len(lines) > 1:
-                        offset = position - len(lines[-1])
-        self._read[name] = (st.st_ino, offset, count)
-        return count
+
+def _records(path: Path) -> int:
+    """Non-empty lines of `path` that end in a newline (a line still being written counts once written)."""
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except FileNotFoundError:
+        return 0
+    return sum(1 for line in lines[:-1] if line.strip())
 
 
 def format_line(sweep_dir: Path | str, jobs: list[JobProgress], jobs_total: Optional[int]) -> str:
