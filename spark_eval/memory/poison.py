@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from spark_eval.memory.learn import CONTENT_CHARS, TITLE_CHARS, Candidate
+from spark_eval.memory.store import poisoned
 
 # Bump when a table, rule or note below changes: poisoned text depends on all of them.
 POISON_VERSION = "poison-1"
@@ -383,7 +384,7 @@ def is_poison(item_or_provenance: Any) -> bool:
     sources = getattr(item_or_provenance, "provenance", None)
     if sources is None:
         sources = getattr(item_or_provenance, "sources", item_or_provenance)
-    return any(isinstance(s, Mapping) and bool(s.get("poison")) for s in sources or ())
+    return poisoned(sources)
 
 
 # --- demo -------------------------------------------------------------------------------------------------

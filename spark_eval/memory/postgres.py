@@ -73,9 +73,7 @@ def _retrying(method: F, again: bool) -> F:
                 return method(self, *args, **kwargs)
             except _Lost as lost:
                 if not again:
-                    raise MemoryStoreError(f"memory store {self.path}: the connection was lost during "
-                                           f"{method.__name__} ({_one_line(lost.__cause__)}); run the same command "
-                                           "again to resume") from lost.__cause__
+                    raise self._lost(f"during {method.__name__}", lost.__cause__) from lost.__cause__
                 if attempt == self.retries:
                     raise self._unreachable(lost.__cause__) from lost.__cause__
                 log.warning("memory store %s: connection lost (%s); reconnecting", self.path, lost.__cause__)
@@ -121,6 +119,10 @@ class PostgresStore(SQLStore):
         cause = _one_line(exc).replace(self.url, self.path) if exc else "connection lost"
         return MemoryStoreError(f"memory store {self.path} cannot be reached ({cause}); start the server or "
                                 "fix memory.store (postgresql://user@host:port/db); finished records are kept")
+
+    def _lost(self, where: str, exc: BaseException | None) -> MemoryStoreError:
+        return MemoryStoreError(f"memory store {self.path}: the connection was lost {where} ({_one_line(exc)}); "
+                                "run the same command again to resume")
 
     def _prepare(self) -> None:
         """Create the schema once (under the writers' lock, so two first runs do not both create it); refuse a
@@ -209,9 +211,7 @@ class PostgresStore(SQLStore):
             with super().transaction():
                 yield self
         except _Lost as lost:
-            raise MemoryStoreError(f"memory store {self.path}: the connection was lost inside a transaction "
-                                   f"({_one_line(lost.__cause__)}); run the same command again to resume"
-                                   ) from lost.__cause__
+            raise self._lost("inside a transaction", lost.__cause__) from lost.__cause__
 
 
 def _one_line(exc: BaseException | None) -> str:

@@ -209,7 +209,7 @@ class SparkMemory:
         return {
             "name": self.name, "mode": self.mode, "sources": list(self.sources), "experience": self.experience_name,
             "exclude_family": self.exclude_family, "leaky": self.leaky, "embedder": self._embedder_name(),
-            "frozen_store": _shown(self.frozen_store), "store": _shown(self.store_location),
+            "frozen_store": self.frozen_store and shown_url(self.frozen_store), "store": shown_url(self.store_location),
             "mask_contributors": list(self.mask), "poison_rate": self.poison_rate,
             "kb_chunks": self.kb.chunks_by_library if self.kb else {},
             "kb_hash": self.kb.hash if self.kb else None,
@@ -277,7 +277,8 @@ class SparkMemory:
         kept = [i for i in items if not self._masked(i)]
         if self.mask and len(kept) == len(items) and items:
             log.warning("memory.mask_contributors=%s hides none of the %d insights (no insight stands on these "
-                        "contributors alone, or the names are not the coders' model names)", list(self.mask), len(items))
+                        "contributors alone, or the names are not the coders' model names)", list(self.mask),
+                        len(items))
         items = kept
         self.insight_items = {i.id: i for i in items}
         if not items:
@@ -331,11 +332,6 @@ class SparkMemory:
         leak = (bool(rec.text) and self.guard.leaks(rec.text, reference)) or any(i["leak"] for i in flagged)
         return Recommendation(text=rec.text, plan=rec.plan, items=flagged, leak_flag=leak,
                               trace={**rec.trace, "reference_overlap": overlap}, error=rec.error)
-
-
-def _shown(location: str | None) -> str | None:
-    """A store's location for the manifest: a database URL without its password."""
-    return shown_url(location) if location and is_database_url(location) else location
 
 
 class AgentMemory(SparkMemory):

@@ -13,7 +13,7 @@ import time
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -103,7 +103,12 @@ class Item:
     @property
     def poison(self) -> bool:
         """True when a source of the insight was written by the poisoning arm (never shown to coder or judges)."""
-        return any(p.get("poison") for p in self.provenance)
+        return poisoned(self.provenance)
+
+
+def poisoned(provenance: Sequence[Any]) -> bool:
+    """Whether any source of a provenance is marked as written by the poisoning arm."""
+    return any(isinstance(s, Mapping) and bool(s.get("poison")) for s in provenance or ())
 
 
 class ItemStore(Protocol):
@@ -491,7 +496,8 @@ def is_database_url(location: str | Path) -> bool:
 
 
 def shown_url(url: str) -> str:
-    """A database URL with its password hidden, for messages, logs, manifests and the resume identity."""
+    """A database URL with its password hidden, for messages, logs, manifests and the resume identity (a file's
+    path, or anything else, comes back as it is)."""
     return re.sub(r"([?&]password=)[^&]*", r"\1***", re.sub(r"^(\w+://[^:/@]*:)[^@/]*@", r"\1***@", url))
 
 

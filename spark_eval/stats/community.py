@@ -81,7 +81,7 @@ def contributor_table(runs: Sequence[Run]) -> pd.DataFrame:
         for contributor in sorted({p.get("model") for p in insight["provenance"] if p.get("model")}):
             row = counts[contributor]
             row["insights" if insight["status"] == "active" else "retired"] += 1
-            row["poison"] += any(p.get("poison") for p in insight["provenance"])
+            row["poison"] += _is_poison(insight)
             row["helpful"] += insight["helpful"]
             row["harmful"] += insight["harmful"]
     for run in runs:
@@ -109,6 +109,11 @@ def _store_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
         if store and run.manifest.get("identity", {}).get("memory.experience") == "online":
             groups[str(store)].append(run)
     return dict(groups)
+
+
+def _is_poison(insight: dict[str, Any]) -> bool:
+    """A snapshot's insight with a source the poisoning arm wrote (as `Item.poison`, on the snapshot's JSON)."""
+    return any(p.get("poison") for p in insight["provenance"])
 
 
 def _poison_rate(run: Run) -> float:
@@ -141,7 +146,7 @@ def poison_table(runs: Sequence[Run]) -> pd.DataFrame:
     for members in groups.values():
         poisoners = sorted(bad & {run.model for run in members})
         insights = store_insights(members)
-        poison = {i["id"] for i in insights if any(p.get("poison") for p in i["provenance"])}
+        poison = {i["id"] for i in insights if _is_poison(i)}
         retired = {i["id"] for i in insights if i["id"] in poison and i["status"] == "retired"}
         added: dict[str, int] = {}
         delays = []
@@ -171,14 +176,15 @@ def poison_table(runs: Sequence[Run]) -> pd.DataFrame:
 
 
 def poison_curves(runs: Sequence[Run]) -> dict[tuple[float, str], pd.DataFrame]:
-    """Per shared store (its poison rate and memory name), per learning round: the honest members' cumulative pass rate over their records up to that
-    round, and the poison share of the store's active insights after that round's curation (the log replayed in
-    order; members' rounds are numbered alike, so a round is everyone's round of that number)."""
+    """Per shared store (its poison rate and memory name), per learning round: the honest members' cumulative pass
+    rate over their records up to that round, and the poison share of the store's active insights after that
+    round's curation (the log replayed in order; members' rounds are numbered alike, so a round is everyone's round
+    of that number)."""
     curves = {}
     poisoners = _poisoners(runs)
     for members in _store_groups(runs).values():
         key = (max(_poison_rate(run) for run in members), members[0].memory)
-        poison = {i["id"] for i in store_insights(members) if any(p.get("poison") for p in i["provenance"])}
+        poison = {i["id"] for i in store_insights(members) if _is_poison(i)}
         active: set[str] = set()
         share: dict[int, float] = {}
         for op in store_ops(members):
