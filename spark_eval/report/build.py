@@ -51,14 +51,12 @@ def write_tables(analysis: Analysis, out: Path) -> tuple[list[Path], list[Table]
     if helpfulness is not None:
         tables.append(helpfulness)
         written += write_table(helpfulness, out, "helpfulness_table")
-    for name, frame in (("comparisons", analysis.comparisons), ("breakdown", analysis.breakdown)):
+    community = {"transfer": analysis.transfer, "contributors": analysis.contributors, "poison": analysis.poison}
+    frames = {"comparisons": analysis.comparisons, "breakdown": analysis.breakdown,
+              **{name: frame for name, frame in community.items() if len(frame)}}  # a community's runs only
+    for name, frame in frames.items():
         frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
         written.append(out / f"{name}.csv")
-    for name, frame in (("transfer", analysis.transfer), ("contributors", analysis.contributors),
-                        ("poison", analysis.poison)):
-        if len(frame):  # a community's runs (experiment=community, community_poison)
-            frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
-            written.append(out / f"{name}.csv")
     return written, tables
 
 

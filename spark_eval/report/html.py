@@ -36,9 +36,9 @@ POISON_NOTE = (
     "rounds_to_retire: median rounds from an insight's ADD to its RETIRE; shown/cited: records given poison (cited by "
     "honest members apart); honest_pass: the honest members' pass rate. Paired differences against rate 0 are in "
     "comparisons.csv with report.baseline set to the rate-0 memory.")
-COMPARISON_FORMATS = {"with_mean": "{:.3f}", "without_mean": "{:.3f}", "baseline_mean": "{:.3f}", "condition_mean": "{:.3f}", "mean_diff": "{:+.3f}",
-                      "ci_low": "{:.3f}", "ci_high": "{:.3f}", "p_value": "{:.4g}", "p_holm": "{:.4g}",
-                      "rank_biserial": "{:+.3f}", "margin": "{:g}"}
+COMPARISON_FORMATS = {"with_mean": "{:.3f}", "without_mean": "{:.3f}", "baseline_mean": "{:.3f}",
+                      "condition_mean": "{:.3f}", "mean_diff": "{:+.3f}", "ci_low": "{:.3f}", "ci_high": "{:.3f}",
+                      "p_value": "{:.4g}", "p_holm": "{:.4g}", "rank_biserial": "{:+.3f}", "margin": "{:g}"}
 COMPARISON_NOTE = (
     "Each condition against its baseline on the same problems: a problem's records (epochs, repeats, seeds) are "
     "averaged first, so n counts problems, and quality and pass@1 use the same records (see the records table). "
