@@ -1,4 +1,5 @@
-"""summary.json: pass rates overall, per library and per perturbation type, derived from records only."""
+"""summary.json: pass rates overall, per library and per perturbation type, derived from records only; with several
+samples per problem, pass@k beside them (see records.passk)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -8,6 +9,7 @@ from typing import Any, Iterable, Sequence
 
 from spark_eval.records.files import write_json
 from spark_eval.records.format import EXEC_STATUSES, NO_STATUS, Record
+from spark_eval.records.passk import ks_for, mean_pass_at_k
 from spark_eval.records.validity import missing_rates
 
 
@@ -23,19 +25,30 @@ def write_derived(path: Path, records: list[Record]) -> dict[str, Any]:
 
 
 def summarize(records: Iterable[Record]) -> dict[str, Any]:
-    """Counts and pass rates; a record without an execution result counts as not passed."""
+    """Counts and pass rates; a record without an execution result counts as not passed.
+
+    With several samples per problem (records of one problem and epoch, told apart by `repeat`): `samples`, the
+    most records any problem has in an epoch, and `pass_at_k` overall and per group for every k of K_VALUES up to
+    it; a problem with fewer than k samples (a run not finished yet) is left out of pass@k and counted in
+    `pass_at_k_left_out`. With one sample per problem none of these keys is there.
+    """
     records = list(records)
     by_library: dict[str, list[Record]] = defaultdict(list)
     by_perturbation: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_library[r.library].append(r)
         by_perturbation[r.perturbation_type].append(r)
+    counts = sample_counts(records)
+    samples = max((n for n, _ in counts), default=0)
+    ks = ks_for(samples) if samples > 1 else ()
+    left_out = {str(k): mean_pass_at_k(counts, k)[1] for k in ks}
     return {
-        **_rate(records),
+        **_rate(records, ks),
+        **({"samples": samples, "pass_at_k_left_out": left_out} if ks else {}),
         "statuses": _statuses(records),
         "errors": sum(1 for r in records if r.error),
-        "by_library": {k: _rate(v) for k, v in sorted(by_library.items())},
-        "by_perturbation": {k: _rate(v) for k, v in sorted(by_perturbation.items())},
+        "by_library": {k: _rate(v, ks) for k, v in sorted(by_library.items())},
+        "by_perturbation": {k: _rate(v, ks) for k, v in sorted(by_perturbation.items())},
         "ledger": ledger(records),
         **advised(records),
         **judged(records),
@@ -77,11 +90,25 @@ def judged(records: list[Record]) -> dict[str, Any]:
     }
 
 
-def _rate(records: list[Record]) -> dict[str, Any]:
+def sample_counts(records: Iterable[Record]) -> list[tuple[int, int]]:
+    """(n, c) per problem and epoch: its records (the samples drawn) and those that passed."""
+    counts: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+    for r in records:
+        tally = counts[(r.problem_id, r.epoch)]
+        tally[0] += 1
+        tally[1] += int(r.passed)
+    return [(n, c) for n, c in counts.values()]
+
+
+def _rate(records: list[Record], ks: tuple[int, ...] = ()) -> dict[str, Any]:
     n = len(records)
     passed = sum(1 for r in records if r.passed)
     infra = sum(1 for r in records if r.status == "infra_error")
-    return {"n": n, "passed": passed, "pass_rate": passed / n if n else None, "infra_error": infra}
+    rate = {"n": n, "passed": passed, "pass_rate": passed / n if n else None, "infra_error": infra}
+    if ks:
+        counts = sample_counts(records)
+        rate["pass_at_k"] = {str(k): mean_pass_at_k(counts, k)[0] for k in ks}
+    return rate
 
 
 def _statuses(records: list[Record]) -> dict[str, int]:
@@ -120,8 +147,11 @@ def _charge(account: dict[str, float], usage: dict[str, Any], spent: bool) -> No
 
 
 def format_pass_table(summary: dict[str, Any]) -> str:
-    """A plain-text pass table per library and per perturbation type, for the log."""
-    lines = [f"{'group':<20} {'n':>5} {'passed':>7} {'rate':>7} {'infra':>6}"]
+    """A plain-text pass table per library and per perturbation type, for the log; with several samples per
+    problem, a column per pass@k (k > 1) after the rate."""
+    ks = [k for k in summary.get("pass_at_k", {}) if k != "1"]
+    lines = [f"{'group':<20} {'n':>5} {'passed':>7} {'rate':>7} {'infra':>6}" + "".join(f" {'pass@' + k:>8}"
+                                                                                    for k in ks)]
     for title, groups in (("library", summary["by_library"]), ("perturbation", summary["by_perturbation"])):
         lines.append(f"-- by {title}")
         for name, row in groups.items():
@@ -132,7 +162,12 @@ def format_pass_table(summary: dict[str, Any]) -> str:
 
 def _row(name: str, row: dict[str, Any]) -> str:
     rate = f"{row['pass_rate']:.3f}" if row["pass_rate"] is not None else "-"
-    return f"{name:<20} {row['n']:>5} {row['passed']:>7} {rate:>7} {row['infra_error']:>6}"
+    at_k = "".join(f" {_share(v):>8}" for k, v in row.get("pass_at_k", {}).items() if k != "1")
+    return f"{name:<20} {row['n']:>5} {row['passed']:>7} {rate:>7} {row['infra_error']:>6}{at_k}"
+
+
+def _share(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "-"
 
 
 def format_not_passed(records: Sequence[Record], names: dict[int, str], limit: int = 40) -> str:
