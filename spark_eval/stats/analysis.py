@@ -10,8 +10,8 @@ from spark_eval.stats.bootstrap import mean_ci
 from spark_eval.stats.community import contributor_table, poison_table, transfer_table
 from spark_eval.stats.compare import breakdown, comparisons
 from spark_eval.stats.load import Run, tidy
-from spark_eval.stats.units import (BAND_COLUMNS, band_units, choose_judge, pass_units, quality_units, record_table,
-                                    scored)
+from spark_eval.stats.units import (BAND_COLUMNS, band_units, choose_judge, pass_at_k_units, pass_units,
+                                    quality_units, record_table, scored)
 
 ALL_MODELS = "all models"
 CONDITION_COLUMNS = ("model", "memory", "metric", "n", "families", "mean", "ci_low", "ci_high", "leaky")
@@ -31,7 +31,8 @@ class Analysis:
     judges: dict[str, str | None]
     """`quality` and `helpfulness`: the judge reported for each kind (None without verdicts)."""
     units: dict[str, pd.DataFrame]
-    """`pass`, and `quality` when there is a quality judge: per-problem values (see stats.units)."""
+    """`pass` (pass@1), `pass@k` for each k > 1 the runs' samples per problem allow, and `quality` when there is a
+    quality judge: per-problem values (see stats.units)."""
     counts: pd.DataFrame
     """Per model x memory: what became of its records (COUNT_COLUMNS, see `condition_counts`)."""
     conditions: pd.DataFrame
@@ -57,7 +58,7 @@ def analyse(runs: Sequence[Run], options: Any) -> Analysis:
               for kind in ("quality", "helpfulness")}
     records = record_table(frame, judges["quality"])
     used = scored(records, judges["quality"])
-    units = {"pass": pass_units(used)}
+    units = {"pass": pass_units(used), **pass_at_k_units(used)}
     if judges["quality"]:
         units["quality"] = quality_units(used)
     leaky = {(r.model, r.memory): False for r in runs}

@@ -1,7 +1,8 @@
 """Paired comparisons of each model's conditions with its baseline, equivalence claims, and breakdowns.
 
 Every row pairs per-problem values (see stats.units), so `n` counts problems; intervals and tests treat the
-origin family as the independent unit.
+origin family as the independent unit. `metric` is `pass` (pass@1), `quality`, or `pass@k` (k > 1) when runs
+drew several samples per problem; each is compared the same way.
 """
 from __future__ import annotations
 

@@ -4,12 +4,17 @@ The problem is the unit every claim is about, so it is the unit of every test: a
 counts once. Quality and pass@1 are computed on the same records, the *scored* ones: a record that ended in
 an error is left out of both (it is counted per condition instead), and with a quality judge a record
 without its verdict is left out of both too, so both metrics cover the same problems.
+
+When a run draws several samples per problem (`repeat`), pass@k for k > 1 (metric `pass@k`) is one more value
+per problem: the unbiased estimate (records.passk) from the problem's scored samples in each epoch of each run,
+averaged over those epochs and runs; an epoch with fewer than k samples is left out of pass@k.
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from spark_eval.records import BANDS
+from spark_eval.records.passk import ks_for, pass_at_k
 from spark_eval.stats.load import ResultsError
 
 UNIT = ["problem_id"]
@@ -19,6 +24,8 @@ DESCRIBE = ["family", "library", "perturbation_type"]
 KEYS = ["model", "memory", *UNIT, *DESCRIBE]
 RECORD = ["run_dir", "key"]
 """What identifies one record in the tidy frame."""
+SAMPLES = ["run_dir", "epoch"]
+"""With `KEYS`, what makes a problem's records the samples of one pass@k estimate: one run (a seed), one epoch."""
 AT_LEAST_GOOD = "at least GOOD"
 BAND_COLUMNS = (*BANDS, AT_LEAST_GOOD)
 
@@ -43,9 +50,9 @@ def quality_verdicts(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
 
 
 def record_table(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
-    """One row per record: `KEYS`, `error`, `advised`, `advice_error`, `passed` (0/1) and `quality`, the mean
-    of `judge`'s scores over its repeats (NaN without a verdict)."""
-    records = frame.drop_duplicates(RECORD)[[*RECORD, *KEYS, "error", "advised", "advice_error", "passed"]]
+    """One row per record: `KEYS`, `epoch`, `error`, `advised`, `advice_error`, `passed` (0/1) and `quality`,
+    the mean of `judge`'s scores over its repeats (NaN without a verdict)."""
+    records = frame.drop_duplicates(RECORD)[[*RECORD, *KEYS, "epoch", "error", "advised", "advice_error", "passed"]]
     scores = quality_verdicts(frame, judge).groupby(RECORD)["score"].mean().rename("quality").reset_index()
     records = records.merge(scores, on=RECORD, how="left")
     return records.assign(passed=records["passed"].astype(float))
@@ -67,6 +74,18 @@ def quality_units(records: pd.DataFrame) -> pd.DataFrame:
 def pass_units(records: pd.DataFrame) -> pd.DataFrame:
     """`KEYS + value`: the share of a problem's scored records that passed DS-1000's tests."""
     return _mean(records, "passed")
+
+
+def pass_at_k_units(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """`pass@k` -> `KEYS + value` for every k > 1 of K_VALUES up to the most samples a problem has: per problem,
+    the unbiased pass@k of each run's epoch with at least k samples, averaged over them. Empty with one sample."""
+    counts = records.groupby([*KEYS, *SAMPLES], sort=True)["passed"].agg(["size", "sum"]).reset_index()
+    units = {}
+    for k in ks_for(int(counts["size"].max()) if len(counts) else 0)[1:]:
+        enough = counts[counts["size"] >= k]
+        values = [pass_at_k(int(n), int(c), k) for n, c in zip(enough["size"], enough["sum"])]
+        units[f"pass@{k}"] = _mean(enough.assign(value=values), "value")
+    return units
 
 
 def band_units(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
