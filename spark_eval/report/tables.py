@@ -18,6 +18,10 @@ MISSING = "-"
 LEAKY_NOTE = ("Leaky: the memory was built with access to reference answers (the paper's synthetic experience); "
               "its numbers are not a fair test.")
 SOURCE_NOTE = "Paper: Tablan et al. (2025), arXiv:2511.08301."
+PASS_AT_K_NOTE = ("Pass@k: the chance that at least one of k answers passes, by the unbiased estimator of Chen et al. "
+                  "(2021), 1 - C(n-c, k)/C(n, k) with n samples per problem of which c passed, per run and epoch, "
+                  "averaged over problems; a problem with fewer than k samples is left out of pass@k (the n of "
+                  "comparisons.csv's pass@k rows counts the problems kept).")
 COUNTS_NOTE = ("Runs: seeds. Errors: records that ended in an error after their retries (e.g. an agent, learner, "
                "coder or judge call that kept failing); a resumed run retries them. Advice given: records whose "
                "coder was shown the memory's advice; Advice errors: records whose memory gave none and recorded why "
@@ -28,9 +32,11 @@ COUNTS_NOTE = ("Runs: seeds. Errors: records that ended in an error after their 
 
 def quality_table(analysis: Analysis) -> Table:
     """Mean quality per model without and with each memory, the human reference, the paper's numbers beside;
-    pass@1, the problems both are computed on (n) and the records left out for an error."""
+    pass@1 (and pass@k when the runs drew several samples per problem), the problems both are computed on (n)
+    and the records left out for an error."""
     means = analysis.conditions.set_index(["model", "memory", "metric"])
     counts = analysis.counts.set_index(["model", "memory"])
+    at_k = [metric for metric in analysis.units if metric.startswith("pass@")]
     rows = []
     for model, memory in _ordered(analysis.counts, analysis.options.baseline):
         quality, passed = _lookup(means, model, memory, "quality"), _lookup(means, model, memory, "pass")
@@ -41,24 +47,31 @@ def quality_table(analysis: Analysis) -> Table:
             "model": label, "memory": memory, "condition": condition,
             "quality": quality["mean"], "ci_low": quality["ci_low"], "ci_high": quality["ci_high"],
             "paper": paper, "diff": quality["mean"] - paper if paper is not None else math.nan,
-            "pass_rate": passed["mean"], "n": int(count["problems"]), "errors": int(count["errors"]),
-            "leaky": bool(count["leaky"]),
+            "pass_rate": passed["mean"], **{_column(m): _lookup(means, model, memory, m)["mean"] for m in at_k},
+            "n": int(count["problems"]), "errors": int(count["errors"]), "leaky": bool(count["leaky"]),
         })
     data = pd.DataFrame(rows, columns=["model", "memory", "condition", "quality", "ci_low", "ci_high", "paper",
-                                       "diff", "pass_rate", "n", "errors", "leaky"])
+                                       "diff", "pass_rate", *map(_column, at_k), "n", "errors", "leaky"])
     cells = tuple((r["model"], r["condition"], _num(r["quality"]), _ci(r["ci_low"], r["ci_high"]), _num(r["paper"]),
-                   _num(r["diff"], signed=True), _pct(r["pass_rate"]), str(r["n"]), str(r["errors"]),
-                   "yes" if r["leaky"] else "") for r in rows)
+                   _num(r["diff"], signed=True), _pct(r["pass_rate"]), *(_pct(r[_column(m)]) for m in at_k),
+                   str(r["n"]), str(r["errors"]), "yes" if r["leaky"] else "") for r in rows)
     judge, options = analysis.judges["quality"], analysis.options
     graded = (f"Quality: mean 1-5 score of {judge} per problem (its verdicts, then the problem's epochs, repeats "
               f"and seeds averaged)." if judge else "Quality: these runs hold no quality verdicts.")
     notes = [f"{graded} 95% CI: bootstrap over origin families ({options.bootstrap} resamples, seed {options.seed}). "
              "Pass@1: share of a problem's records passing DS-1000's tests, averaged over problems. "
              f"{same_records_note(judge)} {SOURCE_NOTE}"]
+    notes += [PASS_AT_K_NOTE] if at_k else []
     notes += [LEAKY_NOTE] if data["leaky"].any() else []
     return Table("Mean code quality (1-5) per model, without and with Spark", (
-        "Model", "Condition", "Quality", "95% CI", "Paper", "Ours - paper", "Pass@1", "n", "Errors", "Leaky"),
-        "llrlrrrrrl", cells, data, tuple(notes))
+        "Model", "Condition", "Quality", "95% CI", "Paper", "Ours - paper", "Pass@1",
+        *(m.capitalize() for m in at_k), "n", "Errors", "Leaky"), "llrlrrr" + "r" * len(at_k) + "rrl", cells, data,
+        tuple(notes))
+
+
+def _column(metric: str) -> str:
+    """The data column of a `pass@k` metric: `pass_at_k`."""
+    return metric.replace("@", "_at_")
 
 
 def same_records_note(judge: str | None) -> str:
