@@ -67,10 +67,13 @@ def write_run(path: Path, records: Sequence[dict[str, Any]], experiment: str = "
 
 
 def synthetic_experiment(root: Path, models: Sequence[str], n: int, seed: int = 0, epochs: int = 1,
-                         memories: Sequence[str] = ("none", "spark"), reference: bool = True) -> list[Path]:
+                         memories: Sequence[str] = ("none", "spark"), reference: bool = True,
+                         experiment: str = "synthetic", texts: bool = False) -> list[Path]:
     """Runs of every model x memory on the same `n` problems (plus the reference solutions), where the memory
-    lifts quality and pass rate a little; random but fixed by `seed`."""
+    lifts quality and pass rate a little; random but fixed by `seed`; `experiment` is their experiment_name.
+    With `texts`, every record has text about as long as a real one's (see `with_texts`); the numbers stay."""
     rng = np.random.default_rng(seed)
+    words = np.random.default_rng([seed, 1])  # a stream of its own: the numbers do not depend on `texts`
     problems = [(pid, LIBRARIES[(pid // 3) % len(LIBRARIES)], PERTURBATIONS[pid % 4], pid // 3)
                 for pid in range(n)]
     conditions = [(m, mem) for m in models for mem in memories] + ([("reference", "none")] if reference else [])
@@ -83,16 +86,60 @@ def synthetic_experiment(root: Path, models: Sequence[str], n: int, seed: int = 
                 passed = bool(rng.random() < skill)
                 score = int(np.clip(np.round(rng.normal((4.2 if passed else 2.8) + skill - 0.5, 0.7)), 1, 5))
                 band = BANDS[int(np.clip(rng.poisson(0.6), 0, 4))] if memory != "none" else None
-                records.append(record(pid, model, memory, passed=passed, scores=[score], band=band, library=library,
-                                      perturbation=perturbation, origin=origin, epoch=epoch))
+                made = record(pid, model, memory, passed=passed, scores=[score], band=band, library=library,
+                              perturbation=perturbation, origin=origin, epoch=epoch)
+                records.append(with_texts(made, words, models) if texts else made)
         health = [{"epoch": e, "round": r, "records_seen": 16, "insights": 3 * (e * 10 + r + 1)}
                   for e in range(epochs) for r in range(-(-n // 16))] if memory != "none" else []
         ledger = {"coder": {"calls": n, "input_tokens": 100 * n, "output_tokens": 25 * n, "cost_usd": 1e-4 * n},
                   "judge": {"calls": n, "input_tokens": 300 * n, "output_tokens": 50 * n, "cost_usd": 3e-4 * n}}
         if memory != "none":
             ledger["agent"] = {"calls": n, "input_tokens": 500 * n, "output_tokens": 80 * n, "cost_usd": 5e-4 * n}
-        paths.append(write_run(root / f"{model}__{memory}__s0", records, health=health, ledger=ledger))
+        paths.append(write_run(root / f"{model}__{memory}__s0", records, experiment=experiment, health=health,
+                               ledger=ledger))
     return paths
+
+
+WORDS = ("frame", "index", "column", "merge", "groupby", "axis", "dtype", "reshape", "pivot", "array", "tensor",
+         "fit", "transform", "plot", "sparse", "mean", "values", "shape", "apply", "sort", "mask", "label", "series",
+         "matrix", "vector", "model", "layer", "batch", "scale", "solve")
+
+
+def synthetic_prompts(n: int, words: int = 180, seed: int = 0) -> dict[int, str]:
+    """A prompt per problem of `synthetic_experiment` (DS-1000's are about this long); problem `k`'s names
+    `problem-k`, so a search can find it alone."""
+    rng = np.random.default_rng([seed, 2])
+    return {pid: f"Problem: problem-{pid}\n" + _sentence(rng, words) + "\nA:\n<code>\nresult = ... # put solution here\n"
+            for pid in range(n)}
+
+
+def with_texts(made: dict[str, Any], rng: np.random.Generator, contributors: Sequence[str]) -> dict[str, Any]:
+    """`made` with code, output, rationales and advice about as long as a real record's: the advice shows 8
+    items (5 documentation chunks, 3 insights naming contributors; one insight in ten poisoned), 2 or 3 cited."""
+    if made["error"] is not None:
+        return made
+    pid, library = made["problem_id"], made["library"].lower()
+    code = "\n".join(f"{_sentence(rng, 3).replace(' ', '_')} = {library}.{_sentence(rng, 1)}({_sentence(rng, 2).replace(' ', ', ')})"
+                     for _ in range(12))
+    out = {**made, "code": f"# problem-{pid}\n{code}"}
+    if made["exec"]["status"] != "passed":
+        out["exec"] = {**made["exec"], "stderr_tail": "Traceback (most recent call last):\n" + _sentence(rng, 40)}
+    out["judgments"] = [{**j, "rationale": _sentence(rng, 40)} for j in made["judgments"]]
+    if made["recommendation"] is not None and made["recommendation"]["error"] is None:
+        cited = set(rng.choice(8, size=int(rng.integers(2, 4)), replace=False).tolist())
+        docs = [{"id": f"doc:{library}:{library}.{_sentence(rng, 2).replace(' ', '.')}#overview", "kind": "doc"}
+                for _ in range(5)]
+        insights = [{"id": f"ins:{int(rng.integers(0, 4000)):04d}", "kind": "insight",
+                     "contributors": sorted(set(rng.choice(list(contributors), size=2).tolist())),
+                     **({"poison": True} if rng.random() < 0.1 else {})} for _ in range(3)]
+        items = [{**item, "score": round(float(rng.random()) / 30, 6), "cited": k in cited, "leak": False,
+                  "contributors": item.get("contributors", [])} for k, item in enumerate(docs + insights)]
+        out["recommendation"] = {**made["recommendation"], "text": _sentence(rng, 120), "items": items}
+    return out
+
+
+def _sentence(rng: np.random.Generator, words: int) -> str:
+    return " ".join(WORDS[k] for k in rng.integers(0, len(WORDS), size=words))
 
 
 def _advice(problem_id: int, error: str | None) -> dict[str, Any]:

@@ -1,0 +1,246 @@
+"""stage=index: one SQLite file over every run directory under paths.results, for SQL or `pandas.read_sql`.
+
+A run directory is a folder holding records.jsonl (folders whose name starts with a dot, such as the response
+cache, are not searched). The index is updated, never rebuilt: a run whose records.jsonl, manifest.json and
+summary.json kept their size and modification time is left as it is; a changed one has its rows replaced in
+one transaction; a run no longer on disk loses its rows. A damaged run (a manifest that is not JSON or is
+missing, a damaged line in the middle of records.jsonl, a file that cannot be read) is left out, named in one
+log line, and keeps the rows it had, so nothing indexed before is lost. A torn last line of records.jsonl (a
+run killed mid-write, or one still writing) is skipped as every reader does, and the run's files are never
+written to. The tables and their columns: spark_eval.records.index_schema.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from spark_eval.errors import UserError
+from spark_eval.records.files import RunDirectoryError, read_records
+from spark_eval.records.format import Record
+from spark_eval.records.index_schema import SCHEMA_VERSION, TABLES, columns, schema
+
+log = logging.getLogger(__name__)
+
+WATCHED = ("records.jsonl", "manifest.json", "summary.json")
+"""The files a run's rows are read from: a change in any of them re-reads the run."""
+DAMAGE = (RunDirectoryError, ValueError, OSError, TypeError, AttributeError, KeyError)
+"""What reading a damaged run directory raises (json's errors are ValueErrors)."""
+
+
+class IndexFileError(UserError):
+    """The index file or the results folder cannot be used; the message names the fix."""
+
+
+@dataclass
+class IndexUpdate:
+    """What one update did, by run (names relative to the results folder)."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Damaged runs left out (their earlier rows, if any, are kept)."""
+
+    def line(self) -> str:
+        damaged = f" ({', '.join(self.skipped)})" if self.skipped else ""
+        return (f"{len(self.added)} runs added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+                f"{len(self.removed)} removed, {len(self.skipped)} skipped as damaged{damaged}")
+
+
+def index_stage(cfg: Any) -> IndexUpdate:
+    """`python -m spark_eval stage=index [paths.results=<folder>] [index=<file>]`."""
+    return update_index(Path(cfg.paths.results), Path(cfg.index))
+
+
+def update_index(root: Path, target: Path) -> IndexUpdate:
+    """Bring the index file `target` up to date with the run directories under `root`."""
+    if not root.is_dir():
+        raise IndexFileError(f"paths.results={root} is not a folder; point paths.results at the folder of run "
+                          "directories to index")
+    found = dict(find_runs(root))
+    done = IndexUpdate()
+    db = connect(target)
+    try:
+        known = dict(db.execute("SELECT run, signature FROM runs").fetchall())
+        for name, path in found.items():
+            before = signature(path)
+            if known.get(name) == before:
+                done.unchanged.append(name)
+                continue
+            try:
+                rows = read_run(name, path)
+            except DAMAGE as e:
+                log.warning("index: left out damaged run %s (%s); its earlier rows, if any, are kept", path, e)
+                done.skipped.append(name)
+                continue
+            rows["runs"][0]["signature"] = before  # from before reading: a change while reading is read next time
+            replace_run(db, name, rows)
+            (done.updated if name in known else done.added).append(name)
+        for name in sorted(set(known) - set(found)):
+            replace_run(db, name, {})
+            done.removed.append(name)
+    finally:
+        db.close()
+    log.info("index %s: %s", target, done.line())
+    return done
+
+
+def find_runs(root: Path) -> Iterator[tuple[str, Path]]:
+    """(name relative to root, path) of every run directory under root, sorted; hidden folders are not searched."""
+    for folder, dirs, files in os.walk(root):
+        if "records.jsonl" in files:
+            dirs[:] = []  # a run's own folders (memory/, .hydra/) hold no runs
+            path = Path(folder)
+            yield path.relative_to(root).as_posix(), path
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+
+
+def signature(path: Path) -> str:
+    """Size and modification time (ns) of each WATCHED file (null when absent), as JSON."""
+    stats = {}
+    for name in WATCHED:
+        try:
+            stat = (path / name).stat()
+            stats[name] = [stat.st_size, stat.st_mtime_ns]
+        except FileNotFoundError:
+            stats[name] = None
+    return json.dumps(stats, sort_keys=True)
+
+
+def connect(target: Path) -> sqlite3.Connection:
+    """The index file, created or brought to SCHEMA_VERSION (an index of another version is emptied)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(target, timeout=60, isolation_level=None)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute("BEGIN IMMEDIATE")
+        if version != SCHEMA_VERSION:
+            for table in TABLES:
+                db.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in schema():
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise IndexFileError(f"index={target} is not an index this spark_eval can update ({e}); delete it or set "
+                          "index=<another file>") from None
+    return db
+
+
+def replace_run(db: sqlite3.Connection, name: str, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Delete every row of run `name` and insert `rows` (table -> rows), in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table in TABLES:
+            db.execute(f"DELETE FROM {table} WHERE run = ?", (name,))
+            names = columns(table)
+            if rows.get(table):
+                db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(names))})",
+                               [tuple(_scalar(row.get(c)) for c in names) for row in rows[table]])
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def read_run(name: str, path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every table's rows for one run directory; raises one of DAMAGE when it cannot be read whole."""
+    if not (path / "manifest.json").is_file():
+        raise RunDirectoryError("no manifest.json")
+    manifest = _json_object(path / "manifest.json")
+    summary = _json_object(path / "summary.json") if (path / "summary.json").is_file() else None
+    records = read_records(path / "records.jsonl", repair=False)
+    rows: dict[str, list[dict[str, Any]]] = {"runs": [run_row(name, path, manifest, records)]}
+    rows["summaries"] = [summary_row(name, summary)] if summary is not None else []
+    rows["records"] = [record_row(name, line, r) for line, r in enumerate(records, start=1)]
+    rows["verdicts"] = [verdict_row(name, r, j) for r in records for j in r.judgments]
+    rows["items"] = [item_row(name, r, rank, item) for r in records if r.recommendation
+                     for rank, item in enumerate(r.recommendation.items, start=1)]
+    ledger, source = (manifest.get("ledger"), "manifest.json")
+    if not ledger and summary:
+        ledger, source = summary.get("ledger"), "summary.json"
+    rows["ledger"] = [{"run": name, "component": component, "source": source, **usage}
+                      for component, usage in sorted((ledger or {}).items()) if isinstance(usage, dict)]
+    return rows
+
+
+def run_row(name: str, path: Path, manifest: dict[str, Any], records: list[Record]) -> dict[str, Any]:
+    identity = manifest.get("identity") or {}
+    memory = manifest.get("memory") if isinstance(manifest.get("memory"), dict) else {}
+    first = records[0] if records else None
+    return {
+        "run": name, "path": str(path.resolve()),
+        "experiment": identity.get("experiment_name") or path.parent.name,
+        "benchmark": identity.get("dataset.name"),
+        "model": first.model if first else identity.get("model.name"),
+        "memory": first.memory if first else identity.get("memory.name"),
+        "seed": first.seed if first else identity.get("seed"),
+        **{k: manifest.get(k) for k in ("status", "started_at", "finished_at", "wall_s", "counts", "dataset_hash",
+                                        "config_hash", "git_sha", "git_dirty", "versions")},
+        "records": len(records), "passed": sum(r.passed for r in records),
+        "errors": sum(bool(r.error) for r in records), "problems": len({r.problem_id for r in records}),
+        "leaky": bool(manifest.get("leaky")) or any(r.leaky for r in records),
+        "memory_state_hash": memory.get("state_hash"), "insights": memory.get("insights"),
+        "manifest": manifest, "indexed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def summary_row(name: str, summary: dict[str, Any]) -> dict[str, Any]:
+    keys = ("n", "passed", "pass_rate", "errors", "infra_error", "leak_flag_rate", "quality_mean",
+            "helpfulness_bands", "by_library", "by_perturbation")
+    return {"run": name, **{k: summary.get(k) for k in keys}, "summary": summary}
+
+
+def record_row(name: str, line: int, r: Record) -> dict[str, Any]:
+    c, advice = r.completion, r.recommendation
+    return {
+        "run": name, "line": line, "key": r.key, "problem_id": r.problem_id, "library": r.library,
+        "perturbation_type": r.perturbation_type, "family": r.family, "model": r.model, "memory": r.memory,
+        "seed": r.seed, "epoch": r.epoch, "repeat": r.repeat, "status": r.status, "passed": r.passed,
+        "error": r.error or None, "error_type": r.exec.error_type if r.exec else None, "advised": r.advised,
+        "advice_error": (advice.error if advice else None) or None, "rec_leak": bool(advice and advice.leak_flag),
+        "items": len(advice.items) if advice else 0, "memory_hash": r.memory_hash, "versions": r.versions,
+        **({"input_tokens": c.input_tokens, "output_tokens": c.output_tokens, "cost_usd": c.cost_usd,
+            "latency_s": c.latency_s, "cached": c.cached} if c else {}),
+    }
+
+
+def verdict_row(name: str, r: Record, j: Any) -> dict[str, Any]:
+    usage = j.usage if isinstance(j.usage, dict) else {}
+    return {"run": name, "key": r.key, "problem_id": r.problem_id, "judge": j.judge, "kind": j.kind,
+            "repeat": j.repeat, "score": j.score, "band": j.band, "parse_error": j.parse_error, "version": j.version,
+            "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
+            "cost_usd": usage.get("cost_usd"), "criteria": j.criteria or None}
+
+
+def item_row(name: str, r: Record, rank: int, item: dict[str, Any]) -> dict[str, Any]:
+    contributors = item.get("contributors") or ()
+    return {"run": name, "key": r.key, "problem_id": r.problem_id, "rank": rank, "item_id": item.get("id"),
+            "kind": item.get("kind"), "score": item.get("score"), "cited": item.get("cited"),
+            "leak": item.get("leak"), "contributors": ",".join(map(str, contributors)) or None}
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path.name} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} is not a JSON object")
+    return data
+
+
+def _scalar(value: Any) -> Any:
+    """A value SQLite stores: containers as JSON text."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return value
