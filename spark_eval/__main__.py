@@ -13,11 +13,13 @@ from spark_eval.errors import UserError
 from spark_eval.models.base import ModelCallError
 from spark_eval.pipeline import run
 from spark_eval.pipeline.rejudge import judge_run
+from spark_eval.records.index import index_stage
 from spark_eval.report import report_stage
+from spark_eval.stats.versus import compare_stage
 
 log = logging.getLogger("spark_eval")
 
-STAGES = {"run": run, "judge": judge_run, "report": report_stage}
+STAGES = {"run": run, "judge": judge_run, "report": report_stage, "index": index_stage, "compare": compare_stage}
 
 register_configs()
 

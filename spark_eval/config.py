@@ -291,7 +291,9 @@ class Config:
     stage: str = "run"
     community: CommunityConfig = field(default_factory=CommunityConfig)
     run_dir: Optional[str] = None
-    results: Optional[str] = None  # stage=report: a glob of run directories
+    results: Any = None  # stage=report: a glob of run directories, or a list of globs
+    index: str = "${paths.results}/index.sqlite"  # stage=index: the SQLite file over every run under paths.results
+    runs: list[str] = field(default_factory=list)  # stage=compare: two run directories (paths, or under paths.results)
 
 
 def register_configs() -> None:
@@ -319,9 +321,11 @@ def register_configs() -> None:
         # stages other than `run` keep Hydra's copy of their config apart from the run's own .hydra/
         "spark_hydra_subdir": lambda stage: ".hydra" if stage == "run" else f".hydra-{stage}",
         # the folder a later stage writes into: stage=judge the run it judges, stage=report its report folder
-        # (without one, Hydra's log goes to the temp folder and the stage stops asking for report.out)
+        # (without one, Hydra's log goes to the temp folder and the stage stops asking for report.out);
+        # stage=index and stage=compare make no folder in results/: Hydra's log goes to the temp folder
         "spark_stage_dir": lambda stage, run_dir, report_out: (
-            report_out or str(Path(tempfile.gettempdir()) / "spark_eval-report")) if stage == "report" else run_dir,
+            report_out or str(Path(tempfile.gettempdir()) / "spark_eval-report")) if stage == "report" else (
+            str(Path(tempfile.gettempdir()) / f"spark_eval-{stage}")) if stage in ("index", "compare") else run_dir,
     }
     resolvers["spark_share"] = _member_share
     resolvers["spark_poison"] = lambda model, poisoner, rate: float(rate) if model == poisoner else 0.0
@@ -377,6 +381,8 @@ RESULT_NEUTRAL_KEYS = (
     "stage",
     "report",
     "results",
+    "index",
+    "runs",
     "execution.seaborn_data",
     "memory.kb.python",
     # the agent's and learner's model configs count where a memory uses them: inside memory.*_model

@@ -9,7 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -93,23 +93,47 @@ def load_run(path: Path) -> Run | None:
 
 
 def load_runs(results: str | Path | Sequence[str | Path]) -> list[Run]:
-    """Every run the paths or globs match, sorted by condition; two runs of one condition are refused."""
+    """Every run the paths or globs match, sorted by condition (see `label_by_experiment` for runs of one condition
+    in several experiments); two runs of one condition in one experiment are refused."""
     runs = [run for path in find_run_dirs(results) if (run := load_run(path)) is not None]
     if not runs:
         raise ResultsError(f"the run directories matching results={results} hold no records yet")
+    check_one_benchmark(runs)
+    seen: dict[tuple[str, str], Path] = {}
+    for run in runs:
+        if (run.experiment, run.label) in seen:
+            raise ResultsError(f"{seen[run.experiment, run.label]} and {run.path} are both {run.label} of experiment "
+                               f"{run.experiment}; narrow results= to one experiment directory holding it")
+        seen[run.experiment, run.label] = run.path
+    return sorted(label_by_experiment(runs), key=lambda r: (r.model, r.memory, r.seed))
+
+
+def check_one_benchmark(runs: Sequence[Run], given: str = "results") -> None:
+    """ResultsError unless every run that names its data used the same (problems are paired by id); `given` is the
+    config key the runs came from."""
     benchmarks = {run.manifest.get("dataset_hash"): run for run in runs if run.manifest.get("dataset_hash")}
     if len(benchmarks) > 1:
         names = sorted(f"{run.manifest.get('identity', {}).get('dataset.name', '?')} ({run.path})"
                        for run in benchmarks.values())
-        raise ResultsError(f"results= holds runs of different benchmarks or data copies: {'; '.join(names)}; "
-                           "give a glob of one benchmark's runs (problems are paired by id within a benchmark)")
-    seen: dict[str, Path] = {}
+        fix = "a glob of one benchmark's runs" if given == "results" else "runs of one benchmark"
+        raise ResultsError(f"{given}= holds runs of different benchmarks or data copies: {'; '.join(names)}; "
+                           f"give {fix} (problems are paired by id within a benchmark)")
+
+
+def label_by_experiment(runs: Sequence[Run]) -> list[Run]:
+    """The runs, with a model that has one condition (memory and seed) in several experiments named
+    `<model>@<experiment>` in every run of it, so each experiment's conditions stay apart and are compared with that
+    experiment's own baseline. The reference solutions keep their name (they are the human line, never compared);
+    their memory is named `<memory>@<experiment>` instead."""
+    from spark_eval.stats.compare import REFERENCE  # compare stands on this module
+
+    experiments: dict[tuple[str, str, int], set[str]] = {}
     for run in runs:
-        if run.label in seen:
-            raise ResultsError(f"{seen[run.label]} and {run.path} are both {run.label}; "
-                               "narrow results= to one experiment")
-        seen[run.label] = run.path
-    return sorted(runs, key=lambda r: (r.model, r.memory, r.seed))
+        experiments.setdefault((run.model, run.memory, run.seed), set()).add(run.experiment)
+    shared = {model for (model, _, _), names in experiments.items() if len(names) > 1}
+    return [run if run.model not in shared
+            else replace(run, memory=f"{run.memory}@{run.experiment}") if run.model == REFERENCE
+            else replace(run, model=f"{run.model}@{run.experiment}") for run in runs]
 
 
 def tidy(runs: Sequence[Run]) -> pd.DataFrame:
