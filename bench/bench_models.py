@@ -1,46 +1,69 @@
 """Harness overhead per model call, against a local fake OpenAI-compatible server with a fixed latency.
 
-    python bench/bench_models.py                     # 64 calls of 0.2 s at concurrency 1, 8 and 64
-    python bench/bench_models.py --calls 256 --latency 0.05
+    PYTHONPATH=. python bench/bench_models.py                 # 8 waves of 0.2 s calls at concurrency 1, 8 and 64
+    PYTHONPATH=. python bench/bench_models.py --waves 1       # one burst: as many calls as the concurrency
+    PYTHONPATH=. python bench/bench_models.py --latency 0.05 --concurrency 16
 
-For each concurrency, the ideal wall time is calls x latency / concurrency; the difference, per call, is
-what the harness (SDK, retry wrapper, semaphore, JSON, the fake server's own Python) costs on this machine.
-No cache, so every call reaches the server.
+Each concurrency sends `waves x concurrency` calls through `OpenAIModel.complete` (response cache off, so every
+call reaches the server); the ideal wall time is waves x latency, what a provider answering in exactly that
+latency allows. The fake server runs in a process of its own, so the figure is the harness's: SDK, retry
+wrapper, semaphore, JSON. `client ms/call` is the harness process's CPU time per call.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
+import sys
 import time
 
 from spark_eval.models.base import GenerationParams
 from spark_eval.models.openai import OpenAIModel
-from tests.fakes.openai_server import FakeOpenAIServer
 
 
-async def call_all(model: OpenAIModel, calls: int) -> None:
+async def call_all(model: OpenAIModel, calls: int, tag: str) -> None:
     params = GenerationParams(max_tokens=16)
-    await asyncio.gather(*(model.complete([{"role": "user", "content": f"q{i}"}], params) for i in range(calls)))
+    await asyncio.gather(*(model.complete([{"role": "user", "content": f"{tag}{i}"}], params) for i in range(calls)))
+
+
+def measure(base_url: str, concurrency: int, waves: int) -> tuple[float, float]:
+    """Wall seconds and client CPU seconds of `waves x concurrency` calls, after one warm-up wave (connections
+    open, SDK client built)."""
+    model = OpenAIModel(name="bench", model="fake", base_url=base_url, api_key_env=None, concurrency=concurrency,
+                        cache_path=None)
+
+    async def timed() -> tuple[float, float]:
+        await call_all(model, concurrency, "warm")
+        wall, cpu = time.monotonic(), time.process_time()
+        await call_all(model, waves * concurrency, "q")
+        return time.monotonic() - wall, time.process_time() - cpu
+
+    return asyncio.run(timed())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=64)
+    parser.add_argument("--waves", type=int, default=8)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", default="1,8,64")
     args = parser.parse_args()
-    with FakeOpenAIServer(latency_s=args.latency) as server:
-        print(f"{args.calls} calls, server latency {args.latency * 1000:.0f} ms")
-        print(f"{'concurrency':>11} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} {'extra ms/call':>14}")
+    server = subprocess.Popen([sys.executable, "-m", "tests.fakes.openai_server", str(args.latency)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        base_url = server.stdout.readline().strip()
+        print(f"{args.waves} waves per concurrency, server latency {args.latency * 1000:.0f} ms")
+        print(f"{'concurrency':>11} {'calls':>6} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} "
+              f"{'extra ms/call':>14} {'client ms/call':>15}")
         for concurrency in map(int, args.concurrency.split(",")):
-            model = OpenAIModel(name="bench", model="fake", base_url=server.base_url, api_key_env=None,
-                                concurrency=concurrency, cache_path=None)
-            start = time.monotonic()
-            asyncio.run(call_all(model, args.calls))
-            wall = time.monotonic() - start
-            ideal = args.calls * args.latency / concurrency
-            extra = (wall - ideal) / args.calls * 1000  # harness time per call beyond the server's latency
-            print(f"{concurrency:>11} {wall:>8.2f} {ideal:>8.2f} {wall / ideal:>10.2f} {extra:>14.1f}")
+            calls = args.waves * concurrency
+            wall, cpu = measure(base_url, concurrency, args.waves)
+            ideal = args.waves * args.latency
+            extra = (wall - ideal) / calls * 1000  # harness time per call beyond the server's latency
+            print(f"{concurrency:>11} {calls:>6} {wall:>8.2f} {ideal:>8.2f} {wall / ideal:>10.2f} {extra:>14.2f} "
+                  f"{cpu / calls * 1000:>15.2f}")
+    finally:
+        server.kill()
+        server.wait()
 
 
 if __name__ == "__main__":

@@ -130,7 +130,8 @@ class ProviderModel(abc.ABC):
             async for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    reply = await asyncio.wait_for(self._call(messages, params), self.timeout_s)
+                    async with asyncio.timeout(self.timeout_s):  # no task per call, unlike wait_for
+                        reply = await self._call(messages, params)
         except Exception as e:
             raise ModelCallError(f"{self.name}: {type(e).__name__}: {e}", attempts) from e
         return reply, attempts

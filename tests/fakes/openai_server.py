@@ -73,6 +73,8 @@ class FakeOpenAIServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: clients reuse their connections, as with a real provider
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -123,3 +125,17 @@ def completion_json(text: str, body: dict) -> bytes:
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
                   "total_tokens": prompt_tokens + len(text.split())},
     }).encode()
+
+
+def serve(latency_s: float) -> None:
+    """Serve in this process until killed, printing the base URL first (benchmarks run the server in a process of
+    its own, so its Python does not share the client's interpreter lock)."""
+    with FakeOpenAIServer(latency_s=latency_s) as server:
+        print(server.base_url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve(float(sys.argv[1]) if len(sys.argv) > 1 else 0.0)
