@@ -246,9 +246,9 @@ class ExecutionConfig:
 @dataclass
 class PipelineConfig:
     epochs: int = 1
-    repeats: int = 1
+    samples: int = 1  # answers drawn per problem, each its own record (pass@k); > 1 needs model temperature > 0
     round_size: int = 16
-    concurrency: int = 4
+    concurrency: Optional[int] = None  # problems in flight; None: what the coder's provider takes (see runner)
     progress: bool = True
     shuffle: bool = False  # stream order: the dataset's, or a shuffle set by `seed`
     share: Optional[str] = None  # "i/n": this run takes problems i, i+n, i+2n, ... of the stream (community members)
@@ -394,6 +394,8 @@ RESULT_NEUTRAL_KEYS = (
 # Settings added after runs were made, left out of the identity while they keep the value that means "as before",
 # so those runs still resume.
 IDENTITY_ABSENT = {"pipeline.share": None, "memory.mask_contributors": [], "memory.poison.rate": 0.0}
+# Settings renamed after runs were made: a resume reads the old name in their identity as the new one.
+IDENTITY_RENAMED = {"pipeline.repeats": "pipeline.samples"}
 # Leaf names that are locations wherever they appear (a model's cache or weights folder).
 RESULT_NEUTRAL_LEAVES = ("cache_path", "weights_dir", "cache_dir", "model_dir")
 # How a model's calls are made, not what they return: neutral in any model config (a `spark_eval.models` target).

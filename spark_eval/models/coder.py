@@ -19,8 +19,17 @@ class ChatCoder:
         self.seed = seed
 
     async def answer(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> Completion:
-        params = self.model.default_params(stop=self.benchmark.stop, seed=self.seed, repeat=repeat)
+        params = self.model.default_params(stop=self.benchmark.stop, seed=sample_seed(self.seed, repeat), repeat=repeat)
         return await self.model.complete(self.benchmark.coder_messages(problem, recommendation), params)
+
+
+SAMPLE_SEED_STRIDE = 7919
+"""Sample r of a problem is drawn with seed `seed + r x stride` (sample 0 keeps the run's seed), so samples
+differ and two runs' seeds do not share samples unless they are a multiple of the stride apart."""
+
+
+def sample_seed(seed: int | None, repeat: int) -> int | None:
+    return None if seed is None else seed + SAMPLE_SEED_STRIDE * repeat
 
 
 def as_coder(model: Any, benchmark: Benchmark, seed: int | None = None) -> Coder:

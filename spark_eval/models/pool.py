@@ -8,6 +8,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 
+def at_once(model: Any) -> int:
+    """How many requests `model` takes at once: a batching engine's batch (vLLM), else its `concurrency`; 1 for a
+    coder that replays answers."""
+    return int(getattr(model, "batch_size", None) or getattr(model, "concurrency", None) or 1)
+
+
 class ModelPool:
     """Instantiates each distinct model config once, so judges (and the coder) sharing a model share it."""
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from spark_eval.data import build_benchmark
 from spark_eval.judge.panel import build_panel, panel_versions
-from spark_eval.models.pool import ModelPool
+from spark_eval.models.pool import ModelPool, at_once
 from spark_eval.models.base import ModelCallError
 from spark_eval.pipeline.rundir import RunLock
 from spark_eval.records import (Judgment, Record, RunDirectoryError, append_jsonl, read_lines, read_records,
@@ -71,7 +71,8 @@ def _judge_locked(cfg: DictConfig, run_dir: Path, models: ModelPool) -> dict[str
 
 async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -> int:
     """Grade each (record, judge, repeat), journaling every verdict as it comes; how many verdicts."""
-    slots = asyncio.Semaphore(pipeline.concurrency)
+    models = {id(m): m for _, judge, _ in todo if (m := getattr(judge, "model", None)) is not None}  # what they take
+    slots = asyncio.Semaphore(pipeline.concurrency or max(map(at_once, models.values()), default=1))
     progress = tqdm(total=len(todo), disable=not pipeline.progress, unit="verdict")
 
     async def one(record: Record, judge: Any, repeat: int) -> int:

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from spark_eval.config import (IDENTITY_ABSENT, MODEL_CALL_SETTINGS, PROJECT_ROOT, RESULT_NEUTRAL_KEYS,
+from spark_eval.config import (IDENTITY_ABSENT, IDENTITY_RENAMED, MODEL_CALL_SETTINGS, PROJECT_ROOT, RESULT_NEUTRAL_KEYS,
                                RESULT_NEUTRAL_LEAVES)
 from spark_eval.memory.store import is_database_url, shown_url
 from spark_eval.records import Record, RunDirectoryError, append_record, read_records, rewrite_records, write_json
@@ -114,6 +114,7 @@ class RunDirectory:
                 raise RunDirectoryError(f"{self.records_path} exists without a manifest; move it away to start anew")
             return
         before = json.loads(self.manifest_path.read_text()).get("identity", {})
+        before = {IDENTITY_RENAMED.get(k, k): v for k, v in before.items()}
         changed = [k for k in sorted(set(before) | set(self.identity)) if before.get(k) != self.identity.get(k)]
         if changed:
             detail = "; ".join(f"{k}: {before.get(k)!r} -> {self.identity.get(k)!r}" for k in changed[:8])

@@ -19,7 +19,7 @@ from spark_eval.execution import OUTPUT_VERSION
 from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.memory import build_memory
 from spark_eval.models.coder import as_coder
-from spark_eval.models.pool import ModelPool
+from spark_eval.models.pool import ModelPool, at_once
 from spark_eval.pipeline.rundir import RunDirectory, git_state, result_identity
 from spark_eval.pipeline.solve import Condition, solve
 from spark_eval.records.summary import format_not_passed, format_pass_table, write_derived
@@ -50,7 +50,7 @@ def assemble(cfg: DictConfig, models: ModelPool, run_dir: Path) -> tuple[list[Pr
     """The problems in stream order, and the condition: benchmark, coder, memory, sandbox and judges."""
     benchmark = build_benchmark(cfg.dataset)
     problems = share_of(stream_order(benchmark.select(), cfg.pipeline.shuffle, cfg.seed), cfg.pipeline.share)
-    coder = as_coder(models.get(cfg.model), benchmark, cfg.seed)
+    coder = as_coder(check_samples(models.get(cfg.model), cfg.pipeline.samples), benchmark, cfg.seed)
     memory = build_memory(cfg.memory, models, run_dir, benchmark)
     judges = build_panel(cfg.judge, models)
     versions = {**benchmark.versions(), "output": OUTPUT_VERSION, **panel_versions(judges), **memory.versions}
@@ -84,10 +84,10 @@ def stream(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], condi
     started = time.monotonic()
     with sandbox:
         try:
-            if len(finished) < len(problems) * cfg.pipeline.epochs * cfg.pipeline.repeats:
+            if len(finished) < len(problems) * cfg.pipeline.epochs * cfg.pipeline.samples:
                 sandbox.start()  # fail fast on a broken grading environment, before any model call
                 models.start()  # engines load now, not inside the first request's timeout
-            in_flight = max(cfg.pipeline.concurrency, getattr(models.get(cfg.model), "batch_size", None) or 0)
+            in_flight = problems_in_flight(cfg.pipeline.concurrency, models.get(cfg.model), sandbox.workers)
             asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline, in_flight))
         except BaseException:
             try:
@@ -121,11 +121,11 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
                       pipeline: Any, in_flight: int) -> None:
     """Epochs of rounds; each round's problems see one memory snapshot, and are learned from once written.
 
-    `in_flight` problems run at once: `pipeline.concurrency`, or a batching engine's whole batch (vLLM). A
+    `in_flight` problems run at once (`problems_in_flight`). A
     memory that does not learn has one round per epoch, so nothing waits at a round's end for nothing.
     """
     done = {r.key: r for r in finished}
-    total = len(problems) * pipeline.epochs * pipeline.repeats
+    total = len(problems) * pipeline.epochs * pipeline.samples
     progress = _Progress(total, finished, enabled=pipeline.progress)
     slots = asyncio.Semaphore(in_flight)
     round_size = pipeline.round_size if condition.memory.learns else len(problems)
@@ -138,7 +138,7 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
     for epoch in range(pipeline.epochs):
         for number, start in enumerate(range(0, len(problems), round_size)):
             in_round = {record_key(p.problem_id, epoch, r): (p, r)
-                        for p in problems[start : start + round_size] for r in range(pipeline.repeats)}
+                        for p in problems[start : start + round_size] for r in range(pipeline.samples)}
             todo = [bounded(p, epoch, r) for key, (p, r) in in_round.items() if key not in done]
             for next_record in asyncio.as_completed(todo):
                 record = await next_record
@@ -149,6 +149,34 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
             await condition.memory.learn([done[k] for k in in_round], epoch, number)
         condition.memory.checkpoint(epoch)
     progress.close()
+
+
+def problems_in_flight(setting: int | None, coder: Any, workers: int) -> int:
+    """Problems run at once: `pipeline.concurrency` when set; else as many as the coder's provider takes at once
+    (its `concurrency`, a vLLM engine's batch), and never fewer than the sandbox's workers, so programs run while
+    the coder generates. Each model still bounds its own requests by its `concurrency`."""
+    provider = at_once(coder)
+    if setting is None:
+        return max(provider, workers)
+    if setting < provider:
+        log.warning("pipeline.concurrency=%d keeps %s at %d of the %d requests it takes at once; "
+                    "leave pipeline.concurrency unset to let model.concurrency decide", setting,
+                    getattr(coder, "name", "the coder"), setting, provider)
+    return setting
+
+
+def check_samples(model: Any, samples: int) -> Any:
+    """`model`, if it can draw `samples` different answers per problem: more than one needs a sampling
+    temperature (None is the provider's default, which samples); a replayed answer is always the same."""
+    if samples < 1:
+        raise UserError(f"pipeline.samples={samples}: give 1 or more answers per problem")
+    params = getattr(model, "params", None)
+    temperature = params.get("temperature") if params is not None else 0.0  # a replayed answer never varies
+    if samples > 1 and temperature is not None and temperature <= 0:
+        raise UserError(f"pipeline.samples={samples} would draw the same answer {samples} times from "
+                        f"{getattr(model, 'name', 'this coder')} at temperature {temperature or 0}; set "
+                        "model.params.temperature=0.8 (pass@k wants sampled answers), or pipeline.samples=1")
+    return model
 
 
 def stream_order(problems: list[Problem], shuffle: bool, seed: int) -> list[Problem]:

@@ -205,11 +205,11 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def _epochs_repeats(job_dir: Path, manifest: dict[str, Any]) -> tuple[int, int]:
-    """From the manifest's identity (`pipeline.epochs`, `pipeline.repeats`), else the job's .hydra/config.yaml,
-    else 1 each."""
+    """From the manifest's identity (`pipeline.epochs`, `pipeline.samples`, `pipeline.repeats` before the rename),
+    else the job's .hydra/config.yaml, else 1 each."""
     identity = manifest.get("identity")
     identity = identity if isinstance(identity, dict) else {}
-    epochs, repeats = identity.get("pipeline.epochs"), identity.get("pipeline.repeats")
+    epochs, repeats = identity.get("pipeline.epochs"), identity.get("pipeline.samples", identity.get("pipeline.repeats"))
     if not (_count(epochs) and _count(repeats)):
         try:
             pipeline = (yaml.safe_load((job_dir / ".hydra" / "config.yaml").read_text()) or {}).get("pipeline") or {}
@@ -217,7 +217,7 @@ def _epochs_repeats(job_dir: Path, manifest: dict[str, Any]) -> tuple[int, int]:
             pipeline = {}
         pipeline = pipeline if isinstance(pipeline, dict) else {}
         epochs = epochs if _count(epochs) else pipeline.get("epochs")
-        repeats = repeats if _count(repeats) else pipeline.get("repeats")
+        repeats = repeats if _count(repeats) else pipeline.get("samples", pipeline.get("repeats"))
     return (epochs if _count(epochs) else 1), (repeats if _count(repeats) else 1)
 
 
