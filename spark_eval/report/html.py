@@ -1,16 +1,17 @@
-"""The HTML report: one self-contained file (figures as data URIs, no script), every text escaped."""
+"""The HTML report: one self-contained file (figures as data URIs, the problem browser as inline JSON and script;
+nothing loaded from the network), every text escaped."""
 from __future__ import annotations
 
 import base64
 import math
-from collections import defaultdict
 from html import escape
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from spark_eval.records import Recommendation, Record
+from spark_eval.report.browser import browser_section
+from spark_eval.report.browser_script import STYLE as BROWSER_STYLE
 from spark_eval.report.render import Table
 from spark_eval.stats import Analysis
 from spark_eval.stats.paired import EXACT_FAMILIES, FLIPS
@@ -55,7 +56,7 @@ def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, 
     """The whole report as one HTML string (deterministic for the same inputs)."""
     experiments = ", ".join(sorted({run.experiment for run in analysis.runs}))
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>spark_eval report: "
-             f"{escape(experiments)}</title><style>{STYLE}</style></head><body>",
+             f"{escape(experiments)}</title><style>{STYLE}{BROWSER_STYLE}</style></head><body>",
              f"<h1>spark_eval report: {escape(experiments)}</h1>", _runs(analysis)]
     parts += [_table(table) for table in tables]
     parts += ["<h2>Paired comparisons</h2>", _frame(analysis.comparisons, COMPARISON_FORMATS),
@@ -70,7 +71,7 @@ def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, 
                   f"<p class='note'>{escape(POISON_NOTE)}</p>"]
     parts += ["<h2>Figures</h2>"]
     parts += [_figure(name, paths[0]) for name, paths in figures.items()]
-    parts += ["<h2>Problems</h2>", _problems(analysis, prompts), "</body></html>"]
+    parts += ["<h2>Problems</h2>", browser_section(analysis, prompts), "</body></html>"]
     return "\n".join(parts) + "\n"
 
 
@@ -111,67 +112,3 @@ def _figure(name: str, png: Path) -> str:
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     return (f"<figure><img src='data:image/png;base64,{data}' alt='{escape(name)}'>"
             f"<figcaption>{escape(name)}</figcaption></figure>")
-
-
-def _problems(analysis: Analysis, prompts: dict[int, str]) -> str:
-    """Per problem: its prompt, then every run's recommendation, code, execution result and verdicts."""
-    by_problem: dict[int, list[tuple[Any, Record]]] = defaultdict(list)
-    for run in analysis.runs:
-        for record in sorted(run.records, key=lambda r: (r.epoch, r.repeat)):
-            by_problem[record.problem_id].append((run, record))
-    parts = []
-    for pid in sorted(by_problem):
-        entries = by_problem[pid]
-        first = entries[0][1]
-        marks = " ".join(f"{run.model}/{run.memory}:{record.status}" for run, record in entries)
-        parts.append(f"<details><summary>#{pid} {escape(first.library)} {escape(first.perturbation_type)} "
-                     f"- {escape(marks)}</summary>")
-        if pid in prompts:
-            parts.append(f"<details><summary>Prompt</summary><pre>{escape(prompts[pid])}</pre></details>")
-        parts += [_attempt(run, record) for run, record in entries]
-        parts.append("</details>")
-    return "\n".join(parts)
-
-
-def _advice(recommendation: Recommendation, leak: str) -> str:
-    """The memory's side of a record: the agent's search plan, the items it was shown (cited or not), the advice."""
-    parts = [f"<details open><summary>Memory: plan, items, advice{leak}</summary>"]
-    plan = recommendation.plan
-    if plan:
-        queries = "; ".join(str(q) for q in plan.get("queries") or [])
-        parts.append(f"<p>Plan: {escape(str(plan.get('intent') or '-'))} Library: {escape(str(plan.get('library')))}. "
-                     f"Queries: {escape(queries)}. Avoid: {escape(str(plan.get('avoid') or '-'))}</p>")
-    items = recommendation.items
-    if items:
-        rows = [(str(i.get("id")), str(i.get("kind")), "cited" if i.get("cited") else "", "leak" if i.get("leak") else "")
-                for i in items]
-        parts.append(_html_table(("Item shown", "Kind", "Cited", "Overlaps reference"), rows, "llll"))
-    if recommendation.text:
-        parts.append(f"<pre>{escape(recommendation.text)}</pre>")
-    if recommendation.error:
-        parts.append(f"<p>No advice: {escape(str(recommendation.error))}</p>")
-    parts.append("</details>")
-    return "".join(parts)
-
-
-def _attempt(run: Any, record: Record) -> str:
-    status, result = record.status, record.exec
-    parts = [f"<div class='run'><h4>{escape(run.label)} epoch {record.epoch} repeat {record.repeat}: "
-             f"<span class='{escape(status)}'>{escape(status)}</span></h4>"]
-    recommendation = record.recommendation
-    if recommendation:
-        leak = " (overlaps the reference code)" if recommendation.leak_flag else ""
-        parts.append(_advice(recommendation, leak))
-    parts.append(f"<details><summary>Code</summary><pre>{escape(record.code or '')}</pre></details>")
-    parts.append(f"<p>Execution: {escape(status)} {escape(str(result.error_type or '') if result else '')} "
-                 f"({result.duration_s if result else 0:.2f} s)</p>")
-    if result and result.stderr_tail:
-        parts.append(f"<details><summary>Output tail</summary><pre>{escape(result.stderr_tail)}</pre></details>")
-    if record.error:
-        parts.append(f"<p>Error: {escape(str(record.error))}</p>")
-    verdicts = [(j.judge, j.kind, str(j.repeat), _format(j.score, None) if j.score is not None else "missing",
-                 str(j.band or ""), str(j.rationale or j.parse_error or "")) for j in record.judgments]
-    if verdicts:
-        parts.append(_html_table(("Judge", "Kind", "Repeat", "Score", "Band", "Rationale"), verdicts, "lllrll"))
-    parts.append("</div>")
-    return "".join(parts)

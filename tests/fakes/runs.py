@@ -109,7 +109,7 @@ def synthetic_prompts(n: int, words: int = 180, seed: int = 0) -> dict[int, str]
     """A prompt per problem of `synthetic_experiment` (DS-1000's are about this long); problem `k`'s names
     `problem-k`, so a search can find it alone."""
     rng = np.random.default_rng([seed, 2])
-    return {pid: f"Problem: problem-{pid}\n" + _sentence(rng, words) + "\nA:\n<code>\nresult = ... # put solution here\n"
+    return {pid: f"Problem: problem-{pid}\n{_sentence(rng, words)}\nA:\n<code>\nresult = ... # put solution here\n"
             for pid in range(n)}
 
 
@@ -119,8 +119,8 @@ def with_texts(made: dict[str, Any], rng: np.random.Generator, contributors: Seq
     if made["error"] is not None:
         return made
     pid, library = made["problem_id"], made["library"].lower()
-    code = "\n".join(f"{_sentence(rng, 3).replace(' ', '_')} = {library}.{_sentence(rng, 1)}({_sentence(rng, 2).replace(' ', ', ')})"
-                     for _ in range(12))
+    code = "\n".join(f"{_sentence(rng, 3).replace(' ', '_')} = {library}.{_sentence(rng, 1)}("
+                     f"{_sentence(rng, 2).replace(' ', ', ')})" for _ in range(12))
     out = {**made, "code": f"# problem-{pid}\n{code}"}
     if made["exec"]["status"] != "passed":
         out["exec"] = {**made["exec"], "stderr_tail": "Traceback (most recent call last):\n" + _sentence(rng, 40)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -141,17 +142,63 @@ def test_html_report_is_self_contained_and_escaped(paper_runs, tmp_path):
     written = write_report(paper_runs.runs, OPTIONS, tmp_path / "out", {0: "Compute <b>x</b> & y"})
     html = (tmp_path / "out" / "report.html").read_text()
     assert tmp_path / "out" / "report.html" in written
-    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "Compute &lt;b&gt;x&lt;/b&gt; &amp; y" in html
     assert html.count("<img src='data:image/png;base64,") == len([p for p in written if p.suffix == ".png"]) > 0
-    assert html.count("<details><summary>#") == 5  # one per problem
     assert "<h2>Records per condition</h2>" in html and "paired sign-flip permutation test over origin" in html
-    assert "<p>No advice: recommendation unusable</p>" in html and "<p>Error: APIStatusError: 503</p>" in html
-    # each Spark attempt shows the agent's plan, the items it was shown and which it cited, and the advice
-    assert "Plan: reshape &lt;" in html and "Queries: DataFrame.pivot; melt. Avoid: loops" in html
-    assert "<td class='l'>doc:pandas:pandas.DataFrame.pivot#overview</td><td class='l'>doc</td><td class='l'>cited</td>" in html
-    assert "<td class='l'>ins:0123</td><td class='l'>insight</td><td class='l'></td><td class='l'>leak</td>" in html
-    assert "result = 0  # &lt;b&gt;&amp;" in html and "src='file:" not in html and "http" not in html
+    assert "src='file:" not in html and "http" not in html
+    # two scripts, the browser's data and its code; record text, even "</script>", cannot end either
+    assert html.count("<script") == html.count("</script>") == 2 and "<script type='application/json'" in html
+    assert "alert(1)" not in html.replace("\\u003cscript\\u003ealert(1)\\u003c/script\\u003e", "")
+    assert "Compute \\u003cb\\u003ex\\u003c/b\\u003e \\u0026 y" in html
+    again = write_report(paper_runs.runs, OPTIONS, tmp_path / "again", {0: "Compute <b>x</b> & y"})
+    assert again[-1].read_bytes() == (tmp_path / "out" / "report.html").read_bytes()  # deterministic
+
+
+def _browser_data(html):
+    return json.loads(re.search(r"<script type='application/json' id='browser-data'>(.*?)</script>", html).group(1))
+
+
+def test_problem_browser_holds_every_record_once_with_its_advice_and_verdicts(paper_runs, tmp_path):
+    write_report(paper_runs.runs, OPTIONS, tmp_path / "out", {0: "Compute <b>x</b> & y"})
+    data = _browser_data((tmp_path / "out" / "report.html").read_text())
+    assert data["conditions"] == [run.label for run in paper_runs.runs]
+    assert [p[:3] for p in data["problems"]] == [[p, "Pandas", "Origin"] for p in range(5)]
+    assert data["problems"][0][3] == "Compute <b>x</b> & y" and data["problems"][1][3] is None
+    assert len(data["records"]) == sum(len(run.records) for run in paper_runs.runs) == 5 * 4 + 2
+    records = [dict(zip(data["fields"], r)) for r in data["records"]]
+    assert [(r["problem"], r["condition"], r["epoch"]) for r in records] == sorted(
+        (r["problem"], r["condition"], r["epoch"]) for r in records)  # by problem, condition, epoch
+    spark = data["conditions"].index("qwen3-coder-30b-a3b/spark/s0")
+    first = next(r for r in records if r["problem"] == 0 and r["condition"] == spark and r["epoch"] == 0)
+    assert first["status"] == "passed" and first["quality"] == 5 and first["band"] == "EXTREMELY HELPFUL"
+    assert first["code"] == "result = 0  # <b>&" and first["error"] is None
+    text, leak, error, plan, items = first["advice"]
+    assert text == "Use pandas <0>" and (leak, error) == (0, None)
+    assert plan == "reshape <0> Library: Pandas. Queries: DataFrame.pivot; melt. Avoid: loops"
+    named = [[data["strings"][i[0]], data["strings"][i[1]], *i[2:5]] for i in items]
+    assert named == [["doc:pandas:pandas.DataFrame.pivot#overview", "doc", 1, 0, 0], ["ins:0123", "insight", 0, 1, 0]]
+    judge, kind, repeat, score, band, rationale = first["verdicts"][0]
+    assert (data["strings"][judge], kind, score) == ("quality/fake-judge", "quality", 5)
+    assert rationale == "fine <script>alert(1)</script>"
+    unusable = next(r for r in records if r["problem"] == 4 and r["condition"] == spark)
+    assert unusable["advice"][0] == "" and unusable["advice"][2] == "recommendation unusable"
+    outage = next(r for r in records if r["problem"] == 0 and r["epoch"] == 1)
+    assert outage["error"] == "APIStatusError: 503" and outage["status"] == "none" and outage["exec"] is None
+    failed = next(r for r in records if r["status"] == "failed")
+    assert failed["exec"] == ["AssertionError", 0.1, "AssertionError <x>"] and failed["advice"] is None
+    assert data["values"]["status"] == ["passed", "failed", "none"]
+    assert data["values"]["band"] == ["EXTREMELY HELPFUL", "GOOD", "FAIR"]
+
+
+def test_problem_browser_names_contributors_and_poison(tmp_path):
+    made = record(7, "m", "spark", scores=[4])
+    made["recommendation"]["items"] = [{"id": "ins:1", "kind": "insight", "score": 0.1, "cited": True,
+                                        "contributors": ["a", "b"], "poison": True}]
+    write_run(tmp_path / "runs" / "m__spark__s0", [made])
+    write_report(load_runs(str(tmp_path / "runs" / "*")), OPTIONS, tmp_path / "out", {})
+    data = _browser_data((tmp_path / "out" / "report.html").read_text())
+    (item,) = data["records"][0][data["fields"].index("advice")][4]
+    assert [data["strings"][i] for i in item[:2]] == ["ins:1", "insight"] and item[2:5] == [1, 0, 1]
+    assert [data["strings"][c] for c in item[5]] == ["a", "b"]
 
 
 def _cli(*args):
