@@ -23,6 +23,7 @@ table.side table tr>:first-child{width:45%}table.side p{margin:.2em 0}tr.cited t
 SCRIPT = r"""
 (() => {
 "use strict";
+performance.mark("browser-start");
 const DATA = JSON.parse(document.getElementById("browser-data").textContent);
 performance.mark("browser-parsed");
 const F = Object.fromEntries(DATA.fields.map((name, i) => [name, i]));
@@ -32,7 +33,7 @@ const FILTERS = ["library", "perturbation", "condition", "status", "band", "qmin
 const byProblem = problems.map(() => []);
 records.forEach((r, i) => byProblem[r[F.problem]].push(i));
 const indexOf = new Map(problems.map((p, i) => [p[0], i]));
-const lowered = [];  // per record, its searchable text in lower case (made on the first search)
+const lowered = [], loweredPrompts = [];  // searchable text in lower case, made on the first search
 
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
@@ -103,7 +104,8 @@ function select(f) {
   problems.forEach((p, pi) => {
     if ((f.library && p[1] !== f.library) || (f.perturbation && p[2] !== f.perturbation)) return;
     if (f.differ && !disagree(byProblem[pi])) return;
-    const inPrompt = needle !== "" && p[3] !== null && p[3].toLowerCase().includes(needle);
+    if (needle && p[3] !== null && loweredPrompts[pi] === undefined) loweredPrompts[pi] = p[3].toLowerCase();
+    const inPrompt = needle !== "" && p[3] !== null && loweredPrompts[pi].includes(needle);
     for (const i of byProblem[pi]) {
       const r = records[i], q = r[F.quality];
       if ((condition >= 0 && r[F.condition] !== condition) || (f.status && r[F.status] !== f.status)) continue;
@@ -117,10 +119,11 @@ function select(f) {
   return {list, matched, n};
 }
 
-let shown = [], listScroll = null, fromList = false;
+let shown = [], drawn = null, listScroll = null, fromList = false;
 function renderList() {
   const f = readFilters(), {list, matched, n} = select(f);
   shown = list;
+  drawn = listHash(f);
   count.dataset.problems = list.length;
   count.dataset.records = n;
   count.textContent = `${list.length} of ${problems.length} problems listed; ${n} of ${records.length} records match.`;
@@ -141,9 +144,9 @@ function renderList() {
     body.append(row);
   }
   table.replaceChildren(el("thead", null, head), body);
-  const hash = listHash(f);  // the list's address keeps its filters, for the back button
-  if (location.hash.startsWith("#list") || (location.hash === "" && hash !== "#list?")) {
-    history.replaceState(null, "", hash);
+  // the list's address keeps its filters, for the back button
+  if (location.hash.startsWith("#list") || (location.hash === "" && drawn !== "#list?")) {
+    history.replaceState(null, "", drawn);
   }
 }
 table.addEventListener("click", (event) => {
@@ -229,7 +232,7 @@ function route() {
   } else {
     const returning = listView.hidden;
     if (location.hash.startsWith("#list")) writeFilters(hashFilters(location.hash));
-    renderList();
+    if (listHash(readFilters()) !== drawn) renderList();  // back from a problem: the list is still drawn
     detailView.hidden = true;
     listView.hidden = false;
     fromList = false;
