@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import hydra
 from hydra.errors import InstantiationException
@@ -12,6 +13,7 @@ from spark_eval.config import register_configs
 from spark_eval.errors import UserError
 from spark_eval.models.base import ModelCallError
 from spark_eval.pipeline import run
+from spark_eval.pipeline.plan import dry_run
 from spark_eval.pipeline.rejudge import judge_run
 from spark_eval.records.index import index_stage
 from spark_eval.report import report_stage
@@ -25,12 +27,15 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> Any:
     if cfg.stage not in STAGES:
         log.error("stage=%s is unknown; choose one of: %s", cfg.stage, ", ".join(STAGES))
         sys.exit(2)
+    if cfg.dry_run and cfg.stage != "run":
+        log.error("dry_run=true plans stage=run; drop dry_run for stage=%s", cfg.stage)
+        sys.exit(2)
     try:
-        STAGES[cfg.stage](cfg)
+        return (dry_run if cfg.dry_run else STAGES[cfg.stage])(cfg)  # a multirun's dry run totals the plans
     except Exception as e:
         cause = e.__cause__ if isinstance(e, InstantiationException) else e  # hydra wraps errors of _target_s
         if not isinstance(cause, UserError):

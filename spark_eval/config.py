@@ -294,6 +294,7 @@ class Config:
     results: Any = None  # stage=report: a glob of run directories, or a list of globs
     index: str = "${paths.results}/index.sqlite"  # stage=index: the SQLite file over every run under paths.results
     runs: list[str] = field(default_factory=list)  # stage=compare: two run directories (paths, or under paths.results)
+    dry_run: bool = False  # stage=run: print what the run (each job of a sweep) would do; call and write nothing
 
 
 def register_configs() -> None:
@@ -326,6 +327,8 @@ def register_configs() -> None:
         "spark_stage_dir": lambda stage, run_dir, report_out: (
             report_out or str(Path(tempfile.gettempdir()) / "spark_eval-report")) if stage == "report" else (
             str(Path(tempfile.gettempdir()) / f"spark_eval-{stage}")) if stage in ("index", "compare") else run_dir,
+        # dry_run=true: Hydra's folders (its config copy and log) go to the temp folder, nothing into results/
+        "spark_dry": lambda dry, path: str(Path(tempfile.gettempdir()) / "spark_eval-dry-run") if dry else path,
     }
     resolvers["spark_share"] = _member_share
     resolvers["spark_poison"] = lambda model, poisoner, rate: float(rate) if model == poisoner else 0.0
@@ -390,6 +393,7 @@ RESULT_NEUTRAL_KEYS = (
     "learner",
     # the members count through what they decide: each run's pipeline.share
     "community",
+    "dry_run",
 )
 # Settings added after runs were made, left out of the identity while they keep the value that means "as before",
 # so those runs still resume.

@@ -78,7 +78,7 @@ class MiniLMEmbedder:
 
     def __init__(self, model_dir: str, batch_size: int = 64, max_seq_length: int = 256,
                  threads: int | None = None) -> None:
-        self.name = f"{MINILM_NAME}/max{max_seq_length}"  # the truncation changes long texts' vectors
+        self.name = self.configured_name(max_seq_length=max_seq_length)
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
         self.threads = threads
@@ -86,6 +86,10 @@ class MiniLMEmbedder:
             raise ModelConfigError(f"{self.name} needs sentence-transformers: pip install sentence-transformers")
         self.path = extract_minilm(Path(model_dir))
         self._model: Any = None
+
+    @staticmethod
+    def configured_name(max_seq_length: int = 256, **_: Any) -> str:
+        return f"{MINILM_NAME}/max{max_seq_length}"  # the truncation changes long texts' vectors
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -161,15 +165,19 @@ class StaticEmbedder:
                  batch_size: int = 2048) -> None:
         if importlib.util.find_spec("model2vec") is None:
             raise ModelConfigError(f"the static embedder needs model2vec: {MODEL2VEC_PIP}")
-        self.recipe = {"version": STATIC_VERSION, "teacher": MINILM_NAME, "pca_dims": pca_dims,
-                       "sif_coefficient": sif_coefficient, "pooling": "mean", "dtype": "float16"}
-        self.path = Path(model_dir) / f"{MINILM_NAME}-static{pca_dims}-{_recipe_hash(self.recipe)}"
-        self.name = f"{self.path.name}/max{max_length}"  # the recipe's hash: another recipe, other vectors
+        self.recipe = _static_recipe(pca_dims, sif_coefficient)
+        self.path = Path(model_dir) / _static_folder(self.recipe)
+        self.name = self.configured_name(pca_dims, sif_coefficient, max_length)
         self.dim = pca_dims
         self.max_length = max_length
         self.batch_size = batch_size
         self._model_dir = Path(model_dir)
         self._model: Any = None
+
+    @staticmethod
+    def configured_name(pca_dims: int = 256, sif_coefficient: float = 1e-4, max_length: int = 512, **_: Any) -> str:
+        # the recipe's hash: another recipe, other vectors
+        return f"{_static_folder(_static_recipe(pca_dims, sif_coefficient))}/max{max_length}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -212,6 +220,25 @@ def distil_static(teacher: Path, target: Path, recipe: dict[str, Any]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _static_recipe(pca_dims: int, sif_coefficient: float) -> dict[str, Any]:
+    return {"version": STATIC_VERSION, "teacher": MINILM_NAME, "pca_dims": pca_dims,
+            "sif_coefficient": sif_coefficient, "pooling": "mean", "dtype": "float16"}
+
+
+def _static_folder(recipe: dict[str, Any]) -> str:
+    return f"{MINILM_NAME}-static{recipe['pca_dims']}-{_recipe_hash(recipe)}"
+
+
+def embedder_name(cfg: Any) -> str:
+    """The name an embedder config gives its embedder (its vectors are cached under it), without building it:
+    building MiniLM extracts the model, and a dry run writes nothing."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    settings = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else dict(cfg)
+    return get_class(settings.pop("_target_")).configured_name(**settings)
+
+
 def _recipe_hash(recipe: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -230,7 +257,7 @@ class OpenAIEmbedder:
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
                  batch_size: int = 256, dim: int | None = None, http_client: Any = None) -> None:
-        self.name = model
+        self.name = self.configured_name(model)
         self.batch_size = batch_size
         self._dim = dim
         key = api_key_from(api_key_env, model) if api_key_env else "no-key"
@@ -244,6 +271,10 @@ class OpenAIEmbedder:
             self.embed(["dimension probe"])
         assert self._dim is not None
         return self._dim
+
+    @staticmethod
+    def configured_name(model: str, **_: Any) -> str:
+        return model  # the endpoint's model id
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         batches = [self._embed_batch(list(texts[i:i + self.batch_size])) for i in range(0, len(texts), self.batch_size)]

@@ -13,7 +13,8 @@ import hashlib
 import json
 import logging
 import time
-from contextlib import contextmanager
+import sqlite3
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -100,7 +101,7 @@ def load_knowledge_base(cfg: Any, embedder: Embedder) -> KnowledgeBase:
         raise MemoryConfigError(f"memory.kb.dense={dense!r} is not one of {DENSE_MODES}")
     versions = _versions(cfg)
     chunks = ChunkFilter.of(cfg)
-    path = Path(cfg.cache_dir) / f"kb-{kb_key(versions, embedder.name, cfg.max_chunks, chunks, dense)}.sqlite"
+    path = kb_path(cfg, embedder.name, versions)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(path.with_suffix(".lock")):
         store = open_store(path)
@@ -113,6 +114,24 @@ def load_knowledge_base(cfg: Any, embedder: Embedder) -> KnowledgeBase:
     log.info("knowledge base %s: %d chunks, opened in %.1f s", path.name, len(index), time.monotonic() - started)
     return KnowledgeBase(store=store, index=index, hash=done["hash"], chunks_by_library=done["chunks_by_library"],
                          embedder=embedder.name, dense=dense)
+
+
+def kb_path(cfg: Any, embedder: str, versions: dict[str, str] | None = None) -> Path:
+    """The file the KB of `cfg` (with `embedder`'s vectors) is built into, and opened from once complete."""
+    versions = versions if versions is not None else _versions(cfg)
+    key = kb_key(versions, embedder, cfg.max_chunks, ChunkFilter.of(cfg), str(cfg.get("dense", "all")))
+    return Path(cfg.cache_dir) / f"kb-{key}.sqlite"
+
+
+def kb_complete(path: Path) -> bool:
+    """Whether `path` holds a finished KB, read without writing (a dry run opens nothing for writing)."""
+    if not path.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT 1 FROM meta WHERE key = 'complete'").fetchone() is not None
+    except sqlite3.Error:
+        return False
 
 
 def index_path(store: ItemStore) -> Path:

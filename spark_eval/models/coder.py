@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from spark_eval.data.base import Benchmark
-from spark_eval.models.base import ChatModel, Coder
+from spark_eval.models.base import ChatModel, Coder, GenerationParams, Message
 from spark_eval.records import Completion, Recommendation
 from spark_eval.types import Problem
 
@@ -18,9 +18,14 @@ class ChatCoder:
         self.name = model.name
         self.seed = seed
 
-    async def answer(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> Completion:
+    def request(self, problem: Problem, recommendation: Recommendation | None,
+                repeat: int = 0) -> tuple[list[Message], GenerationParams]:
+        """The messages and parameters `answer` sends."""
         params = self.model.default_params(stop=self.benchmark.stop, seed=sample_seed(self.seed, repeat), repeat=repeat)
-        return await self.model.complete(self.benchmark.coder_messages(problem, recommendation), params)
+        return self.benchmark.coder_messages(problem, recommendation), params
+
+    async def answer(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> Completion:
+        return await self.model.complete(*self.request(problem, recommendation, repeat))
 
 
 SAMPLE_SEED_STRIDE = 7919

@@ -95,8 +95,12 @@ class ProviderModel(abc.ABC):
         """What, besides messages and params, decides the reply: part of the cache key."""
         return {"provider": self.provider, "model": self.model}
 
+    def request_key(self, messages: list[Message], params: GenerationParams) -> str:
+        """The response cache's key of this request."""
+        return request_key({**self.identity(), "messages": messages, "params": asdict(params)})
+
     async def complete(self, messages: list[Message], params: GenerationParams) -> Completion:
-        key = request_key({**self.identity(), "messages": messages, "params": asdict(params)})
+        key = self.request_key(messages, params)
         if self._cache is not None and (hit := self._cache.get(key)) is not None:
             return Completion(**{**hit, "cached": True})
         async with self._slots_of_this_loop():

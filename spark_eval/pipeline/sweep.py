@@ -150,6 +150,9 @@ class SweepProgress(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._halt()
+        if config.get("dry_run"):  # nothing runs: the plans are the output
+            self._sweep_dir = None
+            return
         self._sweep_dir = Path(str(config.hydra.sweep.dir))
         self._jobs_total = sweep_job_count(config)
         self._baseline = manifest_stamps(self._sweep_dir)

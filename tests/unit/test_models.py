@@ -10,7 +10,7 @@ from spark_eval.models.base import GenerationParams, ModelCallError, ModelConfig
 from spark_eval.config import compose_config
 from spark_eval.data import build_benchmark
 from spark_eval.data.ds1000 import STOP_SEQUENCES, coder_messages
-from spark_eval.models.coder import ChatCoder
+from spark_eval.models.coder import SAMPLE_SEED_STRIDE, ChatCoder
 from spark_eval.models.openai import OpenAIModel
 from spark_eval.records import Recommendation
 
@@ -158,5 +158,6 @@ def test_coder_conversation_carries_prompt_recommendation_and_stops(problems):
     coder = ChatCoder(openai_model(transport, params={"max_tokens": 300}), build_benchmark(compose_config().dataset), seed=3)
     completion = asyncio.run(coder.answer(problem, None, repeat=2))
     sent = transport.requests[0][1]
-    assert sent["stop"] == list(STOP_SEQUENCES) and sent["max_tokens"] == 300 and sent["seed"] == 3
+    assert sent["stop"] == list(STOP_SEQUENCES) and sent["max_tokens"] == 300
+    assert sent["seed"] == 3 + 2 * SAMPLE_SEED_STRIDE  # sample 2 of the run with seed 3: a seed of its own
     assert completion.text == "result = a.shape"
