@@ -255,6 +255,12 @@ class PipelineConfig:
 
 
 @dataclass
+class BudgetConfig:
+    usd: Optional[float] = None  # stop starting problems before the spend would pass this many USD (None: no cap)
+    scope: str = "run"  # run: this run's spend | sweep: every run of the experiment folder together
+
+
+@dataclass
 class PathsConfig:
     root: str = MISSING
     results: str = MISSING
@@ -290,6 +296,7 @@ class Config:
     seed: int = 0
     stage: str = "run"
     community: CommunityConfig = field(default_factory=CommunityConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     run_dir: Optional[str] = None
     results: Any = None  # stage=report: a glob of run directories, or a list of globs
     index: str = "${paths.results}/index.sqlite"  # stage=index: the SQLite file over every run under paths.results
@@ -394,6 +401,7 @@ RESULT_NEUTRAL_KEYS = (
     # the members count through what they decide: each run's pipeline.share
     "community",
     "dry_run",
+    "budget",  # how much may be spent, not what a call returns
 )
 # Settings added after runs were made, left out of the identity while they keep the value that means "as before",
 # so those runs still resume.

@@ -17,13 +17,17 @@ def at_once(model: Any) -> int:
 class ModelPool:
     """Instantiates each distinct model config once, so judges (and the coder) sharing a model share it."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: Any = None) -> None:
         self._models: dict[str, Any] = {}
+        self.ledger = ledger  # every model that makes paid calls charges it (the run's budget reads it)
 
     def get(self, node: DictConfig) -> Any:
         key = json.dumps(OmegaConf.to_container(node, resolve=True), sort_keys=True)
         if key not in self._models:
-            self._models[key] = instantiate(node)
+            model = instantiate(node)
+            if hasattr(model, "ledger"):
+                model.ledger = self.ledger
+            self._models[key] = model
         return self._models[key]
 
     def start(self) -> None:

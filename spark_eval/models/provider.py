@@ -54,6 +54,9 @@ class ProviderModel(abc.ABC):
     """Whether a `choices` request (GenerationParams.extra `{"prefix", "options"}`) is answered with the probability
     of each option instead of a sampled reply (in-process models that expose their logits)."""
 
+    ledger: Any = None
+    """Where this model's spend is charged as calls return (`pipeline.budget.Ledger`; the run's ModelPool sets it)."""
+
     batch_size: int | None = None
     """How many requests this model wants in flight at once, because it answers them as one batch (vLLM);
     None: whatever concurrency the caller chooses."""
@@ -119,6 +122,8 @@ class ProviderModel(abc.ABC):
         )
         if self._cache is not None:
             self._cache.put(key, asdict(completion))
+        if self.ledger is not None:
+            self.ledger.charge(completion.cost_usd)
         return completion
 
     async def _call_with_retries(self, messages: list[Message], params: GenerationParams) -> tuple[Reply, int]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -20,26 +21,30 @@ from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.memory import build_memory
 from spark_eval.models.coder import as_coder
 from spark_eval.models.pool import ModelPool, at_once
+from spark_eval.pipeline.budget import Budget, Ledger, spent_by
 from spark_eval.pipeline.rundir import RunDirectory, git_state, result_identity
 from spark_eval.pipeline.solve import Condition, solve
 from spark_eval.records.summary import format_not_passed, format_pass_table, write_derived
-from spark_eval.records import Record, record_key
+from spark_eval.records import Record, read_records, record_key
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
+
+SPEND_EVERY_S = 5.0  # how often a running run writes its spend into the manifest
 
 
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Run the experiment `cfg` describes; returns its summary. Everything is checked before any work."""
     run_dir = Path(run_dir or _hydra_output_dir())
-    models = ModelPool()
+    models = ModelPool(Ledger())
     try:
+        budget = open_budget(cfg.budget, run_dir, models.ledger)  # a cap below the spend stops before anything
         problems, condition = assemble(cfg, models, run_dir)
         rundir = RunDirectory(run_dir, identity(cfg, condition))
         try:
             finished = start(rundir, problems, condition)
-            wall_s = stream(cfg, rundir, problems, condition, finished, models)
-            return finish(rundir, problems, condition, wall_s)
+            wall_s, complete = stream(cfg, rundir, problems, condition, finished, models, budget)
+            return finish(rundir, problems, condition, wall_s, budget, complete)
         finally:
             rundir.close()
     finally:
@@ -76,10 +81,21 @@ def start(rundir: RunDirectory, problems: list[Problem], condition: Condition) -
     return finished
 
 
+def open_budget(cfg: DictConfig, run_dir: Path, ledger: Ledger) -> Budget:
+    """The run's budget, with what its earlier attempts spent (read from its folder, which is not locked yet)."""
+    manifest = run_dir / "manifest.json"
+    try:
+        before = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    except ValueError:
+        before = {}  # RunDirectory says what is wrong with it
+    records = read_records(run_dir / "records.jsonl", repair=False) if (run_dir / "records.jsonl").is_file() else []
+    return Budget(cfg.usd, cfg.scope, run_dir, spent_by(records, before), ledger)
+
+
 def stream(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], condition: Condition,
-           finished: list[Record], models: ModelPool) -> float:
-    """Every record not yet finished, in seconds of wall time; a stop of any kind leaves the manifest
-    `interrupted`."""
+           finished: list[Record], models: ModelPool, budget: Budget) -> tuple[float, bool]:
+    """Every record not yet finished, or as many as the budget allows: seconds of wall time, and whether every
+    record is done. A stop of any kind leaves the manifest `interrupted`."""
     sandbox, memory = condition.sandbox, condition.memory
     started = time.monotonic()
     with sandbox:
@@ -88,51 +104,69 @@ def stream(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], condi
                 sandbox.start()  # fail fast on a broken grading environment, before any model call
                 models.start()  # engines load now, not inside the first request's timeout
             in_flight = problems_in_flight(cfg.pipeline.concurrency, models.get(cfg.model), sandbox.workers)
-            asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline, in_flight))
+            complete = asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline, in_flight, budget))
         except BaseException:
             try:
                 described = memory.describe()
             except UserError as e:  # the store itself is gone: the manifest says so, the records are all on disk
                 described = {"name": memory.name, "error": str(e)}
-            rundir.write_manifest(status="interrupted", stopped_at=_now(), memory=described)
+            rundir.write_manifest(status="interrupted", stopped_at=_now(), memory=described,
+                                  spent_usd=round(budget.own(), 6))
             memory.close()
             raise
-    return time.monotonic() - started
+    return time.monotonic() - started, complete
 
 
-def finish(rundir: RunDirectory, problems: list[Problem], condition: Condition, wall_s: float) -> dict[str, Any]:
-    """summary.json (and validity.json), the manifest `finished` with counts, ledger and memory; the pass table
-    and the problems that did not pass go to the log."""
+def finish(rundir: RunDirectory, problems: list[Problem], condition: Condition, wall_s: float, budget: Budget,
+           complete: bool = True) -> dict[str, Any]:
+    """summary.json (and validity.json), the manifest `finished` (or `budget_exhausted`) with counts, ledger, spend
+    and memory; the pass table and the problems that did not pass go to the log."""
     memory = condition.memory
     records = rundir.load_records()
     summary = write_derived(rundir.path, records)
     described = memory.describe()
     rundir.write_manifest(
-        status="finished", finished_at=_now(), wall_s=round(wall_s, 2),
+        status="finished" if complete else "budget_exhausted", finished_at=_now(), wall_s=round(wall_s, 2),
         counts={"records": summary["n"], **summary["statuses"], "errors": summary["errors"]},
-        ledger={**summary["ledger"], **described.pop("ledger", {})}, memory=described)
+        ledger={**summary["ledger"], **described.pop("ledger", {})}, memory=described,
+        spent_usd=round(budget.own(), 6), budget_usd=budget.usd)
     memory.close()
+    if not complete:
+        log.warning("budget.usd=%g reached (%s spent) with %d records finished; run the same command with a "
+                    "higher budget.usd to go on", budget.usd, budget.shown(), len(records))
     names = {p.problem_id: p.task_id or str(p.problem_id) for p in problems}
     log.info("%s\n%s\n%s", rundir.path, format_pass_table(summary), format_not_passed(records, names))
     return summary
 
 
 async def _run_stream(problems: list[Problem], condition: Condition, rundir: RunDirectory, finished: list[Record],
-                      pipeline: Any, in_flight: int) -> None:
-    """Epochs of rounds; each round's problems see one memory snapshot, and are learned from once written.
+                      pipeline: Any, in_flight: int, budget: Budget) -> bool:
+    """Epochs of rounds; each round's problems see one memory snapshot, and are learned from once written. True
+    when every record is done; False when the budget stopped the stream (problems already running finish, the
+    round is not learned from: a resume completes it and learns).
 
     `in_flight` problems run at once (`problems_in_flight`). A
     memory that does not learn has one round per epoch, so nothing waits at a round's end for nothing.
     """
     done = {r.key: r for r in finished}
     total = len(problems) * pipeline.epochs * pipeline.samples
-    progress = _Progress(total, finished, enabled=pipeline.progress)
+    progress = _Progress(total, finished, enabled=pipeline.progress, budget=budget)
     slots = asyncio.Semaphore(in_flight)
     round_size = pipeline.round_size if condition.memory.learns else len(problems)
+    running = 0
+    published = time.monotonic()
 
-    async def bounded(problem: Problem, epoch: int, repeat: int) -> Record:
+    async def bounded(problem: Problem, epoch: int, repeat: int) -> Record | None:
+        nonlocal running
         async with slots:
-            return await solve(problem, condition, epoch, repeat)
+            if not budget.allows(running):
+                return None  # not started: the budget would pass its cap
+            running += 1
+            try:
+                return await solve(problem, condition, epoch, repeat)
+            finally:
+                running -= 1
+                budget.problems_done += 1
 
     await condition.memory.prepare(problems)
     for epoch in range(pipeline.epochs):
@@ -142,13 +176,22 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
             todo = [bounded(p, epoch, r) for key, (p, r) in in_round.items() if key not in done]
             for next_record in asyncio.as_completed(todo):
                 record = await next_record
+                if record is None:
+                    continue
                 rundir.append(record)  # on disk before anything is learned from it
                 progress.update(record)
                 done[record.key] = record
+                if time.monotonic() - published >= SPEND_EVERY_S:  # a sweep-wide budget reads it
+                    rundir.write_manifest(spent_usd=round(budget.own(), 6))
+                    published = time.monotonic()
+            if any(key not in done for key in in_round) or (condition.memory.learns and not budget.allows(0)):
+                progress.close()  # the budget stopped problems from starting, or would pass its cap by learning
+                return False
             # the whole round, also records of an earlier, killed attempt (the memory skips what it has learned)
             await condition.memory.learn([done[k] for k in in_round], epoch, number)
         condition.memory.checkpoint(epoch)
     progress.close()
+    return True
 
 
 def problems_in_flight(setting: int | None, coder: Any, workers: int) -> int:
@@ -200,9 +243,10 @@ def share_of(problems: list[Problem], share: str | None) -> list[Problem]:
 
 
 class _Progress:
-    """done/total, pass rate so far and ETA."""
+    """done/total, pass rate so far, spend (and its cap) and ETA."""
 
-    def __init__(self, total: int, finished: list[Record], enabled: bool) -> None:
+    def __init__(self, total: int, finished: list[Record], enabled: bool, budget: Budget) -> None:
+        self.budget = budget
         self.statuses = [r.status for r in finished]
         self.bar = tqdm(total=total, initial=len(finished), disable=not enabled, unit="problem", smoothing=0.05)
         self._show()
@@ -213,8 +257,10 @@ class _Progress:
         self._show()
 
     def _show(self) -> None:
+        shown = {"spent": self.budget.shown()}
         if self.statuses:
-            self.bar.set_postfix(passed=f"{self.statuses.count('passed') / len(self.statuses):.1%}")
+            shown = {"passed": f"{self.statuses.count('passed') / len(self.statuses):.1%}", **shown}
+        self.bar.set_postfix(shown)
 
     def close(self) -> None:
         self.bar.close()

@@ -1,0 +1,99 @@
+"""`budget.usd`: a spending cap on a run (or, with `budget.scope=sweep`, on every run of its experiment folder).
+
+Every model call that reaches a provider is charged to the run's ledger as it returns (`Ledger`, shared by the
+run's models). Before a problem starts, the runner asks whether the spend so far, plus what the problems already
+running will likely cost (this run's mean cost per problem so far), plus one more problem, would pass the cap;
+if so it starts no more problems or learning rounds, lets the running ones finish (their records are written), and
+the manifest says `status: budget_exhausted`. The spend of earlier attempts counts: a resume with a higher cap
+goes on where the last one stopped, and a cap below what is already spent stops before anything starts.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from spark_eval.errors import UserError
+from spark_eval.records import Record
+from spark_eval.records.summary import ledger
+
+SIBLINGS_EVERY_S = 2.0  # how often a sweep-wide budget rereads the other runs' manifests
+
+
+class BudgetError(UserError):
+    """The cap is below what is already spent; the message names the fix."""
+
+
+@dataclass
+class Ledger:
+    """USD spent by this process's model calls (cache hits cost nothing), for the budget and the progress bar."""
+
+    usd: float = 0.0
+    calls: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def charge(self, usd: float) -> None:
+        with self._lock:
+            self.usd += usd
+            self.calls += 1
+
+
+def spent_by(records: Iterable[Record], manifest: dict[str, Any]) -> float:
+    """What a run directory's earlier attempts spent: its manifest's `spent_usd` (kept current while it ran), or
+    the cost its records hold, whichever is larger (a run from before `spent_usd`, or one killed between updates)."""
+    in_records = sum(account["cost_usd"] for account in ledger(records).values())
+    return max(float(manifest.get("spent_usd") or 0.0), in_records)
+
+
+class Budget:
+    """The cap, what was spent before this attempt, this attempt's ledger, and (scope sweep) the other runs'."""
+
+    def __init__(self, usd: float | None, scope: str, run_dir: Path, before: float, run_ledger: Ledger) -> None:
+        if scope not in ("run", "sweep"):
+            raise BudgetError(f"budget.scope={scope} is unknown; use run or sweep")
+        if usd is not None and usd < 0:
+            raise BudgetError(f"budget.usd={usd} is negative; give a cap in USD, or leave it unset")
+        self.usd, self.scope, self.run_dir, self.before, self.ledger = usd, scope, Path(run_dir), before, run_ledger
+        self._siblings, self._siblings_at = 0.0, -SIBLINGS_EVERY_S
+        self.problems_done = 0  # problems finished in this attempt, for the mean cost of one
+        if usd is not None and self.spent() > usd:
+            where = "this experiment's runs have" if scope == "sweep" else "this run has"
+            raise BudgetError(f"budget.usd={usd:g} is below the ${self.spent():.2f} {where} already spent; "
+                              f"give budget.usd above {self.spent():.2f} to continue")
+
+    def own(self) -> float:
+        """This run's spend, earlier attempts included."""
+        return self.before + self.ledger.usd
+
+    def spent(self) -> float:
+        return self.own() + (self._other_runs() if self.scope == "sweep" else 0.0)
+
+    def allows(self, running: int) -> bool:
+        """Whether one more problem may start with `running` problems under way."""
+        if self.usd is None:
+            return True
+        per_problem = self.ledger.usd / self.problems_done if self.problems_done else 0.0
+        return self.spent() + (running + 1) * per_problem <= self.usd and self.spent() < self.usd
+
+    def shown(self) -> str:
+        """For the progress bar: `$1.23` or `$1.23/5` with a cap."""
+        spent = f"${self.spent():.2f}"
+        return spent if self.usd is None else f"{spent}/{self.usd:g}"
+
+    def _other_runs(self) -> float:
+        """The other run directories of the experiment folder, by their manifests (reread every few seconds)."""
+        now = time.monotonic()
+        if now - self._siblings_at >= SIBLINGS_EVERY_S:
+            total = 0.0
+            for manifest in self.run_dir.parent.glob("*/manifest.json"):
+                if manifest.parent == self.run_dir:
+                    continue
+                try:
+                    total += float(json.loads(manifest.read_text()).get("spent_usd") or 0.0)
+                except (OSError, ValueError, TypeError, AttributeError):
+                    continue  # being rewritten, or not a run's: the next look counts it
+            self._siblings, self._siblings_at = total, now
+        return self._siblings
