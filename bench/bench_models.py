@@ -36,7 +36,9 @@ def measure(base_url: str, concurrency: int, waves: int) -> tuple[float, float]:
         await call_all(model, concurrency, "warm")
         wall, cpu = time.monotonic(), time.process_time()
         await call_all(model, waves * concurrency, "q")
-        return time.monotonic() - wall, time.process_time() - cpu
+        measured = time.monotonic() - wall, time.process_time() - cpu
+        await model.aclose()
+        return measured
 
     return asyncio.run(timed())
 

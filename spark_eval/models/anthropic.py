@@ -35,12 +35,13 @@ class AnthropicModel(ProviderModel):
         import anthropic
 
         self._anthropic = anthropic
-        self._client_args = {"api_key": key, "base_url": base_url, "max_retries": 0, "timeout": self.timeout_s,
-                             "http_client": http_client}
+        self._client_args = {"api_key": key, "base_url": base_url, "max_retries": 0, "timeout": self.timeout_s}
+        self._given_http_client = http_client
 
     @property
     def _client(self) -> Any:
-        return self._of_this_loop("client", lambda: self._anthropic.AsyncAnthropic(**self._client_args))
+        return self._of_this_loop("client", lambda: self._anthropic.AsyncAnthropic(**self._client_args,
+                                                                    http_client=self._http_client(self._anthropic)))
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "base_url": self.base_url}

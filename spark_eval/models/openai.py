@@ -44,12 +44,13 @@ class OpenAIModel(ProviderModel):
         import openai
 
         self._openai = openai
-        self._client_args = {"api_key": key, "base_url": base_url, "max_retries": 0, "timeout": self.timeout_s,
-                             "http_client": http_client}
+        self._client_args = {"api_key": key, "base_url": base_url, "max_retries": 0, "timeout": self.timeout_s}
+        self._given_http_client = http_client
 
     @property
     def _client(self) -> Any:
-        return self._of_this_loop("client", lambda: self._openai.AsyncOpenAI(**self._client_args))
+        return self._of_this_loop("client", lambda: self._openai.AsyncOpenAI(**self._client_args,
+                                                                    http_client=self._http_client(self._openai)))
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "api": self.api, "base_url": self.base_url}

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Awaitable, TypeVar
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+
+T = TypeVar("T")
 
 
 def at_once(model: Any) -> int:
@@ -34,6 +36,16 @@ class ModelPool:
         """Load every model that loads ahead of its first request (an in-process engine)."""
         for model in self._models.values():
             getattr(model, "start", lambda: None)()
+
+    async def closing(self, work: Awaitable[T]) -> T:
+        """`work`, then every model's per-loop clients closed while the loop still runs (`asyncio.run(pool.closing(
+        ...))`)."""
+        try:
+            return await work
+        finally:
+            for model in self._models.values():
+                if hasattr(model, "aclose"):
+                    await model.aclose()
 
     def close(self) -> None:
         """Shut down every model that holds an engine, so the next job of a sweep in this process can load one."""

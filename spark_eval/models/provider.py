@@ -149,6 +149,22 @@ class ProviderModel(abc.ABC):
         per_million = input_tokens * self.price.get("input", 0.0) + output_tokens * self.price.get("output", 0.0)
         return round(per_million / 1e6, 8)
 
+    async def aclose(self) -> None:
+        """Close the SDK client this event loop made, while the loop still runs (left to the garbage collector,
+        its connections would be closed after the loop has ended, with an error on stderr)."""
+        made = self._loop_objects.get("client")
+        if made is not None and made[0] is asyncio.get_running_loop():
+            del self._loop_objects["client"]
+            await made[1].close()
+
+    _given_http_client: Any = None
+
+    def _http_client(self, sdk: Any) -> Any:
+        """The HTTP client an SDK client of this loop sends through: the one given (tests inject transports), else
+        the SDK's aiohttp client. httpx's connection pool costs CPU per request that grows with the connections
+        open (at 64 in flight it was a third of the harness's time per call: bench/bench_models.py)."""
+        return self._given_http_client or sdk.DefaultAioHttpClient()
+
     def _slots_of_this_loop(self) -> asyncio.Semaphore:
         return self._of_this_loop("slots", lambda: asyncio.Semaphore(self.concurrency))
 

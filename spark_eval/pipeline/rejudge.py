@@ -60,7 +60,7 @@ def _judge_locked(cfg: DictConfig, run_dir: Path, models: ModelPool) -> dict[str
     log.info("%s: %d items without a verdict from %s", run_dir, len(todo), ", ".join(j.name for j in judges))
     if todo:
         models.start()  # engines load now, not inside the first verdict's timeout
-    added = asyncio.run(_judge_all(todo, problems, journal, cfg.pipeline))
+    added = asyncio.run(models.closing(_judge_all(todo, problems, journal, cfg.pipeline)))
     records = merge_journal(records_path, journal)
     summary = write_derived(run_dir, records)
     passes = manifest.get("judge_passes", []) + [{"judge": cfg.judge.name, "versions": panel_versions(judges),

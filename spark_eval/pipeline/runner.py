@@ -104,7 +104,8 @@ def stream(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], condi
                 sandbox.start()  # fail fast on a broken grading environment, before any model call
                 models.start()  # engines load now, not inside the first request's timeout
             in_flight = problems_in_flight(cfg.pipeline.concurrency, models.get(cfg.model), sandbox.workers)
-            complete = asyncio.run(_run_stream(problems, condition, rundir, finished, cfg.pipeline, in_flight, budget))
+            complete = asyncio.run(models.closing(
+                _run_stream(problems, condition, rundir, finished, cfg.pipeline, in_flight, budget)))
         except BaseException:
             try:
                 described = memory.describe()
