@@ -3,8 +3,8 @@
     python scripts/estimate_cost.py                       # experiment=paper_main
     python scripts/estimate_cost.py experiment=paper_ablations
 
-The same as `python -m spark_eval experiment=<name> dry_run=true` (spark_eval/pipeline/plan.py, where the
-token and price assumptions are), printed without Hydra's log around it.
+The same as `python -m spark_eval experiment=<name> dry_run=true` (spark_eval/pipeline/plan.py; the token and
+price assumptions are in spark_eval/pipeline/estimate.py), printed without Hydra's log around it.
 """
 from __future__ import annotations
 

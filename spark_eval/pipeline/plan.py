@@ -2,26 +2,16 @@
 
 Per job: the problems and records to run and those already done (a resume skips them), the model calls each
 component would make (coder, agent, learner, judge) with those the response cache already answers apart, their
-tokens, cost and API time, and what the job needs (keys, weights, GPUs, the grading environment, the
-documentation KB). A multirun adds the total over its jobs (`PlanTotal`, a Hydra callback).
-
-Tokens are counted on the prompts the run would send, at 4 characters per token; output tokens per call are
-the assumptions in OUTPUT_TOKENS (reasoning models add REASONING_TOKENS). Where a prompt holds a recommendation
-or code not yet written, DS-1000's reference solution stands in for it. Only requests known before the run (the
-coder's without memory) can be looked up in the response cache; the others are counted as calls. API time
-assumes each provider streams 60 output tokens/s per request at the model's `concurrency`; in-process models (vLLM,
-llama.cpp) are compute-bound and count no API time.
+tokens, cost and API time (`estimate.py`), and what the job needs (keys, weights, GPUs, the grading environment,
+the documentation KB). A multirun adds the total over its jobs (`PlanTotal`, a Hydra callback).
 """
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-from collections import defaultdict
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
@@ -30,58 +20,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.config import IDENTITY_RENAMED
 from spark_eval.data import build_benchmark
-from spark_eval.data.base import Benchmark
 from spark_eval.errors import UserError
-from spark_eval.judge.helpfulness import helpfulness_messages
-from spark_eval.judge.quality import quality_messages
-from spark_eval.memory.agent import plan_messages
 from spark_eval.memory.store import is_database_url, shown_url
 from spark_eval.models.coder import ChatCoder
+from spark_eval.pipeline.estimate import COMPONENTS, Tally, learner_calls, record_calls, tally, total_of
 from spark_eval.pipeline.rundir import result_identity
 from spark_eval.pipeline.runner import share_of, stream_order
-from spark_eval.records import Recommendation, read_records, record_key
-from spark_eval.types import Problem
+from spark_eval.pipeline.sweep import shown_path
+from spark_eval.records import read_records, record_key
 
 log = logging.getLogger("spark_eval")
-
-CHARS_PER_TOKEN = 4
-OUTPUT_TOKENS = {"coder": 300, "plan": 150, "advice": 350, "attempt": 300, "hints": 400, "quality": 350,
-                 "helpfulness": 450}
-REASONING_TOKENS = 1500  # extra output of reasoning models (GPT-5-Codex, Gemini 2.5 Pro) per call
-ADVICE_CONTEXT_TOKENS = 1800  # the agent's retrieved items (8 items x ~700 characters) added to its prompt
-TOKENS_PER_S = 60.0
-TRACE_TOKENS = 700  # one attempt as the learner sees it (problem excerpt, advice, code, feedback)
-COMPONENTS = ("coder", "agent", "learner", "judge")
-REMOTE_MODELS = ("OpenAIModel", "AnthropicModel")  # API time; in-process models (vLLM, llama.cpp) are compute-bound
-
-
-@dataclass(frozen=True)
-class Call:
-    """One model call a run would make."""
-
-    model: Any
-    """The model's config."""
-    component: str
-    input_tokens: int
-    output_tokens: int
-    key: str | None = None
-    """The response cache's key, for a request known before the run."""
-
-
-@dataclass
-class Tally:
-    """Calls of one component (or all), those answered by the cache apart; tokens, cost and time of the rest."""
-
-    calls: int = 0
-    cached: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    api_s: float = 0.0
-
-    def add(self, other: "Tally") -> None:
-        for name in ("calls", "cached", "input_tokens", "output_tokens", "cost_usd", "api_s"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass
@@ -106,13 +54,6 @@ class Plan:
                   f"{self.records - self.done} to run, {self.done} done ({self.resume})")
         rows = [(name, tally) for name, tally in self.components.items() if tally.calls]
         return [header, *tally_lines(rows + [("total", self.total)]), *(f"  needs: {need}" for need in self.needs)]
-
-
-def total_of(tallies: Iterable[Tally]) -> Tally:
-    total = Tally()
-    for tally in tallies:
-        total.add(tally)
-    return total
 
 
 def tally_lines(rows: Sequence[tuple[str, Tally]]) -> list[str]:
@@ -144,108 +85,9 @@ def plan_run(cfg: DictConfig) -> Plan:
     calls = [c for p, _, r in todo for c in record_calls(cfg, benchmark, p, coder, r)]
     calls += [c for p in {p.problem_id: p for p, _, _ in todo}.values() for c in learner_calls(cfg, benchmark, p)]
     records = len(problems) * cfg.pipeline.epochs * cfg.pipeline.samples
-    return Plan(job=f"{cfg.model.name}__{cfg.memory.name}__s{cfg.seed}", run_dir=str(run_dir),
+    return Plan(job=f"{cfg.model.name}__{cfg.memory.name}__s{cfg.seed}", run_dir=shown_path(run_dir),
                 problems=len(problems), records=records, done=records - len(todo),
                 resume=resume_state(cfg, run_dir), components=tally(calls), needs=needs + kb_needs(cfg))
-
-
-def tokens(messages: list[dict]) -> int:
-    return sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN
-
-
-def record_calls(cfg: Any, benchmark: Benchmark, problem: Problem, coder: ChatCoder | None,
-                 repeat: int = 0) -> list[Call]:
-    """The calls one record makes: the agent's plan and advice, the coder's answer, every judge's verdicts."""
-    memory = cfg.memory.name != "none"
-    advice = Recommendation(text=problem.reference_code * 2) if memory else None
-    calls = []
-    if cfg.model.name != "reference" and "Answers" not in str(cfg.model.get("_target_", "")):
-        key = None
-        if coder is not None and not memory and hasattr(coder.model, "request_key"):
-            key = coder.model.request_key(*coder.request(problem, None, repeat))
-        calls.append(Call(cfg.model, "coder", tokens(benchmark.coder_messages(problem, advice)),
-                          OUTPUT_TOKENS["coder"], key))
-    if memory and str(cfg.memory._target_).endswith(".AgentMemory"):
-        plan = tokens(plan_messages(problem.prompt))
-        calls.append(Call(cfg.memory.agent_model, "agent", plan, OUTPUT_TOKENS["plan"]))
-        calls.append(Call(cfg.memory.agent_model, "agent", plan + ADVICE_CONTEXT_TOKENS, OUTPUT_TOKENS["advice"]))
-    for entry in cfg.judge.panel:
-        kind = str(entry._target_).rsplit(".", 1)[-1]
-        if kind == "QualityJudge":
-            calls += [Call(entry.model, "judge", tokens(quality_messages(problem, problem.reference_code)),
-                           OUTPUT_TOKENS["quality"])] * cfg.judge.repeats
-        elif advice is not None:
-            calls += [Call(entry.model, "judge", tokens(helpfulness_messages(problem, advice)),
-                           OUTPUT_TOKENS["helpfulness"])] * cfg.judge.repeats
-    return calls
-
-
-def learner_calls(cfg: Any, benchmark: Benchmark, problem: Problem) -> list[Call]:
-    """The learner's calls a problem brings: a share of a curation call per record learned online, or the paper's
-    synthetic attempt and hints before the stream."""
-    if cfg.memory.name == "none":
-        return []
-    experience = cfg.memory.get("experience")
-    if experience == "online" and "insights" in cfg.memory.sources:
-        records = cfg.pipeline.epochs * cfg.pipeline.samples
-        share = records / cfg.memory.learning.traces_per_call  # one learner call per few traces
-        return [Call(cfg.memory.learner_model, "learner", records * TRACE_TOKENS, int(share * OUTPUT_TOKENS["hints"]))]
-    if experience == "paper_synthetic":
-        n = tokens(benchmark.coder_messages(problem, None))
-        hints_in = n + OUTPUT_TOKENS["attempt"] + len(problem.reference_code) // CHARS_PER_TOKEN
-        return [Call(cfg.memory.learner_model, "learner", n, OUTPUT_TOKENS["attempt"]),
-                Call(cfg.memory.learner_model, "learner", hints_in, OUTPUT_TOKENS["hints"])]
-    return []
-
-
-def is_reasoning(model: Any) -> bool:
-    return bool(model.get("reasoning_effort") or (model.get("params") or {}).get("reasoning_effort")
-                or "gemini-2.5" in str(model.get("model")))
-
-
-def tally(calls: Sequence[Call]) -> dict[str, Tally]:
-    """Per component; a call whose key the response cache holds, or an earlier call of the plan makes, is cached."""
-    cached = cached_keys(calls)
-    seen: set[str] = set()
-    out = {name: Tally() for name in COMPONENTS}
-    for call in calls:
-        t = out[call.component]
-        t.calls += 1
-        if call.key is not None and (call.key in cached or call.key in seen):
-            t.cached += 1
-            continue
-        if call.key is not None:
-            seen.add(call.key)
-        n_out = call.output_tokens + (REASONING_TOKENS if is_reasoning(call.model) else 0)
-        price = call.model.get("price") or {}
-        t.input_tokens += call.input_tokens
-        t.output_tokens += n_out
-        t.cost_usd += (call.input_tokens * price.get("input", 0.0) + n_out * price.get("output", 0.0)) / 1e6
-        if str(call.model.get("_target_")).rsplit(".", 1)[-1] in REMOTE_MODELS:
-            t.api_s += n_out / TOKENS_PER_S / max(1, int(call.model.get("concurrency") or 1))
-    return out
-
-
-def cached_keys(calls: Sequence[Call]) -> set[str]:
-    """Which of the calls' keys their models' response caches hold, read without writing."""
-    by_cache: dict[str, set[str]] = defaultdict(set)
-    for call in calls:
-        if call.key is not None and call.model.get("cache_path"):
-            by_cache[str(call.model.cache_path)].add(call.key)
-    found: set[str] = set()
-    for path, keys in by_cache.items():
-        if not Path(path).is_file():
-            continue
-        try:
-            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-                ordered = sorted(keys)
-                for start in range(0, len(ordered), 500):
-                    chunk = ordered[start : start + 500]
-                    rows = db.execute(f"SELECT key FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-                    found.update(key for (key,) in rows)
-        except sqlite3.Error as e:
-            log.warning("response cache %s not readable (%s); its calls are counted as calls", path, e)
-    return found
 
 
 def finished_keys(run_dir: Path) -> set[str]:

@@ -131,7 +131,7 @@ def format_line(sweep_dir: Path | str, jobs: list[JobProgress], jobs_total: Opti
     parts = [f"jobs {statuses.count('finished')}{of} finished", f"{statuses.count('running')} running"]
     parts += [f"{statuses.count(s)} {s}" for s in sorted(set(statuses) - {"finished", "running"})]
     done, total = sum(j.done for j in jobs), sum(j.total for j in jobs)
-    return f"sweep {_shown(Path(sweep_dir))}: {', '.join(parts)}; records {done}/{total}"
+    return f"sweep {shown_path(Path(sweep_dir))}: {', '.join(parts)}; records {done}/{total}"
 
 
 class SweepProgress(Callback):
@@ -228,7 +228,7 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _shown(path: Path) -> str:
+def shown_path(path: Path) -> str:
     """Relative to the working directory when inside it (`results/demo`), else as given."""
     try:
         relative = os.path.relpath(path)
