@@ -155,7 +155,8 @@ class ProviderModel(abc.ABC):
         made = self._loop_objects.get("client")
         if made is not None and made[0] is asyncio.get_running_loop():
             del self._loop_objects["client"]
-            await made[1].close()
+            if self._given_http_client is None:  # a client given from outside is its owner's to close
+                await made[1].close()
 
     _given_http_client: Any = None
 
@@ -197,9 +198,14 @@ RETRYABLE_STATUS = {408, 409, 429}
 def transient_sdk_error(sdk: Any, error: BaseException) -> bool:
     """For the OpenAI and Anthropic SDKs (same error classes): worth another attempt?
 
-    Dropped connections, timeouts, replies that arrive broken, 408/409/429 and every 5xx.
+    Dropped connections, timeouts, replies that arrive broken (also as the aiohttp transport's own errors),
+    408/409/429 and every 5xx.
     """
     if isinstance(error, (sdk.APIConnectionError, sdk.APITimeoutError, sdk.APIResponseValidationError,
                           json.JSONDecodeError, asyncio.TimeoutError)):
         return True
+    import aiohttp  # the SDKs' transport: a reply it cannot parse (a bad status line, a short body) comes unwrapped
+
+    if isinstance(error, aiohttp.ClientError):
+        return not isinstance(error, aiohttp.InvalidURL)  # a wrong base_url stays wrong
     return isinstance(error, sdk.APIStatusError) and (error.status_code in RETRYABLE_STATUS or error.status_code >= 500)

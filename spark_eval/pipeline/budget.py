@@ -2,10 +2,12 @@
 
 Every model call that reaches a provider is charged to the run's ledger as it returns (`Ledger`, shared by the
 run's models). Before a problem starts, the runner asks whether the spend so far, plus what the problems already
-running will likely cost (this run's mean cost per problem so far), plus one more problem, would pass the cap;
-if so it starts no more problems or learning rounds, lets the running ones finish (their records are written), and
-the manifest says `status: budget_exhausted`. The spend of earlier attempts counts: a resume with a higher cap
-goes on where the last one stopped, and a cap below what is already spent stops before anything starts.
+running will likely cost (this run's mean per finished problem; one problem at a time until one has finished),
+plus one more problem, would pass the cap; if so it starts no more problems, lets the running ones finish (their
+records are written), and the manifest says `status: budget_exhausted`. A round whose problems all finished is
+learned from whatever the spend: its problems started within the cap. The spend of earlier attempts counts: a
+resume with a higher cap goes on where the last one stopped, and a cap below what is already spent stops before
+anything starts.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from spark_eval.errors import UserError
-from spark_eval.records import Record
+from spark_eval.records import Record, read_records
 from spark_eval.records.summary import ledger
 
 SIBLINGS_EVERY_S = 2.0  # how often a sweep-wide budget rereads the other runs' manifests
@@ -49,16 +51,22 @@ def spent_by(records: Iterable[Record], manifest: dict[str, Any]) -> float:
 
 
 class Budget:
-    """The cap, what was spent before this attempt, this attempt's ledger, and (scope sweep) the other runs'."""
+    """The cap, what was spent before this attempt, this attempt's ledger, and (scope sweep) the other runs'.
 
-    def __init__(self, usd: float | None, scope: str, run_dir: Path, before: float, run_ledger: Ledger) -> None:
+    A problem's likely cost is this run's spend over the problems it has finished, earlier attempts included;
+    until one has finished, problems start one at a time, so a cap is never passed by a whole wave of them.
+    """
+
+    def __init__(self, usd: float | None, scope: str, run_dir: Path, before: float, run_ledger: Ledger,
+                 finished_before: int = 0) -> None:
         if scope not in ("run", "sweep"):
             raise BudgetError(f"budget.scope={scope} is unknown; use run or sweep")
         if usd is not None and usd < 0:
             raise BudgetError(f"budget.usd={usd} is negative; give a cap in USD, or leave it unset")
         self.usd, self.scope, self.run_dir, self.before, self.ledger = usd, scope, Path(run_dir), before, run_ledger
-        self._siblings, self._siblings_at = 0.0, -SIBLINGS_EVERY_S
-        self.problems_done = 0  # problems finished in this attempt, for the mean cost of one
+        self._siblings: dict[Path, tuple[tuple[int, ...], float]] = {}
+        self._siblings_total, self._siblings_at = 0.0, -SIBLINGS_EVERY_S
+        self.problems_done = finished_before  # problems finished, earlier attempts included: the mean cost of one
         if usd is not None and self.spent() > usd:
             where = "this experiment's runs have" if scope == "sweep" else "this run has"
             raise BudgetError(f"budget.usd={usd:g} is below the ${self.spent():.2f} {where} already spent; "
@@ -75,8 +83,11 @@ class Budget:
         """Whether one more problem may start with `running` problems under way."""
         if self.usd is None:
             return True
-        per_problem = self.ledger.usd / self.problems_done if self.problems_done else 0.0
-        return self.spent() + (running + 1) * per_problem <= self.usd and self.spent() < self.usd
+        spent = self.spent()
+        if not self.problems_done:
+            return running == 0 and spent < self.usd  # no cost known yet: one at a time
+        per_problem = self.own() / self.problems_done
+        return spent < self.usd and spent + (running + 1) * per_problem <= self.usd
 
     def shown(self) -> str:
         """For the progress bar: `$1.23` or `$1.23/5` with a cap."""
@@ -84,16 +95,26 @@ class Budget:
         return spent if self.usd is None else f"{spent}/{self.usd:g}"
 
     def _other_runs(self) -> float:
-        """The other run directories of the experiment folder, by their manifests (reread every few seconds)."""
+        """What the other run directories of the experiment folder spent (`spent_by`; a run's files are read again
+        only when they changed, and looked at every few seconds)."""
         now = time.monotonic()
-        if now - self._siblings_at >= SIBLINGS_EVERY_S:
-            total = 0.0
-            for manifest in self.run_dir.parent.glob("*/manifest.json"):
-                if manifest.parent == self.run_dir:
-                    continue
-                try:
-                    total += float(json.loads(manifest.read_text()).get("spent_usd") or 0.0)
-                except (OSError, ValueError, TypeError, AttributeError):
-                    continue  # being rewritten, or not a run's: the next look counts it
-            self._siblings, self._siblings_at = total, now
-        return self._siblings
+        if now - self._siblings_at < SIBLINGS_EVERY_S:
+            return self._siblings_total
+        seen = {}
+        for run_dir in self.run_dir.parent.iterdir() if self.run_dir.parent.is_dir() else ():
+            if run_dir == self.run_dir or not (run_dir / "manifest.json").is_file():
+                continue
+            try:
+                stamp = tuple(int(x) for f in ("manifest.json", "records.jsonl") if (run_dir / f).exists()
+                              for x in ((run_dir / f).stat().st_mtime_ns, (run_dir / f).stat().st_size))
+                if self._siblings.get(run_dir, ((), 0.0))[0] != stamp:
+                    manifest = json.loads((run_dir / "manifest.json").read_text())
+                    records = read_records(run_dir / "records.jsonl", repair=False) \
+                        if (run_dir / "records.jsonl").is_file() else []
+                    self._siblings[run_dir] = (stamp, spent_by(records, manifest if isinstance(manifest, dict) else {}))
+                seen[run_dir] = self._siblings[run_dir]
+            except (OSError, ValueError, UserError):
+                continue  # being rewritten, or not a run's: the next look counts it
+        self._siblings = seen
+        self._siblings_total, self._siblings_at = sum(spent for _, spent in seen.values()), now
+        return self._siblings_total

@@ -106,14 +106,13 @@ def record_calls(cfg: Any, benchmark: Benchmark, problem: Problem, coder: ChatCo
     return calls
 
 
-def learner_calls(cfg: Any, benchmark: Benchmark, problem: Problem) -> list[Call]:
-    """The learner's calls a problem brings: a share of a curation call per record learned online, or the paper's
-    synthetic attempt and hints before the stream."""
+def learner_calls(cfg: Any, benchmark: Benchmark, problem: Problem, records: int) -> list[Call]:
+    """The learner's calls a problem with `records` records to run brings: a share of a curation call per record
+    learned online, or the paper's synthetic attempt and hints before the stream."""
     if cfg.memory.name == "none":
         return []
     experience = cfg.memory.get("experience")
     if experience == "online" and "insights" in cfg.memory.sources:
-        records = cfg.pipeline.epochs * cfg.pipeline.samples
         share = records / cfg.memory.learning.traces_per_call  # one learner call per few traces
         return [Call(cfg.memory.learner_model, "learner", records * TRACE_TOKENS, int(share * OUTPUT_TOKENS["hints"]))]
     if experience == "paper_synthetic":
@@ -140,8 +139,8 @@ def tally(calls: Sequence[Call]) -> dict[str, Tally]:
         if call.key is not None and (call.key in cached or call.key in seen):
             t.cached += 1
             continue
-        if call.key is not None:
-            seen.add(call.key)
+        if call.key is not None and call.model.get("cache_path"):
+            seen.add(call.key)  # a later call with this key is answered by the cache this one fills
         n_out = call.output_tokens + (REASONING_TOKENS if is_reasoning(call.model) else 0)
         price = call.model.get("price") or {}
         t.input_tokens += call.input_tokens

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -83,7 +84,9 @@ def plan_run(cfg: DictConfig) -> Plan:
     todo = [(p, e, r) for e in range(cfg.pipeline.epochs) for p in problems for r in range(cfg.pipeline.samples)
             if record_key(p.problem_id, e, r) not in done]
     calls = [c for p, _, r in todo for c in record_calls(cfg, benchmark, p, coder, r)]
-    calls += [c for p in {p.problem_id: p for p, _, _ in todo}.values() for c in learner_calls(cfg, benchmark, p)]
+    per_problem = Counter(p.problem_id for p, _, _ in todo)
+    calls += [c for p in problems if per_problem[p.problem_id]
+              for c in learner_calls(cfg, benchmark, p, per_problem[p.problem_id])]
     records = len(problems) * cfg.pipeline.epochs * cfg.pipeline.samples
     return Plan(job=f"{cfg.model.name}__{cfg.memory.name}__s{cfg.seed}", run_dir=shown_path(run_dir),
                 problems=len(problems), records=records, done=records - len(todo),
@@ -166,6 +169,10 @@ def kb_needs(cfg: Any) -> list[str]:
         found.append(f"the PostgreSQL store {shown_url(str(store))}")
     if cfg.memory.name == "none" or "docs" not in (cfg.memory.get("sources") or []):
         return found
+    documented = Path(str(cfg.memory.kb.python))
+    if not documented.is_file():
+        return found + [f"memory.kb.python {documented}: missing (the KB documents the grading environment's "
+                        "libraries; `make setup` builds it)"]
     path = kb_path(cfg.memory.kb, embedder_name(cfg.memory.embedder))
     state = "ready" if kb_complete(path) else "built when the run starts (walks and embeds the documentation)"
     return found + [f"documentation KB {path.name}: {state}"]

@@ -19,6 +19,7 @@ from spark_eval.data import build_benchmark
 from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.models.pool import ModelPool, at_once
 from spark_eval.models.base import ModelCallError
+from spark_eval.pipeline.budget import Ledger
 from spark_eval.pipeline.rundir import RunLock
 from spark_eval.records import (Judgment, Record, RunDirectoryError, append_jsonl, read_lines, read_records,
                                 rewrite_records, write_json)
@@ -36,7 +37,7 @@ def judge_run(cfg: DictConfig) -> dict[str, Any]:
     if not manifest_path.is_file() or not records_path.is_file():
         raise RunDirectoryError(f"{run_dir} is not a run directory (no manifest.json and records.jsonl)")
     lock = RunLock(run_dir, "stage=judge")  # a run still writing it, or another judge pass, would lose records
-    models = ModelPool()
+    models = ModelPool(Ledger())
     try:
         return _judge_locked(cfg, run_dir, models)
     finally:
@@ -65,7 +66,9 @@ def _judge_locked(cfg: DictConfig, run_dir: Path, models: ModelPool) -> dict[str
     summary = write_derived(run_dir, records)
     passes = manifest.get("judge_passes", []) + [{"judge": cfg.judge.name, "versions": panel_versions(judges),
                                                   "verdicts_added": added}]
-    write_json(manifest_path, {**manifest, "judge_passes": passes, "ledger": {**manifest.get("ledger", {}), **summary["ledger"]}})
+    spent = float(manifest.get("spent_usd") or 0.0) + models.ledger.usd  # what a budget counts of this run
+    write_json(manifest_path, {**manifest, "judge_passes": passes, "spent_usd": round(spent, 6),
+                               "ledger": {**manifest.get("ledger", {}), **summary["ledger"]}})
     return summary
 
 

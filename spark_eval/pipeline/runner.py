@@ -89,7 +89,8 @@ def open_budget(cfg: DictConfig, run_dir: Path, ledger: Ledger) -> Budget:
     except ValueError:
         before = {}  # RunDirectory says what is wrong with it
     records = read_records(run_dir / "records.jsonl", repair=False) if (run_dir / "records.jsonl").is_file() else []
-    return Budget(cfg.usd, cfg.scope, run_dir, spent_by(records, before), ledger)
+    return Budget(cfg.usd, cfg.scope, run_dir, spent_by(records, before), ledger,
+                  finished_before=sum(1 for r in records if not r.error))
 
 
 def stream(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], condition: Condition,
@@ -155,19 +156,25 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
     slots = asyncio.Semaphore(in_flight)
     round_size = pipeline.round_size if condition.memory.learns else len(problems)
     running = 0
+    one_finished = asyncio.Condition()
     published = time.monotonic()
 
     async def bounded(problem: Problem, epoch: int, repeat: int) -> Record | None:
         nonlocal running
         async with slots:
-            if not budget.allows(running):
-                return None  # not started: the budget would pass its cap
-            running += 1
+            async with one_finished:  # the budget may allow it once a running problem's cost is known
+                while not budget.allows(running):
+                    if not running:
+                        return None  # not started: even alone it would pass the cap
+                    await one_finished.wait()
+                running += 1
             try:
                 return await solve(problem, condition, epoch, repeat)
             finally:
-                running -= 1
-                budget.problems_done += 1
+                async with one_finished:
+                    running -= 1
+                    budget.problems_done += 1
+                    one_finished.notify_all()
 
     await condition.memory.prepare(problems)
     for epoch in range(pipeline.epochs):
@@ -185,11 +192,13 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
                 if time.monotonic() - published >= SPEND_EVERY_S:  # a sweep-wide budget reads it
                     rundir.write_manifest(spent_usd=round(budget.own(), 6))
                     published = time.monotonic()
-            if any(key not in done for key in in_round) or (condition.memory.learns and not budget.allows(0)):
-                progress.close()  # the budget stopped problems from starting, or would pass its cap by learning
+            if any(key not in done for key in in_round):
+                progress.close()  # the budget stopped problems from starting: a resume completes the round
                 return False
             # the whole round, also records of an earlier, killed attempt (the memory skips what it has learned)
             await condition.memory.learn([done[k] for k in in_round], epoch, number)
+            rundir.write_manifest(spent_usd=round(budget.own(), 6))  # the learner's spend too
+            published = time.monotonic()
         condition.memory.checkpoint(epoch)
     progress.close()
     return True
@@ -214,8 +223,11 @@ def check_samples(model: Any, samples: int) -> Any:
     temperature (None is the provider's default, which samples); a replayed answer is always the same."""
     if samples < 1:
         raise UserError(f"pipeline.samples={samples}: give 1 or more answers per problem")
-    params = getattr(model, "params", None)
-    temperature = params.get("temperature") if params is not None else 0.0  # a replayed answer never varies
+    # what is sent: a replayed answer never varies; an unset temperature is the provider's default (sampling) for
+    # a remote API, greedy for in-process engines
+    temperature = model.default_params().temperature if hasattr(model, "default_params") else 0.0
+    if temperature is None and getattr(model, "provider", None) not in ("openai", "anthropic"):
+        temperature = 0.0
     if samples > 1 and temperature is not None and temperature <= 0:
         raise UserError(f"pipeline.samples={samples} would draw the same answer {samples} times from "
                         f"{getattr(model, 'name', 'this coder')} at temperature {temperature or 0}; set "

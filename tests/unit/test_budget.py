@@ -10,14 +10,17 @@ from spark_eval.records import Record
 
 def test_a_problem_starts_only_if_the_running_ones_and_it_would_stay_under_the_cap(tmp_path):
     ledger = Ledger()
-    budget = Budget(1.0, "run", tmp_path / "run", before=0.4, run_ledger=ledger)
-    assert budget.allows(running=5)  # nothing known of a problem's cost yet
-    ledger.charge(0.2)
-    ledger.charge(0.1)
-    budget.problems_done = 3  # 0.1 a problem
-    assert budget.own() == pytest.approx(0.7) and budget.shown() == "$0.70/1"
-    assert budget.allows(running=2)  # 0.7 + 3 x 0.1 = 1.0
-    assert not budget.allows(running=3)
+    budget = Budget(1.0, "run", tmp_path / "run", before=0.0, run_ledger=ledger)
+    assert budget.allows(running=0) and not budget.allows(running=1)  # no cost known yet: one at a time
+    ledger.charge(0.125)
+    ledger.charge(0.125)
+    budget.problems_done = 2  # 0.125 a problem
+    assert budget.own() == 0.25 and budget.shown() == "$0.25/1"
+    assert budget.allows(running=5)  # 0.25 + 6 x 0.125 = 1.0
+    assert not budget.allows(running=6)
+    # a resume knows its earlier attempts' cost per problem from the start
+    resumed = Budget(1.0, "run", tmp_path / "run", before=0.5, run_ledger=Ledger(), finished_before=2)
+    assert resumed.allows(running=1) and not resumed.allows(running=2)  # 0.5 + 2 x 0.25 = 1.0
     assert Budget(None, "run", tmp_path, 5.0, ledger).allows(running=100)
 
 
@@ -35,8 +38,13 @@ def test_sweep_scope_adds_the_other_runs_of_the_experiment_folder(tmp_path):
         (tmp_path / name / "manifest.json").write_text(json.dumps({"spent_usd": spent}))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.json").write_text("{")
+    (tmp_path / "older").mkdir()  # a run from before spent_usd: its records say what it spent
+    (tmp_path / "older" / "manifest.json").write_text(json.dumps({"status": "finished"}))
+    rows = [record(i, "m", "none") for i in range(4)]
+    (tmp_path / "older" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    older = spent_by([Record.from_json(r) for r in rows], {})
     budget = Budget(2.0, "sweep", tmp_path / "self", before=0.1, run_ledger=Ledger())
-    assert budget.spent() == pytest.approx(0.6) and budget.own() == pytest.approx(0.1)
+    assert older > 0 and budget.spent() == pytest.approx(0.6 + older) and budget.own() == pytest.approx(0.1)
     assert Budget(2.0, "run", tmp_path / "self", 0.1, Ledger()).spent() == pytest.approx(0.1)
 
 

@@ -161,3 +161,15 @@ def test_coder_conversation_carries_prompt_recommendation_and_stops(problems):
     assert sent["stop"] == list(STOP_SEQUENCES) and sent["max_tokens"] == 300
     assert sent["seed"] == 3 + 2 * SAMPLE_SEED_STRIDE  # sample 2 of the run with seed 3: a seed of its own
     assert completion.text == "result = a.shape"
+
+
+def test_transport_errors_of_the_aiohttp_client_are_retried_a_wrong_url_is_not():
+    import aiohttp
+    import openai
+
+    from spark_eval.models.provider import transient_sdk_error
+
+    assert transient_sdk_error(openai, aiohttp.ClientPayloadError("response payload is not completed"))
+    assert transient_sdk_error(openai, aiohttp.ServerDisconnectedError())
+    assert not transient_sdk_error(openai, aiohttp.InvalidURL("htp:/nowhere"))
+    assert not transient_sdk_error(openai, ValueError("a bug of ours"))

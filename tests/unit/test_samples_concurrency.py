@@ -6,6 +6,7 @@ import pytest
 
 from spark_eval.config import compose_config
 from spark_eval.errors import UserError
+from spark_eval.models.base import GenerationParams
 from spark_eval.models.coder import sample_seed
 from spark_eval.models.pool import at_once
 from spark_eval.models.replay import ReferenceAnswers
@@ -14,9 +15,12 @@ from spark_eval.pipeline.runner import check_samples, problems_in_flight
 
 
 class Provider:
-    def __init__(self, concurrency=16, batch_size=None, temperature=0.0):
-        self.name, self.concurrency, self.batch_size = "api-model", concurrency, batch_size
+    def __init__(self, concurrency=16, batch_size=None, temperature=0.0, provider="openai"):
+        self.name, self.concurrency, self.batch_size, self.provider = "api-model", concurrency, batch_size, provider
         self.params = {"temperature": temperature}
+
+    def default_params(self, **overrides):
+        return GenerationParams(**{**self.params, **overrides})
 
 
 def test_in_flight_follows_the_providers_concurrency_unless_set(caplog):
@@ -38,6 +42,8 @@ def test_several_samples_need_a_sampling_temperature():
     assert check_samples(Provider(temperature=0.0), 1).name == "api-model"
     assert check_samples(Provider(temperature=0.8), 5).name == "api-model"
     assert check_samples(Provider(temperature=None), 5).name == "api-model"  # the provider's default samples
+    with pytest.raises(UserError, match="pipeline.samples=5"):  # an in-process engine decodes greedily without one
+        check_samples(Provider(temperature=None, provider="vllm"), 5)
     with pytest.raises(UserError, match=r"pipeline.samples=3 would draw the same answer 3 times .*temperature=0.8"):
         check_samples(Provider(temperature=0.0), 3)
     with pytest.raises(UserError, match="pipeline.samples=2"):
