@@ -30,9 +30,10 @@ AT_LEAST_GOOD = "at least GOOD"
 BAND_COLUMNS = (*BANDS, AT_LEAST_GOOD)
 
 
-def choose_judge(frame: pd.DataFrame, kind: str, wanted: str) -> str | None:
-    """The judge of `kind` to report: `wanted`, else the only one in the runs; None when there is none."""
-    judges = sorted(frame.loc[frame["kind"] == kind, "judge"].dropna().unique())
+def choose_judge(frame: pd.DataFrame, kind: str, wanted: str, among: set[str] | None = None) -> str | None:
+    """The judge of `kind` to report: `wanted`, else the only one in the runs (or `among` them); None when there is
+    none."""
+    judges = sorted(among if among is not None else frame.loc[frame["kind"] == kind, "judge"].dropna().unique())
     if wanted:
         if wanted not in judges:
             raise ResultsError(f"report.{kind}_judge={wanted} has no verdicts in these runs; "

@@ -18,7 +18,7 @@ import pandas as pd
 from spark_eval.stats.bootstrap import LEVEL
 from spark_eval.stats.compare import compare
 from spark_eval.stats.load import ResultsError, Run, check_one_benchmark, load_run, tidy
-from spark_eval.stats.units import paired, pass_units, quality_units, record_table, scored
+from spark_eval.stats.units import choose_judge, paired, pass_units, quality_units, record_table, scored
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +95,7 @@ def common_quality_judge(frame: pd.DataFrame, wanted: str) -> str | None:
     """The quality judge both sides have verdicts of: `wanted`, else the only one; None when they share none."""
     verdicts = frame[(frame["kind"] == "quality") & frame["score"].notna()]
     judges = [set(verdicts.loc[verdicts["model"] == side, "judge"]) for side in SIDES]
-    common = sorted(judges[0] & judges[1])
-    if wanted:
-        if wanted not in common:
-            raise ResultsError(f"report.quality_judge={wanted} has no verdicts in both runs; "
-                               f"choose one of: {', '.join(common) or '(none)'}")
-        return wanted
-    if len(common) > 1:
-        raise ResultsError(f"both runs hold several quality judges ({', '.join(common)}); "
-                           "choose one with report.quality_judge=<name>")
-    return common[0] if common else None
+    return choose_judge(frame, "quality", wanted, among=judges[0] & judges[1])
 
 
 def describe(a: Run, b: Run, table: pd.DataFrame) -> list[str]:
