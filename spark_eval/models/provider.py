@@ -14,6 +14,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from spark_eval.models.base import GenerationParams, Message, ModelCallError, ModelConfigError
 from spark_eval.models.cache import ResponseCache, request_key
+from spark_eval.models.ledger import Ledger, worst_case
 from spark_eval.records import Completion
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,9 @@ class ProviderModel(abc.ABC):
     """Whether a `choices` request (GenerationParams.extra `{"prefix", "options"}`) is answered with the probability
     of each option instead of a sampled reply (in-process models that expose their logits)."""
 
-    ledger: Any = None
-    """Where this model's spend is charged as calls return (`pipeline.budget.Ledger`; the run's ModelPool sets it)."""
+    ledger: Ledger | None = None
+    """Where this model's calls reserve their worst case and are charged as they return (the run's ModelPool sets
+    it; a budget may refuse a call there)."""
 
     batch_size: int | None = None
     """How many requests this model wants in flight at once, because it answers them as one batch (vLLM);
@@ -107,8 +109,13 @@ class ProviderModel(abc.ABC):
         if self._cache is not None and (hit := self._cache.get(key)) is not None:
             return Completion(**{**hit, "cached": True})
         async with self._slots_of_this_loop():
+            worst = await self._reserve(messages, params)
             start = time.monotonic()
-            reply, attempts = await self._call_with_retries(messages, params)
+            try:
+                reply, attempts = await self._call_with_retries(messages, params)
+            except BaseException:
+                await self._settle(worst, None)
+                raise
         completion = Completion(
             text=reply.text,
             input_tokens=reply.input_tokens,
@@ -122,9 +129,20 @@ class ProviderModel(abc.ABC):
         )
         if self._cache is not None:
             self._cache.put(key, asdict(completion))
-        if self.ledger is not None:
-            self.ledger.charge(completion.cost_usd)
+        await self._settle(worst, completion.cost_usd)
         return completion
+
+    async def _reserve(self, messages: list[Message], params: GenerationParams) -> float:
+        """The call's worst case, held on the run's ledger (which refuses it past a budget)."""
+        if self.ledger is None:
+            return 0.0
+        worst = worst_case(sum(len(m["content"]) for m in messages), params.max_tokens, self.price, 4096)
+        await self.ledger.reserve(self.name, worst)
+        return worst
+
+    async def _settle(self, worst: float, usd: float | None) -> None:
+        if self.ledger is not None:
+            await self.ledger.settle(worst, usd)
 
     async def _call_with_retries(self, messages: list[Message], params: GenerationParams) -> tuple[Reply, int]:
         attempts = 0

@@ -1,24 +1,24 @@
 """`budget.usd`: a spending cap on a run (or, with `budget.scope=sweep`, on every run of its experiment folder).
 
-Every model call that reaches a provider is charged to the run's ledger as it returns (`Ledger`, shared by the
-run's models). Before a problem starts, the runner asks whether the spend so far, plus what the problems already
-running will likely cost (this run's mean per finished problem; one problem at a time until one has finished),
-plus one more problem, would pass the cap; if so it starts no more problems, lets the running ones finish (their
-records are written), and the manifest says `status: budget_exhausted`. A round whose problems all finished is
-learned from whatever the spend: its problems started within the cap. The spend of earlier attempts counts: a
-resume with a higher cap goes on where the last one stopped, and a cap below what is already spent stops before
-anything starts.
+Two checks keep the spend under the cap. Before a call goes out, the run's ledger (models/ledger.py) holds its worst
+case (the prompt at 3 characters a token, all of `max_tokens` as output, at the model's prices) and refuses the
+call if the spend, the worst cases of the calls in flight and its own would pass the cap; the problem it was for is
+not written (a resume makes it; its earlier calls come back from the response cache). So that few problems are
+cut short, a problem starts only if the spend, what the problems already running will likely cost (the run's mean
+per finished problem, earlier attempts included; one problem at a time until one has finished) and one more
+problem stay under the cap. Running problems finish and are written, the manifest says `status:
+budget_exhausted`; the spend of earlier attempts counts, so a resume with a higher cap goes on where the last one
+stopped, and a cap below what is already spent stops before anything starts.
 """
 from __future__ import annotations
 
 import json
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from spark_eval.errors import UserError
+from spark_eval.models.ledger import Ledger
 from spark_eval.records import Record, read_records
 from spark_eval.records.summary import ledger
 
@@ -27,20 +27,6 @@ SIBLINGS_EVERY_S = 2.0  # how often a sweep-wide budget rereads the other runs' 
 
 class BudgetError(UserError):
     """The cap is below what is already spent; the message names the fix."""
-
-
-@dataclass
-class Ledger:
-    """USD spent by this process's model calls (cache hits cost nothing), for the budget and the progress bar."""
-
-    usd: float = 0.0
-    calls: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def charge(self, usd: float) -> None:
-        with self._lock:
-            self.usd += usd
-            self.calls += 1
 
 
 def spent_by(records: Iterable[Record], manifest: dict[str, Any]) -> float:
@@ -67,6 +53,7 @@ class Budget:
         self._siblings: dict[Path, tuple[tuple[int, ...], float]] = {}
         self._siblings_total, self._siblings_at = 0.0, -SIBLINGS_EVERY_S
         self.problems_done = finished_before  # problems finished, earlier attempts included: the mean cost of one
+        run_ledger.limit = self.may_reserve  # a call goes out only if its worst case fits under the cap
         if usd is not None and self.spent() > usd:
             where = "this experiment's runs have" if scope == "sweep" else "this run has"
             raise BudgetError(f"budget.usd={usd:g} is below the ${self.spent():.2f} {where} already spent; "
@@ -88,6 +75,10 @@ class Budget:
             return running == 0 and spent < self.usd  # no cost known yet: one at a time
         per_problem = self.own() / self.problems_done
         return spent < self.usd and spent + (running + 1) * per_problem <= self.usd
+
+    def may_reserve(self, reserved: float) -> bool:
+        """Whether calls whose worst cases add up to `reserved` USD may be in flight."""
+        return self.usd is None or self.spent() + reserved <= self.usd
 
     def shown(self) -> str:
         """For the progress bar: `$1.23` or `$1.23/5` with a cap."""

@@ -19,7 +19,7 @@ from spark_eval.data import build_benchmark
 from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.models.pool import ModelPool, at_once
 from spark_eval.models.base import ModelCallError
-from spark_eval.pipeline.budget import Ledger
+from spark_eval.models.ledger import Ledger
 from spark_eval.pipeline.rundir import RunLock
 from spark_eval.records import (Judgment, Record, RunDirectoryError, append_jsonl, read_lines, read_records,
                                 rewrite_records, write_json)

@@ -21,7 +21,8 @@ from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.memory import build_memory
 from spark_eval.models.coder import as_coder
 from spark_eval.models.pool import ModelPool, at_once
-from spark_eval.pipeline.budget import Budget, Ledger, spent_by
+from spark_eval.models.ledger import BudgetExhausted, Ledger
+from spark_eval.pipeline.budget import Budget, spent_by
 from spark_eval.pipeline.rundir import RunDirectory, git_state, result_identity
 from spark_eval.pipeline.solve import Condition, solve
 from spark_eval.records.summary import format_not_passed, format_pass_table, write_derived
@@ -154,10 +155,8 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
     total = len(problems) * pipeline.epochs * pipeline.samples
     progress = _Progress(total, finished, enabled=pipeline.progress, budget=budget)
     slots = asyncio.Semaphore(in_flight)
-    round_size = pipeline.round_size if condition.memory.learns else len(problems)
     running = 0
     one_finished = asyncio.Condition()
-    published = time.monotonic()
 
     async def bounded(problem: Problem, epoch: int, repeat: int) -> Record | None:
         nonlocal running
@@ -170,12 +169,29 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
                 running += 1
             try:
                 return await solve(problem, condition, epoch, repeat)
+            except BudgetExhausted:
+                return None  # a call of it was refused: not written, a resume makes it
             finally:
                 async with one_finished:
                     running -= 1
                     budget.problems_done += 1
                     one_finished.notify_all()
 
+    try:
+        await _rounds(problems, condition, rundir, pipeline, done, bounded, budget, progress)
+    except BudgetExhausted as e:  # a learning or preparing call refused: a resume learns what was missed first
+        log.info("%s", e)
+        progress.close()
+        return False
+    return all(record_key(p.problem_id, e, r) in done for p in problems for e in range(pipeline.epochs)
+               for r in range(pipeline.samples))
+
+
+async def _rounds(problems: list[Problem], condition: Condition, rundir: RunDirectory, pipeline: Any,
+                  done: dict[str, Record], bounded: Any, budget: Budget, progress: "_Progress") -> None:
+    """The epochs of rounds, until the end or a round the budget left incomplete."""
+    round_size = pipeline.round_size if condition.memory.learns else len(problems)
+    published = time.monotonic()
     await condition.memory.prepare(problems)
     for epoch in range(pipeline.epochs):
         for number, start in enumerate(range(0, len(problems), round_size)):
@@ -193,15 +209,14 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
                     rundir.write_manifest(spent_usd=round(budget.own(), 6))
                     published = time.monotonic()
             if any(key not in done for key in in_round):
-                progress.close()  # the budget stopped problems from starting: a resume completes the round
-                return False
+                progress.close()  # the budget stopped problems: a resume completes the round, then learns
+                return
             # the whole round, also records of an earlier, killed attempt (the memory skips what it has learned)
             await condition.memory.learn([done[k] for k in in_round], epoch, number)
             rundir.write_manifest(spent_usd=round(budget.own(), 6))  # the learner's spend too
             published = time.monotonic()
         condition.memory.checkpoint(epoch)
     progress.close()
-    return True
 
 
 def problems_in_flight(setting: int | None, coder: Any, workers: int) -> int:

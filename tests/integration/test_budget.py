@@ -15,7 +15,8 @@ IDS = [291, 292, 293, 294, 295, 296, 297, 298]
 def priced_cfg(server, grading_python, *overrides):
     # about 150 prompt words a problem at 1,000 USD per million tokens: some 0.15 USD a call
     return compose_config(
-        "model=openai_compatible", f"model.base_url={server.base_url}", "model.price.input=1000",
+        "model=openai_compatible", f"model.base_url={server.base_url}", "model.params.max_tokens=16",
+        "model.price.input=1000",
         "model.price.output=1000", "model.cache_path=null", f"dataset.ids=[{','.join(map(str, IDS))}]",
         f"execution.python={grading_python}", "execution.preload=[numpy]", "pipeline.progress=false",
         *overrides)  # problems in flight: the model's concurrency (8)

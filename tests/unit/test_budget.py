@@ -1,9 +1,11 @@
 """The budget's arithmetic: spend before and now, the running problems' likely cost, sweep-wide spend."""
+import asyncio
 import json
 
 import pytest
 
-from spark_eval.pipeline.budget import Budget, BudgetError, Ledger, spent_by
+from spark_eval.models.ledger import BudgetExhausted, Ledger, worst_case
+from spark_eval.pipeline.budget import Budget, BudgetError, spent_by
 from tests.fakes.runs import record
 from spark_eval.records import Record
 
@@ -12,8 +14,8 @@ def test_a_problem_starts_only_if_the_running_ones_and_it_would_stay_under_the_c
     ledger = Ledger()
     budget = Budget(1.0, "run", tmp_path / "run", before=0.0, run_ledger=ledger)
     assert budget.allows(running=0) and not budget.allows(running=1)  # no cost known yet: one at a time
-    ledger.charge(0.125)
-    ledger.charge(0.125)
+    asyncio.run(ledger.settle(0.0, 0.125))
+    asyncio.run(ledger.settle(0.0, 0.125))
     budget.problems_done = 2  # 0.125 a problem
     assert budget.own() == 0.25 and budget.shown() == "$0.25/1"
     assert budget.allows(running=5)  # 0.25 + 6 x 0.125 = 1.0
@@ -54,3 +56,24 @@ def test_earlier_spend_is_the_larger_of_the_manifest_and_the_records():
                                                                    for r in records for j in r.judgments)
     assert in_records > 0 and spent_by(records, {}) == pytest.approx(in_records)
     assert spent_by(records, {"spent_usd": in_records + 1}) == pytest.approx(in_records + 1)
+
+
+def test_a_call_goes_out_only_if_its_worst_case_fits_under_the_cap(tmp_path):
+    assert worst_case(3000, 100, {"input": 10.0, "output": 20.0}, 4096) == (1000 * 10.0 + 100 * 20.0) / 1e6
+    assert worst_case(0, None, {"output": 1.0}, 4096) == 4096 / 1e6
+    ledger = Ledger()
+    Budget(1.0, "run", tmp_path / "run", before=0.25, run_ledger=ledger)
+
+    async def calls():
+        await ledger.reserve("m", 0.5)  # 0.25 + 0.5 fits
+        waiting = asyncio.create_task(ledger.reserve("m", 0.5))  # 0.25 + 1.0 does not: it waits
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        await ledger.settle(0.5, 0.125)  # the first cost less than its worst case: 0.375 + 0.5 fits now
+        await asyncio.wait_for(waiting, 1)
+        assert ledger.reserved == 0.5 and ledger.usd == 0.125
+        await ledger.settle(0.5, None)  # failed: nothing charged
+        with pytest.raises(BudgetExhausted, match="could take the spend past budget.usd"):
+            await ledger.reserve("m", 0.75)  # nothing in flight to wait for: refused
+
+    asyncio.run(calls())
