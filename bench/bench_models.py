@@ -5,7 +5,7 @@
     PYTHONPATH=. python bench/bench_models.py --latency 0.05 --concurrency 16
 
 Each concurrency sends `waves x concurrency` calls through `OpenAIModel.complete` (response cache off, so every
-call reaches the server); the ideal wall time is waves x latency, what a provider answering in exactly that
+call reaches the server; each reserves its worst case on a ledger and is charged, as in a run); the ideal wall time is waves x latency, what a provider answering in exactly that
 latency allows. The fake server runs in a process of its own, so the figure is the harness's: SDK, retry
 wrapper, semaphore, JSON. `client ms/call` is the harness process's CPU time per call.
 """
@@ -18,6 +18,7 @@ import sys
 import time
 
 from spark_eval.models.base import GenerationParams
+from spark_eval.models.ledger import Ledger
 from spark_eval.models.openai import OpenAIModel
 
 
@@ -30,7 +31,9 @@ def measure(base_url: str, concurrency: int, waves: int) -> tuple[float, float]:
     """Wall seconds and client CPU seconds of `waves x concurrency` calls, after one warm-up wave (connections
     open, SDK client built)."""
     model = OpenAIModel(name="bench", model="fake", base_url=base_url, api_key_env=None, concurrency=concurrency,
-                        cache_path=None)
+                        cache_path=None, price={"input": 1.0, "output": 1.0})
+    model.ledger = Ledger()  # as in a run: every call reserves its worst case and is charged
+    model.ledger.limit = lambda reserved: True  # a budget's check, without a cap
 
     async def timed() -> tuple[float, float]:
         await call_all(model, concurrency, "warm")

@@ -34,28 +34,34 @@ class Ledger:
         self.calls = 0
         self.reserved = 0.0
         self.limit: Callable[[float], bool] | None = None
+        self._waiting = 0  # calls waiting for others to settle (the event loop's: one thread, checks never interleave)
         self._settled: tuple[asyncio.AbstractEventLoop, asyncio.Condition] | None = None
 
     async def reserve(self, name: str, worst_case: float) -> None:
         """Before a call: hold its worst case (waiting for calls in flight to settle), or BudgetExhausted."""
-        settled = self._condition()
-        async with settled:
-            while self.limit is not None and not self.limit(self.reserved + worst_case):
-                if self.reserved <= 0:
-                    raise BudgetExhausted(f"{name}: this call could take the spend past budget.usd (worst case "
-                                          f"${worst_case:.4f}, ${self.usd:.4f} spent)")
-                await settled.wait()
-            self.reserved += worst_case
+        while self.limit is not None and not self.limit(self.reserved + worst_case):
+            if self.reserved <= 0:
+                raise BudgetExhausted(f"{name}: this call could take the spend past budget.usd (worst case "
+                                      f"${worst_case:.4f}, ${self.usd:.4f} spent)")
+            settled = self._condition()
+            self._waiting += 1
+            try:
+                async with settled:  # no await between the check above and the wait: no settle is missed
+                    await settled.wait()
+            finally:
+                self._waiting -= 1
+        self.reserved += worst_case
 
     async def settle(self, worst_case: float, usd: float | None) -> None:
         """After a call: its reservation released, its real cost (None: it failed) charged."""
-        settled = self._condition()
-        async with settled:
-            self.reserved = max(0.0, self.reserved - worst_case)
-            if usd is not None:
-                self.usd += usd
-                self.calls += 1
-            settled.notify_all()
+        self.reserved = max(0.0, self.reserved - worst_case)
+        if usd is not None:
+            self.usd += usd
+            self.calls += 1
+        if self._waiting:
+            settled = self._condition()
+            async with settled:
+                settled.notify_all()
 
     def _condition(self) -> asyncio.Condition:
         """One condition per event loop (each `asyncio.run` of a run gets its own)."""
