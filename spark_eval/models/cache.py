@@ -5,13 +5,27 @@ import hashlib
 import json
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 
 def request_key(request: dict[str, Any]) -> str:
     """sha256 of everything that changes the output (provider, model, base URL, messages, params)."""
     return hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def held_keys(path: str | Path, keys: Iterable[str]) -> set[str]:
+    """Which of `keys` the cache file at `path` holds, read without writing anything (no file: none of them)."""
+    if not Path(path).is_file():
+        return set()
+    ordered, found = sorted(keys), set()
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        for start in range(0, len(ordered), 500):  # under SQLite's limit on bound parameters
+            chunk = ordered[start : start + 500]
+            rows = db.execute(f"SELECT key FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            found.update(key for (key,) in rows)
+    return found
 
 
 class ResponseCache:

@@ -71,9 +71,12 @@ class Ledger:
         return self._settled[1]
 
 
+def price_usd(price: dict[str, float], input_tokens: float, output_tokens: float) -> float:
+    """What so many tokens cost at `price` (USD per million input and output tokens)."""
+    return (input_tokens * price.get("input", 0.0) + output_tokens * price.get("output", 0.0)) / 1e6
+
+
 def worst_case(prompt_chars: int, max_tokens: int | None, price: dict[str, float], fallback_tokens: int) -> float:
     """The most a call may cost: its prompt at CHARS_PER_TOKEN_AT_MOST, all of `max_tokens` (else `fallback_tokens`)
     as output."""
-    input_tokens = prompt_chars / CHARS_PER_TOKEN_AT_MOST
-    output_tokens = max_tokens or fallback_tokens
-    return (input_tokens * price.get("input", 0.0) + output_tokens * price.get("output", 0.0)) / 1e6
+    return price_usd(price, prompt_chars / CHARS_PER_TOKEN_AT_MOST, max_tokens or fallback_tokens)

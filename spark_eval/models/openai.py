@@ -68,7 +68,8 @@ class OpenAIModel(ProviderModel):
             request["stop"] = list(params.stop[:4])  # the API takes at most four
         if params.json_schema is not None:
             request["response_format"] = self._response_format(params.json_schema)
-        response = await self._post("/chat/completions", {**request, **params.extra}, "ChatCompletion")
+        response = await self._post("/chat/completions", {**request, **params.extra},
+                                    self._openai.types.chat.ChatCompletion)
         choice = response.choices[0]
         usage = response.usage
         return Reply(
@@ -101,7 +102,7 @@ class OpenAIModel(ProviderModel):
         if params.json_schema is not None:
             request["text"] = {"format": {"type": "json_schema", "name": "reply", "schema": params.json_schema,
                                           "strict": False}}
-        response = await self._post("/responses", {**request, **params.extra}, "Response")
+        response = await self._post("/responses", {**request, **params.extra}, self._openai.types.responses.Response)
         finish = response.status
         if response.status == "incomplete" and response.incomplete_details is not None:
             finish = "length" if response.incomplete_details.reason == "max_output_tokens" else finish
@@ -114,12 +115,11 @@ class OpenAIModel(ProviderModel):
             request_id=response._request_id or response.id,
         )
 
-    async def _post(self, path: str, body: dict[str, Any], reply_type: str) -> Any:
-        """POST a request body we built as plain JSON: the SDK's typed `create` would walk it against its
-        parameter types first, which costs more CPU per call than the rest of the harness (bench_models.py)."""
-        cast_to = self._openai.types.chat.ChatCompletion if reply_type == "ChatCompletion" else \
-            self._openai.types.responses.Response
-        return await self._client.post(path, body=body, cast_to=cast_to)
+    async def _post(self, path: str, body: dict[str, Any], reply_type: type) -> Any:
+        """POST a request body we built as plain JSON, read as `reply_type`: the SDK's typed `create` would walk it
+        against its parameter types first, which costs more CPU per call than the rest of the harness
+        (bench_models.py)."""
+        return await self._client.post(path, body=body, cast_to=reply_type)
 
     def _retryable(self, error: BaseException) -> bool:
         return transient_sdk_error(self._openai, error)

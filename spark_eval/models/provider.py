@@ -14,7 +14,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from spark_eval.models.base import GenerationParams, Message, ModelCallError, ModelConfigError
 from spark_eval.models.cache import ResponseCache, request_key
-from spark_eval.models.ledger import Ledger, worst_case
+from spark_eval.models.ledger import Ledger, price_usd, worst_case
 from spark_eval.records import Completion
 
 log = logging.getLogger(__name__)
@@ -164,8 +164,7 @@ class ProviderModel(abc.ABC):
         return reply, attempts
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
-        per_million = input_tokens * self.price.get("input", 0.0) + output_tokens * self.price.get("output", 0.0)
-        return round(per_million / 1e6, 8)
+        return round(price_usd(self.price, input_tokens, output_tokens), 8)
 
     async def aclose(self) -> None:
         """Close the SDK client this event loop made, while the loop still runs (left to the garbage collector,

@@ -13,16 +13,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import defaultdict
-from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from spark_eval.data.base import Benchmark
 from spark_eval.judge.helpfulness import helpfulness_messages
 from spark_eval.judge.quality import quality_messages
 from spark_eval.memory.agent import plan_messages
+from spark_eval.models.cache import held_keys
 from spark_eval.models.coder import ChatCoder
+from spark_eval.models.ledger import price_usd
 from spark_eval.records import Recommendation
 from spark_eval.types import Problem
 
@@ -142,10 +142,9 @@ def tally(calls: Sequence[Call]) -> dict[str, Tally]:
         if call.key is not None and call.model.get("cache_path"):
             seen.add(call.key)  # a later call with this key is answered by the cache this one fills
         n_out = call.output_tokens + (REASONING_TOKENS if is_reasoning(call.model) else 0)
-        price = call.model.get("price") or {}
         t.input_tokens += call.input_tokens
         t.output_tokens += n_out
-        t.cost_usd += (call.input_tokens * price.get("input", 0.0) + n_out * price.get("output", 0.0)) / 1e6
+        t.cost_usd += price_usd(call.model.get("price") or {}, call.input_tokens, n_out)
         if str(call.model.get("_target_")).rsplit(".", 1)[-1] in REMOTE_MODELS:
             t.api_s += n_out / TOKENS_PER_S / max(1, int(call.model.get("concurrency") or 1))
     return out
@@ -159,15 +158,8 @@ def cached_keys(calls: Sequence[Call]) -> set[str]:
             by_cache[str(call.model.cache_path)].add(call.key)
     found: set[str] = set()
     for path, keys in by_cache.items():
-        if not Path(path).is_file():
-            continue
         try:
-            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-                ordered = sorted(keys)
-                for start in range(0, len(ordered), 500):
-                    chunk = ordered[start : start + 500]
-                    rows = db.execute(f"SELECT key FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-                    found.update(key for (key,) in rows)
+            found |= held_keys(path, keys)
         except sqlite3.Error as e:
             log.warning("response cache %s not readable (%s); its calls are counted as calls", path, e)
     return found
