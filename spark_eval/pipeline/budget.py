@@ -20,6 +20,7 @@ from typing import Any, Iterable
 from spark_eval.errors import UserError
 from spark_eval.models.ledger import Ledger
 from spark_eval.records import Record, read_records
+from spark_eval.records.index import signature
 from spark_eval.records.summary import ledger
 
 SIBLINGS_EVERY_S = 2.0  # how often a sweep-wide budget rereads the other runs' manifests
@@ -50,7 +51,7 @@ class Budget:
         if usd is not None and usd < 0:
             raise BudgetError(f"budget.usd={usd} is negative; give a cap in USD, or leave it unset")
         self.usd, self.scope, self.run_dir, self.before, self.ledger = usd, scope, Path(run_dir), before, run_ledger
-        self._siblings: dict[Path, tuple[tuple[int, ...], float]] = {}
+        self._siblings: dict[Path, tuple[str, float]] = {}  # by run: its files' signature, its spend
         self._siblings_total, self._siblings_at = 0.0, -SIBLINGS_EVERY_S
         self.problems_done = finished_before  # problems finished, earlier attempts included: the mean cost of one
         run_ledger.limit = self.may_reserve  # a call goes out only if its worst case fits under the cap
@@ -96,9 +97,8 @@ class Budget:
             if run_dir == self.run_dir or not (run_dir / "manifest.json").is_file():
                 continue
             try:
-                stamp = tuple(int(x) for f in ("manifest.json", "records.jsonl") if (run_dir / f).exists()
-                              for x in ((run_dir / f).stat().st_mtime_ns, (run_dir / f).stat().st_size))
-                if self._siblings.get(run_dir, ((), 0.0))[0] != stamp:
+                stamp = signature(run_dir)
+                if self._siblings.get(run_dir, ("", 0.0))[0] != stamp:
                     manifest = json.loads((run_dir / "manifest.json").read_text())
                     records = read_records(run_dir / "records.jsonl", repair=False) \
                         if (run_dir / "records.jsonl").is_file() else []

@@ -19,13 +19,12 @@ from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from spark_eval.config import IDENTITY_RENAMED
 from spark_eval.data import build_benchmark
 from spark_eval.errors import UserError
 from spark_eval.memory.store import is_database_url, shown_url
 from spark_eval.models.coder import ChatCoder
 from spark_eval.pipeline.estimate import COMPONENTS, Tally, learner_calls, record_calls, tally, total_of
-from spark_eval.pipeline.rundir import result_identity
+from spark_eval.pipeline.rundir import identity_changes, result_identity
 from spark_eval.pipeline.runner import share_of, stream_order
 from spark_eval.pipeline.sweep import shown_path
 from spark_eval.records import read_records, record_key
@@ -110,14 +109,12 @@ def resume_state(cfg: DictConfig, run_dir: Path) -> str:
         before = json.loads(manifest.read_text()).get("identity", {})
     except (OSError, ValueError):
         return f"{manifest} unreadable: the run would stop"
-    before = {IDENTITY_RENAMED.get(k, k): v for k, v in before.items()}
     now = result_identity(cfg)  # without the dataset hash and versions, which only the run itself computes
     if now.get("execution.isolation") == "auto":
         now.pop("execution.isolation")  # the run writes down what `auto` became on its machine
-    changed = [k for k in sorted(now) if k and before.get(k) != now[k]]
+    changed = identity_changes(before, now, keys=now)
     if changed:
-        shown = "; ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed[:4])
-        return f"resume refused, the config differs ({shown})"
+        return f"resume refused, the config differs ({'; '.join(changed[:4])})"
     return "resumes"
 
 

@@ -12,8 +12,8 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from spark_eval.config import (IDENTITY_ABSENT, IDENTITY_RENAMED, MODEL_CALL_SETTINGS, PROJECT_ROOT, RESULT_NEUTRAL_KEYS,
-                               RESULT_NEUTRAL_LEAVES)
+from spark_eval.config import (IDENTITY_ABSENT, IDENTITY_RENAMED, MODEL_CALL_SETTINGS, PROJECT_ROOT,
+                               RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES)
 from spark_eval.memory.store import is_database_url, shown_url
 from spark_eval.records import Record, RunDirectoryError, append_record, read_records, rewrite_records, write_json
 
@@ -25,8 +25,17 @@ def result_identity(cfg: DictConfig, **extra: Any) -> dict[str, Any]:
     resolved = _without_call_settings(OmegaConf.to_container(cfg, resolve=True))
     flat = {k: shown_url(v) if isinstance(v, str) and is_database_url(v) else v for k, v in _flatten(resolved)
             if not _neutral(k) and not (k in IDENTITY_ABSENT and v == IDENTITY_ABSENT[k])}
-    flat.update(_flatten(extra))
+    if extra:  # an empty mapping would flatten to a key of its own
+        flat.update(_flatten(extra))
     return dict(sorted(flat.items()))
+
+
+def identity_changes(before: dict[str, Any], now: dict[str, Any], keys: Any = None) -> list[str]:
+    """`key: old -> new` for each key (of both identities, or `keys`) whose value differs; a run made under a
+    setting's old name (IDENTITY_RENAMED) reads as the new one."""
+    before = {IDENTITY_RENAMED.get(k, k): v for k, v in before.items()}
+    keys = sorted(set(before) | set(now) if keys is None else keys)
+    return [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys if before.get(k) != now.get(k)]
 
 
 def _without_call_settings(node: Any) -> Any:
@@ -113,11 +122,9 @@ class RunDirectory:
             if self.records_path.exists() and self.records_path.stat().st_size:
                 raise RunDirectoryError(f"{self.records_path} exists without a manifest; move it away to start anew")
             return
-        before = json.loads(self.manifest_path.read_text()).get("identity", {})
-        before = {IDENTITY_RENAMED.get(k, k): v for k, v in before.items()}
-        changed = [k for k in sorted(set(before) | set(self.identity)) if before.get(k) != self.identity.get(k)]
+        changed = identity_changes(json.loads(self.manifest_path.read_text()).get("identity", {}), self.identity)
         if changed:
-            detail = "; ".join(f"{k}: {before.get(k)!r} -> {self.identity.get(k)!r}" for k in changed[:8])
+            detail = "; ".join(changed[:8])
             raise RunDirectoryError(
                 f"{self.path} holds a run with a different config ({detail}); "
                 "undo the change, or pick another seed, experiment_name or hydra.run.dir"
