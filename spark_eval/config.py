@@ -201,6 +201,12 @@ class PoisonConfig:
 
 
 @dataclass
+class PlaceboConfig:
+    source: Optional[str] = None  # memory=placebo: a finished run whose advice is shown (None: the agent writes it)
+    seed: int = 0  # the derangement: which other problem's advice each problem is shown
+
+
+@dataclass
 class SparkMemoryConfig(MemoryConfig):
     _target_: str = "spark_eval.memory.spark.AgentMemory"  # | RawRagMemory | PlaybookMemory: how it advises
     _recursive_: bool = False
@@ -211,6 +217,7 @@ class SparkMemoryConfig(MemoryConfig):
     frozen_store: Optional[str] = None  # experience=frozen: the learned store copied in when the run starts
     mask_contributors: list[str] = field(default_factory=list)  # hide insights only these models contributed
     poison: PoisonConfig = field(default_factory=PoisonConfig)
+    placebo: PlaceboConfig = field(default_factory=PlaceboConfig)
     playbook_chars: int = 6000
     kb: KnowledgeBaseConfig = field(default_factory=KnowledgeBaseConfig)
     embedder: Any = MISSING
@@ -264,6 +271,15 @@ class BudgetConfig:
 
 
 @dataclass
+class PlanConfig:
+    """dry_run=true: the MDE each comparison's design will reach on pass@1 (records/power.py: planned_mde)."""
+
+    pilot: Optional[str] = None  # a glob of finished runs: measure discordance and rho from their paired records
+    discordance: float = 0.30  # share of problems whose pass/fail differs between the arms, without a pilot
+    rho: float = 0.5  # correlation of two problems' differences within one origin family, without a pilot
+
+
+@dataclass
 class PathsConfig:
     root: str = MISSING
     results: str = MISSING
@@ -300,6 +316,7 @@ class Config:
     stage: str = "run"
     community: CommunityConfig = field(default_factory=CommunityConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
     run_dir: Optional[str] = None
     results: Any = None  # stage=report: a glob of run directories, or a list of globs
     index: str = "${paths.results}/index.sqlite"  # stage=index: the SQLite file over every run under paths.results
@@ -405,10 +422,12 @@ RESULT_NEUTRAL_KEYS = (
     "community",
     "dry_run",
     "budget",  # how much may be spent, not what a call returns
+    "plan",  # what a dry run assumes about the results
 )
 # Settings added after runs were made, left out of the identity while they keep the value that means "as before",
 # so those runs still resume.
-IDENTITY_ABSENT = {"pipeline.share": None, "memory.mask_contributors": [], "memory.poison.rate": 0.0}
+IDENTITY_ABSENT = {"pipeline.share": None, "memory.mask_contributors": [], "memory.poison.rate": 0.0,
+                   "memory.placebo.source": None, "memory.placebo.seed": 0}
 # Settings renamed after runs were made: a resume reads the old name in their identity as the new one.
 IDENTITY_RENAMED = {"pipeline.repeats": "pipeline.samples"}
 # Leaf names that are locations wherever they appear (a model's cache or weights folder).

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -336,3 +337,27 @@ class _Reader(ast.NodeVisitor):
         if owner.type in COLUMN_OF and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
             return _Value(type=COLUMN_OF[owner.type])
         return _Value(type=owner.type) if owner.type != BUILTIN else _UNKNOWN
+
+
+def names_api(text: str, labels: Iterable[str]) -> tuple[str, ...]:
+    """The labels (`api_labels`) that `text` names, sorted: advice checked against the reference, no judge needed.
+
+    A label is named when its last part (`argsort` of `numpy.argsort`, `DataFrame` of `pandas.DataFrame`, or a
+    spelling MEMBER_ALIASES gives it: `agg` for `aggregate`) appears as code does: after a dot (`np.argsort`,
+    `df.groupby`), before a call's parenthesis (`argsort(`), in backticks; or anywhere as a word when the name cannot
+    be read as English (it has a capital or an underscore: `MinMaxScaler`, `read_csv`). So prose such as "apply the
+    mask" does not name `pandas.DataFrame.apply`, and `df.apply(f)` does.
+    """
+    written_as = {documented: code for code, names in MEMBER_ALIASES.items() for documented in names}
+    found = set()
+    for label in labels:
+        last = label.rsplit(".", 1)[-1]
+        for name in sorted({last, written_as.get(last, last), *MEMBER_ALIASES.get(last, ())}):
+            word = re.escape(name)
+            code = rf"\.{word}(?!\w)|(?<![\w.]){word}\s*\(|`{word}`"
+            if name != name.lower() or "_" in name.strip("_"):
+                code += rf"|(?<![\w]){word}(?!\w)"
+            if re.search(code, text):
+                found.add(label)
+                break
+    return tuple(sorted(found))

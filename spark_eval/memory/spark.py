@@ -2,7 +2,11 @@
 
 - `AgentMemory` (the paper's Spark): the retrieval agent plans searches and writes a cited recommendation;
 - `RawRagMemory`: the top-k retrieved items pasted, no agent;
-- `PlaybookMemory`: every active insight in context, no retrieval.
+- `PlaybookMemory`: every active insight in context, no retrieval;
+- `PlaceboMemory` (a control arm): the advice written for another problem of the same library, so the context has
+  the shape and length of Spark's but is not about this problem;
+- `OracleMemory` (a control arm, leaky by design): the reference solution's documented APIs with their summaries,
+  built without a model: an upper bound on what documentation advice can do.
 
 What they share (`SparkMemory`): the experience store, what is searched (`sources`: the documentation KB and/or
 the store's insights), where experience comes from (`experience`, a part from `experience.py`), the leak guard
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import re
 from collections import Counter
 from pathlib import Path
@@ -23,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.data.base import Benchmark
 from spark_eval.memory.agent import AGENT_VERSION, RetrievalAgent
+from spark_eval.memory.apilabels import ApiNames, api_labels, names_api
 from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.embed import CachedEmbedder, Embedder
 from spark_eval.memory.experience import experience_part, sum_usage
@@ -33,8 +39,8 @@ from spark_eval.memory.poison import POISON_VERSION
 from spark_eval.memory.store import Item, MemoryStore, is_database_url, open_store, shown_url
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import RETRY_VERSION
-from spark_eval.records import Recommendation, Record, append_jsonl, read_lines
-from spark_eval.types import Problem
+from spark_eval.records import Recommendation, Record, append_jsonl, read_lines, read_records
+from spark_eval.types import LIBRARY_MODULES, Problem
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,7 @@ class SparkMemory:
             is neither searched nor shown (leave-one-contributor-out).
         poison: `rate`: the share of this run's learned insights replaced by plausible but wrong ones
             (`poison.py`), marked as poison in their provenance only.
+        placebo: `PlaceboMemory`'s `source` (a finished run whose advice is shown) and `seed` (its derangement).
         kb: documentation knowledge base settings (grading interpreter, libraries, cache folder).
         embedder: the embedder's config (`_target_`).
         agent_model, learner_model: model configs (shared with the coder's when equal).
@@ -92,7 +99,7 @@ class SparkMemory:
                  learner_model: DictConfig, retrieval: DictConfig, learning: DictConfig, leakage: DictConfig,
                  playbook_chars: int = 6000, frozen_store: str | None = None,
                  mask_contributors: Sequence[str] = (), poison: DictConfig | None = None,
-                 models: ModelPool | None = None, run_dir: Path | None = None,
+                 placebo: DictConfig | None = None, models: ModelPool | None = None, run_dir: Path | None = None,
                  benchmark: Benchmark | None = None) -> None:
         bad = [s for s in sources if s not in SOURCES]
         if bad:
@@ -114,6 +121,7 @@ class SparkMemory:
         self.frozen_store = frozen_store
         self.mask = tuple(sorted(mask_contributors))
         self.poison_rate = float((poison or {}).get("rate", 0.0) or 0.0)
+        self.placebo = dict(placebo or {})  # PlaceboMemory's settings (`source`, `seed`)
         if not 0.0 <= self.poison_rate <= 1.0:
             raise MemoryConfigError(f"memory.poison.rate={self.poison_rate:g} is not a share; give a number in [0, 1]")
         if self.mask and self.learns:
@@ -141,6 +149,7 @@ class SparkMemory:
         self.problems: dict[int, Problem] = {}
         self.health: list[dict[str, Any]] = []
         self.screen: Any = None  # a screen.InsightScreen for the online learner's insights
+        self.api_names: ApiNames | None = None  # every documented name, to label references (api_hits)
         self.versions = self._versions()
 
     # -- the Memory protocol --------------------------------------------------------------------------
@@ -170,6 +179,9 @@ class SparkMemory:
             self.kb = load_knowledge_base(self.kb_cfg, raw_embedder)
         await self.experience.prepare(self, problems)
         self.load_insights()
+        from spark_eval.memory.kb import load_api_names  # walks libraries once per grading environment
+
+        self.api_names = ApiNames(load_api_names(self.kb_cfg))
         if self.memory_dir:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
             self.health = read_lines(self.memory_dir / "health.jsonl")
@@ -330,8 +342,11 @@ class SparkMemory:
                         for i in rec.items)
         overlap = round(self.guard.score(rec.text, reference), 4) if rec.text else 0.0
         leak = (bool(rec.text) and self.guard.leaks(rec.text, reference)) or any(i["leak"] for i in flagged)
+        labels = api_labels(problem, self.api_names) if self.api_names is not None else None
+        hits = names_api(rec.text, labels) if labels is not None else None
         return Recommendation(text=rec.text, plan=rec.plan, items=flagged, leak_flag=leak,
-                              trace={**rec.trace, "reference_overlap": overlap}, error=rec.error)
+                              trace={**rec.trace, "reference_overlap": overlap}, error=rec.error,
+                              api_labels=labels, api_hits=hits)
 
 
 class AgentMemory(SparkMemory):
@@ -381,3 +396,140 @@ class PlaybookMemory(SparkMemory):
         text = "\n\n".join(entry for _, entry in chosen)
         return Recommendation(text=text, items=tuple({"id": i.id, "kind": "insight", "score": 1.0} for i, _ in chosen),
                               error=None if text else "the playbook is empty")
+
+
+ORACLE_APIS, ORACLE_SUMMARY_CHARS = 6, 200
+
+
+class OracleMemory(SparkMemory):
+    """A control arm built without a model: the documented APIs the reference solution uses (`apilabels.py`, the
+    labels the retrieval benchmark scores against), each with the first sentence of its documentation's summary.
+    An upper bound on what documentation advice can do; it leaks by design (built from the reference), so its runs
+    are marked `leaky` and never pooled with real conditions. A reference without a documented API gets no advice
+    (`recommendation.error`)."""
+
+    mode = "oracle"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.sources or self.learns:
+            raise MemoryConfigError("memory=oracle searches nothing and learns nothing; set memory.sources=[] and "
+                                    "memory.experience=none")
+        self.leaky = True
+        self.summaries: dict[str, str] = {}
+
+    async def prepare(self, problems: Sequence[Problem]) -> None:
+        await super().prepare(problems)
+        from spark_eval.memory.docs import walk_library  # the summaries of the labels the problems need
+
+        wanted: dict[str, set[str]] = {}
+        for problem in problems:
+            for label in api_labels(problem, self.api_names):
+                wanted.setdefault(label.split(".")[0], set()).add(label)
+        modules = {module: library for library, module in LIBRARY_MODULES.items()}
+        for module, labels in sorted(wanted.items()):
+            chunks = walk_library(self.kb_cfg.python, modules.get(module, module))
+            self.summaries.update({c.qualname: summary_of(c.text) for c in chunks
+                                   if c.section == "overview" and c.qualname in labels})
+
+    async def advise(self, problem: Problem, exclude: Collection[str]) -> Recommendation:
+        labels = api_labels(problem, self.api_names)[:ORACLE_APIS]
+        if not labels:
+            return Recommendation(text="", error="oracle: the reference solution uses no documented API")
+        lines = [f"- `{label}`" + (f": {self.summaries[label]}" if self.summaries.get(label) else "")
+                 for label in labels]
+        return Recommendation(text="Use these documented APIs:\n" + "\n".join(lines),
+                              trace={"oracle_labels": list(labels)})
+
+
+def summary_of(overview: str, cap: int = ORACLE_SUMMARY_CHARS) -> str:
+    """The first sentence of an overview chunk's summary (the text after its signature line), on one line."""
+    _, _, summary = overview.partition("\n\n")
+    paragraph = " ".join(summary.split("\n\n", 1)[0].split())
+    sentence = re.split(r"(?<=\.)\s", paragraph, maxsplit=1)[0]
+    return sentence if len(sentence) <= cap else sentence[: cap - 1] + "…"
+
+
+class PlaceboMemory(AgentMemory):
+    """A control arm: the coder is shown the advice written for another problem of the same library, drawn by a
+    seeded derangement within each library (another origin family wherever the library has one), so the context
+    has the shape and length of Spark's advice and is not about this problem.
+
+    With `placebo.source` (a finished run directory of an advising condition, e.g. Spark's) the other problem's
+    advice is taken from its records, so the arm costs coder calls only; without it, the retrieval agent writes the
+    other problem's advice over the sources (no learning). The record names the problem the advice was written for
+    (`trace.placebo_of`)."""
+
+    mode = "placebo"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.learns:
+            raise MemoryConfigError("memory=placebo shows advice written for other problems and learns nothing; "
+                                    "set memory.experience=none")
+        settings = self.placebo
+        self.source = settings.get("source") or None
+        self.placebo_seed = int(settings.get("seed", 0) or 0)
+        self.donors: dict[int, int] = {}
+        self.borrowed: dict[int, Recommendation] = {}
+        self.versions = {**self.versions, "placebo": f"placebo-1:seed{self.placebo_seed}:"
+                                                    f"{'run' if self.source else 'agent'}"}
+
+    async def prepare(self, problems: Sequence[Problem]) -> None:
+        if self.source and not (Path(self.source) / "records.jsonl").is_file():  # a sweep makes it before this run
+            raise MemoryConfigError(f"memory.placebo.source={self.source} holds no records.jsonl; give a finished run "
+                                    "directory of an advising condition (e.g. Spark's), or leave it unset to have "
+                                    "the agent write the other problem's advice")
+        await super().prepare(problems)
+        self.donors = derangement(problems, self.placebo_seed)
+        if self.source:
+            for record in read_records(Path(self.source) / "records.jsonl", repair=False):
+                if record.epoch == 0 and record.repeat == 0 and record.recommendation is not None:
+                    self.borrowed[record.problem_id] = record.recommendation
+
+    async def advise(self, problem: Problem, exclude: Collection[str]) -> Recommendation:
+        donor = self.donors.get(problem.problem_id)
+        if donor is None:
+            return Recommendation(text="", error=f"placebo: no other problem of {problem.library} in this run")
+        if self.source:
+            found = self.borrowed.get(donor)
+            if found is None or not found.text:
+                return Recommendation(text="", trace={"placebo_of": donor},
+                                      error=f"placebo: problem {donor} has no advice in {self.source}")
+            text, trace = found.text, {"placebo_of": donor, "donor_items": [i.get("id") for i in found.items]}
+        else:
+            other = self.problems[donor]
+            made = await super().advise(other, self._excluded(other))
+            if not made.text:
+                return Recommendation(text="", trace={"placebo_of": donor},
+                                      error=f"placebo: no advice for problem {donor}: {made.error}")
+            text, trace = made.text, {"placebo_of": donor, "donor_items": [i.get("id") for i in made.items],
+                                      "usage": made.trace.get("usage")}
+        return Recommendation(text=text, trace=trace)
+
+
+def derangement(problems: Sequence[Problem], seed: int, tries: int = 200) -> dict[int, int]:
+    """problem id -> the id of another problem of the same library whose advice it is shown: each library's problems
+    in a seeded shuffle, each given its successor's (a cycle, so every problem is a donor once and none its own).
+    Of `tries` shuffles the first with no problem given one of its own origin family wins, else the one with the
+    fewest. A library with one problem gives it no donor."""
+    by_library: dict[str, list[Problem]] = {}
+    for p in sorted(problems, key=lambda p: p.problem_id):
+        by_library.setdefault(p.library, []).append(p)
+    donors: dict[int, int] = {}
+    for library, pool in sorted(by_library.items()):
+        if len(pool) < 2:
+            continue
+        rng = random.Random(f"placebo:{seed}:{library}")
+        best, best_same = None, None
+        for _ in range(tries):
+            order = pool[:]
+            rng.shuffle(order)
+            cycle = {p.problem_id: order[(i + 1) % len(order)] for i, p in enumerate(order)}
+            same = sum(1 for p in pool if cycle[p.problem_id].origin_family == p.origin_family)
+            if best is None or same < best_same:
+                best, best_same = cycle, same
+            if same == 0:
+                break
+        donors.update({pid: donor.problem_id for pid, donor in best.items()})
+    return donors

@@ -3,13 +3,18 @@
 Per job: the problems and records to run and those already done (a resume skips them), the model calls each
 component would make (coder, agent, learner, judge) with those the response cache already answers apart, their
 tokens, cost and API time (`estimate.py`), and what the job needs (keys, weights, GPUs, the grading environment,
-the documentation KB). A multirun adds the total over its jobs (`PlanTotal`, a Hydra callback).
+the documentation KB). A multirun adds the total over its jobs (`PlanTotal`, a Hydra callback) and, for each
+comparison its jobs make (each memory of a model against the same model's `report.baseline`), the minimum
+detectable effect its design will reach on pass@1 (`power_lines`): from a stated discordance and intra-family
+correlation (`plan.discordance`, `plan.rho`), or from those measured on pilot runs (`plan.pilot=<run glob>`).
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
-from collections import Counter
+import math
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,8 +33,18 @@ from spark_eval.pipeline.rundir import identity_changes, result_identity
 from spark_eval.pipeline.runner import share_of, stream_order
 from spark_eval.pipeline.sweep import shown_path
 from spark_eval.records import read_records, record_key
+from spark_eval.records.power import ALPHA, POWER, design_from_pilot, planned_mde
 
 log = logging.getLogger("spark_eval")
+
+
+@dataclass(frozen=True)
+class Design:
+    """What a comparison's planned MDE assumes: the discordance, the intra-family rho, and where they come from."""
+
+    discordance: float
+    rho: float
+    source: str
 
 
 @dataclass
@@ -44,6 +59,14 @@ class Plan:
     resume: str
     components: dict[str, Tally] = field(default_factory=dict)
     needs: list[str] = field(default_factory=list)
+    model: str = ""
+    memory: str = ""
+    baseline: str = "none"
+    """`report.baseline`: the memory this job's memory is compared with (the same model's)."""
+    units: tuple[tuple[int, str], ...] = ()
+    """(problem id, origin family `Library/id`) of each problem the job runs: what its comparisons rest on."""
+    design: Design | None = None
+    """What the MDE of this job's comparison with its baseline assumes (None for the baseline itself)."""
 
     @property
     def total(self) -> Tally:
@@ -89,7 +112,10 @@ def plan_run(cfg: DictConfig) -> Plan:
     records = len(problems) * cfg.pipeline.epochs * cfg.pipeline.samples
     return Plan(job=f"{cfg.model.name}__{cfg.memory.name}__s{cfg.seed}", run_dir=shown_path(run_dir),
                 problems=len(problems), records=records, done=records - len(todo),
-                resume=resume_state(cfg, run_dir), components=tally(calls), needs=needs + kb_needs(cfg))
+                resume=resume_state(cfg, run_dir), components=tally(calls), needs=needs + kb_needs(cfg),
+                model=cfg.model.name, memory=cfg.memory.name, baseline=cfg.report.baseline,
+                units=tuple((p.problem_id, "/".join(map(str, p.origin_family))) for p in problems),
+                design=None if cfg.memory.name == cfg.report.baseline else design(cfg))
 
 
 def finished_keys(run_dir: Path) -> set[str]:
@@ -187,7 +213,7 @@ class PlanTotal(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.plans:
-            log.info("%s", "\n".join(total_lines(self.plans)))
+            log.info("%s", "\n".join(total_lines(self.plans) + power_lines(self.plans)))
 
 
 def total_lines(plans: Sequence[Plan]) -> list[str]:
@@ -198,3 +224,75 @@ def total_lines(plans: Sequence[Plan]) -> list[str]:
     needs = sorted({need for p in plans for need in p.needs})
     return [f"dry run total, {len(plans)} jobs: {records} records, {records - done} to run, {done} done",
             *tally_lines(rows + [("total", total_of(by_component.values()))]), *(f"  needs: {n}" for n in needs)]
+
+
+def design(cfg: Any) -> Design:
+    """What the MDE of the job's comparison with the same model's `report.baseline` assumes: `plan.discordance`
+    and `plan.rho` as stated, or both measured (records.power.design_from_pilot) on the paired records of this
+    model's memory and baseline in the runs `plan.pilot` matches; a rho the pilot cannot measure stays stated."""
+    settings, model, memory, baseline = cfg.plan, cfg.model.name, cfg.memory.name, cfg.report.baseline
+    for name, example in (("discordance", 0.3), ("rho", 0.5)):
+        if not 0 <= float(settings[name]) <= 1:
+            raise UserError(f"plan.{name}={settings[name]} is not a share; give a value between 0 and 1, "
+                            f"e.g. plan.{name}={example}")
+    discordance, rho = float(settings.discordance), float(settings.rho)
+    stated = f"stated discordance {discordance:.0%}, intra-family rho {rho:g}"
+    if not settings.pilot:
+        return Design(discordance, rho, stated)
+    pattern = str(settings.pilot)
+    pilot = pilot_passes(pattern)
+    arm, base = pilot.get((model, memory), {}), pilot.get((model, baseline), {})
+    shared = sorted(set(arm) & set(base))
+    if not shared:
+        return Design(discordance, rho, f"{stated}: pilot {pattern} holds no paired records of {model}/{memory} "
+                                        f"and {model}/{baseline}")
+    measured, measured_rho = design_from_pilot([arm[p][1] - base[p][1] for p in shared],
+                                               [arm[p][0] for p in shared])
+    if math.isnan(measured_rho):  # no family of two problems, or no discordant problem
+        return Design(measured, rho, f"discordance {measured:.0%} measured on pilot {pattern} ({len(shared)} "
+                                     f"paired problems), intra-family rho {rho:g} stated (the pilot cannot measure it)")
+    return Design(measured, measured_rho, f"discordance {measured:.0%} and intra-family rho {measured_rho:.2f} "
+                                          f"measured on pilot {pattern} ({len(shared)} paired problems)")
+
+
+def pilot_passes(pattern: str) -> dict[tuple[str, str], dict[int, tuple[str, float]]]:
+    """Per (model, memory) of the runs `pattern` matches: each problem's origin family and pass@1, the share of
+    its records without an error that passed (epochs, samples and seeds averaged, as the report does)."""
+    paths = sorted(Path(p) for p in glob.glob(pattern) if (Path(p) / "records.jsonl").is_file())
+    if not paths:
+        raise UserError(f"plan.pilot={pattern} matches no run directory (a folder with records.jsonl); give a glob "
+                        "of finished runs, e.g. plan.pilot='results/<experiment>/*'")
+    passes: dict[tuple[str, str], dict[int, tuple[str, list[float]]]] = defaultdict(dict)
+    for path in paths:
+        for r in read_records(path / "records.jsonl", repair=False):
+            if not r.error:
+                passes[(r.model, r.memory)].setdefault(r.problem_id, (r.family, []))[1].append(float(r.passed))
+    return {key: {pid: (family, sum(values) / len(values)) for pid, (family, values) in problems.items()}
+            for key, problems in passes.items()}
+
+
+def power_lines(plans: Sequence[Plan]) -> list[str]:
+    """Per comparison the jobs make (each memory of a model against the same model's baseline, on the problems
+    both run), the MDE its design will reach on pass@1 (records.power.planned_mde) in percentage points, with the
+    problems and origin families it rests on and the assumption used (the job's `design`)."""
+    units: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
+    designs: dict[tuple[str, str], tuple[str, Design]] = {}
+    for plan in plans:
+        units[(plan.model, plan.memory)].update(plan.units)
+        if plan.design is not None:
+            designs[(plan.model, plan.memory)] = plan.baseline, plan.design
+    lines = []
+    for (model, memory), (baseline, assumed) in sorted(designs.items()):
+        if (model, baseline) not in units:
+            continue
+        shared = {pid: family for pid, family in units[(model, memory)].items() if pid in units[(model, baseline)]}
+        sizes = list(Counter(shared.values()).values())
+        found = planned_mde(assumed.discordance, sizes, assumed.rho)
+        shown = f"{100 * found:.1f} pts" if not math.isnan(found) else "not defined (fewer than 2 origin families)"
+        beyond = (f", above the {assumed.discordance:.0%} discordance: no difference it allows has {POWER:.0%} "
+                  "power" if found > assumed.discordance else "")
+        lines.append(f"  {model}/{memory} vs {baseline}: MDE {shown} on pass@1 from {len(shared)} problems in "
+                     f"{len(sizes)} origin families ({assumed.source}){beyond}")
+    header = (f"dry run power: the smallest pass@1 difference each comparison detects (two-sided {ALPHA:g}, "
+              f"power {POWER:.0%})")
+    return [header, *lines] if lines else []

@@ -34,6 +34,11 @@ class Recommendation:
     """How it was made: queries, hits with their ranks and scores, the agent's tokens."""
     error: str | None = None
     """Why there is no advice (text is empty then): the problem proceeds without it."""
+    api_labels: tuple[str, ...] | None = None
+    """The documented APIs the problem's reference solution uses (memory/apilabels.py); None: not labelled."""
+    api_hits: tuple[str, ...] | None = None
+    """Those of `api_labels` that the advice's text names (`memory/apilabels.py: names_api`): advice checked
+    against ground truth, no judge needed. None: not checked (no labels, or a record written before the check)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,8 @@ class Record:
             "completion": Completion(**_checked(Completion, completion)) if completion else None,
             "exec": ExecResult(**_checked(ExecResult, exec_)) if exec_ else None,
             "recommendation": None if rec is None else Recommendation(
-                **{**_checked(Recommendation, rec), "items": tuple(rec.get("items") or ())}),
+                **{**_checked(Recommendation, rec), "items": tuple(rec.get("items") or ()),
+                   **{k: tuple(rec[k]) for k in ("api_labels", "api_hits") if rec.get(k) is not None}}),
             "judgments": tuple(Judgment(**_checked(Judgment, j)) for j in data.get("judgments") or ()),
             "versions": dict(data.get("versions") or {}),
         })

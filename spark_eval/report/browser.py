@@ -1,9 +1,10 @@
 """The report's problem browser: every record once, as compact JSON, drawn in the page by its inline script.
 
 The list of problems filters by library, perturbation, condition, execution status, helpfulness band, quality
-range and text; a problem opens to every condition side by side (see browser_script.py). Record text reaches
-the page only as JSON inside a `<script type="application/json">` element, escaped so that no text can close
-that element, and the script puts it into the page with `textContent`, never as HTML.
+range, text, and flips (a condition's problems that went pass->fail or fail->pass against its baseline); a problem
+opens to every condition side by side (see browser_script.py). Record text reaches the page only as JSON inside a
+`<script type="application/json">` element, escaped so that no text can close that element, and the script puts it
+into the page with `textContent`, never as HTML.
 """
 from __future__ import annotations
 
@@ -14,16 +15,24 @@ from typing import Any, Sequence
 from spark_eval.records import BANDS, EXEC_STATUSES, NO_STATUS, Recommendation, Record
 from spark_eval.report.browser_script import SCRIPT
 from spark_eval.stats import Analysis, Run
+from spark_eval.stats.compare import own_baseline_pairs
+from spark_eval.stats.flips import flipped_problems
 
 RECORD_FIELDS = ("problem", "condition", "epoch", "repeat", "status", "quality", "band", "code", "exec", "advice",
-                 "verdicts", "error", "coder")
+                 "verdicts", "error", "coder", "apis")
 """The values of one record in `records`, by position (the script reads the positions from `fields`):
 `problem` and `condition` index `problems` and `conditions`; `quality` is the mean of the reported quality judge's
 scores (null without one) and `band` the reported helpfulness judge's band; `exec` is null or
 [error_type, duration_s, output tail]; `advice` null or [text, leak_flag, error, plan, items], an item being
 [id, kind, cited, leak, poison, contributors] with id, kind and contributors as indexes into `strings`;
 `verdicts` holds [judge (into `strings`), kind, repeat, score, band, rationale or parse error];
-`coder` null or [input_tokens, output_tokens, latency_s, cached]. Flags are 0/1."""
+`coder` null or [input_tokens, output_tokens, latency_s, cached]; `apis` null (no labels) or [labels, hits]: the
+documented APIs the problem's reference uses and those the advice names (null when not checked), as indexes into
+`strings`. Flags are 0/1."""
+FLIP_FIELDS = ("label", "baseline", "condition_runs", "baseline_runs", "destroyed", "rescued")
+"""One entry of `flips` per model x condition against its baseline (stats.flips): `model/condition`, the baseline's
+memory, the indexes (into `conditions`) of the condition's runs and of the baseline's, and the problems (indexes
+into `problems`) it lost (pass->fail) and gained (fail->pass), by the per-problem pass@1 of stats.flips."""
 NOSCRIPT = ("The problem browser needs JavaScript. Every record is also in records.parquet next to this file and "
             "in the runs' records.jsonl.")
 
@@ -54,7 +63,23 @@ def browser_data(analysis: Analysis, prompts: dict[int, str]) -> dict[str, Any]:
               "status": [s for s in (*EXEC_STATUSES, NO_STATUS) if s in statuses],
               "band": [b for b in BANDS if b in bands]}
     return {"fields": RECORD_FIELDS, "conditions": condition_labels(analysis.runs), "values": values,
-            "problems": problems, "strings": strings.values, "records": rows}
+            "problems": problems, "strings": strings.values, "records": rows,
+            "flip_fields": FLIP_FIELDS, "flips": flip_entries(analysis, index)}
+
+
+def flip_entries(analysis: Analysis, index: dict[int, int]) -> list[list[Any]]:
+    """FLIP_FIELDS per model x condition against its baseline (the pairs of flips.csv)."""
+    entries = []
+    units = {"pass": analysis.units["pass"]} if "pass" in analysis.units else {}
+    for _, model, condition, pairs in own_baseline_pairs(units, analysis.options.baseline):
+        if not len(pairs):
+            continue
+        runs = [[i for i, run in enumerate(analysis.runs) if (run.model, run.memory) == (model, memory)]
+                for memory in (condition, analysis.options.baseline)]
+        destroyed, rescued = flipped_problems(pairs)
+        entries.append([f"{model}/{condition}", analysis.options.baseline, *runs,
+                        [index[pid] for pid in destroyed], [index[pid] for pid in rescued]])
+    return entries
 
 
 def condition_labels(runs: Sequence[Run]) -> list[str]:
@@ -79,7 +104,8 @@ def _record(problem: int, condition: int, record: Record, judges: dict[str, str 
             None if record.recommendation is None else _advice(record.recommendation, strings),
             verdicts, record.error,
             None if completion is None else [completion.input_tokens, completion.output_tokens,
-                                             _number(completion.latency_s), int(completion.cached)]]
+                                             _number(completion.latency_s), int(completion.cached)],
+            _apis(record.recommendation, strings)]
 
 
 def _advice(recommendation: Recommendation, strings: _Interned) -> list[Any]:
@@ -88,6 +114,15 @@ def _advice(recommendation: Recommendation, strings: _Interned) -> list[Any]:
               int(bool(i.get("leak"))), int(bool(i.get("poison"))),
               [strings.add(str(c)) for c in i.get("contributors") or ()]] for i in recommendation.items]
     return [recommendation.text, int(recommendation.leak_flag), recommendation.error, _plan(recommendation.plan), items]
+
+
+def _apis(recommendation: Recommendation | None, strings: _Interned) -> list[Any] | None:
+    """[labels, hits] of advice checked against the reference's APIs; None without labels."""
+    if recommendation is None or not recommendation.api_labels:
+        return None
+    hits = recommendation.api_hits
+    return [[strings.add(label) for label in recommendation.api_labels],
+            None if hits is None else [strings.add(hit) for hit in hits]]
 
 
 def _plan(plan: dict[str, Any]) -> str:

@@ -1,9 +1,9 @@
 """The problem browser's inline script and style: plain JavaScript, no library, no network.
 
 The script reads the JSON that browser.py embeds, lists the problems that match the filters and, for the problem
-in `#problem=<id>`, shows every record side by side. The filters live in the list's address (`#list?...`), so the
-browser's back button returns from a problem to the list as it was filtered. Record text enters the page through
-`textContent` (`append` of strings) only.
+in `#problem=<id>`, shows every record side by side (with a flip filter set, that pair's baseline and condition
+first). The filters live in the list's address (`#list?...`), so the browser's back button returns from a problem
+to the list as it was filtered. Record text enters the page through `textContent` (`append` of strings) only.
 """
 
 STYLE = """
@@ -28,8 +28,18 @@ const DATA = JSON.parse(document.getElementById("browser-data").textContent);
 performance.mark("browser-parsed");
 const F = Object.fromEntries(DATA.fields.map((name, i) => [name, i]));
 const {problems, records, conditions, strings} = DATA;
+const G = Object.fromEntries(DATA.flip_fields.map((name, i) => [name, i]));
+const FLIP = new Map();  // filter value -> the pair's runs, its flipped problems, its baseline's runs
+DATA.flips.forEach((entry, k) => {
+  const runs = new Set([...entry[G.condition_runs], ...entry[G.baseline_runs]]);
+  for (const [key, way, arrow] of [["pf", G.destroyed, "pass\u2192fail"], ["fp", G.rescued, "fail\u2192pass"]]) {
+    FLIP.set(key + k, {label: `${entry[G.label]} vs ${entry[G.baseline]}: ${arrow}`, arrow, runs,
+                       problems: new Set(entry[way]), mine: new Set(entry[G.condition_runs]),
+                       base: new Set(entry[G.baseline_runs]), baseline: entry[G.baseline]});
+  }
+});
 const MARKS = {passed: "\u2713", failed: "\u2717", timeout: "T", infra_error: "!", skipped: "-", none: "\u00b7"};
-const FILTERS = ["library", "perturbation", "condition", "status", "band", "qmin", "qmax", "q", "differ"];
+const FILTERS = ["library", "perturbation", "condition", "status", "band", "qmin", "qmax", "q", "differ", "flip"];
 const byProblem = problems.map(() => []);
 records.forEach((r, i) => byProblem[r[F.problem]].push(i));
 const indexOf = new Map(problems.map((p, i) => [p[0], i]));
@@ -56,6 +66,8 @@ const form = el("form", {className: "filters", id: "browser-filters"},
   el("label", null, "Text ", el("input", {name: "q", type: "search", size: 28,
      placeholder: "prompt, advice, code, output"})),
   el("label", null, el("input", {name: "differ", type: "checkbox", value: "1"}), " conditions disagree on passing"),
+  FLIP.size ? el("label", null, "Flip ", el("select", {name: "flip"}, option("", "any"),
+    [...FLIP].map(([value, flip]) => option(value, `${flip.label} (${flip.problems.size})`)))) : null,
   el("button", {type: "reset"}, "Clear"));
 const count = el("p", {id: "browser-count", className: "note"});
 const table = el("table", {id: "browser-list"});
@@ -63,7 +75,9 @@ const listView = el("div", {id: "browser-list-view"}, form, count,
   el("p", {className: "note"}, "A problem is listed when one of its records matches every filter (text: in the ",
      "problem's prompt or the record's advice, code, output, verdicts or error); records that do not match are ",
      "dimmed. \u2713 passed, \u2717 failed, T timeout, ! infra error, - skipped, \u00b7 no execution; then the ",
-     "quality score. Open a problem to see its conditions side by side."), table);
+     "quality score. Flip: the problems a condition lost (pass\u2192fail: its baseline passed, it failed) or gained ",
+     "(fail\u2192pass) against its model's baseline, by per-problem pass@1 of at least 0.5, as in the Flips table; ",
+     "records of other runs are dimmed. Open a problem to see its conditions side by side."), table);
 const detailView = el("div", {id: "browser-detail", hidden: true});
 document.getElementById("browser").replaceChildren(listView, detailView);
 
@@ -99,16 +113,19 @@ function select(f) {
   const needle = f.q.toLowerCase(), condition = f.condition === "" ? -1 : Number(f.condition);
   const qmin = f.qmin === "" ? -Infinity : Number(f.qmin), qmax = f.qmax === "" ? Infinity : Number(f.qmax);
   const scored = f.qmin !== "" || f.qmax !== "";
+  const flip = f.flip ? FLIP.get(f.flip) || {problems: new Set(), runs: new Set()} : null;
   const matched = new Uint8Array(records.length), list = [];
   let n = 0;
   problems.forEach((p, pi) => {
     if ((f.library && p[1] !== f.library) || (f.perturbation && p[2] !== f.perturbation)) return;
     if (f.differ && !disagree(byProblem[pi])) return;
+    if (flip && !flip.problems.has(pi)) return;
     if (needle && p[3] !== null && loweredPrompts[pi] === undefined) loweredPrompts[pi] = p[3].toLowerCase();
     const inPrompt = needle !== "" && p[3] !== null && loweredPrompts[pi].includes(needle);
     for (const i of byProblem[pi]) {
       const r = records[i], q = r[F.quality];
       if ((condition >= 0 && r[F.condition] !== condition) || (f.status && r[F.status] !== f.status)) continue;
+      if (flip && !flip.runs.has(r[F.condition])) continue;
       if ((f.band && r[F.band] !== f.band) || (scored && (q === null || q < qmin || q > qmax))) continue;
       if (needle && !inPrompt && !searchable(i).includes(needle)) continue;
       matched[i] = 1;
@@ -181,12 +198,17 @@ const verdicts = (list) => list.length ? list.map(([judge, kind, repeat, score, 
 const ASPECTS = [
   ["Execution", (r) => r[F.exec] && [el("span", {className: r[F.status]}, r[F.status]), " ", r[F.exec][0] || "",
     ` (${(r[F.exec][1] || 0).toFixed(2)} s)`, pre(r[F.exec][2])]],
+  ["Flip", (r) => flipsOf(r)],
   ["Quality", (r) => r[F.quality] === null ? null : String(r[F.quality])],
   ["Helpfulness", (r) => r[F.band]],
   ["Advice", (r) => r[F.advice] && [
     r[F.advice][1] ? el("p", {className: "poison"}, "overlaps the reference code") : null,
     r[F.advice][2] ? el("p", null, "No advice: " + r[F.advice][2]) : null,
     r[F.advice][3] ? el("p", null, "Plan: " + r[F.advice][3]) : null, pre(r[F.advice][0], "prose")]],
+  ["APIs", (r) => r[F.apis] && [
+    el("p", null, "Reference uses: " + r[F.apis][0].map((i) => strings[i]).join(", ")),
+    el("p", null, r[F.apis][1] === null ? "Advice not checked" : r[F.apis][1].length
+      ? "Advice names: " + r[F.apis][1].map((i) => strings[i]).join(", ") : "Advice names none of them")]],
   ["Items shown", (r) => r[F.advice] && itemsTable(r[F.advice][4])],
   ["Code", (r) => pre(r[F.code])],
   ["Verdicts", (r) => verdicts(r[F.verdicts])],
@@ -195,8 +217,19 @@ const ASPECTS = [
   ["Error", (r) => r[F.error]],
 ];
 
+function flipsOf(r) {
+  const found = [...FLIP.values()].filter((flip) => flip.mine.has(r[F.condition]) && flip.problems.has(r[F.problem]));
+  return found.length ? found.map((flip) => `${flip.arrow} against ${flip.baseline}`).join("; ") : null;
+}
+function armsFirst(ids) {  // with a flip filter: the pair's baseline runs, then its condition's, then the rest
+  const flip = FLIP.get(readFilters().flip);
+  if (!flip) return ids;
+  const rank = (i) => flip.base.has(records[i][F.condition]) ? 0 : flip.mine.has(records[i][F.condition]) ? 1 : 2;
+  return ids.map((i, k) => [rank(i), k, i]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((x) => x[2]);
+}
+
 function renderDetail(pi) {
-  const [pid, library, perturbation, prompt] = problems[pi], ids = byProblem[pi], at = shown.indexOf(pi);
+  const [pid, library, perturbation, prompt] = problems[pi], ids = armsFirst(byProblem[pi]), at = shown.indexOf(pi);
   const several = ids.some((i) => records[i][F.epoch] || records[i][F.repeat]);
   const step = (to, label) => to < 0 || to >= shown.length ? null : el("a", {href: `#problem=${problems[shown[to]][0]}`,
     onclick: (event) => { event.preventDefault(); location.replace(`#problem=${problems[shown[to]][0]}`); }}, label);

@@ -42,8 +42,10 @@ def write_report(runs: Sequence[Run], options: Any, out: Path, prompts: dict[int
 
 
 def write_tables(analysis: Analysis, out: Path) -> tuple[list[Path], list[Table]]:
-    """paper_table.*, conditions.* (records per condition), helpfulness_table.* (with verdicts), comparisons.csv
-    and breakdown.csv, transfer.csv, contributors.csv and poison.csv (a community's runs); and the tables."""
+    """paper_table.*, conditions.* (records per condition), helpfulness_table.* (with verdicts), comparisons.csv,
+    breakdown.csv and flips.csv, advice.csv (advice checked against the reference's APIs), orders.csv (a condition
+    run over several stream orders), transfer.csv, contributors.csv and poison.csv (a community's runs); and the
+    tables."""
     out.mkdir(parents=True, exist_ok=True)
     tables = [quality_table(analysis), counts_table(analysis)]
     written = write_table(tables[0], out, "paper_table") + write_table(tables[1], out, "conditions")
@@ -52,8 +54,9 @@ def write_tables(analysis: Analysis, out: Path) -> tuple[list[Path], list[Table]
         tables.append(helpfulness)
         written += write_table(helpfulness, out, "helpfulness_table")
     community = {"transfer": analysis.transfer, "contributors": analysis.contributors, "poison": analysis.poison}
-    frames = {"comparisons": analysis.comparisons, "breakdown": analysis.breakdown,
-              **{name: frame for name, frame in community.items() if len(frame)}}  # a community's runs only
+    some = {"advice": analysis.advice, "orders": analysis.orders, **community}
+    frames = {"comparisons": analysis.comparisons, "breakdown": analysis.breakdown, "flips": analysis.flips,
+              **{name: frame for name, frame in some.items() if len(frame)}}  # only runs that have them
     for name, frame in frames.items():
         frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
         written.append(out / f"{name}.csv")

@@ -27,6 +27,8 @@ TOP_BAND_SHARE = 0.761
 """Share of recommendations judged EXTREMELY HELPFUL (all coders pooled)."""
 AT_LEAST_GOOD_SHARE = 0.982
 """Share judged at least GOOD."""
+PAPER_N = 1000
+"""The problems behind each of the paper's figures: it ran all 1000 DS-1000 problems for each coder and condition."""
 
 
 def paper_row(model: str) -> PaperRow | None:

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 
 from spark_eval.records import BANDS
-from spark_eval.report.published import (AT_LEAST_GOOD_SHARE, HUMAN_REFERENCE, PAPER_CONDITION, PAPER_ORDER,
+from spark_eval.report.published import (AT_LEAST_GOOD_SHARE, HUMAN_REFERENCE, PAPER_CONDITION, PAPER_N, PAPER_ORDER,
                                          TOP_BAND_SHARE, paper_row, published_quality)
 from spark_eval.report.render import Table
 from spark_eval.stats import Analysis
@@ -18,6 +18,8 @@ MISSING = "-"
 LEAKY_NOTE = ("Leaky: the memory was built with access to reference answers (the paper's synthetic experience); "
               "its numbers are not a fair test.")
 SOURCE_NOTE = "Paper: Tablan et al. (2025), arXiv:2511.08301."
+PAPER_N_NOTE = (f"Paper n: the problems behind the paper's figure (it ran all {PAPER_N} DS-1000 problems for each "
+                "coder and condition), beside ours; '-' where the row has no paper figure.")
 PASS_AT_K_NOTE = ("Pass@k: the chance that at least one of k answers passes, by the unbiased estimator of Chen et al. "
                   "(2021), 1 - C(n-c, k)/C(n, k) with n samples per problem of which c passed, per run and epoch, "
                   "averaged over problems; a problem with fewer than k samples is left out of pass@k (the n of "
@@ -32,8 +34,8 @@ COUNTS_NOTE = ("Runs: seeds. Errors: records that ended in an error after their 
 
 def quality_table(analysis: Analysis) -> Table:
     """Mean quality per model without and with each memory, the human reference, the paper's numbers beside;
-    pass@1 (and pass@k when the runs drew several samples per problem), the problems both are computed on (n)
-    and the records left out for an error."""
+    pass@1 (and pass@k when the runs drew several samples per problem), the problems both are computed on (n),
+    the paper's (where it has a figure) and the records left out for an error."""
     means = analysis.conditions.set_index(["model", "memory", "metric"])
     counts = analysis.counts.set_index(["model", "memory"])
     at_k = [metric for metric in analysis.units if metric.startswith("pass@")]
@@ -48,24 +50,27 @@ def quality_table(analysis: Analysis) -> Table:
             "quality": quality["mean"], "ci_low": quality["ci_low"], "ci_high": quality["ci_high"],
             "paper": paper, "diff": quality["mean"] - paper if paper is not None else math.nan,
             "pass_rate": passed["mean"], **{_column(m): _lookup(means, model, memory, m)["mean"] for m in at_k},
-            "n": int(count["problems"]), "errors": int(count["errors"]), "leaky": bool(count["leaky"]),
+            "n": int(count["problems"]), "paper_n": PAPER_N if paper is not None else None,
+            "errors": int(count["errors"]), "leaky": bool(count["leaky"]),
         })
     data = pd.DataFrame(rows, columns=["model", "memory", "condition", "quality", "ci_low", "ci_high", "paper",
-                                       "diff", "pass_rate", *map(_column, at_k), "n", "errors", "leaky"])
+                                       "diff", "pass_rate", *map(_column, at_k), "n", "paper_n", "errors", "leaky"])
+    data = data.astype({"paper_n": "Int64"})
     cells = tuple((r["model"], r["condition"], _num(r["quality"]), _ci(r["ci_low"], r["ci_high"]), _num(r["paper"]),
                    _num(r["diff"], signed=True), _pct(r["pass_rate"]), *(_pct(r[_column(m)]) for m in at_k),
-                   str(r["n"]), str(r["errors"]), "yes" if r["leaky"] else "") for r in rows)
+                   str(r["n"]), _count(r["paper_n"]), str(r["errors"]), "yes" if r["leaky"] else "") for r in rows)
     judge, options = analysis.judges["quality"], analysis.options
     graded = (f"Quality: mean 1-5 score of {judge} per problem (its verdicts, then the problem's epochs, repeats "
               f"and seeds averaged)." if judge else "Quality: these runs hold no quality verdicts.")
     notes = [f"{graded} 95% CI: bootstrap over origin families ({options.bootstrap} resamples, seed {options.seed}). "
              "Pass@1: share of a problem's records passing DS-1000's tests, averaged over problems. "
-             f"{same_records_note(judge)} {SOURCE_NOTE}"]
+             f"{same_records_note(judge)} {SOURCE_NOTE} {PAPER_N_NOTE}"]
     notes += [PASS_AT_K_NOTE] if at_k else []
     notes += [LEAKY_NOTE] if data["leaky"].any() else []
     return Table("Mean code quality (1-5) per model, without and with Spark", (
         "Model", "Condition", "Quality", "95% CI", "Paper", "Ours - paper", "Pass@1",
-        *(m.capitalize() for m in at_k), "n", "Errors", "Leaky"), "llrlrrr" + "r" * len(at_k) + "rrl", cells, data,
+        *(m.capitalize() for m in at_k), "n", "Paper n", "Errors", "Leaky"), "llrlrrr" + "r" * len(at_k) + "rrrl",
+        cells, data,
         tuple(notes))
 
 
@@ -105,7 +110,8 @@ def counts_table(analysis: Analysis) -> Table:
 
 
 def helpfulness_table(analysis: Analysis) -> Table | None:
-    """Share of recommendations judged EXTREMELY HELPFUL and at least GOOD; the paper's pooled figures beside."""
+    """Share of recommendations judged EXTREMELY HELPFUL and at least GOOD; the paper's pooled figures and its n
+    beside."""
     if analysis.bands.empty:
         return None
     shares = analysis.bands.set_index(["model", "memory", "band"])
@@ -118,23 +124,25 @@ def helpfulness_table(analysis: Analysis) -> Table | None:
         published = model == ALL_MODELS and memory == PAPER_CONDITION
         row = paper_row(model)
         rows.append({"model": row.label if row else model, "memory": memory, "condition": _condition(memory),
-                     "n": int(top["n"]), "top": top["mean"], "top_low": top["ci_low"], "top_high": top["ci_high"],
+                     "n": int(top["n"]), "paper_n": PAPER_N if published else None,
+                     "top": top["mean"], "top_low": top["ci_low"], "top_high": top["ci_high"],
                      "good": good["mean"], "good_low": good["ci_low"], "good_high": good["ci_high"],
                      "paper_top": TOP_BAND_SHARE if published else math.nan,
                      "paper_good": AT_LEAST_GOOD_SHARE if published else math.nan, "leaky": bool(top["leaky"])})
-    data = pd.DataFrame(rows)
-    cells = tuple((r["model"], r["condition"], str(r["n"]), _pct(r["top"]), _ci(r["top_low"], r["top_high"], pct=True),
+    data = pd.DataFrame(rows).astype({"paper_n": "Int64"})
+    cells = tuple((r["model"], r["condition"], str(r["n"]), _count(r["paper_n"]),
+                   _pct(r["top"]), _ci(r["top_low"], r["top_high"], pct=True),
                    _pct(r["good"]), _ci(r["good_low"], r["good_high"], pct=True), _pct(r["paper_top"]),
                    _pct(r["paper_good"]), _pts(r["top"] - r["paper_top"]), _pts(r["good"] - r["paper_good"]),
                    "yes" if r["leaky"] else "") for r in rows)
     notes = [f"Helpfulness of the memory's recommendations as judged by {analysis.judges['helpfulness']}; "
              f"bands {', '.join(BANDS)}. 95% CI: bootstrap over origin families. The paper reports its figures "
-             f"pooled over coders (the '{ALL_MODELS}' with-Spark row). " + SOURCE_NOTE]
+             f"pooled over coders (the '{ALL_MODELS}' with-Spark row). {SOURCE_NOTE} {PAPER_N_NOTE}"]
     notes += [LEAKY_NOTE] if data["leaky"].any() else []
     return Table("Recommendation helpfulness", (
-        "Model", "Condition", "n", "EXTREMELY HELPFUL", "95% CI", "At least GOOD", "95% CI", "Paper: EXTREMELY HELPFUL",
-        "Paper: at least GOOD", "Ours - paper (EXTREMELY HELPFUL)", "Ours - paper (at least GOOD)", "Leaky"),
-        "llrrlrlrrrrl", cells, data, tuple(notes))
+        "Model", "Condition", "n", "Paper n", "EXTREMELY HELPFUL", "95% CI", "At least GOOD", "95% CI",
+        "Paper: EXTREMELY HELPFUL", "Paper: at least GOOD", "Ours - paper (EXTREMELY HELPFUL)",
+        "Ours - paper (at least GOOD)", "Leaky"), "llrrrlrlrrrrl", cells, data, tuple(notes))
 
 
 def _labels(model: str, memory: str) -> tuple[str, str]:
@@ -176,6 +184,11 @@ def _missing(value: float | None) -> bool:
 
 def _num(value: float | None, signed: bool = False) -> str:
     return MISSING if _missing(value) else f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _count(value: int | None) -> str:
+    """A count, or MISSING where there is none."""
+    return MISSING if value is None or pd.isna(value) else str(int(value))
 
 
 def _pct(value: float | None) -> str:

@@ -6,10 +6,13 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from spark_eval.stats.advice import advice_table
 from spark_eval.stats.bootstrap import mean_ci
 from spark_eval.stats.community import contributor_table, poison_table, transfer_table
 from spark_eval.stats.compare import breakdown, comparisons
+from spark_eval.stats.flips import flip_table
 from spark_eval.stats.load import Run, tidy
+from spark_eval.stats.orders import order_table
 from spark_eval.stats.units import (BAND_COLUMNS, band_units, choose_judge, pass_at_k_units, pass_units,
                                     quality_units, record_table, scored)
 
@@ -48,6 +51,15 @@ class Analysis:
     """Per contributor to a shared memory (community.CONTRIBUTOR_COLUMNS; empty when no insight names one)."""
     poison: pd.DataFrame
     """Per shared store of a poisoning arm's runs (community.POISON_COLUMNS; empty without one)."""
+    flips: pd.DataFrame
+    """Per model x condition against its baseline, the whole set (`library` "all") then per library: problems
+    the baseline passed that the condition lost, and failed ones it rescued (flips.FLIP_COLUMNS)."""
+    advice: pd.DataFrame
+    """Per model x memory whose records were checked: how often the advice named an API the reference uses, and
+    the pass rates of hits and misses (advice.ADVICE_COLUMNS; empty when no record was checked)."""
+    orders: pd.DataFrame
+    """Per model x condition run over two or more seeded stream orders: the spread of its pass@1 effect over the
+    seeds (orders.ORDER_COLUMNS; empty when no condition has two seeds)."""
 
 
 def analyse(runs: Sequence[Run], options: Any) -> Analysis:
@@ -75,6 +87,9 @@ def analyse(runs: Sequence[Run], options: Any) -> Analysis:
         transfer=transfer_table(runs, units, options),
         contributors=contributor_table(runs),
         poison=poison_table(runs),
+        flips=flip_table(units, options),
+        advice=advice_table(frame, judges["quality"], leaky, options),
+        orders=order_table(used, runs, units["pass"], options),
     )
 
 

@@ -2,7 +2,9 @@
 
 Per record: `error` is the record's own error (a stage failed after its retries; the record is retried on
 resume), `advised` says the coder was shown advice, `advice_error` why a memory gave none
-(`recommendation.error`, e.g. an unusable agent reply).
+(`recommendation.error`, e.g. an unusable agent reply). `api_labels` are the documented APIs the problem's
+reference solution uses and `api_hits` those of them the advice names (`recommendation.api_labels`/`api_hits`), each
+as one space-separated string: "" for none, None when the record's advice was not labelled or not checked.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ COLUMNS = (
     "coder_input_tokens", "coder_output_tokens", "coder_cost_usd", "coder_latency_s", "coder_cached",
     "judge", "kind", "judge_repeat", "score", "band", "parse_error",
     "judge_input_tokens", "judge_output_tokens", "judge_cost_usd",
+    "api_labels", "api_hits",
 )
 
 
@@ -165,6 +168,8 @@ def _rows(run: Run, order: int, record: Record) -> list[dict[str, Any]]:
         "advised": record.advised, "advice_error": (advice.error if advice else None) or None,
         "rec_leak": bool(advice and advice.leak_flag),
         "memory_hash": record.memory_hash,
+        "api_labels": _api_names(advice.api_labels if advice else None),
+        "api_hits": _api_names(advice.api_hits if advice else None),
         "coder_input_tokens": completion.input_tokens if completion else np.nan,
         "coder_output_tokens": completion.output_tokens if completion else np.nan,
         "coder_cost_usd": completion.cost_usd if completion else np.nan,
@@ -174,6 +179,11 @@ def _rows(run: Run, order: int, record: Record) -> list[dict[str, Any]]:
     if not record.judgments:
         return [{**base, **_NO_JUDGMENT}]
     return [{**base, **_judgment(j)} for j in record.judgments]
+
+
+def _api_names(names: tuple[str, ...] | None) -> str | None:
+    """API names as one string, space-separated ("" for none; None when not labelled or not checked)."""
+    return None if names is None else " ".join(names)
 
 
 def _judgment(j: Judgment) -> dict[str, Any]:

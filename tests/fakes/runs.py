@@ -18,11 +18,13 @@ QUALITY_JUDGE, HELPFULNESS_JUDGE = "quality/fake-judge", "helpfulness/fake-judge
 def record(problem_id: int, model: str, memory: str, *, passed: bool = True, scores: Sequence[float] = (),
            band: str | None = None, library: str = "Pandas", perturbation: str = "Origin", origin: int | None = None,
            epoch: int = 0, repeat: int = 0, seed: int = 0, tokens: int = 100, error: str | None = None,
-           advice_error: str | None = None) -> dict[str, Any]:
+           advice_error: str | None = None, api_labels: Sequence[str] | None = None,
+           api_hits: Sequence[str] | None = None) -> dict[str, Any]:
     """One record; `scores` are quality verdicts (one per judge repeat), `band` a helpfulness verdict.
 
     `error` makes it a record that ended in an error before anything was answered (no completion, code,
-    execution or verdicts); `advice_error` one whose memory gave no advice and said why.
+    execution or verdicts); `advice_error` one whose memory gave no advice and said why; `api_labels` and
+    `api_hits` are the advice's check against the reference's APIs (`recommendation.api_labels`/`api_hits`).
     """
     if error is not None:
         return {**record(problem_id, model, memory, library=library, perturbation=perturbation, origin=origin,
@@ -42,7 +44,7 @@ def record(problem_id: int, model: str, memory: str, *, passed: bool = True, sco
                                                           "error_type": None if passed else "AssertionError",
                                                           "stderr_tail": "" if passed else "AssertionError <x>",
                                                           "duration_s": 0.1},
-        "recommendation": None if memory == "none" else _advice(problem_id, advice_error),
+        "recommendation": None if memory == "none" else _advice(problem_id, advice_error, api_labels, api_hits),
         "judgments": judgments, "memory_hash": "0" * 64, "versions": {"quality": "quality-1"}, "error": None,
     }
 
@@ -142,13 +144,18 @@ def _sentence(rng: np.random.Generator, words: int) -> str:
     return " ".join(WORDS[k] for k in rng.integers(0, len(WORDS), size=words))
 
 
-def _advice(problem_id: int, error: str | None) -> dict[str, Any]:
+def _advice(problem_id: int, error: str | None, api_labels: Sequence[str] | None = None,
+            api_hits: Sequence[str] | None = None) -> dict[str, Any]:
+    """The advice of a record (`error`: none given, and why); `api_labels`/`api_hits` are set only when given."""
+    checked = {key: list(value) for key, value in (("api_labels", api_labels), ("api_hits", api_hits))
+               if value is not None}
     if error is not None:
-        return {"text": "", "plan": {}, "items": [], "leak_flag": False, "error": error}
+        return {"text": "", "plan": {}, "items": [], "leak_flag": False, "error": error, **checked}
     plan = {"intent": f"reshape <{problem_id}>", "library": "Pandas", "queries": ["DataFrame.pivot", "melt"], "avoid": "loops"}
     items = [{"id": "doc:pandas:pandas.DataFrame.pivot#overview", "kind": "doc", "score": 0.03, "cited": True},
              {"id": "ins:0123", "kind": "insight", "score": 0.02, "cited": False, "leak": True}]
-    return {"text": f"Use pandas <{problem_id}>", "plan": plan, "items": items, "leak_flag": False, "error": None}
+    return {"text": f"Use pandas <{problem_id}>", "plan": plan, "items": items, "leak_flag": False, "error": None,
+            **checked}
 
 
 def _judgment(judge: str, kind: str, score: float, band: str | None, repeat: int) -> dict[str, Any]:

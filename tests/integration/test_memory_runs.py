@@ -268,3 +268,38 @@ def test_a_postgres_store_lost_for_good_stops_the_run_and_keeps_every_record(tmp
     assert summary["n"] == 4
     health = lines(tmp_path / "memory" / "health.jsonl")
     assert [(h["round"], h.get("ops")) for h in health] == [(0, {"ADD": 1}), (1, {"MERGE": 1})]
+
+
+def control_cfg(grading_python, memory, *overrides):
+    cfg = compose_config(
+        "experiment=reference", f"dataset.ids=[{','.join(map(str, IDS))}]", f"execution.python={grading_python}",
+        "execution.preload=[numpy]", "pipeline.progress=false", f"memory={memory}", *overrides,
+    )
+    with open_dict(cfg):
+        cfg.memory.embedder = OmegaConf.create({"_target_": "tests.fakes.embedder.HashEmbedder"})
+    return cfg
+
+
+def test_the_oracle_advises_the_references_apis_and_the_placebo_shows_them_to_another_problem(tmp_path,
+                                                                                                grading_python):
+    oracle_dir, placebo_dir = tmp_path / "oracle", tmp_path / "placebo"
+    run(control_cfg(grading_python, "oracle"), run_dir=oracle_dir)
+    oracle = {r["problem_id"]: r for r in lines(oracle_dir / "records.jsonl")}
+    assert json.loads((oracle_dir / "manifest.json").read_text())["leaky"] is True
+    for record in oracle.values():
+        advice = record["recommendation"]
+        assert record["leaky"] and advice["api_labels"] and advice["api_hits"] == advice["api_labels"]
+        assert all(f"`{label}`" in advice["text"] for label in advice["api_labels"])
+    run(control_cfg(grading_python, "placebo", f"memory.placebo.source={oracle_dir}"), run_dir=placebo_dir)
+    placebo = {r["problem_id"]: r for r in lines(placebo_dir / "records.jsonl")}
+    for pid, record in placebo.items():
+        donor = record["recommendation"]["trace"]["placebo_of"]
+        assert donor != pid and record["recommendation"]["text"] == oracle[donor]["recommendation"]["text"]
+        assert not record["leaky"] and record["recommendation"]["api_labels"] == oracle[pid]["recommendation"]["api_labels"]
+    assert sorted(r["recommendation"]["trace"]["placebo_of"] for r in placebo.values()) == sorted(placebo)
+
+
+def test_a_placebo_source_without_records_is_refused_in_one_line(tmp_path, grading_python):
+    with pytest.raises(Exception, match="memory.placebo.source=.* holds no records.jsonl"):
+        run(control_cfg(grading_python, "placebo", f"memory.placebo.source={tmp_path / 'nowhere'}"),
+            run_dir=tmp_path / "run")

@@ -1,5 +1,6 @@
 """The HTML report in a real headless browser: its tables are there, every embedded figure decodes, and the
-problem browser filters, opens a problem with every condition side by side, and goes back to the filtered list."""
+problem browser filters (by flips against the baseline too), opens a problem with every condition side by side,
+and goes back to the filtered list."""
 from __future__ import annotations
 
 import fcntl
@@ -213,5 +214,39 @@ def test_problem_browser_filters_opens_side_by_side_and_goes_back(tmp_path):
         browser.open("about:blank")
         browser.open((tmp_path / "out" / "report.html").as_uri() + f"#problem={pid}")
         assert browser.evaluate("document.querySelector('#browser-detail h3').textContent").startswith(f"#{pid} ")
+    finally:
+        browser.close()
+
+
+def test_problem_browser_lists_flips_and_opens_the_pair_side_by_side(tmp_path):
+    models = ["qwen3-coder-30b", "claude-haiku-4.5"]
+    synthetic_experiment(tmp_path / "runs", models, n=40, texts=True)
+    runs = load_runs(str(tmp_path / "runs" / "*"))
+    write_report(runs, ReportConfig(bootstrap=50), tmp_path / "out", synthetic_prompts(40))
+    passed = {(run.model, run.memory, r.problem_id): r.passed for run in runs for r in run.records}
+    model = sorted(models)[0]  # the first pair: pairs go by model, then condition
+    lost = sorted(p for (m, memory, p), ok in passed.items() if (m, memory) == (model, "none") and ok
+                  and not passed[(model, "spark", p)])
+    gained = sorted(p for (m, memory, p), ok in passed.items() if (m, memory) == (model, "none") and not ok
+                    and passed[(model, "spark", p)])
+    assert lost and gained
+    browser = Chromium(BROWSER, tmp_path / "profile")
+    try:
+        browser.open((tmp_path / "out" / "report.html").as_uri())
+        options = browser.evaluate("[...document.getElementById('browser-filters').elements.flip.options]"
+                                   ".map(o => o.textContent)")
+        assert options[1:3] == [f"{model}/spark vs none: pass\u2192fail ({len(lost)})",
+                                f"{model}/spark vs none: fail\u2192pass ({len(gained)})"]
+        listed = browser.evaluate(f"({FILTER})({json.dumps({'flip': 'pf0'})})")
+        assert listed["rows"] == lost and listed["hash"] == "#list?flip=pf0"
+        assert listed["records"] == 2 * len(lost)  # the baseline's and the condition's records; others dimmed
+        opened = browser.evaluate(f"({OPEN})(0)")
+        assert opened["hash"] == f"#problem={lost[0]}"
+        assert opened["heads"][:2] == [f"{model}/none/s0", f"{model}/spark/s0"]  # the pair's arms first
+        assert {"Flip", "Advice", "Code"} <= set(opened["aspects"])
+        assert "pass\u2192fail against none" in opened["text"]
+        assert browser.evaluate(f"({BACK})()")["hash"] == listed["hash"]
+        assert browser.evaluate(f"({FILTER})({json.dumps({'flip': 'fp0'})})")["rows"] == gained
+        assert browser.evaluate(f"({FILTER})({json.dumps({'flip': ''})})")["problems"] == 40
     finally:
         browser.close()

@@ -1,5 +1,5 @@
 """Static API labels of DS-1000 reference solutions, against a small hand-made list of documented names."""
-from spark_eval.memory.apilabels import ApiNames, api_labels
+from spark_eval.memory.apilabels import ApiNames, api_labels, names_api
 from spark_eval.types import Problem
 
 NAMES = ApiNames({
@@ -96,3 +96,17 @@ def test_real_ds1000_references(problems):
     by_id = {p.problem_id: p for p in problems}
     assert api_labels(by_id[300], names) == ("numpy.percentile",)  # result = np.percentile(a, p)
     assert api_labels(by_id[0], names) == ("pandas.Series.iloc",)  # return df.iloc[List] ... g(df.copy(), List)
+
+
+def test_advice_names_a_label_as_code_does_and_prose_does_not():
+    labels = ("numpy.argsort", "pandas.DataFrame.apply", "pandas.DataFrame.aggregate", "pandas.read_csv",
+              "sklearn.preprocessing.MinMaxScaler", "numpy.ndarray.mean")
+    assert names_api("Use np.argsort(a) then df.agg('sum').", labels) == (
+        "numpy.argsort", "pandas.DataFrame.aggregate")  # `agg` is how code spells the documented `aggregate`
+    assert names_api("apply the mask, then take the mean of what is left", labels) == ()  # English, not code
+    assert names_api("Call `apply` row-wise; mean(x) is wrong here.", labels) == (
+        "numpy.ndarray.mean", "pandas.DataFrame.apply")
+    assert names_api("Scale with MinMaxScaler after read_csv.", labels) == (
+        "pandas.read_csv", "sklearn.preprocessing.MinMaxScaler")  # names no English word can be
+    assert names_api("use argsorted values, not np.argsortx", labels) == ()  # whole names only
+    assert names_api("anything", ()) == ()

@@ -6,11 +6,12 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from spark_eval.config import PROJECT_ROOT, ReportConfig
 from spark_eval.report import write_report
-from spark_eval.report.published import paper_row, published_quality
+from spark_eval.report.published import PAPER_N, paper_row, published_quality
 from spark_eval.report.render import latex, markdown
 from spark_eval.report.tables import counts_table, helpfulness_table, quality_table
 from spark_eval.stats import analyse, load_runs
@@ -44,19 +45,21 @@ def paper_runs(tmp_path):
 QUALITY_MD = """\
 ## Mean code quality (1-5) per model, without and with Spark
 
-| Model | Condition | Quality | 95% CI | Paper | Ours - paper | Pass@1 | n | Errors | Leaky |
-| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |
-| Qwen3-Coder-30B | without Spark | 4.00 | [4.00, 4.00] | 4.23 | -0.23 | 75.0% | 4 | 0 |  |
-| Qwen3-Coder-30B | with Spark | 5.00 | [5.00, 5.00] | 4.89 | +0.11 | 100.0% | 5 | 1 | yes |
-| Claude Haiku 4.5 | without Spark | 3.50 | [3.50, 3.50] | 4.50 | -1.00 | 50.0% | 4 | 0 |  |
-| my-model | without Spark | 3.00 | [3.00, 3.00] | - | - | 50.0% | 4 | 0 |  |
-| Human reference | DS-1000 solutions | 4.50 | [4.50, 4.50] | 4.28 | +0.22 | 100.0% | 4 | 0 |  |
+| Model | Condition | Quality | 95% CI | Paper | Ours - paper | Pass@1 | n | Paper n | Errors | Leaky |
+| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| Qwen3-Coder-30B | without Spark | 4.00 | [4.00, 4.00] | 4.23 | -0.23 | 75.0% | 4 | 1000 | 0 |  |
+| Qwen3-Coder-30B | with Spark | 5.00 | [5.00, 5.00] | 4.89 | +0.11 | 100.0% | 5 | 1000 | 1 | yes |
+| Claude Haiku 4.5 | without Spark | 3.50 | [3.50, 3.50] | 4.50 | -1.00 | 50.0% | 4 | 1000 | 0 |  |
+| my-model | without Spark | 3.00 | [3.00, 3.00] | - | - | 50.0% | 4 | - | 0 |  |
+| Human reference | DS-1000 solutions | 4.50 | [4.50, 4.50] | 4.28 | +0.22 | 100.0% | 4 | 1000 | 0 |  |
 
 Quality: mean 1-5 score of quality/fake-judge per problem (its verdicts, then the problem's epochs, repeats and \
 seeds averaged). 95% CI: bootstrap over origin families (2000 resamples, seed 0). Pass@1: share of a problem's \
 records passing DS-1000's tests, averaged over problems. Quality and pass@1 use the same records, those without an \
 error that hold a quality verdict, so n counts the same problems for both; Errors: records left out because they \
-ended in an error. Paper: Tablan et al. (2025), arXiv:2511.08301.
+ended in an error. Paper: Tablan et al. (2025), arXiv:2511.08301. Paper n: the problems behind \
+the paper's figure (it ran all 1000 DS-1000 problems for each coder and condition), beside ours; '-' where the row \
+has no paper figure.
 
 Leaky: the memory was built with access to reference answers (the paper's synthetic experience); \
 its numbers are not a fair test.
@@ -103,15 +106,18 @@ def test_helpfulness_table_markdown(paper_runs):
     expected = f"""\
 ## Recommendation helpfulness
 
-| Model | Condition | n | EXTREMELY HELPFUL | 95% CI | At least GOOD | 95% CI | Paper: EXTREMELY HELPFUL | \
-Paper: at least GOOD | Ours - paper (EXTREMELY HELPFUL) | Ours - paper (at least GOOD) | Leaky |
-| --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |
-| Qwen3-Coder-30B | with Spark | 4 | 50.0% | {top_ci} | 75.0% | {good_ci} | - | - | - | - | yes |
-| all models | with Spark | 4 | 50.0% | {top_ci} | 75.0% | {good_ci} | 76.1% | 98.2% | -26.1 pts | -23.2 pts | yes |
+| Model | Condition | n | Paper n | EXTREMELY HELPFUL | 95% CI | At least GOOD | 95% CI | \
+Paper: EXTREMELY HELPFUL | Paper: at least GOOD | Ours - paper (EXTREMELY HELPFUL) | Ours - paper (at least GOOD) | Leaky |
+| --- | --- | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |
+| Qwen3-Coder-30B | with Spark | 4 | - | 50.0% | {top_ci} | 75.0% | {good_ci} | - | - | - | - | yes |
+| all models | with Spark | 4 | 1000 | 50.0% | {top_ci} | 75.0% | {good_ci} | 76.1% | 98.2% | -26.1 pts | \
+-23.2 pts | yes |
 
 Helpfulness of the memory's recommendations as judged by helpfulness/fake-judge; bands EXTREMELY HELPFUL, GOOD, \
 FAIR, POOR, HARMFUL. 95% CI: bootstrap over origin families. The paper reports its figures pooled over coders \
-(the 'all models' with-Spark row). Paper: Tablan et al. (2025), arXiv:2511.08301.
+(the 'all models' with-Spark row). Paper: Tablan et al. (2025), arXiv:2511.08301. Paper n: the problems behind \
+the paper's figure (it ran all 1000 DS-1000 problems for each coder and condition), beside ours; '-' where the row \
+has no paper figure.
 
 Leaky: the memory was built with access to reference answers (the paper's synthetic experience); \
 its numbers are not a fair test.
@@ -122,13 +128,14 @@ its numbers are not a fair test.
 def test_latex_and_csv_carry_the_same_rows(paper_runs, tmp_path):
     table = quality_table(paper_runs)
     tex = latex(table)
-    assert tex.splitlines()[1] == r"\begin{tabular}{llrlrrrrrl}"
-    assert r"Qwen3-Coder-30B & with Spark & 5.00 & [5.00, 5.00] & 4.89 & +0.11 & 100.0\% & 5 & 1 & yes \\" in tex
+    assert tex.splitlines()[1] == r"\begin{tabular}{llrlrrrrrrl}"
+    assert r"Qwen3-Coder-30B & with Spark & 5.00 & [5.00, 5.00] & 4.89 & +0.11 & 100.0\% & 5 & 1000 & 1 & yes \\" in tex
     assert r"\par\footnotesize Leaky: the memory" in tex
     assert list(table.data["model"]) == ["Qwen3-Coder-30B", "Qwen3-Coder-30B", "Claude Haiku 4.5", "my-model",
                                          "Human reference"]
     assert list(table.data["leaky"]) == [False, True, False, False, False]
     assert list(table.data["errors"]) == [0, 1, 0, 0, 0] and list(table.data["n"]) == [4, 5, 4, 4, 4]
+    assert table.data["paper_n"].tolist() == [PAPER_N, PAPER_N, PAPER_N, pd.NA, PAPER_N]  # my-model: no paper figure
 
 
 def test_paper_rows_map_our_model_names():

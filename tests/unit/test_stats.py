@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from math import comb
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from statsmodels.stats.weightstats import ttost_paired
 
 from spark_eval.config import ReportConfig
 from spark_eval.stats import ResultsError, analyse, load_frame, load_runs, to_parquet
-from spark_eval.stats.bootstrap import cluster_bootstrap, cluster_ci, mean_ci
+from spark_eval.stats.bootstrap import cluster_bootstrap, cluster_ci, expanded_tail, mean_ci
 from spark_eval.stats.paired import (FLIPS, cluster_se, holm, rank_biserial, sign_flip_name, sign_flip_p,
                                      tost_cluster_p)
 from spark_eval.stats.units import choose_judge
@@ -28,34 +29,55 @@ FAMILIES = ["a", "a", "b", "c", "d", "d"]
 
 def test_sign_flip_enumerates_the_eight_flips_of_three_families_by_hand():
     # totals 3, 1, 1 (d's total 0 cannot move the statistic and is left out); observed |3 + 1 + 1| = 5;
-    # the 8 flips give |+-3 +-1 +-1| = 5, 3, 3, 1, 1, 3, 3, 5: two reach 5, so p = 2/8
-    assert sign_flip_p(DIFFS, FAMILIES, seed=0) == 0.25
-    assert sign_flip_name(DIFFS, FAMILIES) == "paired sign-flip over origin families (exact)"
+    # the 8 flips give |+-3 +-1 +-1| = 5, 3, 3, 1, 1, 3, 3, 5: none goes further, two reach 5: mid-p (0 + 2/2)/8
+    assert sign_flip_p(DIFFS, FAMILIES, seed=0) == 1 / 8
+    assert sign_flip_name(DIFFS, FAMILIES) == "paired sign-flip mid-p over origin families (exact)"
 
 
 def test_sign_flip_moves_a_family_as_one_unit():
-    # four +1 differences: as four families 2 of the 16 flips reach |4|; as one family, 2 of 2 do
-    assert sign_flip_p([1, 1, 1, 1], ["a", "b", "c", "d"], seed=0) == 2 / 16
-    assert sign_flip_p([1, 1, 1, 1], ["a", "a", "a", "a"], seed=0) == 1.0
+    # four +1 differences: as four families 2 of the 16 flips reach |4| (and none goes further); as one family,
+    # both of its 2 flips do
+    assert sign_flip_p([1, 1, 1, 1], ["a", "b", "c", "d"], seed=0) == 1 / 16
+    assert sign_flip_p([1, 1, 1, 1], ["a", "a", "a", "a"], seed=0) == 0.5
 
 
-def test_sign_flip_equals_scipys_permutation_test_on_family_totals():
+def test_sign_flip_is_the_mid_p_of_scipys_enumerated_sign_flips_of_family_totals():
     rng = np.random.default_rng(5)
     totals = rng.integers(-4, 6, size=11).astype(float)
-    expected = sps.permutation_test((totals,), np.sum, permutation_type="samples", n_resamples=np.inf,
-                                    alternative="two-sided").pvalue
+    found = sps.permutation_test((totals,), np.sum, permutation_type="samples", n_resamples=np.inf,
+                                 alternative="two-sided")
+    flipped, observed = np.abs(found.null_distribution), abs(found.statistic)
+    assert len(flipped) == 2 ** 11
+    expected = np.mean(flipped > observed + 1e-9) + np.mean(np.isclose(flipped, observed)) / 2
+    assert found.pvalue == pytest.approx(np.mean(flipped >= observed - 1e-9))  # scipy's: ties counted whole
+    assert np.isclose(flipped, observed).sum() >= 2  # so the mid-p is below it
     assert sign_flip_p(totals, [f"f{i:02d}" for i in range(11)], seed=0) == pytest.approx(expected)
 
 
 def test_sign_flip_beyond_sixteen_families_draws_seeded_flips_with_the_plus_one_correction():
-    # 20 families with totals +-1: |sum of 20 random signs| >= |12 - 8| = 4 has probability 2 P(Bin(20, .5) >= 12)
+    # 20 families with totals +-1, observed |12 - 8| = 4: |sum of 20 random signs| > 4 has probability
+    # 2 P(Bin(20, .5) >= 13) and = 4 probability 2 P(Bin(20, .5) = 12); the mid-p counts the latter half
     diffs, families = [1.0] * 12 + [-1.0] * 8, [f"f{i:02d}" for i in range(20)]
     p = sign_flip_p(diffs, families, seed=4)
-    assert p == pytest.approx(2 * sps.binom.sf(11, 20, 0.5), abs=0.02)  # 4 standard errors of 10,000 flips
-    assert round(p * (FLIPS + 1)) == pytest.approx(p * (FLIPS + 1))  # (b + 1) / (m + 1)
+    assert p == pytest.approx(2 * sps.binom.sf(12, 20, 0.5) + sps.binom.pmf(12, 20, 0.5), abs=0.02)  # 4 SEs
+    assert round(2 * p * (FLIPS + 1)) == pytest.approx(2 * p * (FLIPS + 1))  # (g + (e + 1) / 2) / (m + 1)
     assert sign_flip_p(diffs, families, seed=4) == p != sign_flip_p(diffs, families, seed=5)
-    assert sign_flip_name(diffs, families) == "paired sign-flip over origin families (10000 random flips)"
-    assert sign_flip_p([1.0] * 20, families, seed=0) == 1 / (FLIPS + 1)  # no flip but the observed one is as far
+    assert sign_flip_name(diffs, families) == "paired sign-flip mid-p over origin families (10000 random flips)"
+    assert sign_flip_p([1.0] * 20, families, seed=0) == 0.5 / (FLIPS + 1)  # only the observed flip is as far
+
+
+def test_sign_flip_false_positive_rate_is_near_alpha_where_the_plain_permutation_p_is_conservative():
+    # K families whose totals are +1 or -1 (0/1 outcomes, one discordant problem each), K = 5..16: under the null
+    # every sign pattern is equally likely and p depends on the number j of +1 only, so the chance of p < .05 is
+    # exact: the sum of C(K, j) / 2**K over the j rejected. The plain permutation p (ties counted whole) rejects
+    # 2.1% of the time on average over these K, at most 3.9%; the mid-p 4.5% on average, at most 7.7% (K = 16).
+    rates = []
+    for k in range(5, 17):
+        families = [f"f{i:02d}" for i in range(k)]
+        rates.append(sum(comb(k, j) / 2 ** k for j in range(k + 1)
+                         if sign_flip_p([1.0] * j + [-1.0] * (k - j), families, seed=0) < 0.05))
+    assert 0.035 <= np.mean(rates) <= 0.065
+    assert max(rates) <= 0.08
 
 
 def test_sign_flip_of_no_or_zero_differences():
@@ -114,7 +136,34 @@ def test_clustered_bootstrap_matches_a_hand_run_of_the_same_resampling():
         by_hand.append(sum(chosen) / len(chosen))
     np.testing.assert_allclose(cluster_bootstrap(VALUES, CLUSTERS, 200, 7), by_hand)
     low, high = cluster_ci(VALUES, CLUSTERS, 200, 7)
-    assert (low, high) == pytest.approx(tuple(np.percentile(by_hand, [2.5, 97.5])))
+    # the expanded percentile interval over 4 clusters: z = sqrt(4/3) t_{3, .975} = 3.67, so 0.012% each side
+    tail = sps.norm.sf(np.sqrt(4 / 3) * sps.t.ppf(0.975, 3))
+    assert tail == pytest.approx(expanded_tail(4)) and tail < 0.001
+    assert (low, high) == pytest.approx(tuple(np.percentile(by_hand, [100 * tail, 100 * (1 - tail)])))
+
+
+def test_expanded_tail_approaches_the_plain_percentile_with_many_clusters():
+    assert expanded_tail(1) == expanded_tail(0) == pytest.approx(0.025)
+    tails = [expanded_tail(k) for k in (2, 9, 45, 450, 100_000)]
+    assert tails == sorted(tails) and tails[1] == pytest.approx(0.0072, abs=1e-4)
+    assert tails[-1] == pytest.approx(0.025, abs=1e-4)
+
+
+def test_clustered_interval_covers_the_true_mean_near_95_percent_of_the_time_at_eight_families():
+    # A/A at few families: 8 families of 2 problems, a family effect and a problem effect, true mean 0. The plain
+    # percentile interval (2.5, 97.5) of the same bootstrap means covers 0 in 89% of these 1000 replications (too
+    # narrow: the bootstrap's variance divides by K, not K - 1, and its tails are normal); the expanded one in 94%.
+    rng = np.random.default_rng(11)
+    families = np.repeat([f"f{i}" for i in range(8)], 2)
+    covered, plain = [], []
+    for rep in range(1000):
+        values = np.repeat(rng.normal(size=8), 2) + rng.normal(size=16)
+        low, high = cluster_ci(values, families, 2000, rep)
+        covered.append(low <= 0 <= high)
+        means = cluster_bootstrap(values, families, 2000, rep)
+        plain.append(np.percentile(means, 2.5) <= 0 <= np.percentile(means, 97.5))
+    assert np.mean(plain) < 0.91
+    assert 0.925 <= np.mean(covered) <= 0.975
 
 
 def test_clustered_bootstrap_ignores_row_order_and_is_fixed_by_its_seed():
@@ -225,13 +274,13 @@ def test_comparisons_pair_each_condition_with_its_baseline(tmp_path):
     diffs = np.array([1, 2, 0, 1, 1, 0])  # families (0, 1), (2, 3), (4, 5): totals 3, 1, 1
     assert quality["n"] == 6 and quality["families"] == 3
     assert quality["mean_diff"] == pytest.approx(diffs.mean())
-    assert quality["test"] == "paired sign-flip over origin families (exact)"
-    assert quality["p_value"] == 2 / 8  # |3 + 1 + 1| = 5 is reached by 2 of the 8 flips
+    assert quality["test"] == "paired sign-flip mid-p over origin families (exact)"
+    assert quality["p_value"] == 1 / 8  # |3 + 1 + 1| = 5 is reached by 2 of the 8 flips, passed by none: (0 + 2/2)/8
     assert quality["rank_biserial"] == pytest.approx(1.0)
     assert quality["ci_low"] <= quality["mean_diff"] <= quality["ci_high"]
     passes = table.loc[("small", "pass", "none")]
     assert passes["test"] == quality["test"] and passes["mean_diff"] == pytest.approx(2 / 6)
-    assert passes["p_value"] == 1.0  # both gains are in family 0: one family, and its flip is as far
+    assert passes["p_value"] == 0.5  # both gains are in family 0: one family, and its flip is as far (mid-p 1/2)
 
 
 def test_epochs_are_averaged_per_problem_before_pairing(tmp_path):
@@ -252,11 +301,11 @@ def test_epochs_are_averaged_per_problem_before_pairing(tmp_path):
     quality = table.loc["quality"]
     assert (quality["n"], quality["families"]) == (6, 4)
     assert quality["mean_diff"] == pytest.approx(5 / 6)
-    assert quality["p_value"] == 2 / 8  # problem 2's epochs (+2, 0) would be two units if not averaged
+    assert quality["p_value"] == 1 / 8  # problem 2's epochs (+2, 0) would be two units if not averaged
     # pass per problem: 1, .5, 1, .5, 1, 0 against 0; family totals 1.5, 1, .5, 1: only the two flips with every
-    # sign alike reach |4|, so p = 2/16
+    # sign alike reach |4| and none goes further, so the mid-p is (0 + 2/2)/16
     passes = table.loc["pass"]
-    assert (passes["n"], passes["mean_diff"], passes["p_value"]) == (6, pytest.approx(4 / 6), 2 / 16)
+    assert (passes["n"], passes["mean_diff"], passes["p_value"]) == (6, pytest.approx(4 / 6), 1 / 16)
 
 
 def test_equivalence_is_tested_against_stronger_baselines_only_and_holm_covers_every_row(tmp_path):
@@ -282,9 +331,9 @@ def test_pass_rates_are_averaged_over_seeds_per_problem(tmp_path):
                   [record(p, "m", "spark", passed=seed == 0 or p < 3, seed=seed) for p in range(6)])
     row = analyse(load_runs(str(tmp_path / "*")), OPTIONS).comparisons.iloc[0]
     assert row["n"] == 6 and row["condition_mean"] == pytest.approx(np.mean([1, 1, 1, 0.5, 0.5, 0.5]))
-    # d = 0, 1, 0, .5, -.5, .5 (one family each): |1 +-.5 +-.5 +-.5| >= 1.5 for 4 of 8 sign patterns of the
-    # halves, and as often with -1: p = 8/16
-    assert row["p_value"] == 0.5
+    # d = 0, 1, 0, .5, -.5, .5 (one family each): of the 8 sign patterns of the halves, |1 +-.5 +-.5 +-.5| is 2.5
+    # for 1 and 1.5 for 3, and as often with -1: the mid-p is (2 + 6/2)/16
+    assert row["p_value"] == 5 / 16
 
 
 def test_errors_and_missing_verdicts_leave_both_metrics_and_are_counted(tmp_path):
