@@ -48,8 +48,12 @@ def test_paper_experiments_sweep_the_papers_conditions():
     assert memories == {"none", "spark"}
     leaky = compose_config("experiment=paper_main", "condition=claude_haiku_4_5__spark_paper").memory
     assert (leaky.experience, leaky.exclude_family, leaky.agent_model.name) == ("paper_synthetic", False, "gpt-4o")
-    assert {o[0] for o in experiment_sweep("paper_ablations")} == {
-        f"memory={m}" for m in ("none", "spark", "docs_only", "experience_only", "raw_rag", "full_playbook")}
+    ablations = [o[0] for o in experiment_sweep("paper_ablations")]
+    assert set(ablations) == {f"memory={m}" for m in ("none", "spark", "placebo", "oracle", "docs_only",
+                                                        "experience_only", "raw_rag", "full_playbook")}
+    assert ablations.index("memory=spark") < ablations.index("memory=placebo")  # its advice is the placebo's
+    placebo = compose_config("experiment=paper_ablations", "memory=placebo").memory
+    assert placebo.placebo.source.endswith("/paper_ablations/qwen3-coder-30b__spark__s0")
     online = compose_config("experiment=online_learning")
     assert (online.pipeline.epochs, online.pipeline.shuffle, online.memory.experience) == (3, True, "online")
     assert len(experiment_sweep("online_learning")) == 3
