@@ -40,7 +40,7 @@ from spark_eval.memory.store import Item, MemoryStore, is_database_url, open_sto
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import RETRY_VERSION
 from spark_eval.records import Recommendation, Record, append_jsonl, read_lines, read_records
-from spark_eval.types import LIBRARY_MODULES, Problem
+from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,7 @@ class SparkMemory:
         self.health: list[dict[str, Any]] = []
         self.screen: Any = None  # a screen.InsightScreen for the online learner's insights
         self.api_names: ApiNames | None = None  # every documented name, to label references (api_hits)
+        self._reference_apis: dict[int, tuple[str, ...]] = {}
         self.versions = self._versions()
 
     # -- the Memory protocol --------------------------------------------------------------------------
@@ -318,6 +319,12 @@ class SparkMemory:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
             append_jsonl(self.memory_dir / "health.jsonl", row)
 
+    def reference_apis(self, problem: Problem) -> tuple[str, ...]:
+        """The documented APIs `problem`'s reference solution uses (apilabels.api_labels), labelled once."""
+        if problem.problem_id not in self._reference_apis:
+            self._reference_apis[problem.problem_id] = api_labels(problem, self.api_names)
+        return self._reference_apis[problem.problem_id]
+
     def _embedder_name(self) -> str:
         target = str(self._embedder_cfg.get("_target_", ""))
         return str(self._embedder_cfg.get("model") or target.rsplit(".", 1)[-1])
@@ -342,7 +349,7 @@ class SparkMemory:
                         for i in rec.items)
         overlap = round(self.guard.score(rec.text, reference), 4) if rec.text else 0.0
         leak = (bool(rec.text) and self.guard.leaks(rec.text, reference)) or any(i["leak"] for i in flagged)
-        labels = api_labels(problem, self.api_names) if self.api_names is not None else None
+        labels = self.reference_apis(problem) if self.api_names is not None else None
         hits = names_api(rec.text, labels) if labels is not None else None
         return Recommendation(text=rec.text, plan=rec.plan, items=flagged, leak_flag=leak,
                               trace={**rec.trace, "reference_overlap": overlap}, error=rec.error,
@@ -422,18 +429,17 @@ class OracleMemory(SparkMemory):
         await super().prepare(problems)
         from spark_eval.memory.docs import walk_library  # the summaries of the labels the problems need
 
-        wanted: dict[str, set[str]] = {}
+        wanted: dict[str, set[str]] = {}  # import name -> labels
         for problem in problems:
-            for label in api_labels(problem, self.api_names):
+            for label in self.reference_apis(problem):
                 wanted.setdefault(label.split(".")[0], set()).add(label)
-        modules = {module: library for library, module in LIBRARY_MODULES.items()}
         for module, labels in sorted(wanted.items()):
-            chunks = walk_library(self.kb_cfg.python, modules.get(module, module))
+            chunks = walk_library(self.kb_cfg.python, module)
             self.summaries.update({c.qualname: summary_of(c.text) for c in chunks
                                    if c.section == "overview" and c.qualname in labels})
 
     async def advise(self, problem: Problem, exclude: Collection[str]) -> Recommendation:
-        labels = api_labels(problem, self.api_names)[:ORACLE_APIS]
+        labels = self.reference_apis(problem)[:ORACLE_APIS]
         if not labels:
             return Recommendation(text="", error="oracle: the reference solution uses no documented API")
         lines = [f"- `{label}`" + (f": {self.summaries[label]}" if self.summaries.get(label) else "")
