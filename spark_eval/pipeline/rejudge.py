@@ -6,7 +6,6 @@ Verdicts are appended to `judgments.jsonl` (a journal, flushed per verdict) and 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -21,8 +20,8 @@ from spark_eval.models.pool import ModelPool, at_once
 from spark_eval.models.base import ModelCallError
 from spark_eval.models.ledger import Ledger
 from spark_eval.pipeline.rundir import RunLock
-from spark_eval.records import (Judgment, Record, RunDirectoryError, append_jsonl, read_lines, read_records,
-                                rewrite_records, write_json)
+from spark_eval.records import (Judgment, Record, RunDirectoryError, append_jsonl, read_json_object, read_lines,
+                                read_records, rewrite_records, write_json)
 from spark_eval.records.summary import write_derived
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def judge_run(cfg: DictConfig) -> dict[str, Any]:
 
 def _judge_locked(cfg: DictConfig, run_dir: Path, models: ModelPool) -> dict[str, Any]:
     manifest_path, records_path = run_dir / "manifest.json", run_dir / "records.jsonl"
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_json_object(manifest_path)
     benchmark = build_benchmark(cfg.dataset)
     if benchmark.data_hash() != manifest.get("dataset_hash"):
         raise RunDirectoryError(f"{run_dir} was made from another benchmark or copy than {benchmark.name} at "

@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from spark_eval.config import (IDENTITY_ABSENT, IDENTITY_RENAMED, MODEL_CALL_SETTINGS, PROJECT_ROOT,
                                RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES)
 from spark_eval.memory.store import is_database_url, shown_url
-from spark_eval.records import Record, RunDirectoryError, append_record, read_records, rewrite_records, write_json
+from spark_eval.records import (Record, RunDirectoryError, append_record, read_json_object, read_records,
+                                rewrite_records, write_json)
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class RunDirectory:
             if self.records_path.exists() and self.records_path.stat().st_size:
                 raise RunDirectoryError(f"{self.records_path} exists without a manifest; move it away to start anew")
             return
-        changed = identity_changes(json.loads(self.manifest_path.read_text()).get("identity", {}), self.identity)
+        changed = identity_changes(read_json_object(self.manifest_path).get("identity", {}), self.identity)
         if changed:
             detail = "; ".join(changed[:8])
             raise RunDirectoryError(
@@ -145,7 +146,7 @@ class RunDirectory:
         append_record(self.records_path, record)
 
     def write_manifest(self, **fields: Any) -> None:
-        manifest = json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
+        manifest = read_json_object(self.manifest_path, missing={})
         manifest.update(fields, identity=self.identity, config_hash=identity_hash(self.identity))
         write_json(self.manifest_path, manifest)
 

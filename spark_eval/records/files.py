@@ -61,6 +61,32 @@ def read_jsonl(path: Path, error: type[Exception]) -> Iterator[tuple[int, Any]]:
                 raise error(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or replace that line") from None
 
 
+def read_json_object(path: Path, missing: Any = None) -> dict[str, Any]:
+    """A run's JSON file that holds one object (manifest.json, summary.json): `missing` when it does not exist (or
+    RunDirectoryError when `missing` is None), and a one-line RunDirectoryError naming the file and the fix when it
+    is truncated, not UTF-8, or not an object."""
+    if not path.is_file():
+        if missing is None:
+            raise RunDirectoryError(f"{path} does not exist; this is not a run directory, or it was never started")
+        return missing
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunDirectoryError(f"{path} is damaged ({_why(e)}); restore it from a copy, or move the run "
+                                "directory away and run again") from None
+    if not isinstance(data, dict):
+        raise RunDirectoryError(f"{path} holds a JSON {type(data).__name__}, not an object; restore it from a copy, "
+                                "or move the run directory away and run again")
+    return data
+
+
+def _why(e: Exception) -> str:
+    if isinstance(e, UnicodeDecodeError):
+        return f"not UTF-8 at byte {e.start}"
+    assert isinstance(e, json.JSONDecodeError)
+    return f"not valid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+
+
 def read_lines(path: Path, repair: bool = True) -> list[Any]:
     """Every JSON line of a run file appended with `append_jsonl`. A torn last line (a kill mid-write) is cut off
     the file, or only skipped with `repair=False` (a reader beside a run that may be writing it); a damaged line

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from spark_eval.errors import UserError
-from spark_eval.records.files import RunDirectoryError, read_records
+from spark_eval.records.files import RunDirectoryError, read_json_object, read_records
 from spark_eval.records.format import Record
 from spark_eval.records.index_schema import SCHEMA_VERSION, TABLES, columns, schema
 
@@ -154,10 +154,8 @@ def replace_run(db: sqlite3.Connection, name: str, rows: dict[str, list[dict[str
 
 def read_run(name: str, path: Path) -> dict[str, list[dict[str, Any]]]:
     """Every table's rows for one run directory; raises one of DAMAGE when it cannot be read whole."""
-    if not (path / "manifest.json").is_file():
-        raise RunDirectoryError("no manifest.json")
-    manifest = _json_object(path / "manifest.json")
-    summary = _json_object(path / "summary.json") if (path / "summary.json").is_file() else None
+    manifest = read_json_object(path / "manifest.json")
+    summary = read_json_object(path / "summary.json", missing=False) or None
     records = read_records(path / "records.jsonl", repair=False)
     rows: dict[str, list[dict[str, Any]]] = {"runs": [run_row(name, path, manifest, records)]}
     rows["summaries"] = [summary_row(name, summary)] if summary is not None else []
@@ -227,16 +225,6 @@ def item_row(name: str, r: Record, rank: int, item: dict[str, Any]) -> dict[str,
     return {"run": name, "key": r.key, "problem_id": r.problem_id, "rank": rank, "item_id": item.get("id"),
             "kind": item.get("kind"), "score": item.get("score"), "cited": item.get("cited"),
             "leak": item.get("leak"), "contributors": ",".join(map(str, contributors)) or None}
-
-
-def _json_object(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path.name} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path.name} is not a JSON object")
-    return data
 
 
 def _scalar(value: Any) -> Any:

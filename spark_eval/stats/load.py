@@ -9,7 +9,6 @@ as one space-separated string: "" for none, None when the record's advice was no
 from __future__ import annotations
 
 import glob
-import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from spark_eval.errors import UserError
-from spark_eval.records import Judgment, Record, read_lines, read_records
+from spark_eval.records import Judgment, Record, read_json_object, read_lines, read_records
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +82,7 @@ def load_run(path: Path) -> Run | None:
     if not records:
         log.warning("%s has no records yet; left out", path)
         return None
-    manifest_path = path / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_json_object(path / "manifest.json", missing={})
     first = records[0]
     return Run(
         path=path,

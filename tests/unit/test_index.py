@@ -121,7 +121,7 @@ def test_a_damaged_run_is_left_out_by_name_in_one_line_and_nothing_else_is_lost(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 3 and all("\n" not in w for w in warnings)
     assert f"{spark / 'records.jsonl'}:4: damaged record" in warnings[0]
-    assert "manifest.json is not valid JSON" in warnings[1] and "no manifest.json" in warnings[2]
+    assert "manifest.json is damaged (not valid JSON" in warnings[1] and "manifest.json does not exist" in warnings[2]
     summary = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO][-1]
     assert "1 runs added, 0 updated, 2 unchanged, 0 removed, 3 skipped as damaged (exp1/m__spark__s0," in summary
     # the damaged runs keep the rows they had; the torn last line is left out and left in the file
