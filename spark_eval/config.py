@@ -1,6 +1,7 @@
 """Typed schemas for every config group, registered in Hydra's ConfigStore so typos fail at compose time."""
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,7 @@ class VLLMModelConfig(ChatModelConfig):
 @dataclass
 class WeightsConfig:
     filename: str = MISSING
-    sha256: str = MISSING
+    sha256: Optional[str] = MISSING  # null with `path`: the file's own hash is used (and keys its replies)
     size: int = MISSING
     parts: list[str] = field(default_factory=list)
     packages: str = ""
@@ -215,6 +216,7 @@ class SparkMemoryConfig(MemoryConfig):
     exclude_family: bool = True
     store: Optional[str] = None  # None: <run dir>/memory/store.sqlite
     frozen_store: Optional[str] = None  # experience=frozen: the learned store copied in when the run starts
+    lock_wait_s: float = 120.0  # a writer waiting longer for the store's write lock stops, naming its holder
     mask_contributors: list[str] = field(default_factory=list)  # hide insights only these models contributed
     poison: PoisonConfig = field(default_factory=PoisonConfig)
     placebo: PlaceboConfig = field(default_factory=PlaceboConfig)
@@ -247,6 +249,7 @@ class ExecutionConfig:
     timeout_s: float = 120.0
     memory_mb: int = 4096
     max_procs: int = 512
+    disk_mb: int = 1024  # what a program may write: each file, and bubblewrap's /tmp and /dev/shm each
     isolation: str = "auto"  # auto | bwrap | process
     preload: list[str] = field(default_factory=list)
     seaborn_data: Optional[str] = None
@@ -346,8 +349,9 @@ def register_configs() -> None:
         "spark_root": lambda: str(PROJECT_ROOT),
         # `a if a is set else b`: later stages write into the run directory they are given
         "spark_or": lambda given, default: given if given not in (None, "") else default,
-        # stages other than `run` keep Hydra's copy of their config apart from the run's own .hydra/
-        "spark_hydra_subdir": lambda stage: ".hydra" if stage == "run" else f".hydra-{stage}",
+        # where Hydra writes its copy of the command's config: nowhere for the stages that lock a run directory
+        # (they write it themselves once they hold the lock: pipeline/rundir.py keep_hydra_copy)
+        "spark_hydra_subdir": lambda stage: None if stage in LOCKING_STAGES else hydra_subdir(stage),
         # the folder a later stage writes into: stage=judge the run it judges, stage=report its report folder
         # (without one, Hydra's log goes to the temp folder and the stage stops asking for report.out);
         # stage=index and stage=compare make no folder in results/: Hydra's log goes to the temp folder
@@ -356,12 +360,24 @@ def register_configs() -> None:
             str(Path(tempfile.gettempdir()) / f"spark_eval-{stage}")) if stage in ("index", "compare") else run_dir,
         # dry_run=true: Hydra's folders (its config copy and log) go to the temp folder, nothing into results/
         "spark_dry": lambda dry, path: str(Path(tempfile.gettempdir()) / "spark_eval-dry-run") if dry else path,
+        # dry_run=true: no log file (a `hydra.run.dir` given on the command line is the real run's folder)
+        "spark_log": lambda dry, path: os.devnull if dry else path,
     }
     resolvers["spark_share"] = _member_share
     resolvers["spark_poison"] = lambda model, poisoner, rate: float(rate) if model == poisoner else 0.0
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
+
+
+def hydra_subdir(stage: str) -> str:
+    """The folder of Hydra's copy of a stage's config: `.hydra` for a run, `.hydra-<stage>` for a later stage, so
+    stage=judge keeps the run's own copy."""
+    return ".hydra" if stage == "run" else f".hydra-{stage}"
+
+
+LOCKING_STAGES = ("run", "judge")
+"""Stages that write into a run directory under its lock."""
 
 
 def _member_share(model: str, members: Any) -> str:
@@ -403,7 +419,6 @@ RESULT_NEUTRAL_KEYS = (
     "dataset.source",
     "execution.workers",
     "execution.python",
-    "execution.output_tail_chars",
     "pipeline.concurrency",
     "pipeline.progress",
     "paths",
@@ -414,7 +429,8 @@ RESULT_NEUTRAL_KEYS = (
     "index",
     "runs",
     "execution.seaborn_data",
-    "memory.kb.python",
+    "memory.kb.python",  # a location: the runner adds its interpreter's content (`kb_env`) when it is not the grader
+    "memory.lock_wait_s",
     # the agent's and learner's model configs count where a memory uses them: inside memory.*_model
     "agent",
     "learner",
@@ -427,11 +443,15 @@ RESULT_NEUTRAL_KEYS = (
 # Settings added after runs were made, left out of the identity while they keep the value that means "as before",
 # so those runs still resume.
 IDENTITY_ABSENT = {"pipeline.share": None, "memory.mask_contributors": [], "memory.poison.rate": 0.0,
-                   "memory.placebo.source": None, "memory.placebo.seed": 0}
+                   "memory.placebo.source": None, "memory.placebo.seed": 0, "execution.output_tail_chars": 2000,
+                   "execution.disk_mb": 1024}
 # Settings renamed after runs were made: a resume reads the old name in their identity as the new one.
 IDENTITY_RENAMED = {"pipeline.repeats": "pipeline.samples"}
-# Leaf names that are locations wherever they appear (a model's cache or weights folder).
+# Leaf names that are locations wherever they appear, in lists too (a model's cache or weights folder, also those
+# of a judge panel's models). A weights or answers file counts by its content hash (pipeline/rundir.py).
 RESULT_NEUTRAL_LEAVES = ("cache_path", "weights_dir", "cache_dir", "model_dir")
-# How a model's calls are made, not what they return: neutral in any model config (a `spark_eval.models` target).
-# `execution.isolation` and `memory.store` are not neutral: the sandbox and the shared state change results.
-MODEL_CALL_SETTINGS = ("concurrency", "max_attempts", "timeout_s", "backoff_s", "max_batch", "batch_window_s")
+# How a model's calls are made and what they cost, not what they return: neutral in any model config (a
+# `spark_eval.models` target). `execution.isolation` and `memory.store` are not neutral: the sandbox and the shared
+# state change results.
+MODEL_CALL_SETTINGS = ("concurrency", "max_attempts", "timeout_s", "backoff_s", "max_batch", "batch_window_s",
+                       "price")

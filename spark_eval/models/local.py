@@ -10,7 +10,7 @@ import numpy as np
 
 from spark_eval.models.base import GenerationParams, Message, ModelConfigError
 from spark_eval.models.provider import ProviderModel, Reply
-from spark_eval.models.weights import resolve_weights, weights_available
+from spark_eval.models.weights import resolve_weights, weights_available, weights_sha256
 
 # One in-process model computes at a time, whichever it is: llama.cpp's threads spin while they wait, so two
 # models computing at once on the same cores (a coder and a judge of one run) each run several times slower
@@ -57,12 +57,16 @@ class LocalModel(ProviderModel):
             import llama_cpp  # noqa: F401
         except ImportError:
             raise ModelConfigError(f"{self.name} needs llama-cpp-python: run `make setup`") from None
+        # the content hash of the weights it loads (a file of yours is hashed once): its replies' cache key
+        self.weights_sha256 = weights_sha256(self.weights, weights_dir)
         self._llm = None
         self._chat_formatter: Any = None
         self._systems = _SystemStates()
+        self._held_blocks: tuple[int, ...] = ()
+        """The block ends (`_blocks`) of the prompt the KV cache holds; tokens generated after it are in no block."""
 
     def identity(self) -> dict[str, Any]:
-        identity = {**super().identity(), "weights": self.weights.get("sha256") or self.weights.get("path")}
+        identity = {**super().identity(), "weights": self.weights_sha256}  # the file loaded, not the one configured
         return {**identity, "flash_attn": True} if self.flash_attn else identity  # its numbers differ slightly
 
     async def _call(self, messages: list[Message], params: GenerationParams) -> Reply:
@@ -84,15 +88,16 @@ class LocalModel(ProviderModel):
         if params.json_schema is not None:
             request["response_format"] = {"type": "json_object", "schema": params.json_schema}
         with _COMPUTE:
-            out = self._load().create_chat_completion(**request)
+            llm = self._load()
+            self._evaluate(llm, *self._prompt(llm, messages))  # so llama.cpp finds the whole prompt evaluated
+            out = llm.create_chat_completion(**request)
         choice = out["choices"][0]
         return Reply(
             text=choice["message"].get("content") or "",
             finish_reason=choice.get("finish_reason"),
             input_tokens=out["usage"]["prompt_tokens"],
             output_tokens=out["usage"]["completion_tokens"],
-            request_id=out.get("id"),
-        )
+        )  # no request id: llama.cpp's is a random one, and a record holds only what the request decides
 
     def _choose(self, messages: list[Message], spec: dict[str, Any]) -> Reply:
         """`{"probabilities": {option: p}}` of each option (by its first token) coming next after the chat template's
@@ -121,8 +126,6 @@ class LocalModel(ProviderModel):
         with _COMPUTE:
             llm = self._load()
             tokens, system_length = self._prompt(llm, messages)
-            if len(tokens) >= self.n_ctx:
-                raise ValueError(f"Requested tokens ({len(tokens)}) exceed context window of {self.n_ctx}")
             grammar = LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
             vocab = llm._model.vocab
             sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar._grammar.encode(), grammar._root.encode())
@@ -138,19 +141,29 @@ class LocalModel(ProviderModel):
         return Reply(text=text, finish_reason=finish, input_tokens=len(tokens), output_tokens=len(reply))
 
     def _evaluate(self, llm: Any, tokens: list[int], system_length: int) -> None:
-        """Evaluate a prompt, keeping what the KV cache already holds of it: the start of the prompt evaluated
-        last, or the kept state of its system message (the judges put their long fixed instructions there, so
-        they are evaluated once per run even when other prompts run in between)."""
+        """Evaluate a prompt block by block (`_blocks`), keeping the blocks the KV cache already holds of it: those
+        of the prompt evaluated last, or the kept state of its system message (the judges put their long fixed
+        instructions there, so they are evaluated once per run even when other prompts run in between).
+
+        A token's numbers depend on the batch it is evaluated in (llama.cpp's CPU kernels take a batch's tokens four
+        at a time and the rest one by one, and a short batch another way), so only whole blocks are kept, never a
+        prefix cut inside one: the logits are a cold evaluation's to the bit, whatever ran before."""
         from llama_cpp import Llama
 
+        if len(tokens) >= self.n_ctx:
+            raise ValueError(f"Requested tokens ({len(tokens)}) exceed context window of {self.n_ctx}")
+        blocks = _blocks(len(tokens), system_length, llm.n_batch)
         held = Llama.longest_token_prefix(llm._input_ids.tolist(), tokens)
-        restored = self._systems.restore(llm, tokens, longer_than=held)
-        reuse = min(held if restored is None else restored, len(tokens) - 1)
-        llm.n_tokens = reuse
-        if reuse < system_length < len(tokens):
-            llm.eval(tokens[reuse:system_length])
-            self._systems.keep(llm, tokens[:system_length])
-        llm.eval(tokens[llm.n_tokens:])
+        reuse = _shared_end(self._held_blocks, blocks, min(held, len(tokens) - 1))
+        restored = self._systems.restore(llm, tokens, blocks, longer_than=reuse)
+        llm.n_tokens = reuse if restored is None else restored
+        self._held_blocks = ()  # until the blocks are evaluated
+        for end in blocks:
+            if end > llm.n_tokens:
+                llm.eval(tokens[llm.n_tokens:end])
+                if end == system_length:
+                    self._systems.keep(llm, tokens[:end])
+        self._held_blocks = blocks
 
     def _prompt(self, llm: Any, messages: list[Message], suffix: str = "") -> tuple[list[int], int]:
         """The prompt's tokens as llama.cpp's chat completion renders it (the weights' template), then `suffix`'s;
@@ -173,7 +186,8 @@ class LocalModel(ProviderModel):
             llm = self._load()
             template = llm.metadata.get("tokenizer.chat_template")
             if not template:
-                raise ModelConfigError(f"{self.name}: the weights carry no chat template, needed for choice probabilities")
+                raise ModelConfigError(f"{self.name}: the weights carry no chat template (tokenizer.chat_template); "
+                                       "use a GGUF file that has one")
             text = lambda token: llm.detokenize([token], special=True).decode(errors="ignore") if token >= 0 else ""  # noqa: E731
             self._chat_formatter = Jinja2ChatFormatter(template=template, eos_token=text(llm.token_eos()),
                                                        bos_token=text(llm.token_bos()))
@@ -196,6 +210,25 @@ SYSTEM_STATE_CHARS = 400
 """A system message at least this long has its KV state kept (shorter ones cost little to evaluate again)."""
 GRAMMAR_TOP_K = 64
 """Tokens checked against the grammar before the whole vocabulary is (a greedy choice is nearly always among them)."""
+
+
+def _blocks(length: int, system_length: int, size: int) -> tuple[int, ...]:
+    """Where a prompt's evaluation batches end: every `size` tokens from the start, and at the end of its kept system
+    message (0: none), then every `size` tokens from there, and at its end. A function of the prompt alone, so each
+    token is evaluated in the same batch whatever ran before."""
+    ends = [*range(size, system_length, size), system_length] if 0 < system_length < length else []
+    start = ends[-1] if ends else 0
+    return (*ends, *range(start + size, length, size), length)
+
+
+def _shared_end(held: tuple[int, ...], blocks: tuple[int, ...], limit: int) -> int:
+    """How many tokens the blocks two prompts share from their start hold, up to `limit` (0: none)."""
+    shared = 0
+    for end, other in zip(held, blocks):
+        if end != other or end > limit:
+            break
+        shared = end
+    return shared
 
 
 def _decode(llm: Any, sampler: Any, max_tokens: int) -> tuple[list[int], str]:
@@ -276,16 +309,18 @@ class _SystemStates:
         while len(self.states) > self.size:
             self.states.pop(next(iter(self.states)))
 
-    def restore(self, llm: Any, tokens: list[int], longer_than: int) -> int | None:
-        """Load the longest kept state that starts `tokens`, if it holds more than `longer_than` tokens (what the
-        cache holds already), and say how many tokens the cache now holds of `tokens`: None when nothing was
-        loaded (the cache is as it was), 0 when loading failed (the cache may have been cleared)."""
+    def restore(self, llm: Any, tokens: list[int], blocks: tuple[int, ...], longer_than: int) -> int | None:
+        """Load the longest kept state that starts `tokens` and ends where one of its first `blocks` does, if it
+        holds more than `longer_than` tokens (what the cache holds already), and say how many tokens the cache now
+        holds of `tokens`: None when nothing was loaded (the cache is as it was), 0 when loading failed (the cache
+        may have been cleared)."""
         import ctypes
 
         import llama_cpp
 
         found = [head for head in self.states
-                 if longer_than < len(head) < len(tokens) and tuple(tokens[: len(head)]) == head]
+                 if longer_than < len(head) < len(tokens) and tuple(tokens[: len(head)]) == head
+                 and _shared_end(_blocks(len(head), 0, llm.n_batch), blocks, len(head)) == len(head)]
         if not found:
             return None
         head = max(found, key=len)

@@ -1,6 +1,7 @@
 """Coders that replay answers instead of generating them: DS-1000's references, or an answers file."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from spark_eval.errors import UserError
@@ -43,6 +44,14 @@ class AnswersFile:
         if problem.problem_id not in self.answers:
             raise KeyError(f"{self.path} has no answer for problem {problem.problem_id}")
         return Completion(text=self.answers[problem.problem_id])
+
+
+def answers_sha256(path: str | Path) -> str:
+    """The answers file's content hash: what the resume identity holds of it (its location may change)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        raise AnswersError(f"answers file not found: {path}; set model.path=<answers.jsonl>") from None
 
 
 def read_answers(path: Path) -> dict[int, str | list]:

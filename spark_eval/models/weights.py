@@ -1,4 +1,5 @@
-"""GGUF weights for the embedded model: a file of yours, the cache, registry part packages, or the Hub."""
+"""GGUF weights for the embedded model: a file of yours, the cache, registry part packages, or the Hub; and the
+content hash of the weights that load, which keys their replies."""
 from __future__ import annotations
 
 import hashlib
@@ -18,10 +19,8 @@ log = logging.getLogger(__name__)
 def resolve_weights(spec: dict[str, Any], cache_dir: str | Path) -> Path:
     """A verified local GGUF file for `spec` (filename, sha256, size, parts, packages, hub_repo, path)."""
     if spec.get("path"):
-        path = Path(spec["path"])
-        if not path.is_file():
-            raise ModelConfigError(f"model.weights.path={path} does not exist; point it at a .gguf file")
-        return path
+        weights_sha256(spec, cache_dir)  # a file that contradicts a configured sha256 is refused
+        return Path(spec["path"])
     target = Path(cache_dir) / spec["filename"]
     if _verified(target, spec):
         return target
@@ -43,8 +42,31 @@ def resolve_weights(spec: dict[str, Any], cache_dir: str | Path) -> Path:
         partial.unlink()
         raise ModelConfigError(f"{spec['filename']}: sha256 {digest} is not {spec['sha256']}; reinstall the parts")
     os.replace(partial, target)
-    _marker(target).write_text(f"{target.stat().st_size} {target.stat().st_mtime_ns} {digest}\n")
+    _keep_stamp(target, _marker(target), digest)
     return target
+
+
+def weights_sha256(spec: dict[str, Any], cache_dir: str | Path) -> str:
+    """The content hash of the weights that load: the configured `sha256` (resolve_weights verifies what it
+    assembles or downloads against it), or, with `path`, that file's own, hashed once and then kept in `cache_dir`
+    by the file's size and mtime (not beside the file, whose folder may be read-only). The response cache and the
+    resume identity are keyed on it, so other weights never replay these weights' answers. A `path` whose hash
+    contradicts a configured `sha256` is refused."""
+    if not spec.get("path"):
+        if not spec.get("sha256"):
+            raise ModelConfigError(f"weights {spec.get('filename')}: no sha256 to check them by; set "
+                                   "model.weights.sha256=<their sha256>, or model.weights.path=<file.gguf>")
+        return str(spec["sha256"])
+    path = Path(spec["path"])
+    if not path.is_file():
+        raise ModelConfigError(f"model.weights.path={path} does not exist; point it at a .gguf file")
+    digest = stamped_sha256(path, Path(cache_dir) / "digests" / f"{_path_key(path)}.sha256")
+    if spec.get("sha256") and digest != spec["sha256"]:
+        raise ModelConfigError(
+            f"model.weights.path={path} holds weights with sha256 {digest}, not the configured "
+            f"model.weights.sha256={spec['sha256']}; set model.weights.sha256=null to run this file, or point "
+            "model.weights.path at the weights the config names")
+    return digest
 
 
 def weights_available(spec: dict[str, Any], cache_dir: str | Path) -> bool:
@@ -62,6 +84,37 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def stamped_sha256(path: Path, stamp: Path) -> str:
+    """`path`'s sha256, hashed once: kept in `stamp` (`<size> <mtime_ns> <sha256>`) and trusted while the file's
+    size and mtime are those the stamp names."""
+    stat = path.stat()
+    try:
+        kept = stamp.read_text().split()
+    except OSError:
+        kept = []
+    if len(kept) == 3 and kept[:2] == [str(stat.st_size), str(stat.st_mtime_ns)]:
+        return kept[2]
+    digest = sha256_of(path)
+    _keep_stamp(path, stamp, digest, stat)
+    return digest
+
+
+def _keep_stamp(path: Path, stamp: Path, digest: str, stat: os.stat_result | None = None) -> None:
+    stat = stat or path.stat()
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        partial = stamp.with_name(f"{stamp.name}.{os.getpid()}")
+        partial.write_text(f"{stat.st_size} {stat.st_mtime_ns} {digest}\n")
+        os.replace(partial, stamp)  # whole or not at all: runs of a sweep may hash the same file at once
+    except OSError as e:  # a read-only cache: the file is hashed again next time
+        log.info("cannot keep the sha256 of %s in %s: %s", path, stamp, e)
+
+
+def _path_key(path: Path) -> str:
+    """A stamp's name for a file of yours: its name and a hash of where it lies."""
+    return f"{path.name}-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
+
+
 def _marker(target: Path) -> Path:
     return target.with_name(target.name + ".sha256")
 
@@ -70,14 +123,7 @@ def _verified(target: Path, spec: dict[str, Any]) -> bool:
     """Hash once; afterwards trust the marker while size and mtime are unchanged."""
     if not target.is_file() or target.stat().st_size != spec["size"]:
         return False
-    stamp = f"{target.stat().st_size} {target.stat().st_mtime_ns} {spec['sha256']}\n"
-    marker = _marker(target)
-    if marker.is_file() and marker.read_text() == stamp:
-        return True
-    if sha256_of(target) != spec["sha256"]:
-        return False
-    marker.write_text(stamp)
-    return True
+    return stamped_sha256(target, _marker(target)) == spec["sha256"]
 
 
 def _parts_installed(spec: dict[str, Any]) -> bool:

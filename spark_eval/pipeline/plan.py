@@ -1,4 +1,5 @@
-"""`dry_run=true`: what a run would do, from its config alone. No model is called and nothing is written.
+"""`dry_run=true`: what a run would do, from its config alone. No model is called and nothing is written (but the
+digest of a weights file of yours, kept in the weights cache so it is hashed once).
 
 Per job: the problems and records to run and those already done (a resume skips them), the model calls each
 component would make (coder, agent, learner, judge) with those the response cache already answers apart, their
@@ -29,7 +30,7 @@ from spark_eval.errors import UserError
 from spark_eval.memory.store import is_database_url, shown_url
 from spark_eval.models.coder import ChatCoder
 from spark_eval.pipeline.estimate import COMPONENTS, Tally, learner_calls, record_calls, tally, total_of
-from spark_eval.pipeline.rundir import identity_changes, result_identity
+from spark_eval.pipeline.rundir import identity_changes, result_identity, shown_changes
 from spark_eval.pipeline.runner import share_of, stream_order
 from spark_eval.pipeline.sweep import shown_path
 from spark_eval.records import read_records, record_key
@@ -97,8 +98,7 @@ def dry_run(cfg: DictConfig) -> Plan:
 def plan_run(cfg: DictConfig) -> Plan:
     benchmark = build_benchmark(cfg.dataset)
     problems = share_of(stream_order(benchmark.select(), cfg.pipeline.shuffle, cfg.seed), cfg.pipeline.share)
-    run_dir = Path(cfg.run_dir or Path(cfg.paths.results) / cfg.experiment_name /
-                   f"{cfg.model.name}__{cfg.memory.name}__s{cfg.seed}")  # the folder conf/hydra gives a run
+    run_dir = planned_run_dir(cfg)
     done = finished_keys(run_dir)
     models, needs = offline_models(cfg)
     coder = models.get("coder")
@@ -118,6 +118,24 @@ def plan_run(cfg: DictConfig) -> Plan:
                 design=None if cfg.memory.name == cfg.report.baseline else design(cfg))
 
 
+def planned_run_dir(cfg: DictConfig) -> Path:
+    """The run directory the real run would use: Hydra's run folder (or this job's folder of a sweep) resolved with
+    `dry_run=false`, so `hydra.run.dir`, `hydra.sweep.dir` and `run_dir` count as they would; outside a Hydra
+    command, `run_dir` or the folder conf/hydra gives a run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return Path(cfg.run_dir or Path(cfg.paths.results) / cfg.experiment_name /
+                    f"{cfg.model.name}__{cfg.memory.name}__s{cfg.seed}")
+    hydra = HydraConfig.get()
+    real = OmegaConf.create({**OmegaConf.to_container(cfg), "dry_run": False,
+                             "hydra": OmegaConf.to_container(hydra)})  # unresolved: interpolations see dry_run
+    if hydra.mode == RunMode.MULTIRUN:
+        return Path(real.hydra.sweep.dir) / str(real.hydra.sweep.subdir)
+    return Path(real.hydra.run.dir)
+
+
 def finished_keys(run_dir: Path) -> set[str]:
     """Keys of the records an earlier attempt finished (those that ended in an error are retried)."""
     path = run_dir / "records.jsonl"
@@ -135,12 +153,15 @@ def resume_state(cfg: DictConfig, run_dir: Path) -> str:
         before = json.loads(manifest.read_text()).get("identity", {})
     except (OSError, ValueError):
         return f"{manifest} unreadable: the run would stop"
-    now = result_identity(cfg)  # without the dataset hash and versions, which only the run itself computes
+    try:
+        now = result_identity(cfg)  # without the dataset hash and versions, which only the run itself computes
+    except UserError as e:  # weights or an answers file missing: the job's needs say so
+        return f"resume not checked: {e}"
     if now.get("execution.isolation") == "auto":
         now.pop("execution.isolation")  # the run writes down what `auto` became on its machine
     changed = identity_changes(before, now, keys=now)
     if changed:
-        return f"resume refused, the config differs ({'; '.join(changed[:4])})"
+        return f"resume refused, the config differs ({shown_changes(changed, spill=False)})"
     return "resumes"
 
 

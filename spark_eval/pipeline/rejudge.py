@@ -19,7 +19,7 @@ from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.models.pool import ModelPool, at_once
 from spark_eval.models.base import ModelCallError
 from spark_eval.models.ledger import Ledger
-from spark_eval.pipeline.rundir import RunLock
+from spark_eval.pipeline.rundir import RunLock, keep_hydra_copy
 from spark_eval.records import (Judgment, Record, RunDirectoryError, append_jsonl, read_json_object, read_lines,
                                 read_records, rewrite_records, write_json)
 from spark_eval.records.summary import write_derived
@@ -51,6 +51,7 @@ def _judge_locked(cfg: DictConfig, run_dir: Path, models: ModelPool) -> dict[str
     if benchmark.data_hash() != manifest.get("dataset_hash"):
         raise RunDirectoryError(f"{run_dir} was made from another benchmark or copy than {benchmark.name} at "
                                 f"{cfg.dataset.path}; set benchmark=<its benchmark> and dataset.path to that copy")
+    keep_hydra_copy(run_dir, cfg)  # once locked and checked: a refused pass leaves the run's files as they were
     problems = {p.problem_id: p for p in benchmark.problems()}
     judges = build_panel(cfg.judge, models)
     journal = run_dir / "judgments.jsonl"

@@ -7,47 +7,102 @@ import json
 import logging
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.config import (IDENTITY_ABSENT, IDENTITY_RENAMED, MODEL_CALL_SETTINGS, PROJECT_ROOT,
-                               RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES)
+                               RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES, hydra_subdir)
 from spark_eval.memory.store import is_database_url, shown_url
+from spark_eval.models.replay import AnswersFile, answers_sha256
+from spark_eval.models.weights import weights_sha256
 from spark_eval.records import (Record, RunDirectoryError, append_record, read_json_object, read_records,
                                 rewrite_records, write_json)
 
 log = logging.getLogger(__name__)
 
+SHOWN_CHARS = 200
+"""A refusal names the keys alone when their changes are longer than this (a panel's model configs once made a
+line of 6,000 characters)."""
+SHOWN_KEYS = 12
+ANSWERS_FILE = f"{AnswersFile.__module__}.{AnswersFile.__name__}"
+
 
 def result_identity(cfg: DictConfig, **extra: Any) -> dict[str, Any]:
-    """Everything that changes results, flattened to `dotted.key: value`; resume refuses to mix these."""
-    resolved = _without_call_settings(OmegaConf.to_container(cfg, resolve=True))
-    flat = {k: shown_url(v) if isinstance(v, str) and is_database_url(v) else v for k, v in _flatten(resolved)
+    """Everything that changes results, flattened to `dotted.key: value`; resume refuses to mix these. Content, not
+    places: a weights or answers file counts by its hash, locations, prices and how models are called not at all."""
+    return _identity(OmegaConf.to_container(cfg, resolve=True), extra, hash_files=True)
+
+
+def identity_changes(before: dict[str, Any], now: dict[str, Any], keys: Any = None) -> dict[str, str]:
+    """`key: "old -> new"` for each key (of both identities, or `keys`) whose value differs. The earlier identity is
+    read under today's rules: a setting's old name (IDENTITY_RENAMED) as its new one, and what no longer counts
+    (a location, a price, a setting at its old meaning) left out."""
+    before = _identity(_unflatten({IDENTITY_RENAMED.get(k, k): v for k, v in before.items()}), {}, hash_files=False)
+    keys = sorted(set(before) | set(now) if keys is None else keys)
+    return {k: f"{before.get(k)!r} -> {now.get(k)!r}" for k in keys if before.get(k) != now.get(k)}
+
+
+def shown_changes(changes: dict[str, str], spill: bool = True) -> str:
+    """The changes as `key: old -> new`; past SHOWN_CHARS the keys alone, and (`spill`) each change in full in a
+    temporary file the text names (the run directory stays as it was)."""
+    full = "; ".join(f"{k}: {v}" for k, v in changes.items())
+    if len(full) <= SHOWN_CHARS:
+        return full
+    groups = _key_groups(changes)
+    keys = ", ".join(groups[:SHOWN_KEYS]) + (f" and {len(groups) - SHOWN_KEYS} more" if len(groups) > SHOWN_KEYS
+                                            else "")
+    if not spill:
+        return f"differs in {keys}"
+    path = Path(tempfile.gettempdir()) / f"spark_eval-changes-{hashlib.sha256(full.encode()).hexdigest()[:12]}.txt"
+    path.write_text("".join(f"{k}: {v}\n" for k, v in changes.items()))
+    return f"differs in {keys}; each value in {path}"
+
+
+def _key_groups(keys: Any) -> list[str]:
+    """The keys, those of one node three levels down named once (`judge.models.quality.*`)."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(".".join(key.split(".")[:3]), []).append(key)
+    return [found[0] if len(found) == 1 else f"{node}.*" for node, found in groups.items()]
+
+
+def _identity(tree: Any, extra: dict[str, Any], hash_files: bool) -> dict[str, Any]:
+    flat = {k: shown_url(v) if isinstance(v, str) and is_database_url(v) else v
+            for k, v in _flatten(_content(tree, hash_files))
             if not _neutral(k) and not (k in IDENTITY_ABSENT and v == IDENTITY_ABSENT[k])}
     if extra:  # an empty mapping would flatten to a key of its own
         flat.update(_flatten(extra))
     return dict(sorted(flat.items()))
 
 
-def identity_changes(before: dict[str, Any], now: dict[str, Any], keys: Any = None) -> list[str]:
-    """`key: old -> new` for each key (of both identities, or `keys`) whose value differs; a run made under a
-    setting's old name (IDENTITY_RENAMED) reads as the new one."""
-    before = {IDENTITY_RENAMED.get(k, k): v for k, v in before.items()}
-    keys = sorted(set(before) | set(now) if keys is None else keys)
-    return [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys if before.get(k) != now.get(k)]
-
-
-def _without_call_settings(node: Any) -> Any:
-    """The config tree without how each model's calls are made (MODEL_CALL_SETTINGS), wherever a model
-    config sits: the coder, the memory's agent and learner, every judge of a panel."""
+def _content(node: Any, hash_files: bool) -> Any:
+    """The config tree without locations (RESULT_NEUTRAL_LEAVES, in lists too), and each model config as
+    `_model_content`, wherever it sits: the coder, the memory's agent and learner, every judge of a panel."""
     if isinstance(node, list):
-        return [_without_call_settings(v) for v in node]
+        return [_content(v, hash_files) for v in node]
     if not isinstance(node, dict):
         return node
-    is_model = str(node.get("_target_", "")).startswith("spark_eval.models.")
-    return {k: _without_call_settings(v) for k, v in node.items() if not (is_model and k in MODEL_CALL_SETTINGS)}
+    if str(node.get("_target_", "")).startswith("spark_eval.models."):
+        node = _model_content(node, hash_files)
+    return {k: _content(v, hash_files) for k, v in node.items() if k not in RESULT_NEUTRAL_LEAVES}
+
+
+def _model_content(node: dict[str, Any], hash_files: bool) -> dict[str, Any]:
+    """A model config as what decides its replies: without how its calls are made and what they cost
+    (MODEL_CALL_SETTINGS), its weights as their content hash (models/weights.py: the file that loads), an answers
+    file as its own. `hash_files=False` reads an earlier identity, which holds a hash already or cannot get one."""
+    node = {k: v for k, v in node.items() if k not in MODEL_CALL_SETTINGS}
+    if isinstance(node.get("weights"), dict):
+        spec = node["weights"]
+        node["weights"] = {"sha256": weights_sha256(spec, node.get("weights_dir") or "") if hash_files
+                           else spec.get("sha256")}
+    if node.get("_target_") == ANSWERS_FILE and "path" in node:
+        path = node.pop("path")
+        node["sha256"] = answers_sha256(path) if hash_files else None
+    return node
 
 
 def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -58,9 +113,18 @@ def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix[:-1], node
 
 
+def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
 def _neutral(key: str) -> bool:
-    if key.rsplit(".", 1)[-1] in RESULT_NEUTRAL_LEAVES:
-        return True
     return any(key == n or key.startswith(n + ".") for n in RESULT_NEUTRAL_KEYS)
 
 
@@ -86,6 +150,12 @@ class RunLock:
             self._file.close()
             raise RunDirectoryError(
                 f"{path} is in use by {holder}; wait for it to finish or stop it, then run this again"
+            ) from None
+        except OSError as e:  # ENOLCK, EOPNOTSUPP...: a file system without flock (some network mounts)
+            self._file.close()
+            raise RunDirectoryError(
+                f"{path} is on a file system that cannot lock files ({e.strerror or e}); put the results on a "
+                "local file system: paths.results=<local folder> (or hydra.run.dir=<local folder>)"
             ) from None
         self._file.seek(0)
         self._file.truncate()
@@ -125,14 +195,22 @@ class RunDirectory:
             return
         changed = identity_changes(read_json_object(self.manifest_path).get("identity", {}), self.identity)
         if changed:
-            detail = "; ".join(changed[:8])
             raise RunDirectoryError(
-                f"{self.path} holds a run with a different config ({detail}); "
+                f"{self.path} holds a run with a different config ({shown_changes(changed)}); "
                 "undo the change, or pick another seed, experiment_name or hydra.run.dir"
             )
 
     def load_records(self) -> list[Record]:
         return read_records(self.records_path)
+
+    def finished_summary(self) -> dict[str, Any] | None:
+        """The summary of a run that finished (every record, none in error, and the memory's last round learned),
+        else None: its command again changes nothing in it, neither its manifest's times and commit nor its Hydra
+        copy. A run with records in error is not finished: its command retries them."""
+        if read_json_object(self.manifest_path, missing={}).get("status") != "finished":
+            return None
+        summary = read_json_object(self.path / "summary.json", missing={})
+        return summary if summary and not summary.get("errors") else None
 
     def drop_errored(self, records: list[Record]) -> list[Record]:
         """Rewrite records.jsonl without records that ended in an error, so they are retried; returns the rest."""
@@ -149,6 +227,22 @@ class RunDirectory:
         manifest = read_json_object(self.manifest_path, missing={})
         manifest.update(fields, identity=self.identity, config_hash=identity_hash(self.identity))
         write_json(self.manifest_path, manifest)
+
+
+def keep_hydra_copy(path: Path, cfg: DictConfig) -> None:
+    """Hydra's copy of the command's config (config.yaml, hydra.yaml, overrides.yaml) in the stage's folder of the
+    run directory (`.hydra/`, `.hydra-judge/`), written by a stage that holds the directory's lock, once the run's
+    identity is checked: Hydra would write it before either (conf/hydra: `output_subdir`), so a refused command
+    would rewrite the provenance of the run it was refused. Outside a Hydra command for `path`, nothing."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or Path(HydraConfig.get().runtime.output_dir).resolve() != path.resolve():
+        return
+    folder = path / hydra_subdir(str(cfg.stage))
+    folder.mkdir(exist_ok=True)
+    hydra = HydraConfig.instance().cfg
+    for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra), ("overrides.yaml", hydra.hydra.overrides.task)):
+        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
 
 
 def git_state() -> dict[str, Any]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -17,21 +16,22 @@ from tqdm import tqdm
 from spark_eval.data import build_benchmark
 from spark_eval.errors import UserError
 from spark_eval.execution import OUTPUT_VERSION
+from spark_eval.execution.environment import probe_environment
 from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.memory import build_memory
 from spark_eval.models.coder import as_coder
 from spark_eval.models.pool import ModelPool, at_once
 from spark_eval.models.ledger import BudgetExhausted, Ledger
 from spark_eval.pipeline.budget import Budget, spent_by
-from spark_eval.pipeline.rundir import RunDirectory, git_state, result_identity
+from spark_eval.pipeline.rundir import RunDirectory, git_state, keep_hydra_copy, result_identity
 from spark_eval.pipeline.solve import Condition, solve
 from spark_eval.records.summary import format_not_passed, format_pass_table, write_derived
-from spark_eval.records import Record, read_records, record_key
+from spark_eval.records import Record, read_json_object, read_records, record_key
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
 
-SPEND_EVERY_S = 5.0  # how often a running run writes its spend into the manifest
+SPEND_EVERY_S = 5.0  # how often a running run writes its spend into the manifest (what a resume reads back)
 
 
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
@@ -41,8 +41,13 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     try:
         budget = open_budget(cfg.budget, run_dir, models.ledger)  # a cap below the spend stops before anything
         problems, condition = assemble(cfg, models, run_dir)
-        rundir = RunDirectory(run_dir, identity(cfg, condition))
+        rundir = RunDirectory(run_dir, identity(cfg, condition))  # locked, and the identity checked
         try:
+            done = rundir.finished_summary()
+            if done is not None:
+                log.info("%s finished earlier (%d records); nothing to do", rundir.path, done.get("n", 0))
+                return done
+            keep_hydra_copy(rundir.path, cfg)
             finished = start(rundir, problems, condition)
             wall_s, complete = stream(cfg, rundir, problems, condition, finished, models, budget)
             return finish(rundir, problems, condition, wall_s, budget, complete)
@@ -67,9 +72,23 @@ def assemble(cfg: DictConfig, models: ModelPool, run_dir: Path) -> tuple[list[Pr
 def identity(cfg: DictConfig, condition: Condition) -> dict[str, Any]:
     """What resume checks: the config that changes results, the data's hash, the versions, the grading setup."""
     sandbox = condition.sandbox
+    grading_env = sandbox.environment.freeze_hash
     return result_identity(cfg, dataset_hash=condition.benchmark.data_hash(), versions=condition.versions,
-                           grading_env=sandbox.environment.freeze_hash,
+                           grading_env=grading_env, **documented_environment(cfg, grading_env),
                            execution={"isolation": sandbox.isolation})  # what `auto` became here
+
+
+def documented_environment(cfg: DictConfig, grading_env: str) -> dict[str, str]:
+    """`kb_env`: the installed packages (freeze hash) of the interpreter whose libraries the memory documents
+    (`memory.kb.python`, a location), when they are not the grading interpreter's, which `grading_env` holds."""
+    kb = cfg.memory.get("kb")
+    if kb is None or str(kb.python) == str(cfg.execution.python):
+        return {}
+    if not Path(str(kb.python)).is_file():
+        raise UserError(f"memory.kb.python={kb.python} does not exist; point it at the interpreter whose libraries "
+                        "the memory documents (by default the grading interpreter, execution.python)")
+    found = probe_environment(str(kb.python)).freeze_hash
+    return {} if found == grading_env else {"kb_env": found}
 
 
 def start(rundir: RunDirectory, problems: list[Problem], condition: Condition) -> list[Record]:
@@ -84,11 +103,7 @@ def start(rundir: RunDirectory, problems: list[Problem], condition: Condition) -
 
 def open_budget(cfg: DictConfig, run_dir: Path, ledger: Ledger) -> Budget:
     """The run's budget, with what its earlier attempts spent (read from its folder, which is not locked yet)."""
-    manifest = run_dir / "manifest.json"
-    try:
-        before = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    except ValueError:
-        before = {}  # RunDirectory says what is wrong with it
+    before = read_json_object(run_dir / "manifest.json", missing={})  # a damaged one stops here, in one line
     records = read_records(run_dir / "records.jsonl", repair=False) if (run_dir / "records.jsonl").is_file() else []
     return Budget(cfg.usd, cfg.scope, run_dir, spent_by(records, before), ledger,
                   finished_before=sum(1 for r in records if not r.error))
@@ -205,7 +220,7 @@ async def _rounds(problems: list[Problem], condition: Condition, rundir: RunDire
                 rundir.append(record)  # on disk before anything is learned from it
                 progress.update(record)
                 done[record.key] = record
-                if time.monotonic() - published >= SPEND_EVERY_S:  # a sweep-wide budget reads it
+                if time.monotonic() - published >= SPEND_EVERY_S:  # other processes see it in budget.sqlite
                     rundir.write_manifest(spent_usd=round(budget.own(), 6))
                     published = time.monotonic()
             if any(key not in done for key in in_round):

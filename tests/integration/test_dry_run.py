@@ -25,3 +25,22 @@ def test_a_sweeps_dry_run_plans_each_job_and_the_total_and_writes_nothing(tmp_pa
 
     code, out = cli("stage=report", "dry_run=true", f"paths.results={results}")
     assert code == 2 and "dry_run=true plans stage=run" in out
+
+
+def test_the_dry_run_plans_the_run_directory_hydra_run_dir_names(tmp_path):
+    """`hydra.run.dir=<folder>`: the plan counts that folder's finished records, as the real run would resume."""
+    import json
+
+    from spark_eval.config import compose_config
+    from spark_eval.pipeline.rundir import result_identity
+    from tests.fakes.runs import record
+
+    run_dir, results = tmp_path / "elsewhere", tmp_path / "results"
+    overrides = ("experiment=reference", "dataset.ids=[291,292]", f"paths.results={results}")
+    run_dir.mkdir()
+    (run_dir / "records.jsonl").write_text(json.dumps(record(291, "reference", "none")) + "\n")
+    (run_dir / "manifest.json").write_text(json.dumps({"identity": result_identity(compose_config(*overrides))}))
+    code, out = cli(*overrides, "dry_run=true", f"hydra.run.dir={run_dir}")
+    assert code == 0, out
+    assert f"-> {run_dir}: 2 problems, 2 records: 1 to run, 1 done (resumes)" in out
+    assert not results.exists() and sorted(p.name for p in run_dir.iterdir()) == ["manifest.json", "records.jsonl"]

@@ -17,7 +17,7 @@ from spark_eval.models.base import GenerationParams, ModelConfigError
 from spark_eval.models.coder import ChatCoder
 from spark_eval.models.local import LocalModel
 from spark_eval.models.openai import OpenAIModel
-from spark_eval.models.weights import resolve_weights
+from spark_eval.models.weights import resolve_weights, sha256_of
 from tests.conftest import compose_config
 
 pytest.importorskip("llama_cpp")
@@ -158,3 +158,34 @@ def test_openai_provider_against_a_real_llama_cpp_server(llama_server):
         [{"role": "user", "content": "Rate `print(1)` from 1 to 5 in JSON with a reason."}],
         GenerationParams(max_tokens=80, json_schema=SCHEMA)))
     assert set(json.loads(structured.text)) >= {"score", "reason"}
+
+
+def test_a_run_with_other_weights_generates_instead_of_replaying_the_default_models_answers(tmp_path, grading_python,
+                                                                                            problems):
+    """The response cache holds an answer under the default weights' key: a run on SmolLM2's weights (`path`,
+    `sha256=null`) generates its own; a run on the default weights replays it (so the key was the one a run asks)."""
+    from dataclasses import asdict
+
+    from spark_eval.models.cache import ResponseCache
+    from spark_eval.pipeline import run
+    from spark_eval.records import Completion
+
+    common = ("model=local", f"paths.cache={tmp_path / 'cache'}", "model.params.max_tokens=48", "dataset.ids=[291]",
+              f"execution.python={grading_python}", "execution.preload=[numpy]", "pipeline.progress=false")
+    default_cfg = compose_config(*common)
+    default = instantiate(default_cfg.model)
+    coder = ChatCoder(default, build_benchmark(default_cfg.dataset), seed=0)
+    replayed = Completion(text="```python\nresult = 'replayed'\n```", input_tokens=1, output_tokens=1)
+    ResponseCache(default_cfg.model.cache_path).put(default.request_key(*coder.request(problems[291], None)),
+                                                     asdict(replayed))
+
+    other = compose_config(*common, f"model.weights.path={smollm_weights()}", "model.weights.sha256=null")
+    run(other, run_dir=tmp_path / "other")
+    (record,) = [json.loads(line) for line in (tmp_path / "other" / "records.jsonl").read_text().splitlines()]
+    assert not record["completion"]["cached"] and "replayed" not in record["completion"]["text"]
+    manifest = json.loads((tmp_path / "other" / "manifest.json").read_text())
+    assert manifest["identity"]["model.weights.sha256"] == sha256_of(smollm_weights())
+
+    run(default_cfg, run_dir=tmp_path / "default")  # answered by the cache: the 0.5B's weights never load
+    (record,) = [json.loads(line) for line in (tmp_path / "default" / "records.jsonl").read_text().splitlines()]
+    assert record["completion"]["cached"] and "replayed" in record["completion"]["text"]

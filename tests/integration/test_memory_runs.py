@@ -141,17 +141,27 @@ def test_a_learner_outage_stops_the_run_and_the_resume_learns_before_going_on(tm
     assert summary["n"] == 4 and records[293]["memory_hash"] != records[291]["memory_hash"]  # round 1 saw round 0's
 
 
-def test_a_redone_record_counts_its_outcome_once_and_records_the_state_it_saw(tmp_path, grading_python, problems):
-    """Round 1 (293, 294) retrieves round 0's insight; 294 has no answer the first time (a record error). The
+def test_a_redone_record_counts_its_outcome_once_and_records_the_state_it_saw(
+        tmp_path, grading_python, problems, monkeypatch):
+    """Round 1 (293, 294) retrieves round 0's insight; 294's answer fails the first time (a record error). The
     resume redoes 294 only: the insight's counters move once per record, as in a run without the error."""
+    from spark_eval.models.replay import AnswersFile
+
     answers = tmp_path.parent / f"{tmp_path.name}-answers.jsonl"
-    answer = {i: json.dumps({"id": i, "code": problems[i].reference_code}) + "\n" for i in IDS}
-    answers.write_text("".join(answer[i] for i in IDS[:3]))
+    answers.write_text("".join(json.dumps({"id": i, "code": problems[i].reference_code}) + "\n" for i in IDS))
     cfg = memory_cfg(grading_python, "model=answers", f"model.path={answers}", "memory.exclude_family=false")
+    answer = AnswersFile.answer
+
+    async def fails_on_294(self, problem, recommendation, repeat=0):
+        if problem.problem_id == 294:
+            raise ConnectionError("the answer could not be read this time")
+        return await answer(self, problem, recommendation, repeat)
+
+    monkeypatch.setattr(AnswersFile, "answer", fails_on_294)
     first = run(cfg, run_dir=tmp_path)
     assert first["errors"] == 1
     state_after_first = json.loads((tmp_path / "manifest.json").read_text())["memory"]["state_hash"]
-    answers.write_text("".join(answer[i] for i in IDS))
+    monkeypatch.setattr(AnswersFile, "answer", answer)  # the same file, the same identity: the resume may go on
     assert run(cfg, run_dir=tmp_path)["errors"] == 0
     records = {r["problem_id"]: r for r in lines(tmp_path / "records.jsonl")}
     assert [i["kind"] for i in records[294]["recommendation"]["items"]] == ["insight"]

@@ -59,8 +59,10 @@ def test_missing_answer_becomes_a_record_error(tmp_path, grading_python):
 def test_rerun_skips_finished_keys_and_refuses_a_changed_config(tmp_path, grading_python):
     run(reference_cfg(grading_python, FAST_IDS[:2]), run_dir=tmp_path)
     first = (tmp_path / "records.jsonl").read_bytes()
-    run(reference_cfg(grading_python, FAST_IDS[:2], "execution.workers=1"), run_dir=tmp_path)
+    manifest = (tmp_path / "manifest.json").read_bytes()
+    again = run(reference_cfg(grading_python, FAST_IDS[:2], "execution.workers=1"), run_dir=tmp_path)
     assert (tmp_path / "records.jsonl").read_bytes() == first
+    assert again["n"] == 2 and (tmp_path / "manifest.json").read_bytes() == manifest  # its times and commit kept
     with pytest.raises(RunDirectoryError, match=r"execution.timeout_s: 120.0 -> 60.0"):
         run(reference_cfg(grading_python, FAST_IDS[:2], "execution.timeout_s=60"), run_dir=tmp_path)
 
@@ -116,3 +118,40 @@ def test_a_second_writer_is_refused_while_a_run_holds_its_directory(tmp_path, gr
     assert all(r["exec"]["status"] == "passed" for r in read_records(tmp_path))
     assert subprocess.run(judge, capture_output=True, timeout=120).returncode == 0
     assert sorted(r["key"] for r in read_records(tmp_path)) == sorted(keys)
+
+
+def test_a_refused_command_leaves_the_runs_provenance_as_it_was(tmp_path, grading_python):
+    """A second command refused (its identity differs, or the directory is locked) leaves the run's Hydra copy and
+    manifest byte for byte; an admitted resume writes its own copy. stage=judge likewise."""
+    from spark_eval.pipeline.rundir import RunLock
+
+    command = [sys.executable, "-m", "spark_eval", "experiment=reference", "dataset.ids=[291]",
+               f"execution.python={grading_python}", "execution.preload=[numpy]", "pipeline.progress=false",
+               f"hydra.run.dir={tmp_path}"]
+    subprocess.run(command, check=True, capture_output=True)
+    names = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "manifest.json")
+    kept = {name: (tmp_path / name).read_bytes() for name in names}
+    assert b"timeout_s: 120.0" in kept[".hydra/config.yaml"]
+
+    refused = subprocess.run(command + ["execution.timeout_s=60"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "execution.timeout_s: 120.0 -> 60.0" in refused.stdout + refused.stderr
+    lock = RunLock(tmp_path, "a test")
+    try:
+        held = subprocess.run(command, capture_output=True, text=True)
+        judged = subprocess.run([sys.executable, "-m", "spark_eval", "stage=judge", f"run_dir={tmp_path}",
+                                 "judge=none"], capture_output=True, text=True)
+    finally:
+        lock.release()
+    for refusal in (held, judged):
+        output = refusal.stdout + refusal.stderr
+        assert refusal.returncode == 2 and f"in use by process {os.getpid()} (a test)" in output
+    assert {name: (tmp_path / name).read_bytes() for name in names} == kept
+    assert not (tmp_path / ".hydra-judge").exists()
+
+    subprocess.run(command + ["execution.workers=1"], check=True, capture_output=True)
+    assert {name: (tmp_path / name).read_bytes() for name in names} == kept  # finished: nothing to do, nothing kept
+    manifest = json.loads(kept["manifest.json"])
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as if it was killed
+    subprocess.run(command + ["execution.workers=1"], check=True, capture_output=True)
+    assert b"workers: 1" in (tmp_path / ".hydra" / "config.yaml").read_bytes()
+    assert b"execution.workers=1" in (tmp_path / ".hydra" / "overrides.yaml").read_bytes()

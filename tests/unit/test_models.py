@@ -173,3 +173,55 @@ def test_transport_errors_of_the_aiohttp_client_are_retried_a_wrong_url_is_not()
     assert transient_sdk_error(openai, aiohttp.ServerDisconnectedError())
     assert not transient_sdk_error(openai, aiohttp.InvalidURL("htp:/nowhere"))
     assert not transient_sdk_error(openai, ValueError("a bug of ours"))
+
+
+def test_weights_of_your_own_count_by_their_content_hashed_once(tmp_path):
+    """`model.weights.path`: the file's own sha256 keys the replies (not the configured one), hashed once and kept
+    in the weights cache by size and mtime; a file that contradicts a configured sha256 is refused."""
+    import hashlib
+    import os
+
+    from spark_eval.models.weights import weights_sha256
+
+    mine, other, cache = tmp_path / "mine.gguf", tmp_path / "other.gguf", tmp_path / "cache"
+    mine.write_bytes(b"GGUF one")
+    other.write_bytes(b"GGUF two")
+    configured = {**compose_config("model=local").model.weights}
+    digest = weights_sha256({**configured, "path": str(mine), "sha256": None}, cache)
+    assert digest == hashlib.sha256(b"GGUF one").hexdigest() != configured["sha256"]
+    assert weights_sha256({**configured, "path": str(other), "sha256": None}, cache) != digest
+    assert weights_sha256(configured, cache) == configured["sha256"]  # resolve_weights checks that file against it
+    (stamp,) = (cache / "digests").glob("mine.gguf-*.sha256")
+    size, mtime, _ = stamp.read_text().split()
+    stamp.write_text(f"{size} {mtime} {'f' * 64}\n")  # trusted while size and mtime hold: not hashed again
+    assert weights_sha256({**configured, "path": str(mine), "sha256": None}, cache) == "f" * 64
+    os.utime(mine, ns=(int(mtime) + 10**9, int(mtime) + 10**9))  # touched: hashed again
+    assert weights_sha256({**configured, "path": str(mine), "sha256": None}, cache) == digest
+    assert weights_sha256({**configured, "path": str(mine), "sha256": digest}, cache) == digest
+    with pytest.raises(ModelConfigError, match=r"holds weights with sha256 .* set model.weights.sha256=null"):
+        weights_sha256({**configured, "path": str(mine)}, cache)
+
+
+def test_local_models_on_other_weights_never_share_a_cache_key(tmp_path):
+    """Two LocalModels differing only in the weights file they load ask under different keys, and their run
+    identities differ by the weights' content, so neither replays the other's answers."""
+    pytest.importorskip("llama_cpp")
+    from hydra.utils import instantiate
+
+    from spark_eval.pipeline.rundir import identity_changes, result_identity
+
+    files = [tmp_path / "a.gguf", tmp_path / "b.gguf"]
+    for number, path in enumerate(files):
+        path.write_bytes(b"GGUF %d" % number)
+    configs = [compose_config("model=local", f"paths.cache={tmp_path / 'cache'}", f"model.weights.path={path}",
+                              "model.weights.sha256=null") for path in files]
+    default = instantiate(compose_config("model=local", f"paths.cache={tmp_path / 'cache'}").model, cache_path=None)
+    models = [instantiate(cfg.model, cache_path=None) for cfg in configs]
+    params = models[0].default_params()
+    keys = {m.request_key(MESSAGES, params) for m in [default, *models]}
+    assert len(keys) == 3
+    assert list(identity_changes(result_identity(configs[0]), result_identity(configs[1]))) == ["model.weights.sha256"]
+    with pytest.raises(Exception, match="set model.weights.sha256=null") as refused:  # hydra wraps it
+        instantiate(compose_config("model=local", f"paths.cache={tmp_path / 'cache'}",
+                                   f"model.weights.path={files[0]}").model, cache_path=None)
+    assert isinstance(refused.value.__cause__, ModelConfigError)

@@ -1,9 +1,11 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
-from spark_eval.pipeline.rundir import RunDirectory, RunDirectoryError, result_identity
+from spark_eval.pipeline.rundir import RunDirectory, RunDirectoryError, identity_changes, result_identity
 from spark_eval.records import Record
 from spark_eval.records.summary import summarize
 from tests.fakes.runs import record
@@ -107,7 +109,7 @@ def test_a_record_with_a_field_this_version_does_not_know_is_refused_not_dropped
     rd = RunDirectory(tmp_path, {"a": 1})
     rd.write_manifest(status="running")
     write(rd.records_path, [line("0/e0/r0"), {**line("1/e0/r0"), "surprise": 1}])
-    with pytest.raises(RunDirectoryError, match="record 2 is not a record this spark_eval reads .*'surprise'"):
+    with pytest.raises(RunDirectoryError, match="records.jsonl:2: not a record this spark_eval reads .*'surprise'"):
         rd.load_records()
     assert "surprise" in rd.records_path.read_text()  # nothing rewritten
 
@@ -140,3 +142,101 @@ def test_identity_keeps_new_settings_at_their_old_meaning_out_and_hides_a_store_
         "memory.mask_contributors=[a]", "pipeline.share=1/2"))
     assert shared["memory.store"] == "postgresql://spark:***@db.example:5432/memory"
     assert shared["memory.mask_contributors"] == ["a"] and shared["pipeline.share"] == "1/2"
+
+
+def test_identity_is_content_not_places(tmp_path):
+    """A run copied to another clone resumes (locations and prices are not identity, in a judge panel neither);
+    what changes results counts, an answers file by its content."""
+    local = ("model=local", "memory=spark", "judge=local")
+    base = result_identity(compose_config(*local))
+    moved = result_identity(compose_config(*local, f"paths.root={tmp_path / 'clone'}", "model.price.input=3"))
+    assert identity_changes(base, moved) == {} and not any("price" in k for k in base)
+    assert "execution.output_tail_chars" not in base  # at its old meaning: runs made before it still resume
+    assert identity_changes(base, result_identity(compose_config(*local, "execution.output_tail_chars=500"))) == {
+        "execution.output_tail_chars": "None -> 500"}
+    first, second, other = tmp_path / "a.jsonl", tmp_path / "elsewhere" / "b.jsonl", tmp_path / "c.jsonl"
+    second.parent.mkdir()
+    for path, code in ((first, "result = 1"), (second, "result = 1"), (other, "result = 2")):
+        path.write_text(json.dumps({"id": 291, "code": code}) + "\n")
+    answers = [result_identity(compose_config("model=answers", f"model.path={p}")) for p in (first, second, other)]
+    assert answers[0] == answers[1] and "model.path" not in answers[0]
+    assert list(identity_changes(answers[0], answers[2])) == ["model.sha256"]
+
+
+def test_an_identity_written_before_reads_under_todays_rules():
+    """A manifest's identity from before: a panel holding its models' cache and weights folders, prices, and the
+    weights' download details; none of it blocks a resume, their content (the sha256) still does."""
+    cfg = compose_config("model=local", "memory=spark", "judge=local")
+    now = result_identity(cfg)
+    old = dict(_flat_before(OmegaConf.to_container(cfg, resolve=True)))  # with every location, price and setting
+    assert any(k.startswith("model.price") for k in old) and "model.weights.filename" in old
+    assert "cache_path" in json.dumps(old["judge.panel"])  # the 5,971-character refusal
+    assert identity_changes(old, now) == {}
+    changed = {**old, "model.weights.sha256": "0" * 64}
+    assert list(identity_changes(changed, now)) == ["model.weights.sha256"]
+
+
+def _flat_before(node, prefix=""):
+    """A config flattened as identities were before: lists (a judge panel) kept whole."""
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from _flat_before(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], node
+
+
+def test_the_committed_local_study_runs_still_resume():
+    """The identity of each committed local_study run equals the one this version computes for its condition
+    (its dataset hash, versions and grading environment taken from the manifest: they are measured, not
+    configured)."""
+    from spark_eval.config import PROJECT_ROOT
+
+    manifests = sorted((PROJECT_ROOT / "results" / "local_study").glob("*/manifest.json"))
+    if not manifests:
+        pytest.skip("no local_study runs in this checkout")
+    for manifest in manifests:
+        before = json.loads(manifest.read_text())["identity"]
+        memory = manifest.parent.name.split("__")[1]
+        cfg = compose_config("experiment=local_study", f"condition=local_study_{memory}")
+        measured = {"dataset_hash": before["dataset_hash"], "grading_env": before["grading_env"],
+                    "versions": {k.split(".", 1)[1]: v for k, v in before.items() if k.startswith("versions.")},
+                    "execution": {"isolation": before["execution.isolation"]}}
+        assert identity_changes(before, result_identity(cfg, **measured)) == {}, manifest.parent.name
+
+
+def test_a_refusal_is_one_short_line_and_changes_nothing_in_the_run(tmp_path):
+    RunDirectory(tmp_path, {"memory.agent": "x" * 300, "seed": 0}).write_manifest(status="finished")
+    kept = (tmp_path / "manifest.json").read_bytes()
+    with pytest.raises(RunDirectoryError) as refused:
+        RunDirectory(tmp_path, {"memory.agent": "y" * 300, "seed": 1})
+    message = str(refused.value)
+    assert len(message) < 400 and "differs in memory.agent, seed; each value in " in message
+    spilled = Path(message.split("each value in ")[1].split(")")[0])
+    assert spilled.read_text() == f"memory.agent: {'x' * 300!r} -> {'y' * 300!r}\nseed: 0 -> 1\n"
+    assert not spilled.is_relative_to(tmp_path) and (tmp_path / "manifest.json").read_bytes() == kept
+    spilled.unlink()
+    with pytest.raises(RunDirectoryError, match=r"\(seed: 0 -> 1\); undo the change"):
+        RunDirectory(tmp_path, {"memory.agent": "x" * 300, "seed": 1})
+
+
+def test_a_file_system_without_locks_is_one_line_naming_the_fix(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(RunDirectoryError, match=r"cannot lock files \(No locks available\); .* paths.results="):
+        RunDirectory(tmp_path, {"a": 1})
+
+
+def test_the_documented_interpreter_counts_by_its_packages_when_it_is_not_the_graders(harness_python):
+    from spark_eval.errors import UserError
+    from spark_eval.pipeline.runner import documented_environment
+
+    assert documented_environment(compose_config("memory=spark"), "grading") == {}  # the grader's: grading_env
+    other = documented_environment(compose_config("memory=spark", f"memory.kb.python={harness_python}"), "grading")
+    assert list(other) == ["kb_env"] and len(other["kb_env"]) == 64
+    with pytest.raises(UserError, match="memory.kb.python=/nowhere/python does not exist"):
+        documented_environment(compose_config("memory=spark", "memory.kb.python=/nowhere/python"), "grading")
