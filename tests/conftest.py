@@ -9,7 +9,7 @@ import pytest
 
 from spark_eval.config import PROJECT_ROOT, compose_config, register_configs
 from spark_eval.data.ds1000 import read_dataset
-from spark_eval.execution.environment import bwrap_works
+from spark_eval.execution.isolation import bwrap_works
 
 CONF_DIR = PROJECT_ROOT / "conf"
 DS1000 = PROJECT_ROOT / "data" / "ds1000" / "ds1000.jsonl.gz"  # the copy the project carries

@@ -8,6 +8,7 @@ import os
 import queue
 import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -15,12 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from spark_eval.execution.environment import (
-    GradingEnvError,
+from spark_eval.execution.environment import GradingEnvError, probe_environment, sandbox_env
+from spark_eval.execution.isolation import (
     bwrap_prefix,
-    probe_environment,
+    bwrap_problem,
+    check_reachable,
+    claim_uid,
+    exposure,
+    make_undumpable,
     resolve_isolation,
-    sandbox_env,
     sandbox_uid,
 )
 from spark_eval.records import ExecResult
@@ -45,7 +49,9 @@ class ProcessSandbox:
         timeout_s: wall-clock limit per program, enforced by the parent.
         memory_mb: memory a program may allocate beyond the warm server's own.
         max_procs: processes a program may have (enforced where the sandbox has its own uid).
-        isolation: `auto`, `bwrap` or `process`.
+        disk_mb: what a program may write: each file (both isolations), and bwrap's /tmp and /dev/shm each.
+        isolation: `auto`, `bwrap` or `process`. As root, programs run under a uid of their own in both; what
+            process isolation leaves open is logged as a warning and written into `describe()`.
         preload: modules a fork server imports before forking.
         seaborn_data: folder of seaborn's CSVs, exported as SEABORN_DATA when it exists.
         output_tail_chars: how much of a program's stdout/stderr to keep.
@@ -59,6 +65,7 @@ class ProcessSandbox:
         timeout_s: float = 120.0,
         memory_mb: int = 4096,
         max_procs: int = 512,
+        disk_mb: int = 1024,
         isolation: str = "auto",
         preload: list[str] | tuple[str, ...] = (),
         seaborn_data: str | None = None,
@@ -66,7 +73,9 @@ class ProcessSandbox:
     ) -> None:
         if mode not in ("fork", "strict"):
             raise ValueError(f"execution.mode={mode!r} is unknown; use fork or strict")
+        undumpable = make_undumpable()  # before any program runs: a same-uid program cannot read our keys
         self.environment = probe_environment(python)
+        self.requested = isolation
         self.isolation = resolve_isolation(isolation)
         self.mode = mode
         self.timeout_s = float(timeout_s)
@@ -74,10 +83,16 @@ class ProcessSandbox:
         seaborn_data = os.path.realpath(seaborn_data) if seaborn_data else None
         extra = {"SEABORN_DATA": seaborn_data} if seaborn_data and os.path.isdir(seaborn_data) else {}
         self._env = sandbox_env(extra)
-        self._settings = {"memory_mb": memory_mb, "max_procs": max_procs, "tail_chars": output_tail_chars}
+        self._settings = {"memory_mb": memory_mb, "max_procs": max_procs, "disk_mb": disk_mb,
+                          "tail_chars": output_tail_chars}
         self._preload = list(preload) if mode == "fork" else []
         self._readable = [self.environment.prefix, self.environment.base_prefix, str(FORKSERVER)]
         self._readable += list(extra.values())
+        self._claims: list[socket.socket] = []
+        self._uids = self._own_uids()
+        self.fallback = bwrap_problem() if isolation == "auto" and self.isolation == "process" else None
+        self.exposes = exposure(self.isolation, self._uids[0], disk_mb, undumpable)
+        self._warn_exposure()
         self._idle: queue.Queue[_Worker] = queue.Queue()
         for index in range(self.workers):
             self._idle.put(_Worker(self, index))
@@ -87,11 +102,29 @@ class ProcessSandbox:
         return {
             "mode": self.mode,
             "isolation": self.isolation,
+            "requested": self.requested,
+            "fallback": self.fallback,
             "own_uid": self._uid(0) is not None,
+            "uids": self._uids,
+            "exposes": self.exposes,
+            "disk_mb": self._settings["disk_mb"],
             "workers": self.workers,
             "timeout_s": self.timeout_s,
             "grading_env": self.environment.to_json(),
         }
+
+    def _warn_exposure(self) -> None:
+        """One warning at start when programs are not sandboxed by bubblewrap: what was asked, what they reach."""
+        if not self.exposes:
+            return
+        if self.isolation == "bwrap":
+            log.warning("the sandbox leaves open %s", "; ".join(self.exposes))
+            return
+        how = (f"execution.isolation=auto fell back to process isolation ({self.fallback})" if self.fallback
+               else "execution.isolation=process")
+        who = f"uid {self._uids[0]}, not the harness's" if self._uids[0] is not None else "the harness's own user"
+        log.warning("%s: programs run without bubblewrap as %s, and can reach %s. Run where bubblewrap can make its"
+                    " namespaces to close these", how, who, "; ".join(self.exposes))
 
     def start(self) -> None:
         """Start every worker now (in parallel), so a broken grading environment stops a run before any work."""
@@ -120,6 +153,12 @@ class ProcessSandbox:
     def close(self) -> None:
         for _ in range(self.workers):
             self._idle.get().stop()
+        self._release_uids()  # the servers are gone: their uids may go to another run
+
+    def _release_uids(self) -> None:
+        for claim in self._claims:
+            claim.close()
+        self._claims.clear()
 
     def __enter__(self) -> "ProcessSandbox":
         return self
@@ -128,12 +167,35 @@ class ProcessSandbox:
         self.close()
 
     def _uid(self, index: int) -> int | None:
-        return sandbox_uid(index) if self.isolation == "bwrap" else None
+        return self._uids[index]
+
+    def _own_uids(self) -> list[int | None]:
+        try:
+            return [self._own_uid(index) for index in range(self.workers)]
+        except GradingEnvError:
+            self._release_uids()
+            raise
+
+    def _own_uid(self, index: int) -> int | None:
+        """The uid worker `index`'s programs run under: their own whenever we are root (never root itself, in
+        either isolation); None (ours) otherwise. Under process isolation it is claimed machine-wide and
+        checked to reach the grading interpreter."""
+        if os.geteuid() != 0:
+            return None
+        if self.isolation == "bwrap":
+            return sandbox_uid(index)
+        uid, claim = claim_uid()
+        self._claims.append(claim)
+        if index == 0:  # every claimed uid is alike: no groups, others' permissions
+            check_reachable(self.environment.python, uid, self._readable, self._env)
+        return uid
 
     def _command(self, index: int) -> list[str]:
         settings = {**self._settings, "preload": self._preload, "uid": self._uid(index)}
         command = [self.environment.python, str(FORKSERVER), json.dumps(settings)]
-        return bwrap_prefix(self._readable) + command if self.isolation == "bwrap" else command
+        if self.isolation != "bwrap":
+            return command
+        return bwrap_prefix(self._readable, self._settings["disk_mb"]) + command
 
 
 class _Worker:

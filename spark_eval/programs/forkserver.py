@@ -3,7 +3,10 @@
 Started as `python forkserver.py '<settings json>'`. It imports the `preload` modules once, answers
 `{"ready": ...}`, then for each request line `{"program", "timeout_s"}` on stdin forks one child in a
 fresh temporary directory, enforces the timeout from here (killing the child's whole process group),
-and answers one JSON line. It never imports spark_eval: the grading environment does not have it.
+and answers one JSON line. With a `uid` (the harness runs as root) the child drops to it before the
+program runs, under bubblewrap or not; its working folder is its own, inside a folder of ours that it
+cannot list or rename, and its output is read back without following links. It never imports
+spark_eval: the grading environment does not have it.
 Strict mode is the same server started per program with nothing preloaded.
 
 Sealed reports. The program runs inside the child that reports on it, so whatever the child can write
@@ -44,6 +47,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -59,6 +63,7 @@ NETWORK_ERRORS = (ConnectionError, socket.gaierror, socket.herror, socket.timeou
 NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
 STATUSES = ("passed", "failed", "infra_error")  # a child's report states one of these, sealed by its token
 TOKEN_BYTES = 32
+PR_SET_CHILD_SUBREAPER = 36
 ERROR_TYPE_CHARS = 100  # even escaped (12 bytes a character at most) a report fits its slot of the token page
 
 
@@ -68,10 +73,13 @@ def main() -> None:
     os.dup2(2, 1)  # stray prints from imports or programs must not corrupt the protocol
     home = tempfile.mkdtemp(prefix="ds1000-home-")
     os.environ.update(HOME=home, MPLCONFIGDIR=home)
+    settings["scratch"] = tempfile.mkdtemp(prefix="ds1000-scratch-")
+    os.chmod(settings["scratch"], 0o711)  # a sandbox uid may enter its own folder here, not list or swap it
     failed = preload(settings.get("preload", []))
     missing = sorted(m for m in GRADING_MODULES if importlib.util.find_spec(m) is None)
     settings["unavailable"] = sorted(set(missing) | {name.partition(".")[0] for name in failed})
     seal = Seal()
+    adopt_orphans()
     reply(proto, {"ready": True, "failed_imports": failed, "missing": missing, "python": sys.version})
     try:
         for line in sys.stdin:
@@ -84,6 +92,7 @@ def main() -> None:
             reply(proto, answer)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(settings["scratch"], ignore_errors=True)
 
 
 def preload(modules: list[str]) -> dict[str, str]:
@@ -104,7 +113,7 @@ def reply(proto, message: dict) -> None:
 def run_request(request: dict, settings: dict, seal: Seal, proto_fd: int) -> dict:
     timeout = float(request["timeout_s"])
     uid = settings.get("uid")
-    workdir = tempfile.mkdtemp(prefix="ds1000-")
+    workdir = tempfile.mkdtemp(prefix="ds1000-", dir=settings["scratch"])
     if uid is not None:
         os.chown(workdir, uid, uid)
     read_fd, write_fd = os.pipe()
@@ -197,8 +206,13 @@ def kill_leftovers(pgid: int, uid: int | None) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    if uid is None:
-        return
+    if uid is not None:
+        sweep(uid)
+    reap_zombies()  # orphaned leftovers come back to this server (adopt_orphans): collect them
+
+
+def sweep(uid: int) -> None:
+    """Kill every process of `uid`: outside bwrap, machine-wide, so the harness gives each server a uid of its own."""
     for _ in range(50):  # a fork bomb refills between sweeps; each sweep kills all that exist
         if not processes_of(uid):
             break
@@ -212,7 +226,7 @@ def kill_leftovers(pgid: int, uid: int | None) -> None:
                 os._exit(0)
         os.waitpid(reaper, 0)
         reap_zombies()
-        time.sleep(0.01)  # let the orphans' reaper (PID 1 of the sandbox) collect the killed
+        time.sleep(0.01)  # let the killed die before looking again
 
 
 def processes_of(uid: int) -> list[int]:
@@ -233,6 +247,15 @@ def is_zombie(pid: str) -> bool:
         return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
 
 
+def adopt_orphans() -> None:
+    """Become the reaper of what programs leave behind (Linux: a child subreaper), so that they are collected here
+    at once, whatever the machine's PID 1 does (outside bwrap, that is the host's init)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: orphans go to PID 1 as before
+        pass
+
+
 def reap_zombies() -> None:
     try:
         while os.waitpid(-1, os.WNOHANG)[0]:
@@ -249,12 +272,16 @@ def read_tail(path: str, chars: int, workdir: str = "") -> str:
     the run lie written as names (`<workdir>`, `<grading-env>`, `<harness>`): a record, and what a learner is
     shown of it, read the same wherever the project is cloned."""
     places = [(workdir, "<workdir>"), (sys.prefix, "<grading-env>"), (HARNESS_ROOT, "<harness>")]
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - 8 * chars))
-            text = f.read().decode("utf-8", "replace")
+    try:  # the program may have put a link or a FIFO in its place: read a regular file only, never through a link
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return ""
+    with open(fd, "rb") as f:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            return ""
+        f.seek(max(0, found.st_size - 8 * chars))
+        text = f.read().decode("utf-8", "replace")
     for place, name in places:
         if len(place) > 1:
             text = text.replace(place, name)
@@ -314,7 +341,10 @@ def run_program(program: str, unavailable: frozenset[str]) -> tuple[str, str | N
     try:
         exec(compile(program, "<ds1000-program>", "exec"), {})  # empty globals, as the official harness
     except BaseException as e:  # SystemExit included: only a program that runs to its end passes
-        traceback.print_exc()
+        try:
+            traceback.print_exc()
+        except Exception:  # its output is full (the disk cap) or gone: the verdict still stands
+            pass
         verdict = classify(e, unavailable)
         return ("infra_error" if verdict["status"] == "infra_error" else "failed"), verdict["error_type"]
     return "passed", None
@@ -325,7 +355,7 @@ def limit_resources(settings: dict, timeout: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     data = vm_data_bytes() + int(settings.get("memory_mb", 4096)) * 2**20
     resource.setrlimit(resource.RLIMIT_DATA, (data, data))
-    size = 2**30
+    size = int(settings.get("disk_mb", 1024)) * 2**20  # past it a write fails with EFBIG (Python ignores SIGXFSZ)
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     if settings.get("uid") is not None:
         procs = int(settings.get("max_procs", 512))

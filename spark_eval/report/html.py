@@ -91,9 +91,33 @@ def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, 
 def _runs(analysis: Analysis) -> str:
     rows = [(run.path.name, run.experiment, run.model, run.memory, str(run.seed), str(len(run.records)),
              str(sum(1 for r in run.records if r.error)), str(sum(1 for r in run.records if r.passed)),
-             str(run.manifest.get("status", "-")), "yes" if run.leaky else "") for run in analysis.runs]
-    head = ("Run", "Experiment", "Model", "Memory", "Seed", "Records", "Errors", "Passed", "Status", "Leaky")
-    return "<h2>Runs</h2>" + _html_table(head, rows, "lllllrrrll")
+             str(run.manifest.get("status", "-")), "yes" if run.leaky else "", _isolation(run.manifest))
+            for run in analysis.runs]
+    head = ("Run", "Experiment", "Model", "Memory", "Seed", "Records", "Errors", "Passed", "Status", "Leaky",
+            "Isolation")
+    unsandboxed = [run.path.name for run in analysis.runs if _isolation(run.manifest).endswith(NOT_BWRAP)]
+    note = f"<p class='note'>{escape(ISOLATION_NOTE.format(', '.join(unsandboxed)))}</p>" if unsandboxed else ""
+    return "<h2>Runs</h2>" + _html_table(head, rows, "lllllrrrlll") + note
+
+
+NOT_BWRAP = "(not bwrap)"
+ISOLATION_NOTE = ("Graded without bubblewrap: {}. Their programs could reach what each manifest's execution.exposes "
+                  "lists: the network, and files open to other users (as the harness's own user: all of its files).")
+
+
+def _isolation(manifest: dict[str, Any]) -> str:
+    """How a run's programs were isolated (the manifest's `execution`): bwrap, or process and whose uid, marked
+    as not bwrap; '-' when the manifest does not say."""
+    execution = manifest.get("execution")
+    isolation = execution.get("isolation") if isinstance(execution, dict) else None
+    if not isinstance(isolation, str):
+        return "-"
+    if isolation == "bwrap":
+        return isolation
+    uids = execution.get("uids")
+    uid = uids[0] if isinstance(uids, list) and uids else None
+    who = f"uid {uid}" if uid is not None else "own uid" if execution.get("own_uid") else "the harness's user"
+    return f"{isolation} as {who} {NOT_BWRAP}"
 
 
 def _table(table: Table) -> str:

@@ -1,4 +1,6 @@
-"""Reference and wrong answers through the real executor in the pinned grading environment."""
+"""Reference and wrong answers through the real executor in the pinned grading environment, hostile ones under
+both isolations."""
+import stat
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
@@ -7,10 +9,23 @@ import pytest
 from spark_eval.data.ds1000 import build_program
 from spark_eval.execution import ProcessSandbox
 from spark_eval.types import LIBRARY_MODULES
-from tests.conftest import DS1000, needs_bwrap
-from tests.unit.test_sandbox import FORGER, FORGERIES
+from tests.conftest import DS1000, compose_config
+from tests.unit.test_sandbox import FORGER, FORGERIES, ISOLATIONS, isolated_sandbox
 
 ONE_PER_LIBRARY = [0, 291, 511, 666, 711, 817, 932]
+
+
+@pytest.fixture(scope="module", params=ISOLATIONS)
+def isolated_grading(request, grading_sandbox, grading_python):
+    """The grading sandbox under each isolation (bubblewrap's is the session's, when `auto` chose it); process
+    isolation is skipped with the reason where its uid cannot use the grading environment."""
+    if request.param == grading_sandbox.isolation == "bwrap":
+        yield grading_sandbox
+        return
+    cfg = compose_config(f"execution.python={grading_python}").execution
+    with isolated_sandbox(request.param, [grading_python], mode="fork", workers=2, preload=list(cfg.preload),
+                          seaborn_data=cfg.seaborn_data) as sandbox:
+        yield sandbox
 
 
 def grade(sandbox, problem, answer):
@@ -31,10 +46,11 @@ def test_grading_environment_has_the_official_pins(grading_sandbox):
 
 
 @pytest.mark.parametrize("problem_id", ONE_PER_LIBRARY)
-def test_reference_passes_and_a_broken_answer_fails(grading_sandbox, problems, problem_id):
+def test_reference_passes_and_a_broken_answer_fails(isolated_grading, problems, problem_id):
+    """Under either isolation: as a sandbox uid, the program imports whatever the server did not preload."""
     problem = problems[problem_id]
     with ThreadPoolExecutor(2) as pool:
-        good, bad = pool.map(lambda a: grade(grading_sandbox, problem, a),
+        good, bad = pool.map(lambda a: grade(isolated_grading, problem, a),
                              [problem.reference_code, without_last_line(problem.reference_code)])
     assert good.status == "passed", (good.error_type, good.stderr_tail)
     assert bad.status == "failed", (bad.error_type, bad.stderr_tail)
@@ -66,25 +82,31 @@ WARM_FORGERIES = ["every descriptor, then os._exit", "from a thread", "relaying 
 
 
 @pytest.mark.parametrize("forgery", WARM_FORGERIES)
-def test_a_forged_pass_fails_in_the_warm_server(grading_sandbox, problems, forgery):
+def test_a_forged_pass_fails_in_the_warm_server(isolated_grading, problems, forgery):
     """The forging programs of the unit tests, as answers, in a server with every grading library imported."""
-    result = grade(grading_sandbox, problems[291], FORGER + textwrap.dedent(FORGERIES[forgery]))
+    result = grade(isolated_grading, problems[291], FORGER + textwrap.dedent(FORGERIES[forgery]))
     assert result.status == "failed", (result.error_type, result.stderr_tail)
 
 
-@needs_bwrap
-def test_the_dataset_is_not_visible_beside_the_seaborn_data(grading_sandbox, problems):
-    program = f"""
-    import os
-    assert os.listdir({str(DS1000.parent)!r}) == ['seaborn-data'], os.listdir({str(DS1000.parent)!r})
+def test_the_dataset_is_not_visible_beside_the_seaborn_data(isolated_grading):
+    """Under bubblewrap the reference solutions are not there; process isolation cannot hide a file other users
+    may read, so there it is readable exactly when its description says the checkout is open."""
+    folder = str(DS1000.parent)
+    listed = f"import os\nassert os.listdir({folder!r}) == ['seaborn-data'], os.listdir({folder!r})\n"
+    if isolated_grading.isolation == "bwrap":
+        program, readable = listed, False
+    else:
+        described = " ".join(isolated_grading.describe()["exposes"])
+        program, readable = "", "is open to them" in described and bool(DS1000.stat().st_mode & stat.S_IROTH)
+    program += textwrap.dedent(f"""
     try:
         open({str(DS1000)!r}, 'rb')
+        readable = True
     except OSError:
-        pass
-    else:
-        raise AssertionError('the dataset is readable')
-    """
-    result = grading_sandbox.run(textwrap.dedent(program))
+        readable = False
+    assert readable == {readable}, readable
+    """)
+    result = isolated_grading.run(program)
     assert result.status == "passed", result.stderr_tail
 
 

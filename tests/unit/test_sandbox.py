@@ -1,5 +1,6 @@
 """The sandbox on hostile and broken programs. This interpreter stands in for the grading one (it has numpy,
-pandas and sklearn, and lacks some other grading libraries)."""
+pandas and sklearn, and lacks some other grading libraries). The hostile programs run under both isolations,
+bubblewrap and process (the latter as root, where programs get a uid of their own)."""
 import gc
 import importlib.util
 import os
@@ -14,6 +15,8 @@ import pytest
 
 from spark_eval.config import PROJECT_ROOT
 from spark_eval.execution import ProcessSandbox
+from spark_eval.execution.environment import GradingEnvError
+from spark_eval.execution.isolation import bwrap_works
 from spark_eval.programs import forkserver
 from tests.conftest import DS1000, needs_bwrap
 
@@ -23,6 +26,38 @@ NOT_INSTALLED = sorted(m for m in forkserver.GRADING_MODULES if importlib.util.f
 @pytest.fixture(scope="module")
 def sandbox(harness_python):
     with ProcessSandbox(harness_python, mode="fork", workers=1, timeout_s=4, memory_mb=512) as sb:
+        yield sb
+
+
+ISOLATIONS = ["bwrap", "process"]
+
+
+def stand_ins(python):
+    """`python`, then the system's python3: process isolation as root needs an interpreter its uid may run, and
+    this one may live in a private folder (a home directory)."""
+    system = shutil.which("python3", path=os.defpath)
+    return [python] + ([system] if system else [])
+
+
+def isolated_sandbox(isolation, pythons, **settings):
+    """A sandbox under `isolation`, in the first of `pythons` its sandbox uid can use; skipped, with the reason,
+    where this machine cannot give that isolation its guarantees."""
+    if isolation == "bwrap" and not bwrap_works():
+        pytest.skip("bubblewrap is not installed or cannot make namespaces")
+    if isolation == "process" and os.geteuid() != 0:
+        pytest.skip("process isolation gives programs a uid of their own only when the harness runs as root")
+    for python in pythons:
+        try:
+            return ProcessSandbox(python, isolation=isolation, **settings)
+        except GradingEnvError:
+            continue  # its folders are closed to other users: the next one
+    pytest.skip(f"{isolation} isolation cannot be tried here: the sandbox uid cannot open the folders that hold "
+                f"{', '.join(map(str, pythons))}")
+
+
+@pytest.fixture(scope="module", params=ISOLATIONS)
+def isolated(request, harness_python):
+    with isolated_sandbox(request.param, stand_ins(harness_python), workers=1, timeout_s=4, memory_mb=512) as sb:
         yield sb
 
 
@@ -274,7 +309,10 @@ def test_huge_allocation_is_contained(sandbox):
     assert run(sandbox, "pass\n").status == "passed"
 
 
-def test_secrets_are_not_visible(monkeypatch, harness_python):
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_secrets_are_not_visible(monkeypatch, harness_python, isolation):
+    """Neither in the program's environment nor through /proc: the harness's own environ cannot even be opened
+    (another PID namespace under bubblewrap; under process isolation, another uid)."""
     secret = "sk-test-must-not-leak-1234"
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, secret)
@@ -287,10 +325,28 @@ def test_secrets_are_not_visible(monkeypatch, harness_python):
                 leaked.append(path)
         except OSError:
             pass
+    try:
+        open('/proc/{os.getpid()}/environ', 'rb').read()
+        leaked.append('the harness environ')
+    except OSError:
+        pass
     assert not leaked, leaked
     """
-    with ProcessSandbox(harness_python, workers=1, timeout_s=10) as sandbox:
+    with isolated_sandbox(isolation, stand_ins(harness_python), workers=1, timeout_s=10) as sandbox:
         result = run(sandbox, program)
+    assert result.status == "passed", result.stderr_tail
+
+
+def test_programs_never_run_as_root(isolated):
+    """Root or not, the program's uid is never 0; as root it is the worker's own uid, with no groups."""
+    uid = isolated._uid(0)
+    program = f"""
+    import os
+    ids = os.getresuid() + os.getresgid()
+    assert 0 not in ids, ids
+    assert {uid} is None or (set(ids) == {{{uid}}} and not os.getgroups()), (ids, os.getgroups())
+    """
+    result = run(isolated, program)
     assert result.status == "passed", result.stderr_tail
 
 
@@ -308,8 +364,7 @@ def run_dir_in_repo():
     shutil.rmtree(path)
 
 
-@needs_bwrap
-def test_writes_and_deletes_outside_the_temp_dir_are_contained(sandbox, run_dir_in_repo):
+def test_writes_and_deletes_outside_the_temp_dir_are_contained(isolated, run_dir_in_repo):
     run_dir = run_dir_in_repo
     records = run_dir / "records.jsonl"
     records.write_text('{"key": "0/e0/r0"}\n')
@@ -331,7 +386,7 @@ def test_writes_and_deletes_outside_the_temp_dir_are_contained(sandbox, run_dir_
             pass
     assert not hits, hits
     """
-    result = run(sandbox, program)
+    result = run(isolated, program)
     assert result.status == "passed", result.stderr_tail
     assert records.read_text() == '{"key": "0/e0/r0"}\n'
     assert not probe.exists() and (PROJECT_ROOT / "pyproject.toml").exists()
@@ -384,16 +439,16 @@ def test_network_connections_are_refused(sandbox):
     listener.close()
 
 
-def test_killing_the_parent_is_contained(sandbox):
-    result = run(sandbox, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nimport time\ntime.sleep(1)\n")
+def test_killing_the_parent_is_contained(isolated):
+    result = run(isolated, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nimport time\ntime.sleep(1)\n")
     assert result.status in ("failed", "infra_error")
-    assert run(sandbox, "pass\n").status == "passed"
+    assert run(isolated, "pass\n").status == "passed"
 
 
-@needs_bwrap
 @pytest.mark.skipif(os.geteuid() != 0, reason="the process cap needs a sandbox uid, which needs root")
-def test_fork_bomb_is_contained_and_cleaned_up(harness_python):
-    with ProcessSandbox(harness_python, workers=1, timeout_s=4, max_procs=64) as sandbox:
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_fork_bomb_is_contained_and_cleaned_up(harness_python, isolation):
+    with isolated_sandbox(isolation, stand_ins(harness_python), workers=1, timeout_s=4, max_procs=64) as sandbox:
         uid = sandbox._uid(0)
         result = run(sandbox, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n")
         assert result.status == "timeout"
