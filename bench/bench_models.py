@@ -15,11 +15,14 @@ import argparse
 import asyncio
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from spark_eval.models.base import GenerationParams
 from spark_eval.models.ledger import Ledger
 from spark_eval.models.openai import OpenAIModel
+from spark_eval.pipeline.budget import Budget
 
 
 async def call_all(model: OpenAIModel, calls: int, tag: str) -> None:
@@ -32,8 +35,9 @@ def measure(base_url: str, concurrency: int, waves: int) -> tuple[float, float]:
     open, SDK client built)."""
     model = OpenAIModel(name="bench", model="fake", base_url=base_url, api_key_env=None, concurrency=concurrency,
                         cache_path=None, price={"input": 1.0, "output": 1.0})
-    model.ledger = Ledger()  # as in a run: every call reserves its worst case and is charged
-    model.ledger.limit = lambda reserved: True  # a budget's check, without a cap
+    model.ledger = Ledger()  # as in a run with budget.usd: every call holds its worst case in the shared ledger
+    folder = tempfile.TemporaryDirectory()
+    Budget(1e9, "sweep", Path(folder.name) / "run", 0.0, model.ledger)
 
     async def timed() -> tuple[float, float]:
         await call_all(model, concurrency, "warm")
@@ -43,7 +47,8 @@ def measure(base_url: str, concurrency: int, waves: int) -> tuple[float, float]:
         await model.aclose()
         return measured
 
-    return asyncio.run(timed())
+    with folder:
+        return asyncio.run(timed())
 
 
 def main() -> None:

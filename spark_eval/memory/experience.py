@@ -23,6 +23,7 @@ from spark_eval.memory.learn import Candidate, candidate_from, insights_schema, 
 from spark_eval.memory.poison import poison_some
 from spark_eval.memory.store import copy_store, shown_url
 from spark_eval.models.base import ChatModel, ModelCallError
+from spark_eval.models.ledger import BudgetExhausted
 from spark_eval.models.structured import add_usage, ask_json, merge_usage
 from spark_eval.records import GRADED, Record
 from spark_eval.types import Problem
@@ -124,6 +125,8 @@ class OnlineExperience(NoExperience):
             candidates, calls = await memory.learner().distill(traces)
             if memory.poison_rate:
                 candidates = poison_some(candidates, memory.poison_rate, f"{traces[0]['key']}/{epoch}/{round_}")
+        except BudgetExhausted:
+            raise  # not a failure of the learner: the run stops at its cap, and a resume learns these traces first
         except ModelCallError as e:
             # an outage: nothing is stored and the run stops, so that no later round runs on a memory without
             # this one; the resume learns these traces first, then goes on, as a run without the outage would

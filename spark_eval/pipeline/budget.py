@@ -1,33 +1,53 @@
 """`budget.usd`: a spending cap on a run (or, with `budget.scope=sweep`, on every run of its experiment folder).
 
-Two checks keep the spend under the cap. Before a call goes out, the run's ledger (models/ledger.py) holds its worst
-case (the prompt at 3 characters a token, all of `max_tokens` as output, at the model's prices) and refuses the
-call if the spend, the worst cases of the calls in flight and its own would pass the cap; the problem it was for is
-not written (a resume makes it; its earlier calls come back from the response cache). So that few problems are
-cut short, a problem starts only if the spend, what the problems already running will likely cost (the run's mean
-per finished problem, earlier attempts included; one problem at a time until one has finished) and one more
-problem stay under the cap. Running problems finish and are written, the manifest says `status:
-budget_exhausted`; the spend of earlier attempts counts, so a resume with a higher cap goes on where the last one
-stopped, and a cap below what is already spent stops before anything starts.
+Two checks keep the spend under the cap. Before a call goes out, its worst case (models/ledger.py: the prompt at 3
+characters a token, all of `max_tokens` as output, at the model's prices) is held in the experiment folder's ledger,
+`budget.sqlite`, which every process running there shares: in one `BEGIN IMMEDIATE` transaction the spend the scope
+counts, the worst cases every process holds for its calls in flight and this call's must stay under the cap, else
+the call waits for calls in flight to settle, or, with none in flight, is refused; the problem it was for is not
+written (a resume makes it; its earlier calls come back from the response cache). A call settles at its real cost.
+So that few problems are cut short, a problem starts only if the spend, what the problems already running will
+likely cost (the run's mean per finished problem, earlier attempts included; one problem at a time until one has
+finished) and one more problem stay under the cap. Running problems finish and are written, the manifest says
+`status: budget_exhausted`; the spend of earlier attempts counts, so a resume with a higher cap goes on where the
+last one stopped, and a cap below what is already spent stops before anything starts.
+
+The ledger keeps each run directory's spend and, per process, the worst cases it holds. A run's spend is the larger
+of the ledger's and its files' (`spent_by`: a run from before the ledger, a `stage=judge` pass, a run without a
+cap), so nothing counts twice; a run directory without a manifest (new, or deleted) has spent nothing. The holds of
+a process that died (killed) are released by the next call that looks, so no call waits on them for ever: on this
+host when its pid is gone, from another host once it has been silent for STALE_AFTER_S. Settling them from the
+run's records on resume instead would leave a sweep's other jobs waiting on a resume that may never come.
 """
 from __future__ import annotations
 
-import json
+import os
+import socket
+import sqlite3
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from spark_eval.errors import UserError
-from spark_eval.models.ledger import Ledger
-from spark_eval.records import Record, read_records
-from spark_eval.records.index import signature
+from spark_eval.models.ledger import Hold, Ledger
+from spark_eval.records import Record, read_json_object, read_records
 from spark_eval.records.summary import ledger
 
-SIBLINGS_EVERY_S = 2.0  # how often a sweep-wide budget rereads the other runs' manifests
+LEDGER_FILE = "budget.sqlite"  # in the experiment folder, beside its run directories
+STALE_AFTER_S = 3600.0  # a process on another host silent this long is gone (a call's 5 attempts of 300 s are less)
+WAIT_FOR_LOCK_S = 60.0  # how long a transaction waits for other processes' (each takes milliseconds)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS spent (run TEXT PRIMARY KEY, usd REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS held (run TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    calls INTEGER NOT NULL, usd REAL NOT NULL, seen REAL NOT NULL, PRIMARY KEY (run, host, pid));
+"""
 
 
 class BudgetError(UserError):
-    """The cap is below what is already spent; the message names the fix."""
+    """The cap is below what is already spent, or the ledger cannot be used; the message names the fix."""
 
 
 def spent_by(records: Iterable[Record], manifest: dict[str, Any]) -> float:
@@ -37,11 +57,28 @@ def spent_by(records: Iterable[Record], manifest: dict[str, Any]) -> float:
     return max(float(manifest.get("spent_usd") or 0.0), in_records)
 
 
+def spent_in(run_dir: Path) -> float | None:
+    """What a run directory's files say it spent (`spent_by`); None without a manifest (not a run, or not started).
+    A file being written or damaged counts as empty: the ledger has that run's spend, or its own resume stops."""
+    if not (run_dir / "manifest.json").is_file():
+        return None
+    try:
+        manifest = read_json_object(run_dir / "manifest.json", missing={})
+    except (OSError, UserError):
+        manifest = {}
+    try:
+        records = read_records(run_dir / "records.jsonl", repair=False) if (run_dir / "records.jsonl").is_file() else []
+    except (OSError, UserError):
+        records = []
+    return spent_by(records, manifest)
+
+
 class Budget:
-    """The cap, what was spent before this attempt, this attempt's ledger, and (scope sweep) the other runs'.
+    """The cap, what this run spent before this attempt, this attempt's ledger, and (scope sweep) the other runs'.
 
     A problem's likely cost is this run's spend over the problems it has finished, earlier attempts included;
-    until one has finished, problems start one at a time, so a cap is never passed by a whole wave of them.
+    until one has finished, problems start one at a time, so a cap is never passed by a whole wave of them. Without
+    a cap nothing is shared: the run only counts.
     """
 
     def __init__(self, usd: float | None, scope: str, run_dir: Path, before: float, run_ledger: Ledger,
@@ -50,11 +87,11 @@ class Budget:
             raise BudgetError(f"budget.scope={scope} is unknown; use run or sweep")
         if usd is not None and usd < 0:
             raise BudgetError(f"budget.usd={usd} is negative; give a cap in USD, or leave it unset")
-        self.usd, self.scope, self.run_dir, self.before, self.ledger = usd, scope, Path(run_dir), before, run_ledger
-        self._siblings: dict[Path, tuple[str, float]] = {}  # by run: its files' signature, its spend
-        self._siblings_total, self._siblings_at = 0.0, -SIBLINGS_EVERY_S
+        self.usd, self.scope, self.ledger = usd, scope, run_ledger
+        self.shared = SharedLedger(Path(run_dir), scope, usd) if usd is not None else None
+        self.before = self.shared.open(before) if self.shared else before
         self.problems_done = finished_before  # problems finished, earlier attempts included: the mean cost of one
-        run_ledger.limit = self.may_reserve  # a call goes out only if its worst case fits under the cap
+        run_ledger.limit = self.shared  # a call goes out only if its worst case fits under the cap
         if usd is not None and self.spent() > usd:
             where = "this experiment's runs have" if scope == "sweep" else "this run has"
             raise BudgetError(f"budget.usd={usd:g} is below the ${self.spent():.2f} {where} already spent; "
@@ -65,7 +102,8 @@ class Budget:
         return self.before + self.ledger.usd
 
     def spent(self) -> float:
-        return self.own() + (self._other_runs() if self.scope == "sweep" else 0.0)
+        """What the cap counts: this run's spend, and (scope sweep) the other runs' at the ledger's last look."""
+        return self.own() + (self.shared.others if self.shared else 0.0)
 
     def allows(self, running: int) -> bool:
         """Whether one more problem may start with `running` problems under way."""
@@ -77,35 +115,134 @@ class Budget:
         per_problem = self.own() / self.problems_done
         return spent < self.usd and spent + (running + 1) * per_problem <= self.usd
 
-    def may_reserve(self, reserved: float) -> bool:
-        """Whether calls whose worst cases add up to `reserved` USD may be in flight."""
-        return self.usd is None or self.spent() + reserved <= self.usd
-
     def shown(self) -> str:
         """For the progress bar: `$1.23` or `$1.23/5` with a cap."""
         spent = f"${self.spent():.2f}"
         return spent if self.usd is None else f"{spent}/{self.usd:g}"
 
-    def _other_runs(self) -> float:
-        """What the other run directories of the experiment folder spent (`spent_by`; a run's files are read again
-        only when they changed, and looked at every few seconds)."""
-        now = time.monotonic()
-        if now - self._siblings_at < SIBLINGS_EVERY_S:
-            return self._siblings_total
-        seen = {}
-        for run_dir in self.run_dir.parent.iterdir() if self.run_dir.parent.is_dir() else ():
-            if run_dir == self.run_dir or not (run_dir / "manifest.json").is_file():
-                continue
+
+class SharedLedger:
+    """An experiment folder's `budget.sqlite` as one run of one process uses it: the ledger's `Limit` under `cap`.
+
+    Each method is one `BEGIN IMMEDIATE` transaction, so no two processes check and hold at once; this process's
+    threads take the one connection in turn. The scope `run` counts this run's rows only, `sweep` every run's.
+    """
+
+    def __init__(self, run_dir: Path, scope: str, cap: float) -> None:
+        self.path, self.run, self.scope, self.cap = run_dir.parent / LEDGER_FILE, run_dir.name, scope, cap
+        self.others = 0.0  # what the scope's other runs had spent at the last transaction
+        self._me = (socket.gethostname(), os.getpid())
+        self._scope = ("", ()) if scope == "sweep" else (" WHERE run = ?", (self.run,))
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=WAIT_FOR_LOCK_S, isolation_level=None,
+                                       check_same_thread=False)
+            # a rollback journal, not WAL: WAL's shared memory does not reach processes on other hosts of a shared
+            # folder. No fsync per call (it took 15 ms of each transaction): a killed process loses nothing, only a
+            # machine's crash could, and the run directories' files give their spend back.
+            self._db.execute("PRAGMA journal_mode=TRUNCATE")
+            self._db.execute("PRAGMA synchronous=OFF")
+        except (OSError, sqlite3.Error) as e:
+            raise self._unusable(e) from None
+        with self._transaction() as db:
+            for statement in SCHEMA.split(";")[:-1]:
+                db.execute(statement)
+
+    def open(self, before: float) -> float:
+        """This run's spend, once the ledger has taken in what run directories' files say they spent: `before` for
+        this one and, with scope sweep, every other run directory of the folder (read before the transaction)."""
+        files = {self.run: before}
+        if self.scope == "sweep":
+            files |= {d.name: spent_in(d) for d in sorted(self.path.parent.iterdir()) if d.is_dir()
+                      and d.name != self.run}
+        with self._transaction() as db:
+            self._release_stale(db)
+            runs = set(files) | ({r for r, in db.execute("SELECT run FROM spent")} if self.scope == "sweep" else set())
+            for run in sorted(runs):
+                self._take_in(db, run, files.get(run))
+            return self._look(db)
+
+    def hold(self, worst_case: float) -> Hold:
+        """Hold `worst_case` if the scope's spend, its holds and it stay under the cap."""
+        with self._transaction() as db:
+            self._release_stale(db)
+            where, args = self._scope
+            spent, = db.execute(f"SELECT COALESCE(SUM(usd), 0) FROM spent{where}", args).fetchone()
+            held, calls = db.execute(f"SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(calls), 0) FROM held{where}",
+                                     args).fetchone()
+            fits = spent + held + worst_case <= self.cap
+            if fits:
+                db.execute("INSERT INTO held VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (run, host, pid) DO UPDATE SET "
+                           "calls = calls + 1, usd = usd + excluded.usd, seen = excluded.seen",
+                           (self.run, *self._me, worst_case, time.time()))
+            self._look(db)
+        return Hold(fits, calls > 0)
+
+    def settle(self, worst_case: float, usd: float) -> None:
+        """Release a call's hold (`worst_case` > 0: it was held) and charge its real cost."""
+        with self._transaction() as db:
+            if worst_case > 0:
+                mine = (self.run, *self._me)
+                db.execute("UPDATE held SET calls = calls - 1, usd = MAX(0, usd - ?), seen = ? "
+                           "WHERE run = ? AND host = ? AND pid = ?", (worst_case, time.time(), *mine))
+                db.execute("DELETE FROM held WHERE run = ? AND host = ? AND pid = ? AND calls <= 0", mine)
+            if usd:
+                db.execute("INSERT INTO spent VALUES (?, ?) ON CONFLICT (run) DO UPDATE SET usd = usd + excluded.usd",
+                           (self.run, usd))
+            self._look(db)
+
+    def _take_in(self, db: sqlite3.Connection, run: str, files: float | None) -> None:
+        """A run's spend becomes the larger of the ledger's and its files'; a run directory without a manifest
+        (new, or deleted) is dropped, unless a process holds worst cases for it."""
+        if not (self.path.parent / run / "manifest.json").is_file():
+            if not db.execute("SELECT 1 FROM held WHERE run = ?", (run,)).fetchone():
+                db.execute("DELETE FROM spent WHERE run = ?", (run,))
+        if files is not None:
+            db.execute("INSERT INTO spent VALUES (?, ?) ON CONFLICT (run) DO UPDATE SET usd = MAX(usd, excluded.usd)",
+                       (run, files))
+
+    def _look(self, db: sqlite3.Connection) -> float:
+        """This run's spend; what the scope's other runs spent goes to `others`."""
+        own = db.execute("SELECT COALESCE(SUM(usd), 0) FROM spent WHERE run = ?", (self.run,)).fetchone()[0]
+        if self.scope == "sweep":
+            self.others = db.execute("SELECT COALESCE(SUM(usd), 0) FROM spent").fetchone()[0] - own
+        return own
+
+    def _release_stale(self, db: sqlite3.Connection) -> None:
+        """Drop the holds of processes that are gone: on this host, their pid; elsewhere, STALE_AFTER_S of silence."""
+        host, silent = self._me[0], time.time() - STALE_AFTER_S
+        gone = [(run, h, pid) for run, h, pid, seen in db.execute("SELECT run, host, pid, seen FROM held")
+                if (not _alive(pid) if h == host else seen < silent)]
+        db.executemany("DELETE FROM held WHERE run = ? AND host = ? AND pid = ?", gone)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
             try:
-                stamp = signature(run_dir)
-                if self._siblings.get(run_dir, ("", 0.0))[0] != stamp:
-                    manifest = json.loads((run_dir / "manifest.json").read_text())
-                    records = read_records(run_dir / "records.jsonl", repair=False) \
-                        if (run_dir / "records.jsonl").is_file() else []
-                    self._siblings[run_dir] = (stamp, spent_by(records, manifest if isinstance(manifest, dict) else {}))
-                seen[run_dir] = self._siblings[run_dir]
-            except (OSError, ValueError, UserError):
-                continue  # being rewritten, or not a run's: the next look counts it
-        self._siblings = seen
-        self._siblings_total, self._siblings_at = sum(spent for _, spent in seen.values()), now
-        return self._siblings_total
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:  # locked past WAIT_FOR_LOCK_S, or a filesystem without locks
+                raise self._unusable(e) from None
+
+    def _unusable(self, error: Exception) -> BudgetError:
+        return BudgetError(f"{self.path}: {error}; budget.usd keeps its ledger there: give the runs a folder on a "
+                           "filesystem with working file locks (hydra.run.dir), or delete a damaged ledger (the run "
+                           "directories' files give their spend back)")
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this host has that pid."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's
+    return True
