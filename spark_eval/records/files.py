@@ -75,51 +75,77 @@ def read_json_object(path: Path, missing: Any = None) -> dict[str, Any]:
         raise RunDirectoryError(f"{path} is damaged ({_why(e)}); restore it from a copy, or move the run "
                                 "directory away and run again") from None
     if not isinstance(data, dict):
-        raise RunDirectoryError(f"{path} holds a JSON {type(data).__name__}, not an object; restore it from a copy, "
+        raise RunDirectoryError(f"{path} holds a JSON {_kind(data)}, not an object; restore it from a copy, "
                                 "or move the run directory away and run again")
     return data
 
 
-def _why(e: Exception) -> str:
+def _why(e: Exception, line: bool = False) -> str:
+    """What is wrong with a file's bytes (`line`: with those of one JSON line, where only the column counts)."""
     if isinstance(e, UnicodeDecodeError):
         return f"not UTF-8 at byte {e.start}"
     assert isinstance(e, json.JSONDecodeError)
-    return f"not valid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+    where = f"column {e.colno}" if line else f"line {e.lineno} column {e.colno}"
+    return f"not valid JSON at {where}: {e.msg}"
 
 
-def read_lines(path: Path, repair: bool = True) -> list[Any]:
-    """Every JSON line of a run file appended with `append_jsonl`. A torn last line (a kill mid-write) is cut off
-    the file, or only skipped with `repair=False` (a reader beside a run that may be writing it); a damaged line
-    elsewhere stops with its line number, so nothing is silently lost."""
+def read_lines(path: Path, repair: bool = True) -> list[dict[str, Any]]:
+    """Every JSON object line of a run file appended with `append_jsonl` (see `_numbered_lines`)."""
+    return [row for _, row in _numbered_lines(path, repair)]
+
+
+def _numbered_lines(path: Path, repair: bool = True) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every JSON line of a run file appended with `append_jsonl`. A torn last line (a
+    kill mid-write: cut anywhere, even inside a character, or what is left of it parsing as something other than
+    an object) is cut off the file, or only skipped with `repair=False` (a reader beside a run that may be writing
+    it); a damaged line elsewhere stops with its line number, so nothing is silently lost."""
     if not path.exists():
         return []
     lines = path.read_bytes().split(b"\n")
     rows, good_bytes = [], 0
     for i, line in enumerate(lines):
         if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+            row, damage = _parse_line(line)
+            if damage:
                 if any(x.strip() for x in lines[i + 1 :]):
-                    raise RunDirectoryError(f"{path}:{i + 1}: damaged record; repair or remove that line") from None
+                    raise RunDirectoryError(f"{path}:{i + 1}: damaged record ({damage}); repair or remove that line")
                 if repair:
-                    log.warning("cutting a torn last line off %s", path)
+                    log.warning("cutting a torn last line off %s (line %d: %s)", path, i + 1, damage)
                     with path.open("r+b") as f:
                         f.truncate(good_bytes)
                 break
+            rows.append((i + 1, row))
         good_bytes += len(line) + 1
     return rows
 
 
+def _parse_line(line: bytes) -> tuple[dict[str, Any], str | None]:
+    """The object one line holds, or what is wrong with it."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return {}, _why(e, line=True)
+    if not isinstance(row, dict):
+        return {}, f"a JSON {_kind(row)}, not an object"
+    return row, None
+
+
+def _kind(value: Any) -> str:
+    """JSON's name for the kind of a parsed value."""
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
+
+
 def read_records(path: Path, repair: bool = True) -> list[Record]:
-    """The finished records of a records.jsonl (see `read_lines` for `repair`)."""
+    """The finished records of a records.jsonl (see `_numbered_lines` for `repair`); a line that is not a record
+    (a field missing, unknown or of the wrong kind) stops with its line number."""
     records = []
-    for number, row in enumerate(read_lines(path, repair), start=1):
+    for lineno, row in _numbered_lines(path, repair):
         try:
             records.append(Record.from_json(row))
         except (KeyError, TypeError, ValueError) as e:
-            raise RunDirectoryError(f"{path}: record {number} is not a record this spark_eval reads ({e}); "
-                                    "repair that line, or read it with the version that wrote it") from None
+            raise RunDirectoryError(f"{path}:{lineno}: not a record this spark_eval reads ({e}); repair or remove "
+                                    "that line, or read it with the version that wrote it") from None
     return records
 
 

@@ -5,7 +5,10 @@ are the only spelling of execution statuses and helpfulness bands.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from functools import cache
 from typing import Any
 
 EXEC_STATUSES = ("passed", "failed", "timeout", "infra_error", "skipped")
@@ -124,10 +127,13 @@ class Record:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:
-        """The record a JSON line holds (the inverse of `to_json`); a key no field knows raises ValueError."""
+        """The record a JSON line holds (the inverse of `to_json`); ValueError naming the field when a key is
+        unknown, a field missing, or a value of another kind than its field's (a problem id `"12"`, a list where an
+        object belongs), so that nothing downstream meets it."""
+        checked = _checked(cls, data)
         rec, exec_, completion = data.get("recommendation"), data.get("exec"), data.get("completion")
         return cls(**{
-            **_checked(cls, data),
+            **checked,
             "origin_family": tuple(data["origin_family"]),
             "completion": Completion(**_checked(Completion, completion)) if completion else None,
             "exec": ExecResult(**_checked(ExecResult, exec_)) if exec_ else None,
@@ -164,10 +170,90 @@ def record_key(problem_id: int, epoch: int, repeat: int) -> str:
     return f"{problem_id}/e{epoch}/r{repeat}"
 
 
-def _checked(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    """The fields of `cls` in `data`; a key it does not know is refused, so that no rewrite drops it."""
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
+def _checked(cls: type, data: Any) -> dict[str, Any]:
+    """The fields of `cls` in `data`, each of its field's kind; a key it does not know is refused, so that no
+    rewrite drops it."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} is {_shown(data)}, not an object")
+    hints = _hints(cls)
+    unknown = sorted(set(data) - set(hints))
     if unknown:
         raise ValueError(f"{cls.__name__} has no field {unknown[0]!r} (written by another spark_eval version?)")
+    missing = [f.name for f in fields(cls)
+               if f.name not in data and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise ValueError(f"{cls.__name__} lacks its field {missing[0]!r}")
+    for name, value in data.items():
+        if not _fits(value, hints[name]):
+            why = "an integer past 64 bits" if _too_large(value) else f"not {_named(hints[name])}"
+            raise ValueError(f"{cls.__name__}.{name} is {_shown(value)}, {why}")
     return dict(data)
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """`value`, as JSON parsed it, can stand for a field typed `hint` (an integer for a float; a list for a tuple,
+    item by item; an object for a nested record part, which is checked on its own). An integer past 64 bits stands
+    for none: numpy, pandas and SQLite cannot hold it."""
+    kinds, kind = _kinds(hint), type(value)
+    if kinds is not None and kind not in kinds:
+        return False
+    if kind is int:
+        return not _too_large(value)
+    if kind is list and (items := _items(hint)) is not None:
+        if items[1:] == (...,):
+            return all(_fits(v, items[0]) for v in value)
+        return len(value) == len(items) and all(map(_fits, value, items))
+    return True
+
+
+@cache
+def _kinds(hint: Any) -> frozenset[type] | None:
+    """The types JSON parses into that a field typed `hint` takes (exactly: a bool is no int); None for any."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        parts = [_kinds(arg) for arg in args]
+        return None if None in parts else frozenset().union(*parts)
+    if hint is Any:
+        return None
+    if hint is float:
+        return frozenset({int, float})
+    if origin is tuple:
+        return frozenset({list})
+    return frozenset({dict}) if is_dataclass(hint) else frozenset({origin or hint})
+
+
+@cache
+def _items(hint: Any) -> tuple[Any, ...] | None:
+    """The item types of a tuple field (of the tuple in a union); None when it has none."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return next((items for arg in args if (items := _items(arg)) is not None), None)
+    return args if origin is tuple else None
+
+
+def _too_large(value: Any) -> bool:
+    return isinstance(value, int) and not -2**63 <= value < 2**63
+
+
+def _named(hint: Any) -> str:
+    """A field's type as the error says it."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return ", or ".join(_named(arg) for arg in typing.get_args(hint))
+    origin, args = typing.get_origin(hint) or hint, typing.get_args(hint)
+    if origin is tuple and args[1:] == (...,):
+        return f"an array whose items are each {_named(args[0])}"
+    if origin is tuple:
+        return f"an array of {len(args)} items ({', '.join(map(_named, args))})"
+    return {int: "a 64-bit integer", float: "a number", str: "a string", bool: "true or false", dict: "an object",
+            tuple: "an array", type(None): "null"}.get(origin, "an object")
+
+
+def _shown(value: Any) -> str:
+    """A value as the error shows it, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."

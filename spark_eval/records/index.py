@@ -3,9 +3,10 @@
 A run directory is a folder holding records.jsonl (folders whose name starts with a dot, such as the response
 cache, are not searched). The index is updated, never rebuilt: a run whose records.jsonl, manifest.json and
 summary.json kept their size and modification time is left as it is; a changed one has its rows replaced in
-one transaction; a run no longer on disk loses its rows. A damaged run (a manifest that is not JSON or is
-missing, a damaged line in the middle of records.jsonl, a file that cannot be read) is left out, named in one
-log line, and keeps the rows it had, so nothing indexed before is lost. A torn last line of records.jsonl (a
+one transaction; a run no longer on disk loses its rows. A damaged run (a manifest that is not JSON, not an
+object or missing, a line in the middle of records.jsonl that is not a record, a file that cannot be read) is
+left out, named in one log line, and keeps the rows it had, so nothing indexed before is lost; an integer too
+large for SQLite is stored as its digits. A torn last line of records.jsonl (a
 run killed mid-write, or one still writing) is skipped as every reader does, and the run's files are never
 written to. The tables and their columns: spark_eval.records.index_schema.
 """
@@ -29,8 +30,11 @@ log = logging.getLogger(__name__)
 
 WATCHED = ("records.jsonl", "manifest.json", "summary.json")
 """The files a run's rows are read from: a change in any of them re-reads the run."""
-DAMAGE = (RunDirectoryError, ValueError, OSError, TypeError, AttributeError, KeyError)
-"""What reading a damaged run directory raises (json's errors are ValueErrors)."""
+DAMAGE = (RunDirectoryError, ValueError, OSError, TypeError, AttributeError, KeyError, OverflowError)
+"""What reading a damaged run directory, or storing what it holds, raises (json's errors are ValueErrors; a value
+SQLite refuses raises one of them, and its run's rows are rolled back)."""
+SQLITE_INTEGERS = range(-2**63, 2**63)
+"""The integers SQLite stores as integers; a larger one (a damaged or hand-edited field) is stored as its digits."""
 
 
 class IndexFileError(UserError):
@@ -76,12 +80,12 @@ def update_index(root: Path, target: Path) -> IndexUpdate:
                 continue
             try:
                 rows = read_run(name, path)
+                rows["runs"][0]["signature"] = before  # from before reading: a change while reading is read next time
+                replace_run(db, name, rows)
             except DAMAGE as e:
                 log.warning("index: left out damaged run %s (%s); its earlier rows, if any, are kept", path, e)
                 done.skipped.append(name)
                 continue
-            rows["runs"][0]["signature"] = before  # from before reading: a change while reading is read next time
-            replace_run(db, name, rows)
             (done.updated if name in known else done.added).append(name)
         for name in sorted(set(known) - set(found)):
             replace_run(db, name, {})
@@ -228,7 +232,10 @@ def item_row(name: str, r: Record, rank: int, item: dict[str, Any]) -> dict[str,
 
 
 def _scalar(value: Any) -> Any:
-    """A value SQLite stores: containers as JSON text."""
+    """A value SQLite stores: containers as JSON text, an integer past 64 bits as its digits (a REAL column
+    makes them a number)."""
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    if isinstance(value, int) and value not in SQLITE_INTEGERS:
+        return str(value)
     return value

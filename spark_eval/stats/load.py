@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from spark_eval.errors import UserError
-from spark_eval.records import Judgment, Record, read_json_object, read_lines, read_records
+from spark_eval.records import Judgment, Record, RunDirectoryError, read_json_object, read_lines, read_records
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,13 @@ def find_run_dirs(results: str | Path | Sequence[str | Path]) -> list[Path]:
 
 
 def load_run(path: Path) -> Run | None:
-    """The run in `path`, or None when it has no records yet."""
+    """The run in `path`, or None when it has no records yet; RunDirectoryError naming the file, its line and the
+    fix when one of its files is damaged."""
     records = read_records(path / "records.jsonl", repair=False)
     if not records:
         log.warning("%s has no records yet; left out", path)
         return None
-    manifest = read_json_object(path / "manifest.json", missing={})
+    manifest = _read_manifest(path / "manifest.json")
     first = records[0]
     return Run(
         path=path,
@@ -93,10 +94,33 @@ def load_run(path: Path) -> Run | None:
     )
 
 
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """A run's manifest.json ({} when there is none), whose `identity` and `dataset_hash`, read by the analysis,
+    are of the kind it reads."""
+    manifest = read_json_object(path, missing={})
+    for key, kinds, name in (("identity", dict, "an object"), ("dataset_hash", (str, type(None)), "a string")):
+        if key in manifest and not isinstance(manifest[key], kinds):
+            raise RunDirectoryError(f"{path}: its {key} is not {name}; restore the file from a copy, or move the "
+                                    "run directory away")
+    return manifest
+
+
 def load_runs(results: str | Path | Sequence[str | Path]) -> list[Run]:
     """Every run the paths or globs match, sorted by condition (see `label_by_experiment` for runs of one condition
-    in several experiments); two runs of one condition in one experiment are refused."""
-    runs = [run for path in find_run_dirs(results) if (run := load_run(path)) is not None]
+    in several experiments); two runs of one condition in one experiment are refused. A damaged run is left out
+    and named in one warning; ResultsError when no run is left."""
+    runs, damaged = [], []
+    for path in find_run_dirs(results):
+        try:
+            run = load_run(path)
+        except RunDirectoryError as e:
+            log.warning("left out a damaged run: %s", e)
+            damaged.append(e)
+            continue
+        runs += [run] if run is not None else []
+    if not runs and damaged:
+        raise ResultsError(f"no run matching results={results} can be read: {len(damaged)} damaged, the first: "
+                           f"{damaged[0]}")
     if not runs:
         raise ResultsError(f"the run directories matching results={results} hold no records yet")
     check_one_benchmark(runs)

@@ -138,6 +138,32 @@ def test_latex_and_csv_carry_the_same_rows(paper_runs, tmp_path):
     assert table.data["paper_n"].tolist() == [PAPER_N, PAPER_N, PAPER_N, pd.NA, PAPER_N]  # my-model: no paper figure
 
 
+def test_model_names_cannot_break_the_markdown_or_latex_tables(tmp_path):
+    """A name with a table's or a format's own characters reads as itself: no cell split, no emphasis, code, HTML
+    or LaTeX command, and no `\\\\[...]` read into the row before."""
+    markdown_it = pytest.importorskip("markdown_it")
+    names = ["a|b_c&d%", "[x]*y* `z` <b>\\", "two\nlines ~~$#^{}"]
+    for i, name in enumerate(names):
+        write_run(tmp_path / f"{i}__none__s0", [record(p, name, "none", scores=[4]) for p in range(3)])
+    table = quality_table(analyse(load_runs(str(tmp_path / "*")), OPTIONS))
+    rows, in_table = [], False  # each row of the Markdown table, as the text of its cells once parsed
+    for token in markdown_it.MarkdownIt("commonmark").enable("table").parse(markdown(table)):
+        in_table = token.type != "table_close" and (in_table or token.type == "table_open")
+        if token.type == "tr_open":
+            rows.append([])
+        elif token.type == "inline" and in_table:
+            rows[-1].append("".join(child.content for child in token.children))
+    body = rows[1:]
+    assert sorted(row[0] for row in body) == sorted(name.replace("\n", " ") for name in names)
+    assert all(len(row) == len(table.columns) and row[1:3] == ["without Spark", "4.00"] for row in body)
+    lines = [line for line in latex(table).splitlines() if "without Spark" in line]
+    assert len(lines) == len(names)
+    assert all(line.endswith(r" \\") and len(re.split(r"(?<!\\)&", line)) == len(table.columns) for line in lines)
+    assert sorted(line.split(" & ")[0] for line in lines) == [
+        r"a\textbar{}b\_c\&d\%", r"two lines \textasciitilde{}\textasciitilde{}\$\#\textasciicircum{}\{\}",
+        r"{}[x]*y* `z` \textless{}b\textgreater{}\textbackslash{}"]
+
+
 def test_paper_rows_map_our_model_names():
     assert paper_row("claude-haiku-4.5").label == paper_row("claude-haiku-4-5").label == "Claude Haiku 4.5"
     assert paper_row("Qwen3-Coder-30B-A3B-Instruct").label == "Qwen3-Coder-30B"
