@@ -3,28 +3,50 @@ several machines sharing one memory. Same tables, queries, semantics and state h
 (`store.py`); what differs is how it connects, begins and serializes:
 
 - write transactions take one advisory lock of the database first, so writers run one at a time, as SQLite's
-  `BEGIN IMMEDIATE` makes them, and a curation step (merge, counters, retirement) never loses an update;
+  `BEGIN IMMEDIATE` makes them, and a curation step (merge, counters, retirement) never loses an update; a writer
+  waits `lock_wait_s` at most (a holder that was stopped or hangs would hold it for ever), then stops with one
+  line naming the holder;
+- TCP keepalives on both ends: the client notices a server or network gone silent, and the server ends the
+  session of a machine gone away, releasing its lock, both within about a minute;
 - read transactions are `REPEATABLE READ` (one snapshot, as SQLite's readers see);
 - ids sort in the "C" collation (code-point order, as SQLite's), so the state hash is the same for the same content;
 - a lost connection is reopened and the call made again (`retries` times, backing off); inside a transaction the
-  transaction is rolled back by the server and the error is raised, with nothing of it written.
+  transaction is rolled back by the server and the error is raised, with nothing of it written;
+- no message shows the URL's secrets, even where libpq echoes them, and a URL that libpq would read otherwise
+  than it is written (an unencoded @ or / in the password) is refused before it is used.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import socket
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import unquote
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-from spark_eval.memory.store import SCHEMA_VERSION, MemoryStoreError, SQLStore, shown_url
+from spark_eval.memory.store import (LOCK_WAIT_S, SCHEMA_VERSION, MemoryStoreError, SQLStore, mask_secrets,
+                                     shown_url, url_password, url_secrets)
 
 log = logging.getLogger(__name__)
 
 _LOCK = 0x5350524B  # the advisory lock every writer of a store database takes ("SPRK")
+# Who holds that lock (a one-bigint advisory lock is classid = high half, objid = low half, objsubid = 1).
+_HOLDER = ("SELECT a.pid, a.application_name, host(a.client_addr), a.state FROM pg_locks l "
+           "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+           "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+           "AND l.classid::bigint = %s AND l.objid::bigint = %s")
+# libpq's keepalives (a URL's own win): a silent server or network is noticed after 30 + 3 x 10 s.
+_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3"}
+# The same on the server's side of the connection, and the bound on any wait for a lock (the session's settings).
+_SESSION = ("SELECT set_config('lock_timeout', %s, false), set_config('tcp_keepalives_idle', '30', false), "
+            "set_config('tcp_keepalives_interval', '10', false), set_config('tcp_keepalives_count', '3', false)")
+_WARNED: set[str] = set()  # URLs whose password was warned about in this process
 _BUMP = ("INSERT INTO kind_state (kind, version) VALUES ({}.kind, 1) "
          "ON CONFLICT (kind) DO UPDATE SET version = kind_state.version + 1;")
 _SCHEMA = (
@@ -73,10 +95,11 @@ def _retrying(method: F, again: bool) -> F:
                 return method(self, *args, **kwargs)
             except _Lost as lost:
                 if not again:
-                    raise self._lost(f"during {method.__name__}", lost.__cause__) from lost.__cause__
+                    raise self._lost(f"during {method.__name__}", lost.__cause__)
                 if attempt == self.retries:
-                    raise self._unreachable(lost.__cause__) from lost.__cause__
-                log.warning("memory store %s: connection lost (%s); reconnecting", self.path, lost.__cause__)
+                    raise self._unreachable(lost.__cause__)
+                log.warning("memory store %s: connection lost (%s); reconnecting", self.path,
+                            self._said(lost.__cause__))
         raise AssertionError("unreachable")
 
     return call  # type: ignore[return-value]
@@ -90,39 +113,100 @@ class PostgresStore(SQLStore):
         retries: how often a lost connection is reopened for one call before the run stops.
         backoff_s: the first wait before reconnecting; it doubles each time.
         connect_timeout_s: how long one connection attempt may take.
+        lock_wait_s: how long a writer waits for another's write lock before it stops (`memory.lock_wait_s`).
     """
 
     mark = "%s"
 
-    def __init__(self, url: str, retries: int = 5, backoff_s: float = 0.5, connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, retries: int = 5, backoff_s: float = 0.5, connect_timeout_s: float = 10.0,
+                 lock_wait_s: float = LOCK_WAIT_S) -> None:
         super().__init__()
         self.url, self.path = url, shown_url(url)
         self.retries, self.backoff_s, self.connect_timeout_s = retries, backoff_s, connect_timeout_s
+        self.lock_wait_s = lock_wait_s
+        self._params = self._read_url()
         try:
             self._db = self._connect()
-        except psycopg.Error as exc:  # a malformed URL too, not only a server that is not there
-            raise self._unreachable(exc) from exc
+        except psycopg.Error as exc:
+            raise self._unreachable(exc)
         try:
             self._prepare()
         except psycopg.Error as exc:  # e.g. no right to create tables in the database
             self._db.close()
-            raise MemoryStoreError(f"memory store {self.path} cannot be set up ({_one_line(exc)}); give a database "
-                                   "its user may create tables in, or point memory.store at another") from exc
+            raise self._caused(f"memory store {self.path} cannot be set up ({self._said(exc)}); give a database its "
+                               "user may create tables in, or point memory.store at another", exc)
         except BaseException:
             self._db.close()
             raise
 
+    def _read_url(self) -> dict[str, Any]:
+        """libpq's reading of the URL, refused in one line when it is not what was written; a password in it is
+        warned about once (Hydra writes the URL into each run's .hydra/ folder)."""
+        try:
+            params = conninfo_to_dict(self.url)
+        except (psycopg.Error, ValueError) as exc:  # a bad percent-encoding, an unknown parameter, not UTF-8
+            raise self._caused(f"memory store {self.path} is not a valid PostgreSQL URL ({self._said(exc)}); fix "
+                               "memory.store: postgresql://user@host:port/db", exc)
+        written = url_password(self.url)
+        if written is not None and params.get("password") != unquote(written):
+            raise MemoryStoreError(f"memory store {self.path}: libpq reads the URL's password otherwise than it is "
+                                   "written; percent-encode its @, / and % (%40, %2F, %25), or better leave it out "
+                                   "of the URL and put it in PGPASSWORD or ~/.pgpass")
+        if url_secrets(self.url) and self.path not in _WARNED:
+            _WARNED.add(self.path)
+            log.warning("memory store %s: the URL carries a password, which Hydra writes into the run's .hydra/ "
+                        "folder; put it in PGPASSWORD or ~/.pgpass instead", self.path)
+        return params
+
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)))
+        """A new connection: keepalives on both ends, lock waits bounded, named after this process (a holder of
+        the write lock is named so to whoever waits for it)."""
+        params = {**_KEEPALIVES, "fallback_application_name": f"spark_eval {os.getpid()}@{socket.gethostname()}",
+                  **self._params, "connect_timeout": max(1, int(self.connect_timeout_s))}
+        db = psycopg.connect(autocommit=True, **params)
+        try:
+            db.execute(_SESSION, (f"{max(1, round(self.lock_wait_s * 1000))}ms",))
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _said(self, exc: BaseException | None) -> str:
+        """A driver's message in one line, without the URL's secrets (libpq may echo a password it could not read)."""
+        return mask_secrets(_one_line(exc), self.url)
+
+    def _caused(self, message: str, exc: BaseException | None) -> MemoryStoreError:
+        """A one-line error caused by `exc`, unless `exc` shows a secret of the URL (a traceback would print it)."""
+        error = MemoryStoreError(message)
+        error.__cause__ = exc if mask_secrets(str(exc), self.url) == str(exc) else None
+        error.__suppress_context__ = True
+        return error
 
     def _unreachable(self, exc: BaseException | None) -> MemoryStoreError:
-        cause = _one_line(exc).replace(self.url, self.path) if exc else "connection lost"
-        return MemoryStoreError(f"memory store {self.path} cannot be reached ({cause}); start the server or "
-                                "fix memory.store (postgresql://user@host:port/db); finished records are kept")
+        cause = self._said(exc) if exc else "connection lost"
+        return self._caused(f"memory store {self.path} cannot be reached ({cause}); start the server or fix "
+                            "memory.store (postgresql://user@host:port/db); finished records are kept", exc)
 
     def _lost(self, where: str, exc: BaseException | None) -> MemoryStoreError:
-        return MemoryStoreError(f"memory store {self.path}: the connection was lost {where} ({_one_line(exc)}); "
-                                "run the same command again to resume")
+        return self._caused(f"memory store {self.path}: the connection was lost {where} ({self._said(exc)}); "
+                            "run the same command again to resume", exc)
+
+    def _lock_held(self, exc: psycopg.Error) -> MemoryStoreError:
+        """The waiting writer's one line: who holds the write lock, and how to end the wait."""
+        try:
+            row = self._db.execute(_HOLDER, (_LOCK >> 32, _LOCK & 0xFFFFFFFF)).fetchone()
+        except psycopg.Error:
+            row = None
+        if row is None:
+            return self._caused(f"memory store {self.path}: waited {self.lock_wait_s:g}s for the write lock, which "
+                                "was released just now; run the same command again", exc)
+        pid, name, address, state = row  # address and state are hidden from a user without the right to see them
+        seen = ", ".join([f"server pid {pid}", *([f"from {address}"] if address else []), *([state] if state else [])])
+        holder = f"{name or 'a client'} ({seen})"
+        return self._caused(f"memory store {self.path}: waited {self.lock_wait_s:g}s for the write lock, held by "
+                            f"{holder}; if that process is stopped or hung, end it or its session (SELECT "
+                            f"pg_terminate_backend({pid})), else raise memory.lock_wait_s; finished records are kept",
+                            exc)
 
     def _prepare(self) -> None:
         """Create the schema once (under the writers' lock, so two first runs do not both create it); refuse a
@@ -156,7 +240,7 @@ class PostgresStore(SQLStore):
                 return self._db
             except psycopg.OperationalError as exc:
                 if attempt == self.retries:
-                    raise self._unreachable(exc) from exc
+                    raise self._unreachable(exc)
                 time.sleep(wait)
                 wait *= 2
         raise AssertionError("unreachable")
@@ -171,6 +255,9 @@ class PostgresStore(SQLStore):
                 else:
                     self._db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 return
+            except psycopg.errors.LockNotAvailable as exc:  # waited lock_wait_s (the session's lock_timeout)
+                self._abandon()
+                raise self._lock_held(exc)
             except psycopg.OperationalError:
                 if attempt or not (self._db.closed or self._db.broken):
                     self._abandon()
@@ -211,7 +298,7 @@ class PostgresStore(SQLStore):
             with super().transaction():
                 yield self
         except _Lost as lost:
-            raise self._lost("inside a transaction", lost.__cause__) from lost.__cause__
+            raise self._lost("inside a transaction", lost.__cause__)
 
 
 def _one_line(exc: BaseException | None) -> str:

@@ -36,7 +36,7 @@ from spark_eval.memory.index import Hit, HybridIndex, IndexItem
 from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learn import LEARNER_VERSION, Curator, CurationPolicy, Learner, insight_text
 from spark_eval.memory.poison import POISON_VERSION
-from spark_eval.memory.store import Item, MemoryStore, is_database_url, open_store, shown_url
+from spark_eval.memory.store import LOCK_WAIT_S, Item, MemoryStore, is_database_url, open_store, shown_url
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import RETRY_VERSION
 from spark_eval.records import Recommendation, Record, append_jsonl, read_lines, read_records
@@ -76,6 +76,7 @@ class SparkMemory:
             runs (community members, on several machines) learn into; None keeps a file in the run directory
             (`memory/store.sqlite`).
         frozen_store: with `experience=frozen`, the store (file or URL) copied into the run's when the run starts.
+        lock_wait_s: how long a writer waits for the store's write lock before the run stops, naming the holder.
         mask_contributors: models whose insights are hidden: an insight all of whose sources came from these models
             is neither searched nor shown (leave-one-contributor-out).
         poison: `rate`: the share of this run's learned insights replaced by plausible but wrong ones
@@ -100,7 +101,7 @@ class SparkMemory:
                  playbook_chars: int = 6000, frozen_store: str | None = None,
                  mask_contributors: Sequence[str] = (), poison: DictConfig | None = None,
                  placebo: DictConfig | None = None, models: ModelPool | None = None, run_dir: Path | None = None,
-                 benchmark: Benchmark | None = None) -> None:
+                 benchmark: Benchmark | None = None, lock_wait_s: float = LOCK_WAIT_S) -> None:
         bad = [s for s in sources if s not in SOURCES]
         if bad:
             raise MemoryConfigError(f"memory.sources={bad[0]} is unknown; choose one of: {', '.join(SOURCES)}")
@@ -119,6 +120,7 @@ class SparkMemory:
         self.store_path = None if is_database_url(location) else Path(location)
         """The store's file; None for a store on a database server."""
         self.frozen_store = frozen_store
+        self.lock_wait_s = lock_wait_s
         self.mask = tuple(sorted(mask_contributors))
         self.poison_rate = float((poison or {}).get("rate", 0.0) or 0.0)
         self.placebo = dict(placebo or {})  # PlaceboMemory's settings (`source`, `seed`)
@@ -130,7 +132,7 @@ class SparkMemory:
         self.experience.check(self)
         for url in (location, frozen_store):  # an unreachable or wrong URL stops the run before any work
             if url and is_database_url(url):
-                open_store(url).close()
+                open_store(url, lock_wait_s).close()
         if type(self).advise is SparkMemory.advise:
             raise MemoryConfigError(f"memory._target_={type(self).__module__}.{type(self).__name__} gives no advice; "
                                     "use spark_eval.memory.spark.AgentMemory, RawRagMemory or PlaybookMemory")
@@ -171,7 +173,7 @@ class SparkMemory:
         """Open the store, load (or build once) the documentation KB, let the experience part prepare."""
         self.problems = {p.problem_id: p for p in problems}
         self.experience.before_open(self)
-        self.store = open_store(self.store_location)
+        self.store = open_store(self.store_location, self.lock_wait_s)
         raw_embedder = instantiate(self._embedder_cfg)
         self.embedder = CachedEmbedder(raw_embedder, self.store)
         if self.docs:

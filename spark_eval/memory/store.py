@@ -11,9 +11,10 @@ import sqlite3
 import threading
 import time
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol, Sequence
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -27,6 +28,7 @@ KINDS = ("doc", "insight")
 STATUSES = ("active", "retired")
 OPS = ("ADD", "MERGE", "UPDATE", "RETIRE", "REJECT")
 
+LOCK_WAIT_S = 120.0  # how long a writer waits for the write lock by default (memory.lock_wait_s)
 _CHUNK = 500  # ids per `IN (...)`, well under SQLite's limit on bound variables
 _VECTOR = np.dtype("<f4")
 _ITEM_COLUMNS = ("id", "kind", "library", "title", "content", "tags", "meta", "provenance",
@@ -264,8 +266,10 @@ class SQLStore:
     # -- the MemoryStore protocol ---------------------------------------------------------------------
 
     def put_items(self, items: Sequence[Item]) -> None:
-        """Insert, or replace by id (counters included: read-modify-write belongs in `transaction()`)."""
-        rows = [_item_row(item) for item in items]
+        """Insert, or replace by id (counters included: read-modify-write belongs in `transaction()`). NUL
+        characters are removed first, with a warning: PostgreSQL's text cannot hold them, and every backend must
+        store (and hash) the same content."""
+        rows = [_item_row(_without_nul(item, self.path)) for item in items]
         updates = ", ".join(f"{c} = excluded.{c}" for c in _ITEM_COLUMNS[1:])
         sql = (f"INSERT INTO items ({', '.join(_ITEM_COLUMNS)}) VALUES ({', '.join('?' * len(_ITEM_COLUMNS))}) "
                f"ON CONFLICT (id) DO UPDATE SET {updates}")
@@ -445,7 +449,7 @@ class SQLiteStore(SQLStore):
     """The embedded store: one SQLite file (WAL) that several processes of one machine read and write at once;
     writers take the file's write lock (BEGIN IMMEDIATE) in turn."""
 
-    def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
+    def __init__(self, path: str | Path, timeout_s: float = LOCK_WAIT_S) -> None:
         super().__init__()
         self.path = str(path)
         self.timeout_s = timeout_s
@@ -495,20 +499,60 @@ def is_database_url(location: str | Path) -> bool:
     return str(location).startswith(("postgresql://", "postgres://"))
 
 
+# A URL's password: from the user name's colon to the last @ before the query (an unencoded @ or / in a password
+# must not leave part of it shown); and the query's `password` and `sslpassword` values.
+_URL_PASSWORD = re.compile(r"^(\w+://[^:/@?#]*:)([^?#]*)@")
+_PARAM_SECRET = re.compile(r"([?&](?:ssl)?password=)([^&#]*)")
+# A database URL in free text, also as Hydra shows it in overrides (`postgresql\://user\:secret@host/db`).
+_DATABASE_URL = re.compile(r"\bpostgres(?:ql)?\\?://(?:\\.|[^\s'\"\\])+")
+_SHORTEST_MASKED = 3  # secrets shorter than this are not searched for in free text (they would mask any word)
+
+
 def shown_url(url: str) -> str:
-    """A database URL with its password hidden, for messages, logs, manifests and the resume identity (a file's
-    path, or anything else, comes back as it is)."""
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", re.sub(r"^(\w+://[^:/@]*:)[^@/]*@", r"\1***@", url))
+    """A database URL with its password and sslpassword hidden, for messages, logs, manifests and the resume
+    identity (a file's path, or anything else, comes back as it is)."""
+    return _PARAM_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
 
 
-def open_store(location: str | Path) -> SQLStore:
+def url_password(url: str) -> str | None:
+    """The password a database URL carries before its host, as written (percent-encoded); None without one."""
+    found = _URL_PASSWORD.match(url)
+    return found.group(2) if found else None
+
+
+def url_secrets(url: str) -> list[str]:
+    """What a database URL carries that must not be shown (its password, `password` and `sslpassword`
+    parameters), as written and percent-decoded, longest first."""
+    written = [url_password(url) or "", *(found.group(2) for found in _PARAM_SECRET.finditer(url))]
+    return sorted({s for w in written if w for s in (w, unquote(w))}, key=lambda s: (-len(s), s))
+
+
+def mask_database_urls(text: str) -> str:
+    """`text` with the password of every database URL in it hidden (`shown_url`; a backslash-escaped one is shown
+    unescaped): log lines that quote one."""
+    return _DATABASE_URL.sub(lambda found: shown_url(re.sub(r"\\(.)", r"\1", found.group(0))), text)
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """`text` (a driver's message about `url`) with the URL's secrets hidden wherever it echoes them."""
+    text = mask_database_urls(text.replace(url, shown_url(url)))
+    for secret in url_secrets(url):
+        if len(secret) >= _SHORTEST_MASKED:
+            text = text.replace(secret, "***")
+    return text
+
+
+def open_store(location: str | Path, lock_wait_s: float = LOCK_WAIT_S) -> SQLStore:
     """The store at `location`: a PostgreSQL database (`postgresql://user@host:port/db`), or else the embedded
-    SQLite file at that path, created if absent."""
+    SQLite file at that path, created if absent. A writer waits up to `lock_wait_s` for another's write lock,
+    then stops with one line."""
+    if not lock_wait_s > 0:
+        raise MemoryStoreError(f"memory.lock_wait_s={lock_wait_s} is no wait; give a number of seconds above 0")
     if is_database_url(location):
         from spark_eval.memory.postgres import PostgresStore  # the driver loads only for a server
 
-        return PostgresStore(str(location))
-    return SQLiteStore(location)
+        return PostgresStore(str(location), lock_wait_s=lock_wait_s)
+    return SQLiteStore(location, timeout_s=lock_wait_s)
 
 
 def copy_store(source: str | Path, dest: str | Path) -> str:
@@ -565,7 +609,8 @@ def _user_error(path: str, timeout_s: float, exc: sqlite3.DatabaseError) -> Memo
     if isinstance(exc, sqlite3.OperationalError):
         if "locked" in cause or "busy" in cause:
             return MemoryStoreError(f"memory store {path} is locked: another process has held it for writing longer "
-                                    f"than {timeout_s:g}s; wait for that process to finish or stop it")
+                                    f"than {timeout_s:g}s; wait for that process to finish or stop it, or raise "
+                                    "memory.lock_wait_s")
         if "unable to open" in cause:
             return MemoryStoreError(f"memory store {path} cannot be opened ({cause}); "
                                     "check that its folder exists and is writable")
@@ -578,6 +623,28 @@ def _user_error(path: str, timeout_s: float, exc: sqlite3.DatabaseError) -> Memo
 
 def _combined(hashes: dict[str, str]) -> str:
     return hashlib.sha256("".join(f"{k}:{hashes[k]}\n" for k in sorted(hashes)).encode()).hexdigest()
+
+
+def _without_nul(item: Item, where: str) -> Item:
+    """The item with every NUL character taken out of its text, nested fields too, said in one warning naming it
+    (a model's reply can carry them)."""
+    cleaned = {f.name: _strip_nul(getattr(item, f.name)) for f in fields(item)}
+    changed = [name for name, value in cleaned.items() if value != getattr(item, name)]
+    if not changed:
+        return item
+    log.warning("memory store %s: NUL characters removed from the %s of %s %s before it was stored", where,
+                ", ".join(changed), item.kind, item.id.replace("\x00", ""))
+    return replace(item, **{name: cleaned[name] for name in changed})
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_strip_nul(v) for v in value)
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    return value
 
 
 def _item_row(item: Item) -> tuple[Any, ...]:

@@ -3,7 +3,8 @@
 `SweepProgress` is a Hydra callback (registered in conf/hydra/default.yaml). In MULTIRUN mode a daemon thread
 looks at the sweep directory every `interval_s` seconds and logs the line when it has changed, which is the only
 sign of life the parent process gives while its jobs run elsewhere (`hydra/launcher=submitit_local`). RUN mode
-is untouched. It only reads: a manifest it cannot parse (yet) is skipped until the next look.
+is untouched. It only reads: a manifest it cannot parse (yet) is skipped until the next look. It also hides the
+passwords of database URLs in the lines Hydra's launchers log for each job (`#0 : memory.store=postgresql://...`).
 """
 from __future__ import annotations
 
@@ -21,9 +22,15 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from spark_eval.memory.store import mask_database_urls
+
 log = logging.getLogger("spark_eval")
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# The loggers of the launchers that log each job's overrides; any other logger of Hydra or its plugins that exists
+# when the sweep starts is masked too.
+LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher",
+                    "hydra_plugins.hydra_submitit_launcher.submitit_launcher")
 
 # A job directory's manifest as it was when the sweep started: (inode, mtime in ns), keyed by the directory's name.
 Baseline = dict[str, tuple[int, int]]
@@ -149,6 +156,7 @@ class SweepProgress(Callback):
         self._last: Optional[str] = None  # the line last logged
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        mask_launch_lines()
         self._halt()
         if config.get("dry_run"):  # nothing runs: the plans are the output
             self._sweep_dir = None
@@ -189,6 +197,32 @@ class SweepProgress(Callback):
     def __getstate__(self) -> dict[str, Any]:
         """The submitit launcher pickles itself, callbacks included, for each job: without the thread."""
         return {**self.__dict__, "_thread": None, "_stop": None}
+
+
+class DatabaseUrlMask(logging.Filter):
+    """Hides the password of every database URL in a record's text (Hydra's launchers log each job's overrides,
+    `memory.store=postgresql://user:secret@host/db` among them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a record that cannot be formatted is logging's to report
+            return True
+        masked = mask_database_urls(text)
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
+
+
+def mask_launch_lines() -> None:
+    """Put `DatabaseUrlMask` on the loggers of Hydra and its plugins. On the loggers, not on handlers: a launcher
+    configures logging anew (new handlers) just before it logs its jobs, and a logger's filters stay."""
+    names = {*LAUNCHER_LOGGERS, *(name for name in list(logging.root.manager.loggerDict)
+                                  if name.split(".")[0] in ("hydra", "hydra_plugins"))}
+    for name in sorted(names):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DatabaseUrlMask) for f in logger.filters):
+            logger.addFilter(DatabaseUrlMask())
 
 
 def _safe(function: Any, *args: Any) -> Optional[str]:

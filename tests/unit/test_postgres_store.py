@@ -1,8 +1,13 @@
 """The PostgreSQL store against a real throwaway server: the same state as SQLite after the same curation, curation
 from several processes at once, bad URLs, lost connections, and copies into a frozen file. (The store tests of
 test_store.py and the curation tests of test_memory.py run on this backend too.)"""
+import logging
 import multiprocessing
+import os
+import signal
 import socket
+import time
+import traceback
 
 import psycopg
 import pytest
@@ -165,14 +170,127 @@ def test_postgres_store_is_copied_into_a_frozen_sqlite_file(tmp_path, postgres_d
     store.close()
 
 
-def test_postgres_writer_interrupted_while_waiting_for_the_lock_leaves_no_transaction_open(postgres_db):
-    store = PostgresStore(postgres_db)
-    holder = psycopg.connect(postgres_db, autocommit=True)
+def test_postgres_writer_waits_for_the_lock_at_most_lock_wait_s_then_names_the_holder(postgres_db):
+    store = PostgresStore(postgres_db, lock_wait_s=0.2)
+    holder = psycopg.connect(postgres_db, autocommit=True, application_name="holder-app")
     holder.execute("SELECT pg_advisory_lock(%s)", (0x5350524B,))  # another writer holds the writers' lock
-    store._db.execute("SET lock_timeout = '200ms'")
-    with pytest.raises(psycopg.errors.LockNotAvailable):
+    holder_pid = holder.info.backend_pid
+    with pytest.raises(MemoryStoreError) as error:
         store.set_meta("x", 1)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"memory store {postgres_db}: waited 0.2s for the write lock")
+    assert f"held by holder-app (server pid {holder_pid}, from 127.0.0.1, idle)" in message
+    assert f"pg_terminate_backend({holder_pid})" in message and "raise memory.lock_wait_s" in message
+    assert store.get_meta("x") is None  # readers are not blocked
     holder.close()
     store.set_meta("x", 1)  # the connection is not left inside the abandoned transaction
     assert store.get_meta("x") == 1
     store.close()
+
+
+def _hold_the_write_lock(location, ready):
+    store = PostgresStore(location)
+    with store.transaction():
+        store.set_meta("holder", "in")
+        ready.set()
+        time.sleep(600)  # stopped or killed by the test long before
+
+
+def test_postgres_member_stopped_while_holding_the_write_lock_is_named_to_the_one_waiting(postgres_db):
+    """A member stopped (SIGSTOP) inside its write transaction: the other member stops waiting with one line that
+    names it by its pid and machine, and goes on once it is gone."""
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    member = context.Process(target=_hold_the_write_lock, args=(postgres_db, ready))
+    waiting = PostgresStore(postgres_db, lock_wait_s=0.5)
+    member.start()
+    try:
+        assert ready.wait(timeout=120)
+        os.kill(member.pid, signal.SIGSTOP)
+        with pytest.raises(MemoryStoreError, match="waited 0.5s for the write lock") as error:
+            with waiting.transaction():
+                waiting.set_meta("waiting", "in")
+        assert f"held by spark_eval {member.pid}@{socket.gethostname()} (server pid " in str(error.value)
+        assert "idle in transaction" in str(error.value)
+    finally:
+        os.kill(member.pid, signal.SIGKILL)
+        member.join()
+    waiting.set_meta("waiting", "in")  # the killed member's session ended: its lock and its write are gone
+    assert (waiting.get_meta("holder"), waiting.get_meta("waiting")) == (None, "in")
+    waiting.close()
+
+
+def test_postgres_connections_keep_alive_and_bound_lock_waits(postgres_db):
+    store = PostgresStore(postgres_db, lock_wait_s=7)
+    client = store._db.info.get_parameters()
+    assert (client["keepalives_idle"], client["keepalives_interval"], client["keepalives_count"]) == ("30", "10", "3")
+    server = store._db.execute("SELECT current_setting('lock_timeout'), current_setting('tcp_keepalives_idle'), "
+                               "current_setting('application_name')").fetchone()
+    assert server == ("7s", "30", f"spark_eval {os.getpid()}@{socket.gethostname()}")
+    store.close()
+    own = PostgresStore(f"{postgres_db}?keepalives_idle=5&application_name=member-a")  # the URL's own settings win
+    assert own._db.info.get_parameters()["keepalives_idle"] == "5"
+    assert own._db.execute("SHOW application_name").fetchone() == ("member-a",)
+    own.close()
+
+
+def test_postgres_nul_in_an_insight_is_cleaned_alike_on_both_backends(tmp_path, postgres_db, caplog):
+    """A learner's reply with a NUL character: the curation step goes through on PostgreSQL (it refused such text)
+    and both backends reach the same state, with one warning each."""
+    lite, server = SQLiteStore(tmp_path / "store.sqlite"), open_store(postgres_db)
+    dirty = Candidate(title="Pivot\x00", content="Use pivot_table\x00 with aggfunc", tags=("pivot\x00",),
+                      applies_when="reshaping\x00", library="Pandas",
+                      sources=({"problem_id": 7, "family": "Pandas/7", "record_key": "7/e0/r0", "epoch": 0, "round": 0,
+                                "model": "m"},))
+    with caplog.at_level(logging.WARNING, logger="spark_eval.memory.store"):
+        for store in (lite, server):
+            curator = Curator(store, HashEmbedder(), CurationPolicy(), LeakGuard())
+            with store.transaction():
+                curator.apply([dirty], {}, {}, {"epoch": 0, "round": 0}, graded=(0, 1))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all("NUL characters removed from the title, content, tags, meta of insight ins:" in w for w in warnings)
+    assert server.state_hash() == lite.state_hash()
+    [item] = server.items("insight")
+    assert (item.title, item.content, item.tags, item.meta["applies_when"]) == (
+        "Pivot", "Use pivot_table with aggfunc", ("pivot",), "reshaping")
+    assert server.items("insight") == lite.items("insight")
+    lite.close()
+    server.close()
+
+
+def _chain_text(error):
+    return "".join(traceback.format_exception(error))
+
+
+def test_postgres_password_libpq_cannot_read_is_never_echoed(postgres_server):
+    for password in ("pa%zzss", "pa%00ss", "pa%C3ss"):  # a bad escape, a NUL, not UTF-8
+        url = f"postgresql://spark:{password}@127.0.0.1:{postgres_server.port}/spark"
+        with pytest.raises(MemoryStoreError, match="is not a valid PostgreSQL URL") as error:
+            PostgresStore(url)
+        assert str(error.value).startswith("memory store postgresql://spark:***@127.0.0.1:")
+        assert password not in _chain_text(error.value)  # nor in a traceback of its causes
+    # unencoded @ and /: libpq reads another password and host; refused before anything echoes them
+    for password in ("sec@ret9", "sec/ret9"):
+        url = f"postgresql://spark:{password}@127.0.0.1:{postgres_server.port}/spark"
+        with pytest.raises(MemoryStoreError, match="libpq reads the URL's password otherwise than it is written; "
+                                                   "percent-encode its @, / and %") as error:
+            PostgresStore(url)
+        assert "sec" not in str(error.value) and "ret9" not in _chain_text(error.value)
+
+
+def test_postgres_url_with_a_password_is_warned_about_once_and_never_shown(postgres_server, postgres_db, caplog):
+    url = postgres_db.replace("postgresql://spark@", "postgresql://spark:hunter2@") + "?sslpassword=keypass"
+    with caplog.at_level(logging.INFO):
+        for _ in range(2):
+            store = open_store(url)  # trust authentication: the password is not needed
+            store.set_meta("k", 1)
+            assert "hunter2" not in store.path and "keypass" not in store.path
+            store.close()
+        unreachable = url.replace(f":{postgres_server.port}/", f":{closed_port()}/")
+        with pytest.raises(MemoryStoreError) as error:
+            PostgresStore(unreachable, retries=0, connect_timeout_s=1)
+    warnings = [r.getMessage() for r in caplog.records if "carries a password" in r.getMessage()]
+    assert len(warnings) == 2  # once for each URL, not for each time it is opened
+    assert warnings[0].startswith("memory store postgresql://spark:***@127.0.0.1:") and "PGPASSWORD" in warnings[0]
+    assert not any(secret in caplog.text + _chain_text(error.value) for secret in ("hunter2", "keypass"))

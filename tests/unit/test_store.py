@@ -1,11 +1,13 @@
 import json
+import logging
 import multiprocessing
 import sqlite3
 
 import numpy as np
 import pytest
 
-from spark_eval.memory.store import Item, MemoryStoreError, SQLiteStore, open_store
+from spark_eval.memory.store import (Item, MemoryStoreError, SQLiteStore, mask_database_urls, mask_secrets, open_store,
+                                     shown_url, url_secrets)
 
 ROUNDS, WRITERS = 25, 8
 
@@ -275,3 +277,47 @@ def test_a_store_held_by_another_writer_is_a_locked_error(tmp_path):
     store.put_items([insight("ins:1")])
     assert store.count() == 1
     store.close()
+
+
+def test_nul_characters_are_removed_before_storing_with_one_warning_naming_the_item(store, caplog):
+    """A model's reply with NUL characters (PostgreSQL's text cannot hold them) is stored without them, the same way
+    on every backend, with one warning naming the item."""
+    dirty = Item(id="ins:nul", kind="insight", library="Pandas", title="ti\x00p", content="use\x00 axis=None\x00",
+                 tags=("ax\x00is",), meta={"applies_when": "reduc\x00ing", "k\x00ey": ["v\x00"]},
+                 provenance=({"problem_id": 3, "family": ["Numpy", 3], "model": "m\x00"},))
+    clean = Item(id="ins:nul", kind="insight", library="Pandas", title="tip", content="use axis=None", tags=("axis",),
+                 meta={"applies_when": "reducing", "key": ["v"]},
+                 provenance=({"problem_id": 3, "family": ["Numpy", 3], "model": "m"},))
+    with caplog.at_level(logging.WARNING, logger="spark_eval.memory.store"):
+        store.put_items([dirty, insight("ins:plain")])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert "insight ins:nul" in warnings[0] and "title, content, tags, meta, provenance" in warnings[0]
+    assert store.get_items(["ins:nul"]) == [clean]
+    hashed = store.state_hash()
+    store.put_items([clean])
+    assert store.state_hash() == hashed  # what was stored is exactly the cleaned item
+
+
+def test_database_urls_are_shown_without_their_secrets():
+    assert shown_url("postgresql://spark:hunter2@db:5432/mem") == "postgresql://spark:***@db:5432/mem"
+    # an unencoded @ or / in the password: nothing of it is left shown
+    assert shown_url("postgresql://spark:p@ss/w0rd@db/mem") == "postgresql://spark:***@db/mem"
+    assert shown_url("postgres://spark@db/mem?sslpassword=keypass&sslmode=require&password=pw") == (
+        "postgres://spark@db/mem?sslpassword=***&sslmode=require&password=***")
+    assert shown_url("postgresql://spark@db:5432/mem") == "postgresql://spark@db:5432/mem"  # nothing to hide
+    assert shown_url("results/run/memory/store.sqlite") == "results/run/memory/store.sqlite"
+    assert url_secrets("postgresql://spark:pa%2Fss@db/mem?sslpassword=keypass") == ["keypass", "pa%2Fss", "pa/ss"]
+    line = "\t#0 : memory.store=postgresql://spark:hunter2@db/mem 'memory.frozen_store=postgres://x:s3cr%40t@db/m' s=0"
+    assert mask_database_urls(line) == ("\t#0 : memory.store=postgresql://spark:***@db/mem "
+                                        "'memory.frozen_store=postgres://x:***@db/m' s=0")
+    escaped = "\t#0 : memory.store=" + r"postgresql\://spark\:hun\ ter2@db/mem" + " seed=0"  # as Hydra shows it
+    assert mask_database_urls(escaped) == "\t#0 : memory.store=postgresql://spark:***@db/mem seed=0"
+    echoed = 'invalid percent-encoded token: "pa%zzss"'
+    assert mask_secrets(echoed, "postgresql://spark:pa%zzss@db/mem") == 'invalid percent-encoded token: "***"'
+
+
+def test_a_wait_for_the_write_lock_must_be_a_positive_number_of_seconds(tmp_path):
+    with pytest.raises(MemoryStoreError, match=r"memory.lock_wait_s=0 is no wait; give a number of seconds above 0"):
+        open_store(tmp_path / "memory.sqlite", lock_wait_s=0)
+    assert not (tmp_path / "memory.sqlite").exists()

@@ -10,8 +10,8 @@ import time
 from omegaconf import OmegaConf
 
 from spark_eval.config import PROJECT_ROOT
-from spark_eval.pipeline.sweep import (BASIC_SWEEPER, SweepProgress, SweepReader, manifest_stamps, progress_line,
-                                       sweep_job_count)
+from spark_eval.pipeline.sweep import (BASIC_SWEEPER, DatabaseUrlMask, SweepProgress, SweepReader, manifest_stamps,
+                                       progress_line, sweep_job_count)
 
 
 def write_job(sweep_dir, name, status, problems, records, identity=None, hydra_pipeline=None, counts=None):
@@ -189,3 +189,43 @@ def test_sweep_of_two_real_runs_logs_its_progress(tmp_path, grading_python):
     assert f"sweep {tmp_path}/reference: jobs 2/2 finished, 0 running; records 2/2" in output
     assert sorted(p.name for p in (tmp_path / "reference").iterdir()) == [
         "multirun.yaml", "reference__none__s0", "reference__none__s1"]
+
+
+HYDRA_APP = """
+import hydra
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    pass
+
+
+main()
+"""
+
+
+def test_launch_lines_of_a_multirun_hide_database_passwords(tmp_path):
+    """Hydra's launcher logs each job's overrides (`#0 : memory.store=postgresql://...`) after configuring logging
+    anew: the callback's mask still hides the passwords."""
+    (tmp_path / "app.py").write_text(HYDRA_APP)
+    stores = "postgresql://spark:hunter2@db/mem,'postgresql://spark:s3cr%40t@db/mem?sslpassword=keypass'"
+    result = subprocess.run([sys.executable, str(tmp_path / "app.py"), "-m", f"+store={stores}",
+                             f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                             "+hydra.callbacks.sweep_progress._target_=spark_eval.pipeline.sweep.SweepProgress"],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "#0 : +store=postgresql://spark:***@db/mem" in output
+    assert "#1 : +store='postgresql://spark:***@db/mem?sslpassword=***'" in output
+    assert not any(secret in output for secret in ("hunter2", "s3cr", "keypass"))
+
+
+def test_launch_line_mask_covers_the_submitit_launcher(caplog):
+    SweepProgress().on_multirun_start(OmegaConf.create({"dry_run": True}))
+    caplog.set_level(logging.INFO)
+    launcher = logging.getLogger("hydra_plugins.hydra_submitit_launcher.submitit_launcher")
+    launcher.info("\t#%d : %s", 0, "memory.store=postgresql://spark:hunter2@db/mem seed=0")
+    assert caplog.records[-1].getMessage() == "\t#0 : memory.store=postgresql://spark:***@db/mem seed=0"
+    SweepProgress().on_multirun_start(OmegaConf.create({"dry_run": True}))  # a second sweep adds no second mask
+    assert sum(isinstance(f, DatabaseUrlMask) for f in launcher.filters) == 1
