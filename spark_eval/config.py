@@ -119,6 +119,15 @@ class WeightsConfig:
 
 
 @dataclass
+class ModelSpeedConfig:
+    """How fast an in-process model computes on this kind of machine: what `dry_run=true` counts its hours with.
+    Measured by bench/bench_local_model.py (its last line); result-neutral."""
+
+    prompt_tok_s: float = MISSING
+    output_tok_s: float = MISSING
+
+
+@dataclass
 class LocalModelConfig(ChatModelConfig):
     _target_: str = "spark_eval.models.local.LocalModel"
     weights: WeightsConfig = field(default_factory=WeightsConfig)
@@ -131,6 +140,7 @@ class LocalModelConfig(ChatModelConfig):
     # 401 s at 4 in flight, 459 s at 2)
     concurrency: int = 4
     timeout_s: float = 1800.0
+    speed: Optional[ModelSpeedConfig] = None  # None: the dry run counts no compute time for it
 
 
 @dataclass
@@ -454,4 +464,4 @@ RESULT_NEUTRAL_LEAVES = ("cache_path", "weights_dir", "cache_dir", "model_dir")
 # `spark_eval.models` target). `execution.isolation` and `memory.store` are not neutral: the sandbox and the shared
 # state change results.
 MODEL_CALL_SETTINGS = ("concurrency", "max_attempts", "timeout_s", "backoff_s", "max_batch", "batch_window_s",
-                       "price")
+                       "price", "speed")

@@ -40,9 +40,10 @@ class LocalModel(ProviderModel):
 
     def __init__(
         self, weights: dict[str, Any], weights_dir: str, n_ctx: int = 8192, n_threads: int = 2,
-        flash_attn: bool = True, **kwargs: Any
+        flash_attn: bool = True, speed: dict[str, float] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
+        self.speed = speed  # prompt and output tokens/s on this kind of machine: what the dry run counts hours with
         self.weights = dict(weights)
         self.weights_dir = weights_dir
         self.n_ctx = n_ctx

@@ -5,8 +5,10 @@ Tokens are counted on the prompts the run would send, at 4 characters per token;
 the assumptions in OUTPUT_TOKENS (reasoning models add REASONING_TOKENS). Where a prompt holds a recommendation
 or code not yet written, DS-1000's reference solution stands in for it. Only requests known before the run (the
 coder's without memory) can be looked up in the response cache; the others are counted as calls. API time
-assumes each provider streams 60 output tokens/s per request at the model's `concurrency`; in-process models (vLLM,
-llama.cpp) are compute-bound and count no API time.
+assumes each provider streams 60 output tokens/s per request at the model's `concurrency`. In-process models are
+compute-bound: a model config's `speed` (prompt and output tokens/s, measured by bench/bench_local_model.py) gives
+their compute time, one call after another (they compute one at a time); without it (vLLM) none is counted.
+Grading is not counted (about a second a problem, alongside the model).
 """
 from __future__ import annotations
 
@@ -62,9 +64,11 @@ class Tally:
     output_tokens: int = 0
     cost_usd: float = 0.0
     api_s: float = 0.0
+    compute_s: float = 0.0
+    """In-process models' time (their `speed`)."""
 
     def add(self, other: "Tally") -> None:
-        for name in ("calls", "cached", "input_tokens", "output_tokens", "cost_usd", "api_s"):
+        for name in ("calls", "cached", "input_tokens", "output_tokens", "cost_usd", "api_s", "compute_s"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -147,7 +151,16 @@ def tally(calls: Sequence[Call]) -> dict[str, Tally]:
         t.cost_usd += price_usd(call.model.get("price") or {}, call.input_tokens, n_out)
         if str(call.model.get("_target_")).rsplit(".", 1)[-1] in REMOTE_MODELS:
             t.api_s += n_out / TOKENS_PER_S / max(1, int(call.model.get("concurrency") or 1))
+        t.compute_s += compute_s(call.model, call.input_tokens, n_out)
     return out
+
+
+def compute_s(model: Any, input_tokens: int, output_tokens: int) -> float:
+    """An in-process model's seconds for one call at its `speed`; 0 for a model without one."""
+    speed = model.get("speed")
+    if not speed:
+        return 0.0
+    return input_tokens / float(speed.prompt_tok_s) + output_tokens / float(speed.output_tok_s)
 
 
 def cached_keys(calls: Sequence[Call]) -> set[str]:

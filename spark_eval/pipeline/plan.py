@@ -81,10 +81,11 @@ class Plan:
 
 
 def tally_lines(rows: Sequence[tuple[str, Tally]]) -> list[str]:
-    lines = [f"  {'':<8}{'calls':>9}{'cached':>9}{'input tok':>12}{'output tok':>12}{'cost USD':>10}{'API h':>8}"]
+    lines = [f"  {'':<8}{'calls':>9}{'cached':>9}{'input tok':>12}{'output tok':>12}{'cost USD':>10}{'API h':>8}"
+             f"{'compute h':>11}"]
     for name, t in rows:
         lines.append(f"  {name:<8}{t.calls:>9,}{t.cached:>9,}{t.input_tokens:>12,}{t.output_tokens:>12,}"
-                     f"{t.cost_usd:>10.2f}{t.api_s / 3600:>8.2f}")
+                     f"{t.cost_usd:>10.2f}{t.api_s / 3600:>8.2f}{t.compute_s / 3600:>11.2f}")
     return lines
 
 

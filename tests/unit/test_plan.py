@@ -32,6 +32,20 @@ def test_plan_counts_calls_tokens_and_cost_without_writing(tmp_path):
     assert not (tmp_path / "results").exists()  # no run directory, no response cache, no Hydra folder
 
 
+def test_an_in_process_model_counts_compute_hours_at_its_speed(tmp_path):
+    """The embedded model has no API time but its measured speed: prompt and output tokens at their own rates."""
+    plan = plan_run(compose_config("dataset.limit=5", f"paths.results={tmp_path / 'results'}", "model=local",
+                                   "model.cache_path=null", "model.speed.prompt_tok_s=100",
+                                   "model.speed.output_tok_s=10"))
+    coder = plan.components["coder"]
+    assert coder.api_s == 0 and coder.output_tokens == 5 * 300
+    assert coder.compute_s == pytest.approx(coder.input_tokens / 100 + coder.output_tokens / 10)
+    assert "compute h" in "\n".join(plan.lines())
+    without = plan_run(compose_config("dataset.limit=5", f"paths.results={tmp_path / 'results'}", "model=local",
+                                      "model.cache_path=null", "model.speed=null"))
+    assert without.components["coder"].compute_s == 0
+
+
 def test_calls_the_response_cache_holds_are_counted_apart(tmp_path):
     cfg = config(tmp_path)
     benchmark = build_benchmark(cfg.dataset)
