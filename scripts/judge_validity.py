@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from spark_eval.records import read_records
-from spark_eval.records.validity import validity_report
+from spark_eval.stats.validity import validity_report
 
 
 def main() -> None:

@@ -285,7 +285,7 @@ class BudgetConfig:
 
 @dataclass
 class PlanConfig:
-    """dry_run=true: the MDE each comparison's design will reach on pass@1 (records/power.py: planned_mde)."""
+    """dry_run=true: the MDE each comparison's design will reach on pass@1 (stats/power.py: planned_mde)."""
 
     pilot: Optional[str] = None  # a glob of finished runs: measure discordance and rho from their paired records
     discordance: float = 0.30  # share of problems whose pass/fail differs between the arms, without a pilot

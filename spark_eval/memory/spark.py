@@ -10,7 +10,7 @@
 
 What they share (`SparkMemory`): the experience store, what is searched (`sources`: the documentation KB and/or
 the store's insights), where experience comes from (`experience`, a part from `experience.py`), the leak guard
-and the health log. The conditions of the README are configs of these: `docs_only` is `AgentMemory` over `docs`
+and the health log. The conditions of docs/memory.md are configs of these: `docs_only` is `AgentMemory` over `docs`
 alone, `experience_only` over `insights` alone, and so on.
 """
 from __future__ import annotations

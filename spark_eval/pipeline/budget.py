@@ -33,7 +33,7 @@ from typing import Any, Iterable, Iterator
 from spark_eval.errors import UserError
 from spark_eval.models.ledger import Hold, Ledger
 from spark_eval.records import Record, read_json_object, read_records
-from spark_eval.records.summary import ledger
+from spark_eval.stats.summary import ledger
 
 LEDGER_FILE = "budget.sqlite"  # in the experiment folder, beside its run directories
 STALE_AFTER_S = 3600.0  # a process on another host silent this long is gone (a call's 5 attempts of 300 s are less)

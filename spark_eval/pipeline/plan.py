@@ -34,7 +34,7 @@ from spark_eval.pipeline.rundir import identity_changes, result_identity, shown_
 from spark_eval.pipeline.runner import share_of, stream_order
 from spark_eval.pipeline.sweep import shown_path
 from spark_eval.records import read_records, record_key
-from spark_eval.records.power import ALPHA, POWER, design_from_pilot, planned_mde
+from spark_eval.stats.power import ALPHA, POWER, design_from_pilot, planned_mde
 
 log = logging.getLogger("spark_eval")
 
@@ -250,7 +250,7 @@ def total_lines(plans: Sequence[Plan]) -> list[str]:
 
 def design(cfg: Any) -> Design:
     """What the MDE of the job's comparison with the same model's `report.baseline` assumes: `plan.discordance`
-    and `plan.rho` as stated, or both measured (records.power.design_from_pilot) on the paired records of this
+    and `plan.rho` as stated, or both measured (stats.power.design_from_pilot) on the paired records of this
     model's memory and baseline in the runs `plan.pilot` matches; a rho the pilot cannot measure stays stated."""
     settings, model, memory, baseline = cfg.plan, cfg.model.name, cfg.memory.name, cfg.report.baseline
     for name, example in (("discordance", 0.3), ("rho", 0.5)):
@@ -295,7 +295,7 @@ def pilot_passes(pattern: str) -> dict[tuple[str, str], dict[int, tuple[str, flo
 
 def power_lines(plans: Sequence[Plan]) -> list[str]:
     """Per comparison the jobs make (each memory of a model against the same model's baseline, on the problems
-    both run), the MDE its design will reach on pass@1 (records.power.planned_mde) in percentage points, with the
+    both run), the MDE its design will reach on pass@1 (stats.power.planned_mde) in percentage points, with the
     problems and origin families it rests on and the assumption used (the job's `design`)."""
     units: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
     designs: dict[tuple[str, str], tuple[str, Design]] = {}

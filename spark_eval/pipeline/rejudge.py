@@ -22,7 +22,7 @@ from spark_eval.models.ledger import Ledger
 from spark_eval.pipeline.rundir import RunLock, keep_hydra_copy
 from spark_eval.records import (Judgment, Record, RunDirectoryError, append_jsonl, read_json_object, read_lines,
                                 read_records, rewrite_records, write_json)
-from spark_eval.records.summary import write_derived
+from spark_eval.stats.summary import write_derived
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from spark_eval.models.ledger import BudgetExhausted, Ledger
 from spark_eval.pipeline.budget import Budget, spent_by
 from spark_eval.pipeline.rundir import RunDirectory, git_state, keep_hydra_copy, result_identity
 from spark_eval.pipeline.solve import Condition, solve
-from spark_eval.records.summary import format_not_passed, format_pass_table, write_derived
+from spark_eval.stats.summary import format_not_passed, format_pass_table, write_derived
 from spark_eval.records import Record, read_json_object, read_records, record_key
 from spark_eval.types import Problem
 

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from spark_eval.plots.base import PALETTE, file_name, new_figure
 from spark_eval.stats import Analysis, Run
-from spark_eval.stats.compare import REFERENCE
+from spark_eval.stats.base import REFERENCE
 from spark_eval.stats.units import quality_verdicts
 
 

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from spark_eval.records import GRADED
 from spark_eval.plots.base import colour, new_figure
 from spark_eval.stats import Analysis
-from spark_eval.stats.compare import REFERENCE
+from spark_eval.stats.base import REFERENCE
 from spark_eval.stats.units import quality_verdicts
 
 SCORES = (1, 2, 3, 4, 5)

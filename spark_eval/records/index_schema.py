@@ -1,5 +1,5 @@
 """The tables of the results index (stage=index): one per kind of thing a run directory holds, every column
-documented. `schema()` is the SQL that creates them; `describe()` the same as Markdown for the README."""
+documented. `schema()` is the SQL that creates them; `describe()` the same as Markdown for docs/statistics.md."""
 from __future__ import annotations
 
 SCHEMA_VERSION = 1

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from spark_eval.records.power import ALPHA, POWER
+from spark_eval.stats.power import ALPHA, POWER
 from spark_eval.report.browser import browser_section
 from spark_eval.report.browser_script import STYLE as BROWSER_STYLE
 from spark_eval.report.render import Table

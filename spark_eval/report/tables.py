@@ -11,7 +11,7 @@ from spark_eval.report.published import (AT_LEAST_GOOD_SHARE, HUMAN_REFERENCE, P
 from spark_eval.report.render import Table
 from spark_eval.stats import Analysis
 from spark_eval.stats.analysis import ALL_MODELS
-from spark_eval.stats.compare import REFERENCE
+from spark_eval.stats.base import REFERENCE
 from spark_eval.stats.units import AT_LEAST_GOOD
 
 MISSING = "-"

@@ -1,6 +1,20 @@
-"""Statistics from run directories only: a tidy frame, paired tests, clustered bootstrap intervals."""
+"""Statistics from records and run directories only: a run's summary, pass@k, judge validity and power; a tidy frame,
+paired tests, clustered bootstrap intervals.
 
-from spark_eval.stats.analysis import Analysis, analyse
-from spark_eval.stats.load import ResultsError, Run, load_frame, load_runs, tidy, to_parquet
+The analysis (pandas, scipy) loads on first use of its names, so a run, which writes its summary from here, does not
+load it."""
+from __future__ import annotations
 
-__all__ = ["Analysis", "ResultsError", "Run", "analyse", "load_frame", "load_runs", "tidy", "to_parquet"]
+from importlib import import_module
+from typing import Any
+
+_LAZY = {"Analysis": "analysis", "analyse": "analysis", "ResultsError": "load", "Run": "load", "load_frame": "load",
+         "load_runs": "load", "tidy": "load", "to_parquet": "load"}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)

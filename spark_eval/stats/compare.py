@@ -3,7 +3,7 @@
 Every row pairs per-problem values (see stats.units), so `n` counts problems; intervals and tests treat the
 origin family as the independent unit. `metric` is `pass` (pass@1), `quality`, or `pass@k` (k > 1) when runs
 drew several samples per problem; each is compared the same way. Every row states its power: `mde`, the smallest
-true difference its design detects (records.power), in the unit of `mean_diff`; every tested row its `verdict`.
+true difference its design detects (stats.power), in the unit of `mean_diff`; every tested row its `verdict`.
 """
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from spark_eval.records.power import ALPHA, mde
+from spark_eval.stats.power import ALPHA, mde
 from spark_eval.stats.bootstrap import cluster_ci
 from spark_eval.stats.paired import cluster_se, holm, rank_biserial, sign_flip_name, sign_flip_p, tost_cluster_p
+from spark_eval.stats.base import REFERENCE
 from spark_eval.stats.units import paired
 
-REFERENCE = "reference"
-"""The model name of DS-1000's reference solutions: the human line, never a compared condition."""
 COMPARISON_COLUMNS = (
     "model", "condition", "baseline", "metric", "judge", "n", "families", "baseline_mean", "condition_mean",
     "mean_diff", "ci_low", "ci_high", "mde", "test", "p_value", "p_holm", "verdict", "rank_biserial", "margin",
@@ -43,8 +42,8 @@ def condition_pairs(units: pd.DataFrame, baseline: str) -> Iterator[tuple[str, s
 
 def difference(pairs: pd.DataFrame, options: Any) -> dict[str, Any]:
     """Sizes, means and the mean difference (condition - baseline) with its CI clustered by origin family, and
-    the MDE: the smallest true difference a two-sided test at ALPHA detects with records.power.POWER (80%), from
-    the cluster-robust standard error of the mean difference over its families (`cluster_se`, `records.power.mde`;
+    the MDE: the smallest true difference a two-sided test at ALPHA detects with stats.power.POWER (80%), from
+    the cluster-robust standard error of the mean difference over its families (`cluster_se`, `stats.power.mde`;
     NaN below two families)."""
     diffs = (pairs["condition"] - pairs["baseline"]).to_numpy()
     low, high = cluster_ci(diffs, pairs["family"], options.bootstrap, options.seed)

@@ -17,8 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from spark_eval.errors import UserError
 from spark_eval.records import Judgment, Record, RunDirectoryError, read_json_object, read_lines, read_records
+from spark_eval.stats.base import REFERENCE, ResultsError
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,6 @@ COLUMNS = (
 _NO_JUDGMENT = {"judge": None, "kind": None, "judge_repeat": np.nan, "score": np.nan, "band": None,
                 "parse_error": None, "judge_input_tokens": np.nan, "judge_output_tokens": np.nan,
                 "judge_cost_usd": np.nan}
-
-
-class ResultsError(UserError):
-    """The run directories given to stage=report cannot be analysed; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -150,8 +146,6 @@ def label_by_experiment(runs: Sequence[Run]) -> list[Run]:
     `<model>@<experiment>` in every run of it, so each experiment's conditions stay apart and are compared with that
     experiment's own baseline. The reference solutions keep their name (they are the human line, never compared);
     their memory is named `<memory>@<experiment>` instead."""
-    from spark_eval.stats.compare import REFERENCE  # compare stands on this module
-
     experiments: dict[tuple[str, str, int], set[str]] = {}
     for run in runs:
         experiments.setdefault((run.model, run.memory, run.seed), set()).add(run.experiment)

@@ -6,7 +6,7 @@ an error is left out of both (it is counted per condition instead), and with a q
 without its verdict is left out of both too, so both metrics cover the same problems.
 
 When a run draws several samples per problem (`repeat`), pass@k for k > 1 (metric `pass@k`) is one more value
-per problem: the unbiased estimate (records.passk) from the problem's scored samples in each epoch of each run,
+per problem: the unbiased estimate (stats.passk) from the problem's scored samples in each epoch of each run,
 averaged over those epochs and runs; an epoch with fewer than k samples is left out of pass@k.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import pandas as pd
 
 from spark_eval.records import BANDS
-from spark_eval.records.passk import ks_for, pass_at_k
-from spark_eval.stats.load import ResultsError
+from spark_eval.stats.passk import ks_for, pass_at_k
+from spark_eval.stats.base import ResultsError
 
 UNIT = ["problem_id"]
 """What pairs a condition with its baseline: the same problem."""

@@ -17,7 +17,7 @@ def test_all_reference_solutions(tmp_path, grading_python):
     assert summary["passed"] == 999, summary["by_library"]
 
 
-# The accepted solutions of PandasEval/NumpyEval that fail in the pinned environment, and why (see the README).
+# The accepted solutions of PandasEval/NumpyEval that fail in the pinned environment, and why (see docs/benchmarks.md).
 PNE_FAILING = {
     "NumpyEval/3": "np.float", "NumpyEval/48": "np.bool", "NumpyEval/63": "np.alen", "PandasEval/1": "np.float",
     "NumpyEval/46": "vstack of a generator", "NumpyEval/17": "NameError", "PandasEval/63": "NameError",

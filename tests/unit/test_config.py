@@ -172,7 +172,7 @@ def test_memory_configs_that_cannot_work_are_refused_when_built(tmp_path):
 
 def test_submitit_slurm_launcher_composes_for_a_cluster_community():
     """`hydra/launcher=submitit_slurm` on the community experiment: Slurm jobs that the experiment's timeout and
-    the sweeper's phases apply to (the README's cluster command)."""
+    the sweeper's phases apply to (the cluster command in docs/memory.md)."""
     from hydra import compose, initialize_config_dir
 
     overrides = ["experiment=community", "condition=community_learn", "model=local", "hydra/launcher=submitit_slurm",

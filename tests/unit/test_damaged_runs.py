@@ -241,10 +241,11 @@ def test_a_resumed_run_cuts_a_torn_tail_off_and_stops_on_a_damaged_line(tmp_path
     cfg = compose_config("experiment=reference", "dataset.ids=[291,292]", f"execution.python={grading_python}",
                          "execution.preload=[numpy]", "execution.workers=1", "pipeline.progress=false")
     run(cfg, run_dir=tmp_path / "run")
-    path = tmp_path / "run" / "records.jsonl"
-    whole = path.read_bytes()
+    path, manifest = tmp_path / "run" / "records.jsonl", tmp_path / "run" / "manifest.json"
+    whole, killed = path.read_bytes(), {**json.loads(manifest.read_text()), "status": "running"}
     for tail in TORN_TAILS.values():
-        path.write_bytes(whole + tail)
+        path.write_bytes(whole + tail)  # a kill mid-write: the run had not finished
+        manifest.write_text(json.dumps(killed))
         assert run(cfg, run_dir=tmp_path / "run")["n"] == 2
         assert path.read_bytes() == whole
     shutil.copytree(tmp_path / "run", tmp_path / "damaged")

@@ -13,7 +13,7 @@ import pytest
 from spark_eval.records import read_records, write_json
 from spark_eval.records.index import IndexFileError, update_index
 from spark_eval.records.index_schema import TABLES, columns, describe
-from spark_eval.records.summary import summarize
+from spark_eval.stats.summary import summarize
 from tests.fakes.runs import record, synthetic_experiment, write_run
 
 N = 9

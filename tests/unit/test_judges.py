@@ -12,7 +12,7 @@ from spark_eval.models.base import ModelCallError
 from spark_eval.models.structured import ParseError, extract_json, integer_in
 from spark_eval.pipeline.rejudge import judge_run
 from spark_eval.records import BANDS, Recommendation, Record
-from spark_eval.records.validity import agreement, quality_vs_execution, validity_report
+from spark_eval.stats.validity import agreement, quality_vs_execution, validity_report
 from tests.conftest import compose_config
 from tests.fakes.runs import record as fake_record
 from tests.fakes.scripted import ScriptedModel

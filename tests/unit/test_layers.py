@@ -6,9 +6,10 @@ import sys
 
 from spark_eval.config import PROJECT_ROOT
 
-# Bottom first; a module may import its own layer and the layers before it.
-LAYERS = [{"errors", "types", "records", "programs"}, {"config", "data", "execution"}, {"models"},
-          {"memory", "judge"}, {"pipeline"}, {"stats"}, {"plots"}, {"report"}, {"__main__"}]
+# Bottom first; a module may import its own layer and the layers before it. The statistics stand on records alone,
+# so a run writes its summary with them.
+LAYERS = [{"errors", "types", "records", "programs"}, {"stats"}, {"config", "data", "execution"}, {"models"},
+          {"memory", "judge"}, {"pipeline"}, {"plots"}, {"report"}, {"__main__"}]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
 
@@ -34,12 +35,11 @@ def test_imports_go_down_the_layers_only():
 
 
 def test_the_statistics_load_no_runner_model_memory_sandbox_or_hydra():
-    code = ("import sys, json; import spark_eval.stats; "
+    code = ("import sys, json; import spark_eval.stats.analysis, spark_eval.stats.summary; "
             "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('spark_eval', 'hydra', 'omegaconf')))))")
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                        cwd=PROJECT_ROOT).stdout)
     forbidden = [m for m in loaded if m.startswith(("hydra", "omegaconf")) or layer_of(m) in
                  {"pipeline", "execution", "memory", "models", "judge", "data", "config"}]
     assert not forbidden, forbidden
-    # 12, stats/community.py, records/passk.py (pass@k), records/power.py (the MDE)
-    assert "spark_eval.records" in loaded and len(loaded) <= 18  # + records/power.py, stats/flips.py, advice.py, orders.py
+    assert "spark_eval.records" in loaded and len(loaded) <= 22  # records, and the statistics' own modules

@@ -10,8 +10,8 @@ import pytest
 
 from spark_eval.config import ReportConfig
 from spark_eval.records import Record
-from spark_eval.records.passk import K_VALUES, ks_for, mean_pass_at_k, pass_at_k
-from spark_eval.records.summary import format_pass_table, summarize
+from spark_eval.stats.passk import K_VALUES, ks_for, mean_pass_at_k, pass_at_k
+from spark_eval.stats.summary import format_pass_table, summarize
 from spark_eval.report.tables import quality_table
 from spark_eval.stats import analyse, load_runs
 from tests.fakes.runs import record, synthetic_experiment, write_run

@@ -16,7 +16,7 @@ from spark_eval.config import PROJECT_ROOT, ReportConfig, compose_config
 from spark_eval.data import build_benchmark
 from spark_eval.errors import UserError
 from spark_eval.pipeline.plan import plan_run, power_lines
-from spark_eval.records.power import design_from_pilot, mde, planned_mde, planned_se
+from spark_eval.stats.power import design_from_pilot, mde, planned_mde, planned_se
 from spark_eval.report.html import render_html
 from spark_eval.stats import analyse, load_runs
 from spark_eval.stats.paired import cluster_se, sign_flip_p

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from spark_eval.pipeline.rundir import RunDirectory, RunDirectoryError, identity_changes, result_identity
 from spark_eval.records import Record
-from spark_eval.records.summary import summarize
+from spark_eval.stats.summary import summarize
 from tests.fakes.runs import record
 from tests.conftest import compose_config
 

@@ -1,5 +1,5 @@
 """summary.json: pass rates overall, per library and per perturbation type, derived from records only; with several
-samples per problem, pass@k beside them (see records.passk)."""
+samples per problem, pass@k beside them (see stats.passk)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -9,8 +9,8 @@ from typing import Any, Iterable, Sequence
 
 from spark_eval.records.files import write_json
 from spark_eval.records.format import EXEC_STATUSES, NO_STATUS, Record
-from spark_eval.records.passk import ks_for, mean_pass_at_k
-from spark_eval.records.validity import missing_rates
+from spark_eval.stats.passk import ks_for, mean_pass_at_k
+from spark_eval.stats.validity import missing_rates
 
 
 def write_derived(path: Path, records: list[Record]) -> dict[str, Any]:
@@ -18,7 +18,7 @@ def write_derived(path: Path, records: list[Record]) -> dict[str, Any]:
     summary = summarize(records)
     write_json(path / "summary.json", summary)
     if summary.get("judge_missing_rate"):
-        from spark_eval.records.validity import validity_report  # scipy and sklearn: only with verdicts
+        from spark_eval.stats.validity import validity_report  # scipy and sklearn: only with verdicts
 
         write_json(path / "validity.json", validity_report(records))
     return summary
