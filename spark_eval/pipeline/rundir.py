@@ -212,6 +212,11 @@ class RunDirectory:
         summary = read_json_object(self.path / "summary.json", missing={})
         return summary if summary and not summary.get("errors") else None
 
+    def touch(self) -> None:
+        """Move the manifest's mtime, not its content: a sweep's progress line (pipeline/sweep.py) counts a job whose
+        manifest changed since the sweep began, so a finished job that this sweep found done counts as finished."""
+        os.utime(self.manifest_path)
+
     def drop_errored(self, records: list[Record]) -> list[Record]:
         """Rewrite records.jsonl without records that ended in an error, so they are retried; returns the rest."""
         kept = [r for r in records if not r.error]

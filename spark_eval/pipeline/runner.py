@@ -45,6 +45,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         try:
             done = rundir.finished_summary()
             if done is not None:
+                rundir.touch()
                 log.info("%s finished earlier (%d records); nothing to do", rundir.path, done.get("n", 0))
                 return done
             keep_hydra_copy(rundir.path, cfg)
