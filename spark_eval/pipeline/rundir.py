@@ -13,8 +13,8 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from spark_eval.config import (IDENTITY_ABSENT, IDENTITY_RENAMED, MODEL_CALL_SETTINGS, PROJECT_ROOT,
-                               RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES, hydra_subdir)
+from spark_eval.config import (IDENTITY_ABSENT, IDENTITY_RENAMED, MODEL_CALL_SETTINGS, PROJECT_RELATIVE_KEYS,
+                               PROJECT_ROOT, RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES, hydra_subdir)
 from spark_eval.memory.store import is_database_url, shown_url
 from spark_eval.models.replay import AnswersFile, answers_sha256
 from spark_eval.models.weights import weights_sha256
@@ -70,12 +70,22 @@ def _key_groups(keys: Any) -> list[str]:
 
 
 def _identity(tree: Any, extra: dict[str, Any], hash_files: bool) -> dict[str, Any]:
-    flat = {k: shown_url(v) if isinstance(v, str) and is_database_url(v) else v
-            for k, v in _flatten(_content(tree, hash_files))
+    flat = {k: _placeless(k, v) for k, v in _flatten(_content(tree, hash_files))
             if not _neutral(k) and not (k in IDENTITY_ABSENT and v == IDENTITY_ABSENT[k])}
     if extra:  # an empty mapping would flatten to a key of its own
         flat.update(_flatten(extra))
     return dict(sorted(flat.items()))
+
+
+def _placeless(key: str, value: Any) -> Any:
+    """A database URL without its password; a run directory named by PROJECT_RELATIVE_KEYS relative to the project
+    folder when it lies inside it."""
+    if isinstance(value, str) and is_database_url(value):
+        return shown_url(value)
+    if key in PROJECT_RELATIVE_KEYS and isinstance(value, str) and Path(value).is_absolute():
+        path = Path(os.path.normpath(value))
+        return path.relative_to(PROJECT_ROOT).as_posix() if path.is_relative_to(PROJECT_ROOT) else value
+    return value
 
 
 def _content(node: Any, hash_files: bool) -> Any:
