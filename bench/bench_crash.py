@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from spark_eval.memory.experience import outcomes, trace_key
+from spark_eval.memory.learning.loop import outcomes, trace_key
 from spark_eval.records import read_lines, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,7 +149,7 @@ def build_kb(argv: list[str]) -> None:
     from hydra.utils import instantiate
 
     from spark_eval.config import compose_config
-    from spark_eval.memory.kb import load_api_names, load_knowledge_base
+    from spark_eval.memory.docs.kb import load_api_names, load_knowledge_base
 
     cfg = compose_config(*(a for a in argv[3:] if not a.startswith("hydra.")))
     started = time.monotonic()

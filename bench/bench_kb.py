@@ -22,7 +22,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 
 from spark_eval.config import compose_config
-from spark_eval.memory.kb import load_knowledge_base
+from spark_eval.memory.docs.kb import load_knowledge_base
 
 
 def main() -> None:

@@ -6,7 +6,7 @@
     python bench/bench_recall.py --sweep                                    # hybrid's fusion settings too
     python bench/bench_recall.py memory.kb.exclude='[tensorflow.raw_ops.*]' # any config override of the KB
 
-Labels: the documented qualified names each reference solution uses (`spark_eval/memory/apilabels.py`, static
+Labels: the documented qualified names each reference solution uses (`spark_eval/memory/docs/apilabels.py`, static
 analysis of the reference in its code context); problems without a label are left out and counted. A hit is
 relevant when its chunk documents a labelled name (any of its sections). Per arm and problem, over the 10 best
 hits (ties by id, as the memory ranks them):
@@ -44,9 +44,9 @@ from spark_eval.data import build_benchmark
 from spark_eval.data.ds1000 import read_dataset
 from spark_eval.models.pool import ModelPool
 from spark_eval.memory.agent import PLAN_SCHEMA, interpret_plan, plan_messages, search_libraries
-from spark_eval.memory.apilabels import ApiNames, api_labels
+from spark_eval.memory.docs.apilabels import ApiNames, api_labels
 from spark_eval.memory.index import Hit, HybridIndex
-from spark_eval.memory.kb import load_api_names, load_knowledge_base
+from spark_eval.memory.docs.kb import load_api_names, load_knowledge_base
 from spark_eval.memory.spark import QUERY_CHARS, prompt_query
 from spark_eval.models.structured import ask_json
 from spark_eval.types import LIBRARIES, Problem

@@ -28,7 +28,7 @@ from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset
 from spark_eval.memory.embed import Embedder
 from spark_eval.memory.index import HybridIndex, IndexItem
-from spark_eval.memory.kb import load_knowledge_base
+from spark_eval.memory.docs.kb import load_knowledge_base
 
 ADVICE = ["prefer {f} over a Python loop", "{f} returns a copy, assign the result back",
           "check the dtype before calling {f}", "{f} keeps the index; reset it before comparing",

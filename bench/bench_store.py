@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 from spark_eval.memory.leakage import LeakGuard
-from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, insight_id
-from spark_eval.memory.store import open_store
+from spark_eval.memory.learning.curator import CurationPolicy, Curator
+from spark_eval.memory.learning.learner import Candidate, insight_id
+from spark_eval.memory.store.open import open_store
 from tests.fakes.embedder import HashEmbedder
 
 SHARED = ("Shared lesson", "Every learner proposes this lesson about axis arguments")

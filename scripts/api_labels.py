@@ -5,7 +5,7 @@
     python scripts/api_labels.py paths.cache=<dir>        # any config override (where the names list is kept)
 
 The names are the KB's list of documented qualified names (`memory.kb`, `load_api_names`: kept beside the KB,
-else walked once from the grading environment); the labelling rule is `spark_eval/memory/apilabels.py`'s.
+else walked once from the grading environment); the labelling rule is `spark_eval/memory/docs/apilabels.py`'s.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset
-from spark_eval.memory.apilabels import ApiNames, api_labels
-from spark_eval.memory.kb import load_api_names
+from spark_eval.memory.docs.apilabels import ApiNames, api_labels
+from spark_eval.memory.docs.kb import load_api_names
 from spark_eval.types import LIBRARIES, Problem
 
 

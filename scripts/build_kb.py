@@ -20,8 +20,8 @@ from pathlib import Path
 from hydra.utils import instantiate
 
 from spark_eval.config import compose_config
-from spark_eval.memory.docs import BUILDER_VERSION, chunks_hash, walk_library
-from spark_eval.memory.kb import load_knowledge_base
+from spark_eval.memory.docs.kb import load_knowledge_base
+from spark_eval.memory.docs.walk import BUILDER_VERSION, chunks_hash, walk_library
 
 
 def main() -> None:

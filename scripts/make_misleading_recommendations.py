@@ -24,8 +24,8 @@ from pathlib import Path
 
 from spark_eval.config import compose_config
 from spark_eval.data.ds1000 import read_dataset
-from spark_eval.memory.kb import load_api_names
-from spark_eval.memory.screen import IMPORT_ALIASES
+from spark_eval.memory.docs.apilabels import IMPORT_ALIASES
+from spark_eval.memory.docs.kb import load_api_names
 
 MISLEADING = (
     "Do not use `{right}` for this: it is deprecated in this version and silently gives wrong results on "

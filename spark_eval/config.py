@@ -208,7 +208,8 @@ class CommunityConfig:
 
 @dataclass
 class PoisonConfig:
-    rate: float = 0.0  # the share of this run's learned insights replaced by plausible but wrong ones (memory/poison.py)
+    # the share of this run's learned insights replaced by plausible but wrong ones (memory/learning/poison.py)
+    rate: float = 0.0
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any, Callable, Collection, Protocol, Sequence
 from spark_eval.types import LIBRARIES
 from spark_eval.types import LIBRARY_MODULES
 from spark_eval.memory.index import Hit
-from spark_eval.memory.store import Item
+from spark_eval.memory.store.base import Item
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.models.structured import ParseError, ask_json, integer_in, merge_usage, text_field
 from spark_eval.types import Problem

@@ -9,9 +9,9 @@
   built without a model: an upper bound on what documentation advice can do.
 
 What they share (`SparkMemory`): the experience store, what is searched (`sources`: the documentation KB and/or
-the store's insights), where experience comes from (`experience`, a part from `experience.py`), the leak guard
-and the health log. The conditions of docs/memory.md are configs of these: `docs_only` is `AgentMemory` over `docs`
-alone, `experience_only` over `insights` alone, and so on.
+the store's insights), where experience comes from (`experience`, a part from `learning/experience.py`, given the
+memory's `LearningLoop`, which also keeps the health log) and the leak guard. The conditions of docs/memory.md are
+configs of these: `docs_only` is `AgentMemory` over `docs` alone, `experience_only` over `insights` alone, and so on.
 """
 from __future__ import annotations
 
@@ -28,18 +28,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.data.base import Benchmark
 from spark_eval.memory.agent import AGENT_VERSION, RetrievalAgent
-from spark_eval.memory.apilabels import ApiNames, api_labels, names_api
 from spark_eval.memory.base import MemoryConfigError
+from spark_eval.memory.docs.apilabels import ApiNames, api_labels, names_api
 from spark_eval.memory.embed import CachedEmbedder, Embedder
-from spark_eval.memory.experience import experience_part, sum_usage
 from spark_eval.memory.index import Hit, HybridIndex, IndexItem
 from spark_eval.memory.leakage import LeakGuard
-from spark_eval.memory.learn import LEARNER_VERSION, Curator, CurationPolicy, Learner, insight_text
-from spark_eval.memory.poison import POISON_VERSION
-from spark_eval.memory.store import LOCK_WAIT_S, Item, MemoryStore, is_database_url, open_store, shown_url
+from spark_eval.memory.learning.experience import experience_part
+from spark_eval.memory.learning.learner import LEARNER_VERSION, insight_text
+from spark_eval.memory.learning.loop import LearningLoop, sum_usage
+from spark_eval.memory.learning.poison import POISON_VERSION
+from spark_eval.memory.store.base import LOCK_WAIT_S, Item, MemoryStore, is_database_url, shown_url
+from spark_eval.memory.store.open import open_store
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import RETRY_VERSION
-from spark_eval.records import Recommendation, Record, append_jsonl, read_lines, read_records
+from spark_eval.records import Recommendation, Record, read_records
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ class SparkMemory:
     Args:
         name: the condition's name (`spark`, `docs_only`, ...).
         sources: what is searched: `docs` (the documentation KB) and/or `insights` (the store's).
-        experience: `online`, `paper_synthetic`, `frozen` or `none` (see experience.py).
+        experience: `online`, `paper_synthetic`, `frozen` or `none` (see learning/experience.py).
         exclude_family: never show insights learned from a problem of the same origin family.
         store: the experience store: a file, or a PostgreSQL URL (`postgresql://user@host:port/db`) that several
             runs (community members, on several machines) learn into; None keeps a file in the run directory
@@ -80,7 +82,7 @@ class SparkMemory:
         mask_contributors: models whose insights are hidden: an insight all of whose sources came from these models
             is neither searched nor shown (leave-one-contributor-out).
         poison: `rate`: the share of this run's learned insights replaced by plausible but wrong ones
-            (`poison.py`), marked as poison in their provenance only.
+            (`learning/poison.py`), marked as poison in their provenance only.
         placebo: `PlaceboMemory`'s `source` (a finished run whose advice is shown) and `seed` (its derangement).
         kb: documentation knowledge base settings (grading interpreter, libraries, cache folder).
         embedder: the embedder's config (`_target_`).
@@ -111,14 +113,11 @@ class SparkMemory:
         self.exclude_family = exclude_family
         self.leaky = self.experience.leaky
         self.learns = self.experience.learns and self.uses_insights
-        self.benchmark = benchmark
         self.memory_dir = Path(run_dir) / "memory" if run_dir else None
         location = store or (str(self.memory_dir / "store.sqlite") if self.memory_dir else None)
         if location is None:
             raise MemoryConfigError("memory.store is not set and there is no run directory to keep it in")
         self.store_location = str(location)
-        self.store_path = None if is_database_url(location) else Path(location)
-        """The store's file; None for a store on a database server."""
         self.frozen_store = frozen_store
         self.lock_wait_s = lock_wait_s
         self.mask = tuple(sorted(mask_contributors))
@@ -129,7 +128,13 @@ class SparkMemory:
         if self.mask and self.learns:
             raise MemoryConfigError("memory.mask_contributors hides insights of a frozen memory; use it with "
                                     "memory.experience=frozen (a learning memory would curate what it cannot see)")
-        self.experience.check(self)
+        self.guard = LeakGuard(n=leakage.n, threshold=leakage.threshold)
+        self.models, self.agent_cfg = models, agent_model
+        self.loop = LearningLoop(self.store_location, frozen_store, self.learns,
+                                 OmegaConf.to_container(learning, resolve=True), self.poison_rate, self.guard,
+                                 lambda: models.get(learner_model), benchmark, self.memory_dir)
+        """What learning uses, and a round of it: all that the experience part is given."""
+        self.experience.check(self.loop)
         for url in (location, frozen_store):  # an unreachable or wrong URL stops the run before any work
             if url and is_database_url(url):
                 open_store(url, lock_wait_s).close()
@@ -137,11 +142,7 @@ class SparkMemory:
             raise MemoryConfigError(f"memory._target_={type(self).__module__}.{type(self).__name__} gives no advice; "
                                     "use spark_eval.memory.spark.AgentMemory, RawRagMemory or PlaybookMemory")
         self.kb_cfg, self.retrieval, self.playbook_chars = kb, retrieval, playbook_chars
-        self.guard = LeakGuard(n=leakage.n, threshold=leakage.threshold)
         self._embedder_cfg = embedder
-        self.models = models
-        self.agent_cfg, self.learner_cfg = agent_model, learner_model
-        self.learning = OmegaConf.to_container(learning, resolve=True)
         self.store: MemoryStore | None = None
         self.kb: Any = None  # a kb.KnowledgeBase when docs are a source
         self.embedder: Embedder | None = None
@@ -149,8 +150,6 @@ class SparkMemory:
         self.insight_items: dict[str, Item] = {}
         self._loaded_hash = ""  # the store's insight state the index was built from
         self.problems: dict[int, Problem] = {}
-        self.health: list[dict[str, Any]] = []
-        self.screen: Any = None  # a screen.InsightScreen for the online learner's insights
         self.api_names: ApiNames | None = None  # every documented name, to label references (api_hits)
         self._reference_apis: dict[int, tuple[str, ...]] = {}
         self.versions = self._versions()
@@ -164,7 +163,7 @@ class SparkMemory:
         if self.poison_rate:
             found["poison"] = POISON_VERSION
         if self.docs:
-            from spark_eval.memory.docs import BUILDER_VERSION
+            from spark_eval.memory.docs.walk import BUILDER_VERSION
 
             found["docs"] = BUILDER_VERSION
         return found
@@ -172,22 +171,23 @@ class SparkMemory:
     async def prepare(self, problems: Sequence[Problem]) -> None:
         """Open the store, load (or build once) the documentation KB, let the experience part prepare."""
         self.problems = {p.problem_id: p for p in problems}
-        self.experience.before_open(self)
+        self.experience.before_open(self.loop)
         self.store = open_store(self.store_location, self.lock_wait_s)
         raw_embedder = instantiate(self._embedder_cfg)
         self.embedder = CachedEmbedder(raw_embedder, self.store)
         if self.docs:
-            from spark_eval.memory.kb import load_knowledge_base  # walks libraries: only when docs are used
+            from spark_eval.memory.docs.kb import load_knowledge_base  # walks libraries: only when docs are used
 
             self.kb = load_knowledge_base(self.kb_cfg, raw_embedder)
-        await self.experience.prepare(self, problems)
-        self.load_insights()
-        from spark_eval.memory.kb import load_api_names  # walks libraries once per grading environment
+        from spark_eval.memory.docs.kb import load_api_names  # walks libraries once per grading environment
 
-        self.api_names = ApiNames(load_api_names(self.kb_cfg))
+        documented = load_api_names(self.kb_cfg)
+        self.api_names = ApiNames(documented)
+        self.loop.attach(self.store, self.embedder, problems, documented)
+        await self.experience.prepare(self.loop, problems)
+        self.load_insights()
         if self.memory_dir:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
-            self.health = read_lines(self.memory_dir / "health.jsonl")
 
     async def recommend(self, problem: Problem) -> Recommendation | None:
         return self._guarded(await self.advise(problem, self._excluded(problem)), problem)
@@ -198,8 +198,9 @@ class SparkMemory:
 
     async def learn(self, records: Sequence[Record], epoch: int, round_: int) -> None:
         if self.learns and records:
-            await self.experience.learn(self, records, epoch, round_)
-            if self.store.state_hash("insight") != self._loaded_hash:  # what other learners of a shared store added
+            await self.experience.learn(self.loop, records, epoch, round_)
+            # the index follows the store: this round's learning, and what other learners of a shared store added
+            if self.store.state_hash("insight") != self._loaded_hash:
                 self.load_insights()
 
     def state_hash(self) -> str:
@@ -232,12 +233,12 @@ class SparkMemory:
             "kb_dense": self.kb.dense if self.kb else None,
             "insights": sum(1 for i in insights if i.status == "active"),
             "retired": sum(1 for i in insights if i.status == "retired"),
-            "learner_failures": sum(1 for h in self.health if h.get("learner_failed")),
+            "learner_failures": sum(1 for h in self.loop.health if h.get("learner_failed")),
             "duplicate_rate": ops["MERGE"] / learned if learned else None,
             "ops": dict(sorted(ops.items())),
             "state_hash": self.state_hash(),
-            "health": self.health,
-            "ledger": {"learner": sum_usage(h.get("usage") or {} for h in self.health)},
+            "health": self.loop.health,
+            "ledger": {"learner": sum_usage(h.get("usage") or {} for h in self.loop.health)},
         }
 
     def close(self) -> None:
@@ -269,19 +270,6 @@ class SparkMemory:
 
     # -- parts ----------------------------------------------------------------------------------------
 
-    def learner(self) -> Learner:
-        if not hasattr(self, "_learner"):
-            c = self.learning
-            self._learner = Learner(self.models.get(self.learner_cfg), traces_per_call=c["traces_per_call"],
-                                    max_new=c["max_new"], max_tokens=c["max_tokens"])
-        return self._learner
-
-    def curator(self) -> Curator:
-        c = self.learning
-        policy = CurationPolicy(duplicate_threshold=c["duplicate_threshold"], retire_margin=c["retire_margin"],
-                                max_insights=c["max_insights"])
-        return Curator(self.store, self.embedder, policy, self.guard, self.screen)
-
     def load_insights(self) -> None:
         """The active insights and their index, from the store (after learning changed it)."""
         with self.store.transaction():  # the items and their hash from one state, whoever else writes
@@ -306,20 +294,6 @@ class SparkMemory:
         self.insights = HybridIndex(index_items, vectors, rrf_k=int(self.retrieval.rrf_k),
                                     candidates=int(self.retrieval.candidates),
                                     dense_weight=float(self.retrieval.dense_weight))
-
-    def record_health(self, epoch: int, round_: int, seen: int, ops: Counter, usage: dict[str, Any],
-                      **extra: Any) -> None:
-        """One row of memory/health.jsonl: the store after a round of learning."""
-        active = self.store.items(kind="insight")
-        learned = ops["ADD"] + ops["MERGE"]
-        row = {"epoch": epoch, "round": round_, "records_seen": seen, "insights": len(active),
-               "tokens": sum(len(insight_text(i)) // 4 for i in active),
-               "duplicate_rate": ops["MERGE"] / learned if learned else None,
-               "ops": dict(sorted(ops.items())), "usage": usage, **extra}
-        self.health.append(row)
-        if self.memory_dir:
-            self.memory_dir.mkdir(parents=True, exist_ok=True)
-            append_jsonl(self.memory_dir / "health.jsonl", row)
 
     def reference_apis(self, problem: Problem) -> tuple[str, ...]:
         """The documented APIs `problem`'s reference solution uses (apilabels.api_labels), labelled once."""
@@ -411,7 +385,7 @@ ORACLE_APIS, ORACLE_SUMMARY_CHARS = 6, 200
 
 
 class OracleMemory(SparkMemory):
-    """A control arm built without a model: the documented APIs the reference solution uses (`apilabels.py`, the
+    """A control arm built without a model: the documented APIs the reference solution uses (`docs/apilabels.py`, the
     labels the retrieval benchmark scores against), each with the first sentence of its documentation's summary.
     An upper bound on what documentation advice can do; it leaks by design (built from the reference), so its runs
     are marked `leaky` and never pooled with real conditions. A reference without a documented API gets no advice
@@ -429,7 +403,7 @@ class OracleMemory(SparkMemory):
 
     async def prepare(self, problems: Sequence[Problem]) -> None:
         await super().prepare(problems)
-        from spark_eval.memory.docs import walk_library  # the summaries of the labels the problems need
+        from spark_eval.memory.docs.walk import walk_library  # the summaries of the labels the problems need
 
         wanted: dict[str, set[str]] = {}  # import name -> labels
         for problem in problems:

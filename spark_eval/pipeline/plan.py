@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.data import build_benchmark
 from spark_eval.errors import UserError
-from spark_eval.memory.store import is_database_url, shown_url
+from spark_eval.memory.store.base import is_database_url, shown_url
 from spark_eval.models.coder import ChatCoder
 from spark_eval.pipeline.estimate import COMPONENTS, Tally, learner_calls, record_calls, tally, total_of
 from spark_eval.pipeline.rundir import identity_changes, result_identity, shown_changes
@@ -203,7 +203,7 @@ def offline_models(cfg: Any) -> tuple[dict[str, Any], list[str]]:
 def kb_needs(cfg: Any) -> list[str]:
     """The grading environment, and the documentation KB a memory with `docs` builds when it is not cached."""
     from spark_eval.memory.embed import embedder_name
-    from spark_eval.memory.kb import kb_complete, kb_path
+    from spark_eval.memory.docs.kb import kb_complete, kb_path
 
     python = Path(str(cfg.execution.python))
     if not python.is_file():

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.config import (IDENTITY_ABSENT, IDENTITY_RENAMED, MODEL_CALL_SETTINGS, PROJECT_RELATIVE_KEYS,
                                PROJECT_ROOT, RESULT_NEUTRAL_KEYS, RESULT_NEUTRAL_LEAVES, hydra_subdir)
-from spark_eval.memory.store import is_database_url, shown_url
+from spark_eval.memory.store.base import is_database_url, shown_url
 from spark_eval.models.replay import AnswersFile, answers_sha256
 from spark_eval.models.weights import weights_sha256
 from spark_eval.records import (Record, RunDirectoryError, append_record, read_json_object, read_records,

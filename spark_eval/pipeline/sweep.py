@@ -22,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from spark_eval.memory.store import mask_database_urls
+from spark_eval.memory.store.base import mask_database_urls
 
 log = logging.getLogger("spark_eval")
 

@@ -38,9 +38,9 @@ class Recommendation:
     error: str | None = None
     """Why there is no advice (text is empty then): the problem proceeds without it."""
     api_labels: tuple[str, ...] | None = None
-    """The documented APIs the problem's reference solution uses (memory/apilabels.py); None: not labelled."""
+    """The documented APIs the problem's reference solution uses (memory/docs/apilabels.py); None: not labelled."""
     api_hits: tuple[str, ...] | None = None
-    """Those of `api_labels` that the advice's text names (`memory/apilabels.py: names_api`): advice checked
+    """Those of `api_labels` that the advice's text names (`memory/docs/apilabels.py: names_api`): advice checked
     against ground truth, no judge needed. None: not checked (no labels, or a record written before the check)."""
 
 

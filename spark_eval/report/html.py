@@ -36,10 +36,10 @@ TRANSFER_NOTE = (
     "apart).")
 POISON_NOTE = (
     "Per shared store: the poisoning arm's member (poisoner) replaced that share of its learned insights by "
-    "plausible but wrong ones (memory/poison.py). poison: insights with a poisoned source, active and retired; "
-    "rounds_to_retire: median rounds from an insight's ADD to its RETIRE; shown/cited: records given poison (cited by "
-    "honest members apart); honest_pass: the honest members' pass rate. Paired differences against rate 0 are in "
-    "comparisons.csv with report.baseline set to the rate-0 memory.")
+    "plausible but wrong ones (memory/learning/poison.py). poison: insights with a poisoned source, active and "
+    "retired; rounds_to_retire: median rounds from an insight's ADD to its RETIRE; shown/cited: records given "
+    "poison (cited by honest members apart); honest_pass: the honest members' pass rate. Paired differences "
+    "against rate 0 are in comparisons.csv with report.baseline set to the rate-0 memory.")
 COMPARISON_FORMATS = {"with_mean": "{:.3f}", "without_mean": "{:.3f}", "baseline_mean": "{:.3f}",
                       "condition_mean": "{:.3f}", "mean_diff": "{:+.3f}", "ci_low": "{:.3f}", "ci_high": "{:.3f}",
                       "p_value": "{:.4g}", "p_holm": "{:.4g}", "rank_biserial": "{:+.3f}", "margin": "{:g}",

@@ -191,7 +191,7 @@ def test_a_frozen_memory_learned_on_ds1000_is_copied_read_and_never_written_on_a
 
 
 def test_a_frozen_memory_without_its_store_stops_before_the_first_problem(tmp_path, grading_python):
-    from spark_eval.memory.store import MemoryStoreError
+    from spark_eval.memory.store.base import MemoryStoreError
 
     cfg = memory_cfg(grading_python, "memory.experience=frozen", f"memory.frozen_store={tmp_path / 'none.sqlite'}")
     with pytest.raises(MemoryStoreError, match="none.sqlite does not exist; run the experiment that learns it first"):
@@ -243,7 +243,7 @@ def test_two_members_learn_into_one_postgres_store_and_name_their_contributions(
 def test_a_postgres_store_that_cannot_be_reached_stops_before_the_first_problem(tmp_path, grading_python):
     import socket
 
-    from spark_eval.memory.store import MemoryStoreError
+    from spark_eval.memory.store.base import MemoryStoreError
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -259,7 +259,7 @@ def test_a_postgres_store_that_cannot_be_reached_stops_before_the_first_problem(
 
 def test_a_postgres_store_lost_for_good_stops_the_run_and_keeps_every_record(tmp_path, grading_python,
                                                                              postgres_server, postgres_db):
-    from spark_eval.memory.store import MemoryStoreError
+    from spark_eval.memory.store.base import MemoryStoreError
 
     cfg = memory_cfg(grading_python, f"memory.store={postgres_db}")
     with open_dict(cfg):

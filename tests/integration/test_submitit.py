@@ -98,7 +98,7 @@ def test_submitit_local_sweep_of_two_members_learning_into_one_postgres_store_re
         assert sorted(r["problem_id"] for r in done) == ids  # each problem once, the killed job's kept
         assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"
     assert records(one)[: len(killed)] == killed  # what the killed job wrote is untouched
-    from spark_eval.memory.store import open_store
+    from spark_eval.memory.store.open import open_store
 
     store = open_store(postgres_db)
     traces = {t["key"].split("/")[0] for t in store.traces()}

@@ -1,5 +1,5 @@
 """Static API labels of DS-1000 reference solutions, against a small hand-made list of documented names."""
-from spark_eval.memory.apilabels import ApiNames, api_labels, names_api
+from spark_eval.memory.docs.apilabels import ApiNames, api_labels, names_api
 from spark_eval.types import Problem
 
 NAMES = ApiNames({

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from spark_eval.types import LIBRARY_MODULES
-from spark_eval.memory.docs import DOCWALK, chunk_object, chunks_hash, split_text, walk_library
+from spark_eval.memory.docs.walk import DOCWALK, chunk_object, chunks_hash, split_text, walk_library
 
 NUMPYDOC = """Matrix or vector norm.
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from spark_eval.memory import kb as kb_module
-from spark_eval.memory.docs import DocChunk
-from spark_eval.memory.kb import ChunkFilter, index_path, is_signature_only, kb_key, load_knowledge_base
+from spark_eval.memory.docs import kb as kb_module
+from spark_eval.memory.docs.kb import ChunkFilter, index_path, is_signature_only, kb_key, load_knowledge_base
+from spark_eval.memory.docs.walk import DocChunk
 
 VERSIONS = {"Numpy": "1.26.4", "Tensorflow": "2.16.1"}
 

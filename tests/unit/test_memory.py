@@ -8,10 +8,14 @@ from spark_eval.memory.agent import RetrievalAgent, recommendation_reader, recom
 from spark_eval.memory.index import Hit
 from spark_eval.memory.leakage import LeakGuard, overlap
 from spark_eval.memory.spark import prompt_query
-from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, Learner, insight_id
-from spark_eval.memory.store import Item, SQLiteStore, open_store
+from spark_eval.memory.learning.curator import CurationPolicy, Curator
+from spark_eval.memory.learning.learner import Candidate, Learner, insight_id
+from spark_eval.memory.store.base import Item
+from spark_eval.memory.store.open import open_store
+from spark_eval.memory.store.sqlite import SQLiteStore
 from spark_eval.models.base import ModelCallError
 from spark_eval.models.structured import ParseError
+from spark_eval.records import read_lines
 from tests.fakes.embedder import HashEmbedder
 from tests.fakes.scripted import ScriptedModel
 
@@ -252,7 +256,8 @@ API_NAMES = {"Pandas": ["pandas.DataFrame.groupby", "pandas.core.groupby.DataFra
 
 
 def test_the_screen_wants_a_documented_api_and_no_echo_of_the_harness():
-    from spark_eval.memory.screen import InsightScreen, harness_texts
+    from spark_eval.memory.learning.experience import harness_texts
+    from spark_eval.memory.learning.screen import InsightScreen
     from spark_eval.judge.quality import QUALITY_RUBRIC
 
     screen = InsightScreen(API_NAMES, harness_texts())
@@ -278,7 +283,7 @@ def test_the_screen_wants_a_documented_api_and_no_echo_of_the_harness():
 
 
 def test_curation_logs_what_the_screen_rejects(tmp_path):
-    from spark_eval.memory.screen import InsightScreen
+    from spark_eval.memory.learning.screen import InsightScreen
 
     store = SQLiteStore(tmp_path / "store.sqlite")
     curator = Curator(store, HashEmbedder(), CurationPolicy(), LeakGuard(), InsightScreen(API_NAMES, []))
@@ -337,3 +342,32 @@ def test_a_merge_keeps_the_same_problem_from_two_coders_as_two_sources(curator):
     curator.apply([b], {}, {}, WHERE)
     merged = curator.store.get_items([insight_id(a.title, a.content)])[0]
     assert merged.contributors == ("other-coder",) and len(merged.provenance) == 2
+
+
+def test_a_learning_round_curates_its_records_once_and_leaves_a_health_row(problems, tmp_path):
+    from dataclasses import asdict
+
+    from spark_eval.config import LearningConfig
+    from spark_eval.memory.learning.loop import LearningLoop, trace_key
+    from spark_eval.records import Record
+    from tests.fakes.runs import record
+
+    lesson = {"library": "Pandas", "api": ["DataFrame.groupby"], "title": "Group, then collect",
+              "content": "Use DataFrame.groupby(key).agg(list) to collect the rows of each key.", "applies_when": ""}
+    model = ScriptedModel(replies=[json.dumps({"insights": [lesson]})])
+    store = SQLiteStore(tmp_path / "memory" / "store.sqlite")
+    loop = LearningLoop(store.path, None, True, asdict(LearningConfig(screen=False)), 0.0, LeakGuard(), lambda: model,
+                        None, tmp_path / "memory")
+    loop.attach(store, HashEmbedder(), problems[:3], {})
+    shown = {"text": "advice", "items": [{"id": "ins:old", "kind": "insight", "cited": True}]}
+    records = [Record.from_json({**record(p.problem_id, "m", "spark", passed=i != 1, library=p.library),
+                                 "recommendation": shown}) for i, p in enumerate(problems[:3])]
+    asyncio.run(loop.round(records, 0, 0))
+    asyncio.run(loop.round(records, 0, 1))  # the same records again (a resume): learned already, nothing asked
+    keys = {trace_key(r) for r in records}
+    assert len(model.sent) == 1 and store.known_traces(sorted(keys)) == keys
+    assert [i.title for i in store.items(kind="insight")] == ["Group, then collect"]
+    assert store.get_meta("graded_outcomes") == [2, 1]  # the round's base rate: two passed, one failed
+    assert [(h["round"], h["records_seen"], h["ops"]) for h in loop.health] == [(0, 3, {"ADD": 1})]
+    assert [h["round"] for h in read_lines(tmp_path / "memory" / "health.jsonl")] == [0]
+    store.close()

@@ -1,13 +1,13 @@
-"""spark_eval.memory.poison: the rule-based corruptor of the poisoning arm."""
+"""spark_eval.memory.learning.poison: the rule-based corruptor of the poisoning arm."""
 import copy
 import random
 
 import pytest
 
-from spark_eval.memory.learn import CONTENT_CHARS, TITLE_CHARS, Candidate
-from spark_eval.memory.poison import (API_PAIRS, KINDS, POISON_VERSION, WORDLIKE, WRONG_API, WRONG_ARGUMENT,
-                                      WRONG_CLAIM, is_poison, poison, poison_some)
-from spark_eval.memory.store import Item
+from spark_eval.memory.learning.learner import CONTENT_CHARS, TITLE_CHARS, Candidate
+from spark_eval.memory.learning.poison import (API_PAIRS, KINDS, POISON_VERSION, WORDLIKE, WRONG_API, WRONG_ARGUMENT,
+                                               WRONG_CLAIM, is_poison, poison, poison_some)
+from spark_eval.memory.store.base import Item
 
 SOURCE = {"problem_id": 4, "family": ["Numpy", 4], "record_key": "4/e0/r0", "round": 0, "epoch": 0}
 

@@ -13,9 +13,12 @@ import psycopg
 import pytest
 
 from spark_eval.memory.leakage import LeakGuard
-from spark_eval.memory.learn import Candidate, CurationPolicy, Curator, insight_id
-from spark_eval.memory.postgres import PostgresStore
-from spark_eval.memory.store import MemoryStoreError, SQLiteStore, copy_store, open_store
+from spark_eval.memory.learning.curator import CurationPolicy, Curator
+from spark_eval.memory.learning.learner import Candidate, insight_id
+from spark_eval.memory.store.base import MemoryStoreError
+from spark_eval.memory.store.open import copy_store, open_store
+from spark_eval.memory.store.postgres import PostgresStore
+from spark_eval.memory.store.sqlite import SQLiteStore
 from tests.fakes.embedder import HashEmbedder
 
 TOPICS = ["groupby apply list", "merge on key columns", "pivot table aggregate", "numpy where mask nan",

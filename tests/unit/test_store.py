@@ -6,8 +6,10 @@ import sqlite3
 import numpy as np
 import pytest
 
-from spark_eval.memory.store import (Item, MemoryStoreError, SQLiteStore, mask_database_urls, mask_secrets, open_store,
-                                     shown_url, url_secrets)
+from spark_eval.memory.store.base import (Item, MemoryStoreError, mask_database_urls, mask_secrets, shown_url,
+                                          url_secrets)
+from spark_eval.memory.store.open import open_store
+from spark_eval.memory.store.sqlite import SQLiteStore
 
 ROUNDS, WRITERS = 25, 8
 

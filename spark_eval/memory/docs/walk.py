@@ -24,7 +24,7 @@ from spark_eval.execution.environment import sandbox_env
 log = logging.getLogger(__name__)
 
 BUILDER_VERSION = "docs-1"
-DOCWALK = Path(__file__).resolve().parents[1] / "programs" / "docwalk.py"
+DOCWALK = Path(__file__).resolve().parents[2] / "programs" / "docwalk.py"
 SECTION_CAP = 1500  # characters of docstring per chunk; longer sections are split into parts
 SIGNATURE_CAP = 800  # some signatures (pandas.read_csv) run to thousands of characters
 WALK_TIMEOUT_S = 1800.0

@@ -29,10 +29,11 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from spark_eval.types import LIBRARIES
-from spark_eval.types import LIBRARY_MODULES
-from spark_eval.memory.screen import IMPORT_ALIASES
-from spark_eval.types import Problem
+from spark_eval.types import LIBRARIES, LIBRARY_MODULES, Problem
+
+# The names the libraries' users import them under.
+IMPORT_ALIASES = {"np": "numpy", "pd": "pandas", "plt": "matplotlib.pyplot", "mpl": "matplotlib", "tf": "tensorflow",
+                  "sns": "seaborn"}
 
 DF, SERIES, NDARRAY, TENSOR, TF_TENSOR = "pandas.DataFrame", "pandas.Series", "numpy.ndarray", "torch.Tensor", \
     "tensorflow.Tensor"

@@ -24,10 +24,11 @@ from tqdm import tqdm
 
 from spark_eval.types import LIBRARY_MODULES
 from spark_eval.memory.base import MemoryConfigError
-from spark_eval.memory.docs import BUILDER_VERSION, DocChunk, chunks_hash, library_versions, walk_library
+from spark_eval.memory.docs.walk import BUILDER_VERSION, DocChunk, chunks_hash, library_versions, walk_library
 from spark_eval.memory.embed import CachedEmbedder, Embedder
 from spark_eval.memory.index import HybridIndex, IndexItem
-from spark_eval.memory.store import EmbeddingStore, Item, ItemStore, MemoryStore, open_store
+from spark_eval.memory.store.base import EmbeddingStore, Item, ItemStore, MemoryStore
+from spark_eval.memory.store.open import open_store
 from spark_eval.records import write_json
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ Poison is marked in provenance only: every source of a poisoned candidate gets `
 insight. `is_poison` reads the mark for the analysis. An honest insight that absorbs a poisoned near-duplicate
 at curation gains its marked sources, so it counts as poison-touched although its text is the honest one.
 
-`python -m spark_eval.memory.poison` prints a few example corruptions.
+`python -m spark_eval.memory.learning.poison` prints a few example corruptions.
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
-from spark_eval.memory.learn import CONTENT_CHARS, TITLE_CHARS, Candidate
-from spark_eval.memory.store import poisoned
+from spark_eval.memory.learning.learner import CONTENT_CHARS, TITLE_CHARS, Candidate
+from spark_eval.memory.store.base import poisoned
 
 # Bump when a table, rule or note below changes: poisoned text depends on all of them.
 POISON_VERSION = "poison-1"

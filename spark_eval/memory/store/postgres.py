@@ -1,6 +1,6 @@
 """The memory store on a PostgreSQL server (`memory.store=postgresql://user@host:port/db`), for learners on
 several machines sharing one memory. Same tables, queries, semantics and state hash as the embedded SQLite store
-(`store.py`); what differs is how it connects, begins and serializes:
+(`sqlite.py`; the queries they share are `sql.py`'s); what differs is how it connects, begins and serializes:
 
 - write transactions take one advisory lock of the database first, so writers run one at a time, as SQLite's
   `BEGIN IMMEDIATE` makes them, and a curation step (merge, counters, retirement) never loses an update; a writer
@@ -30,8 +30,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-from spark_eval.memory.store import (LOCK_WAIT_S, SCHEMA_VERSION, MemoryStoreError, SQLStore, mask_secrets,
-                                     shown_url, url_password, url_secrets)
+from spark_eval.memory.store.base import (LOCK_WAIT_S, SCHEMA_VERSION, MemoryStoreError, mask_secrets, shown_url,
+                                          url_password, url_secrets)
+from spark_eval.memory.store.sql import SQLStore
 
 log = logging.getLogger(__name__)
 

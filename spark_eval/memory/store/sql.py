@@ -1,34 +1,24 @@
-"""The memory store: documentation chunks, insights, traces, embeddings and the curation log, in one SQLite file
-(the embedded default, one machine) or one PostgreSQL database (`postgres.py`, shared across machines)."""
+"""What the SQLite and PostgreSQL stores share: the queries, written once with `?` marks, the transactions, the
+state hash, snapshots and copies."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
-import re
-import sqlite3
 import threading
 import time
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from contextlib import contextmanager
+from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol, Sequence
-from urllib.parse import unquote
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from spark_eval.errors import UserError
+from spark_eval.memory.store.base import KINDS, OPS, SCHEMA_VERSION, STATUSES, Item, MemoryStoreError
 from spark_eval.records import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-KINDS = ("doc", "insight")
-STATUSES = ("active", "retired")
-OPS = ("ADD", "MERGE", "UPDATE", "RETIRE", "REJECT")
-
-LOCK_WAIT_S = 120.0  # how long a writer waits for the write lock by default (memory.lock_wait_s)
 _CHUNK = 500  # ids per `IN (...)`, well under SQLite's limit on bound variables
 _VECTOR = np.dtype("<f4")
 _ITEM_COLUMNS = ("id", "kind", "library", "title", "content", "tags", "meta", "provenance",
@@ -38,132 +28,6 @@ _TABLES = {"items": _ITEM_COLUMNS, "ops": _OP_COLUMNS, "traces": ("seq", "key", 
            "embeddings": ("model", "text_hash", "vector"), "meta": ("key", "value")}
 _HASHED_ROWS = ("SELECT id, content, tags, status, helpful, harmful, endorsements, provenance "
                 "FROM items WHERE kind = ? ORDER BY id")
-# Every write to a kind's items bumps kind_state.version (triggers, so raw SQL edits count too);
-# state_hash caches the digest it computed for a version in the same row.
-_BUMP = ("INSERT INTO kind_state (kind, version) VALUES ({}.kind, 1) "
-         "ON CONFLICT (kind) DO UPDATE SET version = version + 1;")
-_SCHEMA = (
-    "CREATE TABLE items (id TEXT PRIMARY KEY, kind TEXT NOT NULL, library TEXT, title TEXT NOT NULL, "
-    "content TEXT NOT NULL, tags TEXT NOT NULL, meta TEXT NOT NULL, provenance TEXT NOT NULL, "
-    "helpful INTEGER NOT NULL, harmful INTEGER NOT NULL, endorsements INTEGER NOT NULL, "
-    "status TEXT NOT NULL, created_round INTEGER)",
-    "CREATE INDEX items_by_kind ON items (kind, id)",
-    "CREATE INDEX items_by_status ON items (kind, status, id)",
-    "CREATE TABLE ops (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, item_id TEXT, "
-    "round INTEGER, epoch INTEGER, detail TEXT NOT NULL, time REAL NOT NULL)",
-    "CREATE TABLE traces (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, body TEXT NOT NULL)",
-    "CREATE TABLE embeddings (model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL, "
-    "PRIMARY KEY (model, text_hash))",
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE kind_state (kind TEXT PRIMARY KEY, version INTEGER NOT NULL, hash TEXT, hashed_version INTEGER)",
-    f"CREATE TRIGGER items_inserted AFTER INSERT ON items BEGIN {_BUMP.format('NEW')} END",
-    f"CREATE TRIGGER items_updated AFTER UPDATE ON items BEGIN {_BUMP.format('OLD')} {_BUMP.format('NEW')} END",
-    f"CREATE TRIGGER items_deleted AFTER DELETE ON items BEGIN {_BUMP.format('OLD')} END",
-)
-
-
-class MemoryStoreError(UserError):
-    """The store file cannot be used as asked; the one-line message names the file and the fix."""
-
-
-@dataclass(frozen=True)
-class Item:
-    """A documentation chunk or an insight. JSON fields come back as JSON gives them (tuples as lists)."""
-
-    id: str
-    """`doc:numpy:numpy.linalg.norm#parameters` or `ins:<hex>`."""
-    kind: str
-    """`doc` or `insight`."""
-    library: str | None
-    """DS-1000 library name (`Numpy`, `Pandas`, ...), or None for general items."""
-    title: str
-    content: str
-    tags: tuple[str, ...] = ()
-    meta: dict[str, Any] = field(default_factory=dict)
-    """doc: qualname, version, section, objtype; insight: applies_when, source, ..."""
-    provenance: tuple[dict[str, Any], ...] = ()
-    """Where an insight came from: `{problem_id, family, record_key, round, epoch, model}` each (`model`: the coder
-    whose attempt it was; `poison: true` on a source the poisoning arm wrote)."""
-    helpful: int = 0
-    harmful: int = 0
-    endorsements: int = 1
-    status: str = "active"
-    """`active` or `retired`."""
-    created_round: int | None = None
-
-    @property
-    def families(self) -> tuple[str, ...]:
-        """Sorted unique origin families of the provenance, as `Lib/id` strings."""
-        labels = {_family_label(p["family"]) for p in self.provenance if p.get("family") is not None}
-        return tuple(sorted(labels))
-
-    @property
-    def contributors(self) -> tuple[str, ...]:
-        """Sorted unique models whose attempts the insight came from (empty for documentation)."""
-        return tuple(sorted({str(p["model"]) for p in self.provenance if p.get("model")}))
-
-    @property
-    def poison(self) -> bool:
-        """True when a source of the insight was written by the poisoning arm (never shown to coder or judges)."""
-        return poisoned(self.provenance)
-
-
-def poisoned(provenance: Sequence[Any]) -> bool:
-    """Whether any source of a provenance is marked as written by the poisoning arm."""
-    return any(isinstance(s, Mapping) and bool(s.get("poison")) for s in provenance or ())
-
-
-class ItemStore(Protocol):
-    """Items and settings: what a knowledge base builds and a curator reads. Contracts are on SQLStore."""
-
-    path: str
-
-    def put_items(self, items: Sequence[Item]) -> None: ...
-    def get_items(self, ids: Sequence[str]) -> list[Item]: ...
-    def items(self, kind: str | None = None, status: str | None = "active") -> list[Item]: ...
-    def count(self, kind: str | None = None, status: str | None = "active") -> int: ...
-    def count_by_library(self, kind: str) -> dict[str, int]: ...
-    def get_meta(self, key: str, default: Any = None) -> Any: ...
-    def set_meta(self, key: str, value: Any) -> None: ...
-
-
-class CurationLog(Protocol):
-    """What curation changes besides items: outcome counters, retirement, and the log of operations."""
-
-    def add_counters(self, deltas: dict[str, tuple[int, int]]) -> None: ...
-    def set_status(self, ids: Sequence[str], status: str) -> None: ...
-    def log_ops(self, ops: Sequence[dict[str, Any]]) -> None: ...
-    def ops(self) -> list[dict[str, Any]]: ...
-
-
-class CuratedStore(ItemStore, CurationLog, Protocol):
-    """What the curator uses."""
-
-
-class TraceLog(Protocol):
-    """The traces learned from: a resumed or concurrent learner skips what is there."""
-
-    def add_traces(self, traces: Sequence[dict[str, Any]]) -> list[str]: ...
-    def traces(self) -> list[dict[str, Any]]: ...
-    def known_traces(self, keys: Sequence[str]) -> set[str]: ...
-
-
-class EmbeddingStore(Protocol):
-    """Vectors by embedder and text hash (an `embed.EmbeddingCache`)."""
-
-    def get_embeddings(self, model: str, text_hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
-    def put_embeddings(self, model: str, vectors: dict[str, np.ndarray]) -> None: ...
-
-
-class MemoryStore(CuratedStore, TraceLog, EmbeddingStore, Protocol):
-    """Where Spark keeps what it knows (an embedded SQLite file, or a PostgreSQL database that several machines
-    share): everything a memory opens, each caller typed with the part it uses. Each method's contract is
-    documented on SQLStore."""
-
-    def state_hash(self, kind: str | None = None) -> str: ...
-    def snapshot(self, dest: Path) -> dict[str, Any]: ...
-    def transaction(self) -> AbstractContextManager[Any]: ...
-    def close(self) -> None: ...
 
 
 class SQLStore:
@@ -445,182 +309,6 @@ class SQLStore:
                 self._db.close()
 
 
-class SQLiteStore(SQLStore):
-    """The embedded store: one SQLite file (WAL) that several processes of one machine read and write at once;
-    writers take the file's write lock (BEGIN IMMEDIATE) in turn."""
-
-    def __init__(self, path: str | Path, timeout_s: float = LOCK_WAIT_S) -> None:
-        super().__init__()
-        self.path = str(path)
-        self.timeout_s = timeout_s
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._translated():
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        try:
-            self._prepare()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _prepare(self) -> None:
-        """Read the schema first (a damaged file fails here, before anything is written), then set up."""
-        with self._translated():
-            self._db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-            version = _schema_version(self.path, self._db)
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-        if version == 0:
-            with self._tx(write=True) as db:
-                if _schema_version(self.path, db) == 0:  # another process may have created it meanwhile
-                    for statement in _SCHEMA:
-                        db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _begin(self, write: bool) -> None:
-        self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
-
-    def _in_transaction(self) -> bool:
-        return self._db.in_transaction
-
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        """Turn SQLite's complaints about the file itself into one line naming the file and the fix."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            error = _user_error(self.path, self.timeout_s, exc)
-            if error is None:
-                raise
-            raise error from exc
-
-
-def is_database_url(location: str | Path) -> bool:
-    """True for `postgresql://...` (or `postgres://...`): a store on a database server."""
-    return str(location).startswith(("postgresql://", "postgres://"))
-
-
-# A URL's password: from the user name's colon to the last @ before the query (an unencoded @ or / in a password
-# must not leave part of it shown); and the query's `password` and `sslpassword` values.
-_URL_PASSWORD = re.compile(r"^(\w+://[^:/@?#]*:)([^?#]*)@")
-_PARAM_SECRET = re.compile(r"([?&](?:ssl)?password=)([^&#]*)")
-# A database URL in free text, also as Hydra shows it in overrides (`postgresql\://user\:secret@host/db`).
-_DATABASE_URL = re.compile(r"\bpostgres(?:ql)?\\?://(?:\\.|[^\s'\"\\])+")
-_SHORTEST_MASKED = 3  # secrets shorter than this are not searched for in free text (they would mask any word)
-
-
-def shown_url(url: str) -> str:
-    """A database URL with its password and sslpassword hidden, for messages, logs, manifests and the resume
-    identity (a file's path, or anything else, comes back as it is)."""
-    return _PARAM_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
-
-
-def url_password(url: str) -> str | None:
-    """The password a database URL carries before its host, as written (percent-encoded); None without one."""
-    found = _URL_PASSWORD.match(url)
-    return found.group(2) if found else None
-
-
-def url_secrets(url: str) -> list[str]:
-    """What a database URL carries that must not be shown (its password, `password` and `sslpassword`
-    parameters), as written and percent-decoded, longest first."""
-    written = [url_password(url) or "", *(found.group(2) for found in _PARAM_SECRET.finditer(url))]
-    return sorted({s for w in written if w for s in (w, unquote(w))}, key=lambda s: (-len(s), s))
-
-
-def mask_database_urls(text: str) -> str:
-    """`text` with the password of every database URL in it hidden (`shown_url`; a backslash-escaped one is shown
-    unescaped): log lines that quote one."""
-    return _DATABASE_URL.sub(lambda found: shown_url(re.sub(r"\\(.)", r"\1", found.group(0))), text)
-
-
-def mask_secrets(text: str, url: str) -> str:
-    """`text` (a driver's message about `url`) with the URL's secrets hidden wherever it echoes them."""
-    text = mask_database_urls(text.replace(url, shown_url(url)))
-    for secret in url_secrets(url):
-        if len(secret) >= _SHORTEST_MASKED:
-            text = text.replace(secret, "***")
-    return text
-
-
-def open_store(location: str | Path, lock_wait_s: float = LOCK_WAIT_S) -> SQLStore:
-    """The store at `location`: a PostgreSQL database (`postgresql://user@host:port/db`), or else the embedded
-    SQLite file at that path, created if absent. A writer waits up to `lock_wait_s` for another's write lock,
-    then stops with one line."""
-    if not lock_wait_s > 0:
-        raise MemoryStoreError(f"memory.lock_wait_s={lock_wait_s} is no wait; give a number of seconds above 0")
-    if is_database_url(location):
-        from spark_eval.memory.postgres import PostgresStore  # the driver loads only for a server
-
-        return PostgresStore(str(location), lock_wait_s=lock_wait_s)
-    return SQLiteStore(location, timeout_s=lock_wait_s)
-
-
-def copy_store(source: str | Path, dest: str | Path) -> str:
-    """A consistent copy of the store at `source` (a file or a database URL) in a new SQLite file at `dest`;
-    the copy's state hash. A missing source file is refused in one line naming it."""
-    dest = Path(dest)
-    if not is_database_url(source) and not Path(source).is_file():
-        raise MemoryStoreError(f"memory store {source} does not exist; run the experiment that learns it first, "
-                               "or point memory.frozen_store at a store file")
-    original = open_store(source)
-    partial = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial.unlink(missing_ok=True)
-    try:
-        copy = SQLiteStore(partial)
-        try:
-            original.copy_into(copy)
-        finally:
-            copy.close()
-    finally:
-        original.close()
-    os.replace(partial, dest)
-    copied = SQLiteStore(dest)
-    try:
-        return copied.state_hash()
-    finally:
-        copied.close()
-
-
-def _schema_version(path: str, db: sqlite3.Connection) -> int:
-    """0 for an empty file, SCHEMA_VERSION for a store; anything else is refused before it is touched."""
-    own = not db.in_transaction  # both reads from one snapshot: a process creating the schema meanwhile commits
-    if own:                      # its tables and version together, and we must not see one without the other
-        db.execute("BEGIN DEFERRED")
-    try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                  if not name.startswith("sqlite_")]
-    finally:
-        if own:
-            db.execute("COMMIT")
-    if version == 0 and tables:
-        raise MemoryStoreError(f"memory store {path} is a SQLite database of something else (tables: "
-                               f"{', '.join(tables[:5])}); point memory.store at a new file")
-    if version not in (0, SCHEMA_VERSION):
-        raise MemoryStoreError(f"memory store {path} has schema version {version}, unknown to this spark_eval "
-                               f"(it writes {SCHEMA_VERSION}); upgrade spark_eval or point memory.store at a new file")
-    return version
-
-
-def _user_error(path: str, timeout_s: float, exc: sqlite3.DatabaseError) -> MemoryStoreError | None:
-    """The user-facing error for a fault of the file (locked, damaged, unopenable); None for anything else."""
-    cause = str(exc)
-    if isinstance(exc, sqlite3.OperationalError):
-        if "locked" in cause or "busy" in cause:
-            return MemoryStoreError(f"memory store {path} is locked: another process has held it for writing longer "
-                                    f"than {timeout_s:g}s; wait for that process to finish or stop it, or raise "
-                                    "memory.lock_wait_s")
-        if "unable to open" in cause:
-            return MemoryStoreError(f"memory store {path} cannot be opened ({cause}); "
-                                    "check that its folder exists and is writable")
-        return None
-    if type(exc) is sqlite3.DatabaseError:  # not a database, malformed image
-        return MemoryStoreError(f"memory store {path} is not a readable SQLite database ({cause}); "
-                                "move it aside or point memory.store at a new file")
-    return None
-
-
 def _combined(hashes: dict[str, str]) -> str:
     return hashlib.sha256("".join(f"{k}:{hashes[k]}\n" for k in sorted(hashes)).encode()).hexdigest()
 
@@ -685,7 +373,3 @@ def _canonical(value: Any) -> str:
     """JSON with sorted keys, so equal content is stored (and hashed) as equal text."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
-
-def _family_label(family: Any) -> str:
-    """`Numpy/12` from ("Numpy", 12), ["Numpy", 12] or "Numpy/12"."""
-    return family if isinstance(family, str) else "/".join(str(part) for part in family)

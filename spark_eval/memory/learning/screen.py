@@ -13,9 +13,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Mapping, Sequence
 
-# The names the libraries' users import them under.
-IMPORT_ALIASES = {"np": "numpy", "pd": "pandas", "plt": "matplotlib.pyplot", "mpl": "matplotlib", "tf": "tensorflow",
-                  "sns": "seaborn"}
+from spark_eval.memory.docs.apilabels import IMPORT_ALIASES
 
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _BACKTICKED = re.compile(r"`([A-Za-z_][\w.]*)")
@@ -31,18 +29,6 @@ def _suffixes(qualname: str) -> Iterable[str]:
     """`pandas.core.frame.DataFrame.groupby` -> `core.frame.DataFrame.groupby`, ..., `DataFrame.groupby`, `groupby`."""
     parts = qualname.split(".")
     return (".".join(parts[i:]) for i in range(1, len(parts)))
-
-
-def harness_texts(benchmark_prompts: Sequence[str] = ()) -> list[str]:
-    """Every prompt and rubric the harness shows a model (the benchmark's coder conversation given): what an
-    insight must not echo."""
-    from spark_eval.judge import helpfulness, quality
-    from spark_eval.memory import agent, learn
-
-    return [agent.PLAN_SYSTEM, agent.PLAN_PROMPT, agent.RECOMMEND_SYSTEM, agent.RECOMMEND_PROMPT,
-            learn.LEARN_SYSTEM, learn.LEARN_PROMPT, quality.QUALITY_SYSTEM, quality.QUALITY_PROMPT,
-            quality.QUALITY_RUBRIC, quality.REFERENCE_BLOCK, helpfulness.HELPFULNESS_SYSTEM,
-            helpfulness.HELPFULNESS_PROMPT, helpfulness.HELPFULNESS_RUBRIC, *benchmark_prompts]
 
 
 class InsightScreen:

@@ -1,0 +1,211 @@
+"""A round of learning: a round's records -> their traces -> the learner's candidates -> the outcomes of the insights
+the records used -> curation of the store, and the health row the round leaves. `LearningLoop` owns it, and it is
+all that an experience source (`experience.py`) is given."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from spark_eval.data.base import Benchmark
+from spark_eval.memory.embed import Embedder
+from spark_eval.memory.leakage import LeakGuard
+from spark_eval.memory.learning.curator import Curator, CurationPolicy
+from spark_eval.memory.learning.learner import Candidate, Learner, insight_text
+from spark_eval.memory.learning.poison import poison_some
+from spark_eval.memory.learning.screen import InsightScreen
+from spark_eval.memory.store.base import MemoryStore, is_database_url
+from spark_eval.models.base import ChatModel, ModelCallError
+from spark_eval.models.ledger import BudgetExhausted
+from spark_eval.models.structured import merge_usage
+from spark_eval.records import GRADED, Record, append_jsonl, read_lines
+from spark_eval.types import Problem
+
+log = logging.getLogger(__name__)
+
+
+class LearningLoop:
+    """What learning uses (the store, the learner, the curator and its screen, the stream's problems) and the round.
+
+    Args:
+        store_location: the store: a file, or a database URL.
+        frozen_store: the store (file or URL) `experience=frozen` copies into the run's; None otherwise.
+        learns: whether the memory learns (its experience part does, and insights are a source).
+        learning: Learner and CurationPolicy settings (`memory.learning`).
+        poison_rate: the share of learned insights the poisoning arm replaces (`poison.py`).
+        guard: the leak guard curation checks candidates against the references with.
+        learner_model: gives the learner's ChatModel (loaded when first asked).
+        benchmark: the run's benchmark (how a problem is put to a coder, and its prompts).
+        memory_dir: where `health.jsonl` is kept; None keeps the rows in memory only.
+    """
+
+    def __init__(self, store_location: str, frozen_store: str | None, learns: bool, learning: dict[str, Any],
+                 poison_rate: float, guard: LeakGuard, learner_model: Callable[[], ChatModel],
+                 benchmark: Benchmark | None, memory_dir: Path | None) -> None:
+        self.store_location = store_location
+        self.store_path = None if is_database_url(store_location) else Path(store_location)
+        """The store's file; None for a store on a database server."""
+        self.frozen_store = frozen_store
+        self.learns, self.learning, self.poison_rate = learns, learning, poison_rate
+        self.guard = guard
+        self.learner_model = learner_model
+        self.benchmark = benchmark
+        self.memory_dir = memory_dir
+        self.store: MemoryStore | None = None
+        self.embedder: Embedder | None = None
+        self.problems: Mapping[int, Problem] = {}
+        self.documented: Mapping[str, frozenset[str]] = {}
+        """Each library's documented qualified names (what the screen wants an insight to name)."""
+        self.screen: InsightScreen | None = None
+        self.health: list[dict[str, Any]] = []
+        self._learner: Learner | None = None
+
+    def attach(self, store: MemoryStore, embedder: Embedder, problems: Sequence[Problem],
+               documented: Mapping[str, frozenset[str]]) -> None:
+        """The opened store, its embedder, the stream's problems and the documented names, once the memory has
+        them; and the health rows of the rounds learned before (a resumed run)."""
+        self.store, self.embedder, self.documented = store, embedder, documented
+        self.problems = {p.problem_id: p for p in problems}
+        if self.memory_dir:
+            self.health = read_lines(self.memory_dir / "health.jsonl")
+
+    def learner(self) -> Learner:
+        if self._learner is None:
+            c = self.learning
+            self._learner = Learner(self.learner_model(), traces_per_call=c["traces_per_call"],
+                                    max_new=c["max_new"], max_tokens=c["max_tokens"])
+        return self._learner
+
+    def curator(self) -> Curator:
+        c = self.learning
+        policy = CurationPolicy(duplicate_threshold=c["duplicate_threshold"], retire_margin=c["retire_margin"],
+                                max_insights=c["max_insights"])
+        return Curator(self.store, self.embedder, policy, self.guard, self.screen)
+
+    async def round(self, records: Sequence[Record], epoch: int, round_: int) -> None:
+        """Learn from a round's records (already on disk). Records learned before (a resumed run) are skipped."""
+        fresh, traces = self._fresh_traces(records)
+        if not traces:
+            return
+        where = {"epoch": epoch, "round": round_}
+        try:
+            candidates, calls = await self._distilled(traces, epoch, round_)
+        except BudgetExhausted:
+            raise  # not a failure of the learner: the run stops at its cap, and a resume learns these traces first
+        except ModelCallError as e:
+            # an outage: nothing is stored and the run stops, so that no later round runs on a memory without
+            # this one; the resume learns these traces first, then goes on, as a run without the outage would
+            self.record_health(epoch, round_, len(traces), Counter(), {}, learner_failed=str(e)[:500])
+            raise
+        store = self.store
+        with store.transaction():
+            if not store.add_traces(traces):
+                return  # another process learned these already
+            for call in calls:
+                if call["error"]:
+                    store.log_ops([unusable_reply(call, where)])
+            texts = {t["problem_id"]: t["problem"] for t in traces}
+            references = {t["problem_id"]: self.problems[t["problem_id"]].reference_code for t in traces}
+            ops = self.curator().apply(candidates, references, outcomes(fresh), where, problem_texts=texts,
+                                       graded=graded(fresh))
+        self.record_health(epoch, round_, len(traces), ops, sum_usage(c["usage"] for c in calls),
+                           candidates=len(candidates), unusable=sum(1 for c in calls if c["error"]))
+
+    def _fresh_traces(self, records: Sequence[Record]) -> tuple[list[Record], list[dict[str, Any]]]:
+        """The finished records the store has not learned from, and their traces."""
+        finished = [r for r in records if r.exec]
+        known = self.store.known_traces([trace_key(r) for r in finished])
+        fresh = [r for r in finished if trace_key(r) not in known]  # a redone record's round-mates were learned
+        return fresh, [trace_of(r, self.problems[r.problem_id]) for r in fresh]
+
+    async def _distilled(self, traces: Sequence[dict[str, Any]], epoch: int,
+                         round_: int) -> tuple[list[Candidate], list[dict[str, Any]]]:
+        """The learner's candidates from the traces (a share of them poisoned, for the poisoning arm) and its calls."""
+        candidates, calls = await self.learner().distill(traces)
+        if self.poison_rate:
+            candidates = poison_some(candidates, self.poison_rate, f"{traces[0]['key']}/{epoch}/{round_}")
+        return candidates, calls
+
+    def record_health(self, epoch: int, round_: int, seen: int, ops: Counter, usage: dict[str, Any],
+                      **extra: Any) -> None:
+        """One row of memory/health.jsonl: the store after a round of learning."""
+        active = self.store.items(kind="insight")
+        learned = ops["ADD"] + ops["MERGE"]
+        row = {"epoch": epoch, "round": round_, "records_seen": seen, "insights": len(active),
+               "tokens": sum(len(insight_text(i)) // 4 for i in active),
+               "duplicate_rate": ops["MERGE"] / learned if learned else None,
+               "ops": dict(sorted(ops.items())), "usage": usage, **extra}
+        self.health.append(row)
+        if self.memory_dir:
+            self.memory_dir.mkdir(parents=True, exist_ok=True)
+            append_jsonl(self.memory_dir / "health.jsonl", row)
+
+
+def unusable_reply(call: dict[str, Any], where: dict[str, int]) -> dict[str, Any]:
+    """The REJECT op that logs a learner reply nothing could be read from."""
+    return {"op": "REJECT", "item_id": None, **where,
+            "detail": {"reason": f"learner reply unusable: {call['error']}", "raw": (call["raw"] or "")[:2000],
+                       "sources": call["sources"]}}
+
+
+def trace_key(record: Record) -> str:
+    """A record's trace key in the store, which runs of several models and conditions may share."""
+    return f"{record.model}/{record.memory}/s{record.seed}/{record.key}"
+
+
+def trace_of(record: Record, problem: Problem) -> dict[str, Any]:
+    """What the learner is shown of a finished record."""
+    # a judge that saw the reference solution gives its score only: its words could carry the answer into memory
+    verdicts = [f"quality {j.score:.1f}/5" + ("" if j.judge.endswith("+ref") or not j.rationale
+                                             else f": {j.rationale[:200]}")
+                for j in record.judgments if j.kind == "quality" and j.score is not None]
+    return {
+        "key": trace_key(record),
+        "source": source_of(problem, record.key, record.epoch, -1, record.model),
+        "problem_id": problem.problem_id, "library": problem.library, "problem": problem.prompt,
+        "advice": record.recommendation.text if record.recommendation else "", "code": record.code or "",
+        "status": record.status, "error_type": record.exec.error_type,
+        "stderr_tail": record.exec.stderr_tail or "", "verdicts": verdicts,
+    }
+
+
+def source_of(problem: Problem, record_key: str, epoch: int, round_: int, model: str) -> dict[str, Any]:
+    """The provenance entry of a trace: the problem, and the model whose attempt it was (its contributor)."""
+    library, origin = problem.origin_family
+    return {"problem_id": problem.problem_id, "family": f"{library}/{origin}", "record_key": record_key,
+            "epoch": epoch, "round": round_, "model": model}
+
+
+def _passed(record: Record) -> bool | None:
+    """Whether the benchmark's tests passed (a timeout fails); None when the record was not graded (an infra
+    error, a skip)."""
+    return record.passed if record.status in GRADED else None
+
+
+def outcomes(records: Sequence[Record]) -> dict[str, tuple[int, int]]:
+    """(helpful, harmful) increments per insight: a record that used it passed, or failed/timed out."""
+    counts: dict[str, list[int]] = {}
+    for record in records:
+        passed = _passed(record)
+        if passed is None:
+            continue
+        items = [i for i in (record.recommendation.items if record.recommendation else ()) if i.get("kind") == "insight"]
+        used = [i for i in items if i.get("cited")] or items
+        for item in used:
+            pair = counts.setdefault(item["id"], [0, 0])
+            pair[0 if passed else 1] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def graded(records: Sequence[Record]) -> tuple[int, int]:
+    """(passed, failed or timed out) over graded records: the base rate insights' outcomes are weighed against."""
+    verdicts = [_passed(r) for r in records]
+    return verdicts.count(True), verdicts.count(False)
+
+
+def sum_usage(usages: Any) -> dict[str, Any]:
+    total: dict[str, Any] = {}
+    for usage in usages:
+        merge_usage(total, usage)
+    return total
