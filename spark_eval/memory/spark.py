@@ -39,7 +39,8 @@ from spark_eval.memory.poison import POISON_VERSION
 from spark_eval.memory.store import LOCK_WAIT_S, Item, MemoryStore, is_database_url, open_store, shown_url
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import RETRY_VERSION
-from spark_eval.records import Recommendation, Record, append_jsonl, read_lines, read_records
+from spark_eval.records import Recommendation, Record, append_jsonl, read_lines
+from spark_eval.records.run import FINAL, HEALTH, MEMORY, STORE, RunFiles, epoch_snapshot, holds_records
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ class SparkMemory:
         self.leaky = self.experience.leaky
         self.learns = self.experience.learns and self.uses_insights
         self.benchmark = benchmark
-        self.memory_dir = Path(run_dir) / "memory" if run_dir else None
-        location = store or (str(self.memory_dir / "store.sqlite") if self.memory_dir else None)
+        self.memory_dir = Path(run_dir) / MEMORY if run_dir else None
+        location = store or (str(self.memory_dir / STORE) if self.memory_dir else None)
         if location is None:
             raise MemoryConfigError("memory.store is not set and there is no run directory to keep it in")
         self.store_location = str(location)
@@ -187,7 +188,7 @@ class SparkMemory:
         self.api_names = ApiNames(load_api_names(self.kb_cfg))
         if self.memory_dir:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
-            self.health = read_lines(self.memory_dir / "health.jsonl")
+            self.health = read_lines(self.memory_dir / HEALTH)
 
     async def recommend(self, problem: Problem) -> Recommendation | None:
         return self._guarded(await self.advise(problem, self._excluded(problem)), problem)
@@ -213,8 +214,8 @@ class SparkMemory:
     def checkpoint(self, epoch: int) -> None:
         """A snapshot of the experience store for this epoch, and the latest one, in the run directory."""
         if self.memory_dir and self.store:
-            self.store.snapshot(self.memory_dir / f"epoch{epoch}")
-            self.store.snapshot(self.memory_dir / "final")
+            self.store.snapshot(self.memory_dir / epoch_snapshot(epoch))
+            self.store.snapshot(self.memory_dir / FINAL)
 
     def describe(self) -> dict[str, Any]:
         """The manifest's `memory` section."""
@@ -319,7 +320,7 @@ class SparkMemory:
         self.health.append(row)
         if self.memory_dir:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
-            append_jsonl(self.memory_dir / "health.jsonl", row)
+            append_jsonl(self.memory_dir / HEALTH, row)
 
     def reference_apis(self, problem: Problem) -> tuple[str, ...]:
         """The documented APIs `problem`'s reference solution uses (apilabels.api_labels), labelled once."""
@@ -484,14 +485,14 @@ class PlaceboMemory(AgentMemory):
                                                     f"{'run' if self.source else 'agent'}"}
 
     async def prepare(self, problems: Sequence[Problem]) -> None:
-        if self.source and not (Path(self.source) / "records.jsonl").is_file():  # a sweep makes it before this run
+        if self.source and not holds_records(self.source):  # a sweep makes it before this run
             raise MemoryConfigError(f"memory.placebo.source={self.source} holds no records.jsonl; give a finished run "
                                     "directory of an advising condition (e.g. Spark's), or leave it unset to have "
                                     "the agent write the other problem's advice")
         await super().prepare(problems)
         self.donors = derangement(problems, self.placebo_seed)
         if self.source:
-            for record in read_records(Path(self.source) / "records.jsonl", repair=False):
+            for record in RunFiles(self.source).records:
                 if record.epoch == 0 and record.repeat == 0 and record.recommendation is not None:
                     self.borrowed[record.problem_id] = record.recommendation
 

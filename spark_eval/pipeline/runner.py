@@ -26,7 +26,8 @@ from spark_eval.pipeline.budget import Budget, spent_by
 from spark_eval.pipeline.rundir import RunDirectory, git_state, keep_hydra_copy, result_identity
 from spark_eval.pipeline.solve import Condition, solve
 from spark_eval.stats.summary import format_not_passed, format_pass_table, write_derived
-from spark_eval.records import Record, read_json_object, read_records, record_key
+from spark_eval.records import Record, record_key
+from spark_eval.records.run import RunFiles
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,12 @@ SPEND_EVERY_S = 5.0  # how often a running run writes its spend into the manifes
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Run the experiment `cfg` describes; returns its summary. Everything is checked before any work."""
     run_dir = Path(run_dir or _hydra_output_dir())
+    files = RunFiles(run_dir)  # read once: the budget, then the locked directory (unless they changed meanwhile)
     models = ModelPool(Ledger())
     try:
-        budget = open_budget(cfg.budget, run_dir, models.ledger)  # a cap below the spend stops before anything
+        budget = open_budget(cfg.budget, files, models.ledger)  # a cap below the spend stops before anything
         problems, condition = assemble(cfg, models, run_dir)
-        rundir = RunDirectory(run_dir, identity(cfg, condition))  # locked, and the identity checked
+        rundir = RunDirectory(run_dir, identity(cfg, condition), files)  # locked, and the identity checked
         try:
             done = rundir.finished_summary()
             if done is not None:
@@ -94,18 +96,18 @@ def documented_environment(cfg: DictConfig, grading_env: str) -> dict[str, str]:
 def start(rundir: RunDirectory, problems: list[Problem], condition: Condition) -> list[Record]:
     """The records an earlier attempt finished (those that ended in an error are dropped, to be retried); the
     manifest says `running`."""
-    finished = rundir.drop_errored(rundir.load_records())
+    finished = rundir.drop_errored()
     rundir.write_manifest(status="running", started_at=_now(), dataset_hash=condition.benchmark.data_hash(),
                           problem_ids=[p.problem_id for p in problems], versions=condition.versions,
                           execution=condition.sandbox.describe(), leaky=condition.memory.leaky, **git_state())
     return finished
 
 
-def open_budget(cfg: DictConfig, run_dir: Path, ledger: Ledger) -> Budget:
-    """The run's budget, with what its earlier attempts spent (read from its folder, which is not locked yet)."""
-    before = read_json_object(run_dir / "manifest.json", missing={})  # a damaged one stops here, in one line
-    records = read_records(run_dir / "records.jsonl", repair=False) if (run_dir / "records.jsonl").is_file() else []
-    return Budget(cfg.usd, cfg.scope, run_dir, spent_by(records, before), ledger,
+def open_budget(cfg: DictConfig, files: RunFiles, ledger: Ledger) -> Budget:
+    """The run's budget, with what its earlier attempts spent (read from its folder, which is not locked yet; a
+    damaged manifest stops here, in one line)."""
+    records = files.records
+    return Budget(cfg.usd, cfg.scope, files.path, spent_by(records, files.manifest), ledger,
                   finished_before=sum(1 for r in records if not r.error))
 
 
@@ -140,7 +142,7 @@ def finish(rundir: RunDirectory, problems: list[Problem], condition: Condition, 
     """summary.json (and validity.json), the manifest `finished` (or `budget_exhausted`) with counts, ledger, spend
     and memory; the pass table and the problems that did not pass go to the log."""
     memory = condition.memory
-    records = rundir.load_records()
+    records = rundir.records
     summary = write_derived(rundir.path, records)
     described = memory.describe()
     rundir.write_manifest(
