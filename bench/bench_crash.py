@@ -48,6 +48,8 @@ from typing import Any
 
 from spark_eval.memory.learning.loop import outcomes, trace_key
 from spark_eval.records import read_lines, read_records
+from spark_eval.records.run import (FINAL, HEALTH, MANIFEST, MEMORY, RECORDS, SNAPSHOT_INSIGHTS, SNAPSHOT_OPS,
+                                    SNAPSHOT_STATE, SNAPSHOT_TRACES, STORE)
 
 ROOT = Path(__file__).resolve().parent.parent
 VOLATILE = frozenset({"latency_s", "duration_s", "cached", "request_id"})
@@ -137,7 +139,7 @@ def run_reference(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     start(attempt, command(args, work, name), work / name, args.round_size)
     if attempt.returncode != 0:
         sys.exit(f"the reference run failed (exit code {attempt.returncode}); see {work / name / 'log.txt'}")
-    manifest = json.loads((work / name / "run" / "manifest.json").read_text())
+    manifest = json.loads((work / name / "run" / MANIFEST).read_text())
     result = {"name": name, "wall_s": round(attempt.seconds, 1), "stream_s": manifest["wall_s"],
               "records": attempt.records_after, "replies": attempt.replies_after}
     figures.write_text(json.dumps(result, indent=2) + "\n")
@@ -270,7 +272,7 @@ def manifest_since(run_dir: Path, launched: float) -> dict[str, Any] | None:
     """The manifest, if an attempt launched at `launched` (a time.time()) wrote its start: it got past its
     startup."""
     try:
-        manifest = json.loads((run_dir / "manifest.json").read_text())
+        manifest = json.loads((run_dir / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
     since = datetime.fromtimestamp(int(launched), timezone.utc).isoformat(timespec="seconds")
@@ -294,12 +296,12 @@ def landed(run_dir: Path, launched: float, round_size: int) -> str:
 
 def record_keys(run_dir: Path) -> set[str]:
     """The keys of records.jsonl as a reader beside a run sees them (a torn last line skipped, not cut)."""
-    return {row["key"] for row in read_lines(run_dir / "records.jsonl", repair=False)}
+    return {row["key"] for row in read_lines(run_dir / RECORDS, repair=False)}
 
 
 def learned(run_dir: Path) -> int:
     """Traces the run's store has learned from."""
-    return count_rows(run_dir / "memory" / "store.sqlite", "traces")
+    return count_rows(run_dir / MEMORY / STORE, "traces")
 
 
 def stored_replies(folder: Path) -> int:
@@ -349,11 +351,11 @@ def check_runs(reference: Path, killed: Path) -> dict[str, dict[str, Any]]:
 def check_records(reference: Path, killed: Path) -> dict[str, Any]:
     """Each key once, the reference's keys, each record the reference's but for VOLATILE fields; no error, no torn
     line."""
-    path = killed / "records.jsonl"
+    path = killed / RECORDS
     rows = read_lines(path, repair=False)
     torn = path.read_bytes().count(b"\n") != len(rows)
     keys = Counter(row["key"] for row in rows)
-    expected = {row["key"]: steady(row) for row in read_lines(reference / "records.jsonl", repair=False)}
+    expected = {row["key"]: steady(row) for row in read_lines(reference / RECORDS, repair=False)}
     got = {row["key"]: steady(row) for row in rows}
     differ = {k: first_difference(expected[k], got[k]) for k in sorted(set(expected) & set(got))
               if expected[k] != got[k]}
@@ -395,10 +397,10 @@ def first_difference(a: Any, b: Any, where: str = "") -> str:
 
 def check_memory(reference: Path, killed: Path) -> dict[str, Any]:
     """The final state (hash, counts; the manifest's memory.state_hash) and the curation log, times aside."""
-    states = [json.loads((d / "memory" / "final" / "state.json").read_text()) for d in (reference, killed)]
-    manifests = [json.loads((d / "manifest.json").read_text()) for d in (reference, killed)]
+    states = [json.loads((d / MEMORY / FINAL / SNAPSHOT_STATE).read_text()) for d in (reference, killed)]
+    manifests = [json.loads((d / MANIFEST).read_text()) for d in (reference, killed)]
     logs = [[{k: v for k, v in op.items() if k not in ("time", "seq")}
-             for op in read_lines(d / "memory" / "final" / "ops.jsonl", repair=False)] for d in (reference, killed)]
+             for op in read_lines(d / MEMORY / FINAL / SNAPSHOT_OPS, repair=False)] for d in (reference, killed)]
     found = {"state_hash": [s["hash"] for s in states], "counts_equal": states[0]["counts"] == states[1]["counts"],
              "manifest_state_hash": [m["memory"]["state_hash"] for m in manifests],
              "status": [m["status"] for m in manifests], "ops": [len(log) for log in logs],
@@ -411,13 +413,13 @@ def check_memory(reference: Path, killed: Path) -> dict[str, Any]:
 def check_outcomes(killed: Path) -> dict[str, Any]:
     """From the memory's own data: each record learned once, and each insight's counters those of the records
     that used it, counted once."""
-    records = read_records(killed / "records.jsonl", repair=False)
-    final = killed / "memory" / "final"
-    traces = Counter(t["key"] for t in read_lines(final / "traces.jsonl", repair=False))
+    records = read_records(killed / RECORDS, repair=False)
+    final = killed / MEMORY / FINAL
+    traces = Counter(t["key"] for t in read_lines(final / SNAPSHOT_TRACES, repair=False))
     ran = {trace_key(r) for r in records if r.exec}
-    counters = {i["id"]: (i["helpful"], i["harmful"]) for i in read_lines(final / "insights.jsonl", repair=False)}
+    counters = {i["id"]: (i["helpful"], i["harmful"]) for i in read_lines(final / SNAPSHOT_INSIGHTS, repair=False)}
     updates: dict[str, list[int]] = {}
-    for op in read_lines(final / "ops.jsonl", repair=False):
+    for op in read_lines(final / SNAPSHOT_OPS, repair=False):
         if op["op"] == "UPDATE":
             pair = updates.setdefault(op["item_id"], [0, 0])
             pair[0], pair[1] = pair[0] + op["detail"]["helpful"], pair[1] + op["detail"]["harmful"]
@@ -437,7 +439,7 @@ def check_outcomes(killed: Path) -> dict[str, Any]:
 
 def check_health(reference: Path, killed: Path) -> dict[str, Any]:
     """memory/health.jsonl: one row per round learned, the reference's rounds."""
-    rounds = [[(h["epoch"], h["round"]) for h in read_lines(d / "memory" / "health.jsonl", repair=False)]
+    rounds = [[(h["epoch"], h["round"]) for h in read_lines(d / MEMORY / HEALTH, repair=False)]
               for d in (reference, killed)]
     return {"ok": rounds[0] == rounds[1], "rounds": rounds}
 

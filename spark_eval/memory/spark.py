@@ -41,7 +41,8 @@ from spark_eval.memory.store.base import LOCK_WAIT_S, Item, MemoryStore, is_data
 from spark_eval.memory.store.open import open_store
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import RETRY_VERSION
-from spark_eval.records import Recommendation, Record, read_records
+from spark_eval.records import Recommendation, Record
+from spark_eval.records.run import FINAL, MEMORY, STORE, RunFiles, epoch_snapshot, holds_records
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,8 @@ class SparkMemory:
         self.exclude_family = exclude_family
         self.leaky = self.experience.leaky
         self.learns = self.experience.learns and self.uses_insights
-        self.memory_dir = Path(run_dir) / "memory" if run_dir else None
-        location = store or (str(self.memory_dir / "store.sqlite") if self.memory_dir else None)
+        self.memory_dir = Path(run_dir) / MEMORY if run_dir else None
+        location = store or (str(self.memory_dir / STORE) if self.memory_dir else None)
         if location is None:
             raise MemoryConfigError("memory.store is not set and there is no run directory to keep it in")
         self.store_location = str(location)
@@ -214,8 +215,8 @@ class SparkMemory:
     def checkpoint(self, epoch: int) -> None:
         """A snapshot of the experience store for this epoch, and the latest one, in the run directory."""
         if self.memory_dir and self.store:
-            self.store.snapshot(self.memory_dir / f"epoch{epoch}")
-            self.store.snapshot(self.memory_dir / "final")
+            self.store.snapshot(self.memory_dir / epoch_snapshot(epoch))
+            self.store.snapshot(self.memory_dir / FINAL)
 
     def describe(self) -> dict[str, Any]:
         """The manifest's `memory` section."""
@@ -458,14 +459,14 @@ class PlaceboMemory(AgentMemory):
                                                     f"{'run' if self.source else 'agent'}"}
 
     async def prepare(self, problems: Sequence[Problem]) -> None:
-        if self.source and not (Path(self.source) / "records.jsonl").is_file():  # a sweep makes it before this run
+        if self.source and not holds_records(self.source):  # a sweep makes it before this run
             raise MemoryConfigError(f"memory.placebo.source={self.source} holds no records.jsonl; give a finished run "
                                     "directory of an advising condition (e.g. Spark's), or leave it unset to have "
                                     "the agent write the other problem's advice")
         await super().prepare(problems)
         self.donors = derangement(problems, self.placebo_seed)
         if self.source:
-            for record in read_records(Path(self.source) / "records.jsonl", repair=False):
+            for record in RunFiles(self.source).records:
                 if record.epoch == 0 and record.repeat == 0 and record.recommendation is not None:
                     self.borrowed[record.problem_id] = record.recommendation
 

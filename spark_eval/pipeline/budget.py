@@ -28,11 +28,12 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from spark_eval.errors import UserError
 from spark_eval.models.ledger import Hold, Ledger
-from spark_eval.records import Record, read_json_object, read_records
+from spark_eval.records import Record
+from spark_eval.records.run import Manifest, RunFiles
 from spark_eval.stats.summary import ledger
 
 LEDGER_FILE = "budget.sqlite"  # in the experiment folder, beside its run directories
@@ -50,24 +51,25 @@ class BudgetError(UserError):
     """The cap is below what is already spent, or the ledger cannot be used; the message names the fix."""
 
 
-def spent_by(records: Iterable[Record], manifest: dict[str, Any]) -> float:
+def spent_by(records: Iterable[Record], manifest: Manifest) -> float:
     """What a run directory's earlier attempts spent: its manifest's `spent_usd` (kept current while it ran), or
     the cost its records hold, whichever is larger (a run from before `spent_usd`, or one killed between updates)."""
     in_records = sum(account["cost_usd"] for account in ledger(records).values())
-    return max(float(manifest.get("spent_usd") or 0.0), in_records)
+    return max(float(manifest.spent_usd or 0.0), in_records)
 
 
 def spent_in(run_dir: Path) -> float | None:
     """What a run directory's files say it spent (`spent_by`); None without a manifest (not a run, or not started).
     A file being written or damaged counts as empty: the ledger has that run's spend, or its own resume stops."""
-    if not (run_dir / "manifest.json").is_file():
+    files = RunFiles(run_dir)
+    if not files.has_manifest:
         return None
     try:
-        manifest = read_json_object(run_dir / "manifest.json", missing={})
+        manifest = files.manifest
     except (OSError, UserError):
-        manifest = {}
+        manifest = Manifest()
     try:
-        records = read_records(run_dir / "records.jsonl", repair=False) if (run_dir / "records.jsonl").is_file() else []
+        records = files.records
     except (OSError, UserError):
         records = []
     return spent_by(records, manifest)
@@ -195,7 +197,7 @@ class SharedLedger:
     def _take_in(self, db: sqlite3.Connection, run: str, files: float | None) -> None:
         """A run's spend becomes the larger of the ledger's and its files'; a run directory without a manifest
         (new, or deleted) is dropped, unless a process holds worst cases for it."""
-        if not (self.path.parent / run / "manifest.json").is_file():
+        if not RunFiles(self.path.parent / run).has_manifest:
             if not db.execute("SELECT 1 FROM held WHERE run = ?", (run,)).fetchone():
                 db.execute("DELETE FROM spent WHERE run = ?", (run,))
         if files is not None:

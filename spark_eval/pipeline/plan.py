@@ -12,7 +12,6 @@ correlation (`plan.discordance`, `plan.rho`), or from those measured on pilot ru
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import math
 from collections import Counter, defaultdict
@@ -33,7 +32,8 @@ from spark_eval.pipeline.estimate import COMPONENTS, Tally, learner_calls, recor
 from spark_eval.pipeline.rundir import identity_changes, result_identity, shown_changes
 from spark_eval.pipeline.runner import share_of, stream_order
 from spark_eval.pipeline.sweep import shown_path
-from spark_eval.records import read_records, record_key
+from spark_eval.records import record_key
+from spark_eval.records.run import RunFiles, holds_records
 from spark_eval.stats.power import ALPHA, POWER, design_from_pilot, planned_mde
 
 log = logging.getLogger("spark_eval")
@@ -99,8 +99,8 @@ def dry_run(cfg: DictConfig) -> Plan:
 def plan_run(cfg: DictConfig) -> Plan:
     benchmark = build_benchmark(cfg.dataset)
     problems = share_of(stream_order(benchmark.select(), cfg.pipeline.shuffle, cfg.seed), cfg.pipeline.share)
-    run_dir = planned_run_dir(cfg)
-    done = finished_keys(run_dir)
+    files = RunFiles(planned_run_dir(cfg))
+    done = files.finished_keys()
     models, needs = offline_models(cfg)
     coder = models.get("coder")
     coder = ChatCoder(coder, benchmark, cfg.seed) if coder is not None and hasattr(coder, "default_params") else None
@@ -111,9 +111,9 @@ def plan_run(cfg: DictConfig) -> Plan:
     calls += [c for p in problems if per_problem[p.problem_id]
               for c in learner_calls(cfg, benchmark, p, per_problem[p.problem_id])]
     records = len(problems) * cfg.pipeline.epochs * cfg.pipeline.samples
-    return Plan(job=f"{cfg.model.name}__{cfg.memory.name}__s{cfg.seed}", run_dir=shown_path(run_dir),
+    return Plan(job=f"{cfg.model.name}__{cfg.memory.name}__s{cfg.seed}", run_dir=shown_path(files.path),
                 problems=len(problems), records=records, done=records - len(todo),
-                resume=resume_state(cfg, run_dir), components=tally(calls), needs=needs + kb_needs(cfg),
+                resume=resume_state(cfg, files), components=tally(calls), needs=needs + kb_needs(cfg),
                 model=cfg.model.name, memory=cfg.memory.name, baseline=cfg.report.baseline,
                 units=tuple((p.problem_id, "/".join(map(str, p.origin_family))) for p in problems),
                 design=None if cfg.memory.name == cfg.report.baseline else design(cfg))
@@ -137,23 +137,14 @@ def planned_run_dir(cfg: DictConfig) -> Path:
     return Path(real.hydra.run.dir)
 
 
-def finished_keys(run_dir: Path) -> set[str]:
-    """Keys of the records an earlier attempt finished (those that ended in an error are retried)."""
-    path = run_dir / "records.jsonl"
-    if not path.is_file():
-        return set()
-    return {r.key for r in read_records(path, repair=False) if not r.error}
-
-
-def resume_state(cfg: DictConfig, run_dir: Path) -> str:
+def resume_state(cfg: DictConfig, files: RunFiles) -> str:
     """`new run`, `resumes`, or why a resume would be refused (the config's part of the identity differs)."""
-    manifest = run_dir / "manifest.json"
-    if not manifest.is_file():
+    if not files.has_manifest:
         return "new run"
     try:
-        before = json.loads(manifest.read_text()).get("identity", {})
-    except (OSError, ValueError):
-        return f"{manifest} unreadable: the run would stop"
+        before = files.manifest.identity
+    except (OSError, UserError):
+        return f"{files.manifest_path} unreadable: the run would stop"
     try:
         now = result_identity(cfg)  # without the dataset hash and versions, which only the run itself computes
     except UserError as e:  # weights or an answers file missing: the job's needs say so
@@ -280,13 +271,13 @@ def design(cfg: Any) -> Design:
 def pilot_passes(pattern: str) -> dict[tuple[str, str], dict[int, tuple[str, float]]]:
     """Per (model, memory) of the runs `pattern` matches: each problem's origin family and pass@1, the share of
     its records without an error that passed (epochs, samples and seeds averaged, as the report does)."""
-    paths = sorted(Path(p) for p in glob.glob(pattern) if (Path(p) / "records.jsonl").is_file())
+    paths = sorted(Path(p) for p in glob.glob(pattern) if holds_records(p))
     if not paths:
         raise UserError(f"plan.pilot={pattern} matches no run directory (a folder with records.jsonl); give a glob "
                         "of finished runs, e.g. plan.pilot='results/<experiment>/*'")
     passes: dict[tuple[str, str], dict[int, tuple[str, list[float]]]] = defaultdict(dict)
     for path in paths:
-        for r in read_records(path / "records.jsonl", repair=False):
+        for r in RunFiles(path).records:
             if not r.error:
                 passes[(r.model, r.memory)].setdefault(r.problem_id, (r.family, []))[1].append(float(r.passed))
     return {key: {pid: (family, sum(values) / len(values)) for pid, (family, values) in problems.items()}

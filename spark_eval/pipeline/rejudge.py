@@ -19,9 +19,9 @@ from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.models.pool import ModelPool, at_once
 from spark_eval.models.base import ModelCallError
 from spark_eval.models.ledger import Ledger
-from spark_eval.pipeline.rundir import RunLock, keep_hydra_copy
-from spark_eval.records import (Judgment, Record, RunDirectoryError, append_jsonl, read_json_object, read_lines,
-                                read_records, rewrite_records, write_json)
+from spark_eval.pipeline.rundir import RunDirectory, keep_hydra_copy
+from spark_eval.records import Judgment, Record, RunDirectoryError, append_jsonl, read_lines
+from spark_eval.records.run import MANIFEST, RECORDS, RunFiles
 from spark_eval.stats.summary import write_derived
 
 log = logging.getLogger(__name__)
@@ -31,44 +31,43 @@ def judge_run(cfg: DictConfig) -> dict[str, Any]:
     """Judge every record of `cfg.run_dir` with `cfg.judge` that lacks that judge's verdicts."""
     if not cfg.run_dir:
         raise RunDirectoryError("stage=judge needs run_dir=<a run directory with records.jsonl>")
-    run_dir = Path(cfg.run_dir)
-    manifest_path, records_path = run_dir / "manifest.json", run_dir / "records.jsonl"
-    if not manifest_path.is_file() or not records_path.is_file():
-        raise RunDirectoryError(f"{run_dir} is not a run directory (no manifest.json and records.jsonl)")
-    lock = RunLock(run_dir, "stage=judge")  # a run still writing it, or another judge pass, would lose records
+    files = RunFiles(cfg.run_dir)
+    if not files.has_manifest or not files.has_records:
+        raise RunDirectoryError(f"{files.path} is not a run directory (no {MANIFEST} and {RECORDS})")
+    # locked: a run still writing it, or another judge pass, would lose records
+    rundir = RunDirectory(files.path, files=files, purpose="stage=judge")
     models = ModelPool(Ledger())
     try:
-        return _judge_locked(cfg, run_dir, models)
+        return _judge_locked(cfg, rundir, models)
     finally:
         models.close()  # an in-process engine gives its GPUs back
-        lock.release()
+        rundir.close()
 
 
-def _judge_locked(cfg: DictConfig, run_dir: Path, models: ModelPool) -> dict[str, Any]:
-    manifest_path, records_path = run_dir / "manifest.json", run_dir / "records.jsonl"
-    manifest = read_json_object(manifest_path)
+def _judge_locked(cfg: DictConfig, rundir: RunDirectory, models: ModelPool) -> dict[str, Any]:
+    run_dir, manifest = rundir.path, rundir.manifest
     benchmark = build_benchmark(cfg.dataset)
-    if benchmark.data_hash() != manifest.get("dataset_hash"):
+    if benchmark.data_hash() != manifest.dataset_hash:
         raise RunDirectoryError(f"{run_dir} was made from another benchmark or copy than {benchmark.name} at "
                                 f"{cfg.dataset.path}; set benchmark=<its benchmark> and dataset.path to that copy")
     keep_hydra_copy(run_dir, cfg)  # once locked and checked: a refused pass leaves the run's files as they were
     problems = {p.problem_id: p for p in benchmark.problems()}
     judges = build_panel(cfg.judge, models)
-    journal = run_dir / "judgments.jsonl"
-    records = merge_journal(records_path, journal)
+    journal = rundir.files.journal_path
+    records = merge_journal(rundir)
     todo = [(r, j, k) for r in records if r.code is not None for j in judges
             for k in range(cfg.judge.repeats) if not _has_verdict(r, j.name, j.version, k)]
     log.info("%s: %d items without a verdict from %s", run_dir, len(todo), ", ".join(j.name for j in judges))
     if todo:
         models.start()  # engines load now, not inside the first verdict's timeout
     added = asyncio.run(models.closing(_judge_all(todo, problems, journal, cfg.pipeline)))
-    records = merge_journal(records_path, journal)
+    records = merge_journal(rundir)
     summary = write_derived(run_dir, records)
-    passes = manifest.get("judge_passes", []) + [{"judge": cfg.judge.name, "versions": panel_versions(judges),
-                                                  "verdicts_added": added}]
-    spent = float(manifest.get("spent_usd") or 0.0) + models.ledger.usd  # what a budget counts of this run
-    write_json(manifest_path, {**manifest, "judge_passes": passes, "spent_usd": round(spent, 6),
-                               "ledger": {**manifest.get("ledger", {}), **summary["ledger"]}})
+    passes = manifest.judge_passes + [{"judge": cfg.judge.name, "versions": panel_versions(judges),
+                                       "verdicts_added": added}]
+    spent = float(manifest.spent_usd or 0.0) + models.ledger.usd  # what a budget counts of this run
+    rundir.write_manifest(judge_passes=passes, spent_usd=round(spent, 6), ledger={**manifest.ledger,
+                                                                                  **summary["ledger"]})
     return summary
 
 
@@ -98,10 +97,10 @@ async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -
     return added
 
 
-def merge_journal(records_path: Path, journal: Path) -> list[Record]:
+def merge_journal(rundir: RunDirectory) -> list[Record]:
     """Fold journaled verdicts into records.jsonl (atomically), then drop the journal; the merged records.
     A verdict torn by a kill is left out: it is judged again (its reply is in the response cache)."""
-    records = read_records(records_path)
+    records, journal = rundir.records, rundir.files.journal_path
     if not journal.exists():
         return records
     by_key = {r.key: r for r in records}
@@ -109,10 +108,9 @@ def merge_journal(records_path: Path, journal: Path) -> list[Record]:
         verdict, record = Judgment(**entry["judgment"]), by_key.get(entry["key"])
         if record is not None and not _has_verdict(record, verdict.judge, verdict.version, verdict.repeat):
             by_key[record.key] = record = replace(record, judgments=(*record.judgments, verdict))
-    records = [by_key[r.key] for r in records]
-    rewrite_records(records_path, records)
+    rundir.rewrite([by_key[r.key] for r in records])
     journal.unlink()
-    return records
+    return rundir.records
 
 
 def _has_verdict(record: Record, judge: str, version: str, repeat: int) -> bool:

@@ -1,4 +1,5 @@
-"""The run directory of a run: its identity, lock, manifest and records.jsonl (append + sync, the source of truth)."""
+"""The writing side of a run directory: its identity, lock, manifest and records.jsonl (append + sync, the source of
+truth); `records/run.py: RunFiles` reads them."""
 from __future__ import annotations
 
 import fcntl
@@ -18,8 +19,8 @@ from spark_eval.config import (IDENTITY_ABSENT, IDENTITY_RENAMED, MODEL_CALL_SET
 from spark_eval.memory.store.base import is_database_url, shown_url
 from spark_eval.models.replay import AnswersFile, answers_sha256
 from spark_eval.models.weights import weights_sha256
-from spark_eval.records import (Record, RunDirectoryError, append_record, read_json_object, read_records,
-                                rewrite_records, write_json)
+from spark_eval.records import Record, RunDirectoryError, append_record, rewrite_records, write_json
+from spark_eval.records.run import LOCK, RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class RunLock:
     """
 
     def __init__(self, path: Path, purpose: str) -> None:
-        self.path = Path(path) / ".lock"
+        self.path = Path(path) / LOCK
         self._file = self.path.open("a+")
         try:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -179,18 +180,27 @@ class RunLock:
 
 
 class RunDirectory:
-    """One run's files, locked for this process. Appends are flushed and synced per record, so a killed run
-    loses nothing finished."""
+    """One run's files, locked for this process: the writing side of `RunFiles`. It opens the files once (those
+    given, read before the lock, unless they changed since) and keeps what it writes, so the manifest and the
+    records it holds are the files'. Appends are flushed and synced per record, so a killed run loses nothing
+    finished. With an `identity` (a run) the directory must hold a run of that identity, or none; without one
+    (stage=judge) it must hold a run, and the manifest's identity is left as it is."""
 
-    def __init__(self, path: Path, identity: dict[str, Any]) -> None:
+    def __init__(self, path: Path, identity: dict[str, Any] | None = None, files: RunFiles | None = None,
+                 purpose: str = "a run") -> None:
         self.path = Path(path)
         self.identity = identity
-        self.records_path = self.path / "records.jsonl"
-        self.manifest_path = self.path / "manifest.json"
         self.path.mkdir(parents=True, exist_ok=True)
-        self.lock = RunLock(self.path, "a run")
+        self.lock = RunLock(self.path, purpose)
         try:
-            self._check_resumable()
+            self.files = files if files is not None and files.stamp == files.current_stamp() else RunFiles(self.path)
+            self.records_path, self.manifest_path = self.files.records_path, self.files.manifest_path
+            if identity is not None:
+                self._check_resumable()
+            self.manifest = self.files.manifest
+            if self.files.torn is not None:
+                self.files.torn.cut()
+            self.records = list(self.files.records)
         except BaseException:
             self.lock.release()
             raise
@@ -199,27 +209,24 @@ class RunDirectory:
         self.lock.release()
 
     def _check_resumable(self) -> None:
-        if not self.manifest_path.exists():
-            if self.records_path.exists() and self.records_path.stat().st_size:
+        if not self.files.has_manifest:
+            if self.files.has_records and self.records_path.stat().st_size:
                 raise RunDirectoryError(f"{self.records_path} exists without a manifest; move it away to start anew")
             return
-        changed = identity_changes(read_json_object(self.manifest_path).get("identity", {}), self.identity)
+        changed = identity_changes(self.files.manifest.identity, self.identity)
         if changed:
             raise RunDirectoryError(
                 f"{self.path} holds a run with a different config ({shown_changes(changed)}); "
                 "undo the change, or pick another seed, experiment_name or hydra.run.dir"
             )
 
-    def load_records(self) -> list[Record]:
-        return read_records(self.records_path)
-
     def finished_summary(self) -> dict[str, Any] | None:
         """The summary of a run that finished (every record, none in error, and the memory's last round learned),
         else None: its command again changes nothing in it, neither its manifest's times and commit nor its Hydra
         copy. A run with records in error is not finished: its command retries them."""
-        if read_json_object(self.manifest_path, missing={}).get("status") != "finished":
+        if self.manifest.status != "finished":
             return None
-        summary = read_json_object(self.path / "summary.json", missing={})
+        summary = self.files.summary()
         return summary if summary and not summary.get("errors") else None
 
     def touch(self) -> None:
@@ -227,21 +234,29 @@ class RunDirectory:
         manifest changed since the sweep began, so a finished job that this sweep found done counts as finished."""
         os.utime(self.manifest_path)
 
-    def drop_errored(self, records: list[Record]) -> list[Record]:
+    def drop_errored(self) -> list[Record]:
         """Rewrite records.jsonl without records that ended in an error, so they are retried; returns the rest."""
-        kept = [r for r in records if not r.error]
-        if len(kept) < len(records):
-            log.info("retrying %d records that ended in an error", len(records) - len(kept))
-            rewrite_records(self.records_path, kept)
+        kept = [r for r in self.records if not r.error]
+        if len(kept) < len(self.records):
+            log.info("retrying %d records that ended in an error", len(self.records) - len(kept))
+            self.rewrite(kept)
         return kept
 
     def append(self, record: Record) -> None:
         append_record(self.records_path, record)
+        self.records.append(record)
+
+    def rewrite(self, records: list[Record]) -> None:
+        """Replace records.jsonl with `records`, atomically."""
+        rewrite_records(self.records_path, records)
+        self.records = list(records)
 
     def write_manifest(self, **fields: Any) -> None:
-        manifest = read_json_object(self.manifest_path, missing={})
-        manifest.update(fields, identity=self.identity, config_hash=identity_hash(self.identity))
-        write_json(self.manifest_path, manifest)
+        """Set `fields` in the manifest (and, for a run, its identity and that identity's hash)."""
+        if self.identity is not None:
+            fields.update(identity=self.identity, config_hash=identity_hash(self.identity))
+        self.manifest = self.manifest.updated(**fields)
+        write_json(self.manifest_path, self.manifest.to_json())
 
 
 def keep_hydra_copy(path: Path, cfg: DictConfig) -> None:

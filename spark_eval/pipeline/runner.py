@@ -5,6 +5,7 @@ import asyncio
 import logging
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from spark_eval.pipeline.budget import Budget, spent_by
 from spark_eval.pipeline.rundir import RunDirectory, git_state, keep_hydra_copy, result_identity
 from spark_eval.pipeline.solve import Condition, solve
 from spark_eval.stats.summary import format_not_passed, format_pass_table, write_derived
-from spark_eval.records import Record, read_json_object, read_records, record_key
+from spark_eval.records import Record, record_key
+from spark_eval.records.run import RunFiles
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,12 @@ SPEND_EVERY_S = 5.0  # how often a running run writes its spend into the manifes
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Run the experiment `cfg` describes; returns its summary. Everything is checked before any work."""
     run_dir = Path(run_dir or _hydra_output_dir())
+    files = RunFiles(run_dir)  # read once: the budget, then the locked directory (unless they changed meanwhile)
     models = ModelPool(Ledger())
     try:
-        budget = open_budget(cfg.budget, run_dir, models.ledger)  # a cap below the spend stops before anything
+        budget = open_budget(cfg.budget, files, models.ledger)  # a cap below the spend stops before anything
         problems, condition = assemble(cfg, models, run_dir)
-        rundir = RunDirectory(run_dir, identity(cfg, condition))  # locked, and the identity checked
+        rundir = RunDirectory(run_dir, identity(cfg, condition), files)  # locked, and the identity checked
         try:
             done = rundir.finished_summary()
             if done is not None:
@@ -49,9 +52,10 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
                 log.info("%s finished earlier (%d records); nothing to do", rundir.path, done.get("n", 0))
                 return done
             keep_hydra_copy(rundir.path, cfg)
-            finished = start(rundir, problems, condition)
-            wall_s, complete = stream(cfg, rundir, problems, condition, finished, models, budget)
-            return finish(rundir, problems, condition, wall_s, budget, complete)
+            session = Session(cfg, rundir, problems, condition, models, budget)
+            start(session)
+            wall_s, complete = stream(session)
+            return finish(session, wall_s, complete)
         finally:
             rundir.close()
     finally:
@@ -92,56 +96,67 @@ def documented_environment(cfg: DictConfig, grading_env: str) -> dict[str, str]:
     return {} if found == grading_env else {"kb_env": found}
 
 
-def start(rundir: RunDirectory, problems: list[Problem], condition: Condition) -> list[Record]:
-    """The records an earlier attempt finished (those that ended in an error are dropped, to be retried); the
-    manifest says `running`."""
-    finished = rundir.drop_errored(rundir.load_records())
+@dataclass(frozen=True)
+class Session:
+    """One run under way: what its stages share."""
+
+    cfg: DictConfig
+    rundir: RunDirectory
+    """Locked; holds the manifest and the records written so far."""
+    problems: list[Problem]
+    """In stream order."""
+    condition: Condition
+    models: ModelPool
+    budget: Budget
+
+
+def start(session: Session) -> None:
+    """Drop the records an earlier attempt ended in an error (they are retried); the manifest says `running`."""
+    rundir, problems, condition = session.rundir, session.problems, session.condition
+    rundir.drop_errored()
     rundir.write_manifest(status="running", started_at=_now(), dataset_hash=condition.benchmark.data_hash(),
                           problem_ids=[p.problem_id for p in problems], versions=condition.versions,
                           execution=condition.sandbox.describe(), leaky=condition.memory.leaky, **git_state())
-    return finished
 
 
-def open_budget(cfg: DictConfig, run_dir: Path, ledger: Ledger) -> Budget:
-    """The run's budget, with what its earlier attempts spent (read from its folder, which is not locked yet)."""
-    before = read_json_object(run_dir / "manifest.json", missing={})  # a damaged one stops here, in one line
-    records = read_records(run_dir / "records.jsonl", repair=False) if (run_dir / "records.jsonl").is_file() else []
-    return Budget(cfg.usd, cfg.scope, run_dir, spent_by(records, before), ledger,
+def open_budget(cfg: DictConfig, files: RunFiles, ledger: Ledger) -> Budget:
+    """The run's budget, with what its earlier attempts spent (read from its folder, which is not locked yet; a
+    damaged manifest stops here, in one line)."""
+    records = files.records
+    return Budget(cfg.usd, cfg.scope, files.path, spent_by(records, files.manifest), ledger,
                   finished_before=sum(1 for r in records if not r.error))
 
 
-def stream(cfg: DictConfig, rundir: RunDirectory, problems: list[Problem], condition: Condition,
-           finished: list[Record], models: ModelPool, budget: Budget) -> tuple[float, bool]:
+def stream(session: Session) -> tuple[float, bool]:
     """Every record not yet finished, or as many as the budget allows: seconds of wall time, and whether every
     record is done. A stop of any kind leaves the manifest `interrupted`."""
-    sandbox, memory = condition.sandbox, condition.memory
+    cfg, models, budget = session.cfg, session.models, session.budget
+    sandbox, memory = session.condition.sandbox, session.condition.memory
     started = time.monotonic()
     with sandbox:
         try:
-            if len(finished) < len(problems) * cfg.pipeline.epochs * cfg.pipeline.samples:
+            if len(session.rundir.records) < len(session.problems) * cfg.pipeline.epochs * cfg.pipeline.samples:
                 sandbox.start()  # fail fast on a broken grading environment, before any model call
                 models.start()  # engines load now, not inside the first request's timeout
             in_flight = problems_in_flight(cfg.pipeline.concurrency, models.get(cfg.model), sandbox.workers)
-            complete = asyncio.run(models.closing(
-                _run_stream(problems, condition, rundir, finished, cfg.pipeline, in_flight, budget)))
+            complete = asyncio.run(models.closing(_run_stream(session, in_flight)))
         except BaseException:
             try:
                 described = memory.describe()
             except UserError as e:  # the store itself is gone: the manifest says so, the records are all on disk
                 described = {"name": memory.name, "error": str(e)}
-            rundir.write_manifest(status="interrupted", stopped_at=_now(), memory=described,
-                                  spent_usd=round(budget.own(), 6))
+            session.rundir.write_manifest(status="interrupted", stopped_at=_now(), memory=described,
+                                          spent_usd=round(budget.own(), 6))
             memory.close()
             raise
     return time.monotonic() - started, complete
 
 
-def finish(rundir: RunDirectory, problems: list[Problem], condition: Condition, wall_s: float, budget: Budget,
-           complete: bool = True) -> dict[str, Any]:
+def finish(session: Session, wall_s: float, complete: bool = True) -> dict[str, Any]:
     """summary.json (and validity.json), the manifest `finished` (or `budget_exhausted`) with counts, ledger, spend
     and memory; the pass table and the problems that did not pass go to the log."""
-    memory = condition.memory
-    records = rundir.load_records()
+    rundir, problems, budget, memory = session.rundir, session.problems, session.budget, session.condition.memory
+    records = rundir.records
     summary = write_derived(rundir.path, records)
     described = memory.describe()
     rundir.write_manifest(
@@ -158,8 +173,7 @@ def finish(rundir: RunDirectory, problems: list[Problem], condition: Condition, 
     return summary
 
 
-async def _run_stream(problems: list[Problem], condition: Condition, rundir: RunDirectory, finished: list[Record],
-                      pipeline: Any, in_flight: int, budget: Budget) -> bool:
+async def _run_stream(session: Session, in_flight: int) -> bool:
     """Epochs of rounds; each round's problems see one memory snapshot, and are learned from once written. True
     when every record is done; False when the budget stopped the stream (problems already running finish, the
     round is not learned from: a resume completes it and learns).
@@ -167,6 +181,8 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
     `in_flight` problems run at once (`problems_in_flight`). A
     memory that does not learn has one round per epoch, so nothing waits at a round's end for nothing.
     """
+    problems, condition, pipeline, budget = session.problems, session.condition, session.cfg.pipeline, session.budget
+    finished = session.rundir.records
     done = {r.key: r for r in finished}
     total = len(problems) * pipeline.epochs * pipeline.samples
     progress = _Progress(total, finished, enabled=pipeline.progress, budget=budget)
@@ -194,7 +210,7 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
                     one_finished.notify_all()
 
     try:
-        await _rounds(problems, condition, rundir, pipeline, done, bounded, budget, progress)
+        await _rounds(session, done, bounded, progress)
     except BudgetExhausted as e:  # a learning or preparing call refused: a resume learns what was missed first
         log.info("%s", e)
         progress.close()
@@ -203,9 +219,10 @@ async def _run_stream(problems: list[Problem], condition: Condition, rundir: Run
                for r in range(pipeline.samples))
 
 
-async def _rounds(problems: list[Problem], condition: Condition, rundir: RunDirectory, pipeline: Any,
-                  done: dict[str, Record], bounded: Any, budget: Budget, progress: "_Progress") -> None:
+async def _rounds(session: Session, done: dict[str, Record], bounded: Any, progress: "_Progress") -> None:
     """The epochs of rounds, until the end or a round the budget left incomplete."""
+    problems, condition, rundir = session.problems, session.condition, session.rundir
+    pipeline, budget = session.cfg.pipeline, session.budget
     round_size = pipeline.round_size if condition.memory.learns else len(problems)
     published = time.monotonic()
     await condition.memory.prepare(problems)

@@ -8,7 +8,6 @@ passwords of database URLs in the lines Hydra's launchers log for each job (`#0 
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -22,7 +21,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from spark_eval.errors import UserError
 from spark_eval.memory.store.base import mask_database_urls
+from spark_eval.records.run import Manifest, RunFiles
 
 log = logging.getLogger("spark_eval")
 
@@ -58,7 +59,7 @@ def manifest_stamps(sweep_dir: Path | str) -> Baseline:
     stamps = {}
     for job_dir in _job_dirs(Path(sweep_dir)):
         try:
-            st = (job_dir / "manifest.json").stat()
+            st = RunFiles(job_dir).manifest_path.stat()
         except OSError:
             continue
         stamps[job_dir.name] = (st.st_ino, st.st_mtime_ns)
@@ -103,33 +104,23 @@ class SweepReader:
         for job_dir in _job_dirs(self.sweep_dir):
             try:
                 job = self._job(job_dir)
-            except (OSError, ValueError, TypeError, AttributeError):  # half-written or not ours: next look
+            except (OSError, UserError, ValueError, TypeError, AttributeError):  # half-written or not ours: next look
                 continue
             if job is not None:
                 jobs.append(job)
         return jobs
 
     def _job(self, job_dir: Path) -> Optional[JobProgress]:
-        path = job_dir / "manifest.json"
-        st = path.stat()
+        files = RunFiles(job_dir)
+        st = files.manifest_path.stat()
         if self.baseline.get(job_dir.name) == (st.st_ino, st.st_mtime_ns):
             return None  # untouched since the sweep started: an earlier sweep's, or this one's not yet begun
-        manifest = json.loads(path.read_bytes())
-        status = manifest["status"] if isinstance(manifest, dict) and "status" in manifest else None
-        if not isinstance(status, str):
+        manifest = files.manifest
+        if not isinstance(manifest.status, str):
             return None
-        problems = len(manifest.get("problem_ids") or [])
+        problems = len(manifest.problem_ids or [])
         epochs, repeats = _epochs_repeats(job_dir, manifest)
-        return JobProgress(job_dir.name, status, _records(job_dir / "records.jsonl"), problems * epochs * repeats)
-
-
-def _records(path: Path) -> int:
-    """Non-empty lines of `path` that end in a newline (a line still being written counts once written)."""
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except FileNotFoundError:
-        return 0
-    return sum(1 for line in lines[:-1] if line.strip())
+        return JobProgress(job_dir.name, manifest.status, files.written(), problems * epochs * repeats)
 
 
 def format_line(sweep_dir: Path | str, jobs: list[JobProgress], jobs_total: Optional[int]) -> str:
@@ -241,11 +232,10 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
         return []
 
 
-def _epochs_repeats(job_dir: Path, manifest: dict[str, Any]) -> tuple[int, int]:
+def _epochs_repeats(job_dir: Path, manifest: Manifest) -> tuple[int, int]:
     """From the manifest's identity (`pipeline.epochs`, `pipeline.samples`, `pipeline.repeats` before the rename),
     else the job's .hydra/config.yaml, else 1 each."""
-    identity = manifest.get("identity")
-    identity = identity if isinstance(identity, dict) else {}
+    identity = manifest.identity
     epochs, repeats = identity.get("pipeline.epochs"), identity.get("pipeline.samples", identity.get("pipeline.repeats"))
     if not (_count(epochs) and _count(repeats)):
         try:

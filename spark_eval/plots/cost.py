@@ -12,7 +12,7 @@ MEASURES = (("cost_usd", "Cost (USD)"), ("tokens", "Tokens (input + output)"))
 
 def cost_by_component(analysis: Analysis) -> dict[str, Figure]:
     """Stacked cost and tokens per run and component; nothing when no run spent anything."""
-    ledgers = {run.label: run.manifest.get("ledger") or {} for run in analysis.runs}
+    ledgers = {run.label: run.manifest.ledger or {} for run in analysis.runs}
     components = sorted({c for ledger in ledgers.values() for c in ledger})
     spent = {(label, c): _spent(ledger.get(c) or {}) for label, ledger in ledgers.items() for c in components}
     if not any(v["cost_usd"] or v["tokens"] for v in spent.values()):

@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -94,13 +95,37 @@ def read_lines(path: Path, repair: bool = True) -> list[dict[str, Any]]:
     return [row for _, row in _numbered_lines(path, repair)]
 
 
+@dataclass(frozen=True)
+class TornLine:
+    """A torn last line of a run file (a kill mid-write): where it is, what is wrong with it, what to keep."""
+
+    path: Path
+    line: int
+    damage: str
+    keep_bytes: int
+
+    def cut(self) -> None:
+        """Cut the line off its file (only a writer holding the run directory's lock may)."""
+        log.warning("cutting a torn last line off %s (line %d: %s)", self.path, self.line, self.damage)
+        with self.path.open("r+b") as f:
+            f.truncate(self.keep_bytes)
+
+
 def _numbered_lines(path: Path, repair: bool = True) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for every JSON line of a run file appended with `append_jsonl`. A torn last line (a
     kill mid-write: cut anywhere, even inside a character, or what is left of it parsing as something other than
     an object) is cut off the file, or only skipped with `repair=False` (a reader beside a run that may be writing
     it); a damaged line elsewhere stops with its line number, so nothing is silently lost."""
+    rows, torn = _scan(path)
+    if torn is not None and repair:
+        torn.cut()
+    return rows
+
+
+def _scan(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], TornLine | None]:
+    """The numbered objects of a run file, and its torn last line if it has one (see `_numbered_lines`)."""
     if not path.exists():
-        return []
+        return [], None
     lines = path.read_bytes().split(b"\n")
     rows, good_bytes = [], 0
     for i, line in enumerate(lines):
@@ -109,14 +134,10 @@ def _numbered_lines(path: Path, repair: bool = True) -> list[tuple[int, dict[str
             if damage:
                 if any(x.strip() for x in lines[i + 1 :]):
                     raise RunDirectoryError(f"{path}:{i + 1}: damaged record ({damage}); repair or remove that line")
-                if repair:
-                    log.warning("cutting a torn last line off %s (line %d: %s)", path, i + 1, damage)
-                    with path.open("r+b") as f:
-                        f.truncate(good_bytes)
-                break
+                return rows, TornLine(path, i + 1, damage, good_bytes)
             rows.append((i + 1, row))
         good_bytes += len(line) + 1
-    return rows
+    return rows, None
 
 
 def _parse_line(line: bytes) -> tuple[dict[str, Any], str | None]:
@@ -139,14 +160,23 @@ def _kind(value: Any) -> str:
 def read_records(path: Path, repair: bool = True) -> list[Record]:
     """The finished records of a records.jsonl (see `_numbered_lines` for `repair`); a line that is not a record
     (a field missing, unknown or of the wrong kind) stops with its line number."""
+    records, torn = scan_records(path)
+    if torn is not None and repair:
+        torn.cut()
+    return records
+
+
+def scan_records(path: Path) -> tuple[list[Record], TornLine | None]:
+    """The finished records of a records.jsonl, and its torn last line (skipped, left in the file) if any."""
+    rows, torn = _scan(path)
     records = []
-    for lineno, row in _numbered_lines(path, repair):
+    for lineno, row in rows:
         try:
             records.append(Record.from_json(row))
         except (KeyError, TypeError, ValueError) as e:
             raise RunDirectoryError(f"{path}:{lineno}: not a record this spark_eval reads ({e}); repair or remove "
                                     "that line, or read it with the version that wrote it") from None
-    return records
+    return records, torn
 
 
 def append_record(path: Path, record: Record) -> None:

@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from spark_eval.errors import UserError
-from spark_eval.records.files import RunDirectoryError, read_json_object, read_records
+from spark_eval.records.files import RunDirectoryError
 from spark_eval.records.format import Record
 from spark_eval.records.index_schema import SCHEMA_VERSION, TABLES, columns, schema
+from spark_eval.records.run import MANIFEST, RECORDS, SUMMARY, Manifest, RunFiles
 
 log = logging.getLogger(__name__)
 
-WATCHED = ("records.jsonl", "manifest.json", "summary.json")
-"""The files a run's rows are read from: a change in any of them re-reads the run."""
 DAMAGE = (RunDirectoryError, ValueError, OSError, TypeError, AttributeError, KeyError, OverflowError)
 """What reading a damaged run directory, or storing what it holds, raises (json's errors are ValueErrors; a value
 SQLite refuses raises one of them, and its run's rows are rolled back)."""
@@ -99,7 +98,7 @@ def update_index(root: Path, target: Path) -> IndexUpdate:
 def find_runs(root: Path) -> Iterator[tuple[str, Path]]:
     """(name relative to root, path) of every run directory under root, sorted; hidden folders are not searched."""
     for folder, dirs, files in os.walk(root):
-        if "records.jsonl" in files:
+        if RECORDS in files:
             dirs[:] = []  # a run's own folders (memory/, .hydra/) hold no runs
             path = Path(folder)
             yield path.relative_to(root).as_posix(), path
@@ -108,15 +107,9 @@ def find_runs(root: Path) -> Iterator[tuple[str, Path]]:
 
 
 def signature(path: Path) -> str:
-    """Size and modification time (ns) of each WATCHED file (null when absent), as JSON."""
-    stats = {}
-    for name in WATCHED:
-        try:
-            stat = (path / name).stat()
-            stats[name] = [stat.st_size, stat.st_mtime_ns]
-        except FileNotFoundError:
-            stats[name] = None
-    return json.dumps(stats, sort_keys=True)
+    """The run's files' stamp (`RunFiles.stamp`: size and modification time of each file its rows are read
+    from, null when absent), as JSON: a change in any of them re-reads the run."""
+    return json.dumps(RunFiles(path).stamp, sort_keys=True)
 
 
 def connect(target: Path) -> sqlite3.Connection:
@@ -158,26 +151,28 @@ def replace_run(db: sqlite3.Connection, name: str, rows: dict[str, list[dict[str
 
 def read_run(name: str, path: Path) -> dict[str, list[dict[str, Any]]]:
     """Every table's rows for one run directory; raises one of DAMAGE when it cannot be read whole."""
-    manifest = read_json_object(path / "manifest.json")
-    summary = read_json_object(path / "summary.json", missing=False) or None
-    records = read_records(path / "records.jsonl", repair=False)
+    files = RunFiles(path)
+    if not files.has_manifest:
+        raise RunDirectoryError(f"{files.manifest_path} does not exist; this is not a run directory, or it was never "
+                                "started")
+    manifest, summary, records = files.manifest, files.summary() or None, files.records
     rows: dict[str, list[dict[str, Any]]] = {"runs": [run_row(name, path, manifest, records)]}
     rows["summaries"] = [summary_row(name, summary)] if summary is not None else []
     rows["records"] = [record_row(name, line, r) for line, r in enumerate(records, start=1)]
     rows["verdicts"] = [verdict_row(name, r, j) for r in records for j in r.judgments]
     rows["items"] = [item_row(name, r, rank, item) for r in records if r.recommendation
                      for rank, item in enumerate(r.recommendation.items, start=1)]
-    ledger, source = (manifest.get("ledger"), "manifest.json")
+    ledger, source = manifest.ledger, MANIFEST
     if not ledger and summary:
-        ledger, source = summary.get("ledger"), "summary.json"
+        ledger, source = summary.get("ledger"), SUMMARY
     rows["ledger"] = [{"run": name, "component": component, "source": source, **usage}
                       for component, usage in sorted((ledger or {}).items()) if isinstance(usage, dict)]
     return rows
 
 
-def run_row(name: str, path: Path, manifest: dict[str, Any], records: list[Record]) -> dict[str, Any]:
-    identity = manifest.get("identity") or {}
-    memory = manifest.get("memory") if isinstance(manifest.get("memory"), dict) else {}
+def run_row(name: str, path: Path, manifest: Manifest, records: list[Record]) -> dict[str, Any]:
+    identity, found = manifest.identity, manifest.to_json()  # the columns hold what the file holds, absent as null
+    memory = manifest.memory if isinstance(manifest.memory, dict) else {}
     first = records[0] if records else None
     return {
         "run": name, "path": str(path.resolve()),
@@ -186,13 +181,13 @@ def run_row(name: str, path: Path, manifest: dict[str, Any], records: list[Recor
         "model": first.model if first else identity.get("model.name"),
         "memory": first.memory if first else identity.get("memory.name"),
         "seed": first.seed if first else identity.get("seed"),
-        **{k: manifest.get(k) for k in ("status", "started_at", "finished_at", "wall_s", "counts", "dataset_hash",
-                                        "config_hash", "git_sha", "git_dirty", "versions")},
+        **{k: found.get(k) for k in ("status", "started_at", "finished_at", "wall_s", "counts", "dataset_hash",
+                                     "config_hash", "git_sha", "git_dirty", "versions")},
         "records": len(records), "passed": sum(r.passed for r in records),
         "errors": sum(bool(r.error) for r in records), "problems": len({r.problem_id for r in records}),
-        "leaky": bool(manifest.get("leaky")) or any(r.leaky for r in records),
+        "leaky": bool(manifest.leaky) or any(r.leaky for r in records),
         "memory_state_hash": memory.get("state_hash"), "insights": memory.get("insights"),
-        "manifest": manifest, "indexed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "manifest": found, "indexed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 

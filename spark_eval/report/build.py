@@ -71,9 +71,9 @@ def load_prompts(dataset_cfg: Any, runs: Sequence[Run]) -> dict[int, str]:
     except DatasetError as e:
         log.warning("the report leaves prompts out: %s", e)
         return {}
-    other = next((run for run in runs if run.manifest.get("dataset_hash") != used), None)
+    other = next((run for run in runs if run.manifest.dataset_hash != used), None)
     if other is not None:
-        name = other.manifest.get("identity", {}).get("dataset.name", "?")
+        name = other.manifest.identity.get("dataset.name", "?")
         log.warning("the report leaves prompts out: %s ran benchmark %s, not the configured %s (dataset.path %s); "
                     "pass benchmark=%s to show them", other.path, name, benchmark.name, dataset_cfg.path, name)
         return {}

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from spark_eval.records.run import Manifest
 from spark_eval.stats.power import ALPHA, POWER
 from spark_eval.report.browser import browser_section
 from spark_eval.report.browser_script import STYLE as BROWSER_STYLE
@@ -91,7 +92,7 @@ def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, 
 def _runs(analysis: Analysis) -> str:
     rows = [(run.path.name, run.experiment, run.model, run.memory, str(run.seed), str(len(run.records)),
              str(sum(1 for r in run.records if r.error)), str(sum(1 for r in run.records if r.passed)),
-             str(run.manifest.get("status", "-")), "yes" if run.leaky else "", _isolation(run.manifest))
+             str(run.manifest.status or "-"), "yes" if run.leaky else "", _isolation(run.manifest))
             for run in analysis.runs]
     head = ("Run", "Experiment", "Model", "Memory", "Seed", "Records", "Errors", "Passed", "Status", "Leaky",
             "Isolation")
@@ -105,10 +106,10 @@ ISOLATION_NOTE = ("Graded without bubblewrap: {}. Their programs could reach wha
                   "lists: the network, and files open to other users (as the harness's own user: all of its files).")
 
 
-def _isolation(manifest: dict[str, Any]) -> str:
+def _isolation(manifest: Manifest) -> str:
     """How a run's programs were isolated (the manifest's `execution`): bwrap, or process and whose uid, marked
     as not bwrap; '-' when the manifest does not say."""
-    execution = manifest.get("execution")
+    execution = manifest.execution
     isolation = execution.get("isolation") if isinstance(execution, dict) else None
     if not isinstance(isolation, str):
         return "-"

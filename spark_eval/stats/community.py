@@ -9,12 +9,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
-from spark_eval.records import read_lines
+from spark_eval.records.run import FINAL, SNAPSHOT_INSIGHTS, SNAPSHOT_OPS, RunFiles
 from spark_eval.stats.compare import compare
 from spark_eval.stats.load import Run
 from spark_eval.stats.units import paired
@@ -26,11 +25,11 @@ CONTRIBUTOR_COLUMNS = ("contributor", "insights", "retired", "poison", "helpful"
 
 
 def _masked(run: Run) -> tuple[str, ...]:
-    return tuple(run.manifest.get("identity", {}).get("memory.mask_contributors") or ())
+    return tuple(run.manifest.identity.get("memory.mask_contributors") or ())
 
 
 def _frozen_from(run: Run) -> str | None:
-    identity = run.manifest.get("identity", {})
+    identity = run.manifest.identity
     return identity.get("memory.frozen_store") if identity.get("memory.experience") == "frozen" else None
 
 
@@ -65,7 +64,7 @@ def store_insights(runs: Sequence[Run]) -> list[dict[str, Any]]:
     that counted most outcomes for it (the latest, for a store that only grows its counters)."""
     latest: dict[str, dict[str, Any]] = {}
     for run in runs:
-        for insight in read_lines(Path(run.path) / "memory" / "final" / "insights.jsonl", repair=False):
+        for insight in RunFiles(run.path).snapshot(FINAL, SNAPSHOT_INSIGHTS):
             seen = latest.get(insight["id"])
             if seen is None or insight["helpful"] + insight["harmful"] >= seen["helpful"] + seen["harmful"]:
                 latest[insight["id"]] = insight
@@ -105,8 +104,8 @@ def _store_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
     """Runs that learned into one shared store (identity `memory.store`), by that store."""
     groups: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
-        store = run.manifest.get("identity", {}).get("memory.store")
-        if store and run.manifest.get("identity", {}).get("memory.experience") == "online":
+        store = run.manifest.identity.get("memory.store")
+        if store and run.manifest.identity.get("memory.experience") == "online":
             groups[str(store)].append(run)
     return dict(groups)
 
@@ -117,7 +116,7 @@ def _is_poison(insight: dict[str, Any]) -> bool:
 
 
 def _poison_rate(run: Run) -> float:
-    return float(run.manifest.get("identity", {}).get("memory.poison.rate") or 0.0)
+    return float(run.manifest.identity.get("memory.poison.rate") or 0.0)
 
 
 def _poisoners(runs: Sequence[Run]) -> set[str]:
@@ -128,7 +127,7 @@ def _poisoners(runs: Sequence[Run]) -> set[str]:
 
 def store_ops(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """The longest curation log among the runs' snapshots of one shared store (the last to finish saw it all)."""
-    logs = [read_lines(Path(run.path) / "memory" / "final" / "ops.jsonl", repair=False) for run in runs]
+    logs = [RunFiles(run.path).snapshot(FINAL, SNAPSHOT_OPS) for run in runs]
     return max(logs, key=len, default=[])
 
 
@@ -198,8 +197,8 @@ def poison_curves(runs: Sequence[Run]) -> dict[tuple[float, str], pd.DataFrame]:
         for run in members:
             if run.model in poisoners:
                 continue
-            size = int(run.manifest.get("identity", {}).get("pipeline.round_size") or 1)
-            order = {pid: i for i, pid in enumerate(run.manifest.get("problem_ids") or [])}
+            size = int(run.manifest.identity.get("pipeline.round_size") or 1)
+            order = {pid: i for i, pid in enumerate(run.manifest.problem_ids)}
             for position, record in enumerate(run.records):  # a problem's round: its place in the stream
                 passed[order.get(record.problem_id, position) // size].append(record.passed)
         rounds = sorted(set(share) | set(passed))

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from spark_eval.records import Judgment, Record, RunDirectoryError, read_json_object, read_lines, read_records
+from spark_eval.records import Judgment, Record, RunDirectoryError
+from spark_eval.records.run import Manifest, RunFiles, holds_records
 from spark_eval.stats.base import REFERENCE, ResultsError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class Run:
     seed: int
     leaky: bool
     """The memory was built with access to reference answers (manifest `leaky`, or any record's `leaky`)."""
-    manifest: dict[str, Any]
+    manifest: Manifest
     records: list[Record]
     health: list[dict[str, Any]]
     """`memory/health.jsonl`: one row per learning round (empty without a learning memory)."""
@@ -64,7 +65,7 @@ def find_run_dirs(results: str | Path | Sequence[str | Path]) -> list[Path]:
     """Folders holding records.jsonl among the paths or glob patterns given, sorted; ResultsError if none."""
     patterns = [results] if isinstance(results, (str, Path)) else list(results)
     found = {Path(p) for pattern in patterns if str(pattern) for p in glob.glob(str(pattern))}
-    runs = sorted(p for p in found if (p / "records.jsonl").is_file())
+    runs = sorted(p for p in found if holds_records(p))
     if not runs:
         shown = ", ".join(str(p) for p in patterns) or "(nothing)"
         raise ResultsError(f"no run directory (a folder with records.jsonl) matches results={shown}; "
@@ -75,30 +76,20 @@ def find_run_dirs(results: str | Path | Sequence[str | Path]) -> list[Path]:
 def load_run(path: Path) -> Run | None:
     """The run in `path`, or None when it has no records yet; RunDirectoryError naming the file, its line and the
     fix when one of its files is damaged."""
-    records = read_records(path / "records.jsonl", repair=False)
+    files = RunFiles(path)
+    records = files.records
     if not records:
         log.warning("%s has no records yet; left out", path)
         return None
-    manifest = _read_manifest(path / "manifest.json")
+    manifest = files.manifest
     first = records[0]
     return Run(
         path=path,
-        experiment=str(manifest.get("identity", {}).get("experiment_name") or path.parent.name),
+        experiment=str(manifest.identity.get("experiment_name") or path.parent.name),
         model=first.model, memory=first.memory, seed=first.seed,
-        leaky=bool(manifest.get("leaky")) or any(r.leaky for r in records),
-        manifest=manifest, records=records, health=read_lines(path / "memory" / "health.jsonl", repair=False),
+        leaky=bool(manifest.leaky) or any(r.leaky for r in records),
+        manifest=manifest, records=records, health=files.health(),
     )
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    """A run's manifest.json ({} when there is none), whose `identity` and `dataset_hash`, read by the analysis,
-    are of the kind it reads."""
-    manifest = read_json_object(path, missing={})
-    for key, kinds, name in (("identity", dict, "an object"), ("dataset_hash", (str, type(None)), "a string")):
-        if key in manifest and not isinstance(manifest[key], kinds):
-            raise RunDirectoryError(f"{path}: its {key} is not {name}; restore the file from a copy, or move the "
-                                    "run directory away")
-    return manifest
 
 
 def load_runs(results: str | Path | Sequence[str | Path]) -> list[Run]:
@@ -132,9 +123,9 @@ def load_runs(results: str | Path | Sequence[str | Path]) -> list[Run]:
 def check_one_benchmark(runs: Sequence[Run], given: str = "results") -> None:
     """ResultsError unless every run that names its data used the same (problems are paired by id); `given` is the
     config key the runs came from."""
-    benchmarks = {run.manifest.get("dataset_hash"): run for run in runs if run.manifest.get("dataset_hash")}
+    benchmarks = {run.manifest.dataset_hash: run for run in runs if run.manifest.dataset_hash}
     if len(benchmarks) > 1:
-        names = sorted(f"{run.manifest.get('identity', {}).get('dataset.name', '?')} ({run.path})"
+        names = sorted(f"{run.manifest.identity.get('dataset.name', '?')} ({run.path})"
                        for run in benchmarks.values())
         fix = "a glob of one benchmark's runs" if given == "results" else "runs of one benchmark"
         raise ResultsError(f"{given}= holds runs of different benchmarks or data copies: {'; '.join(names)}; "

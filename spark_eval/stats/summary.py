@@ -9,6 +9,7 @@ from typing import Any, Iterable, Sequence
 
 from spark_eval.records.files import write_json
 from spark_eval.records.format import EXEC_STATUSES, NO_STATUS, Record
+from spark_eval.records.run import SUMMARY, VALIDITY
 from spark_eval.stats.passk import ks_for, mean_pass_at_k
 from spark_eval.stats.validity import missing_rates
 
@@ -16,11 +17,11 @@ from spark_eval.stats.validity import missing_rates
 def write_derived(path: Path, records: list[Record]) -> dict[str, Any]:
     """summary.json, and validity.json when there are verdicts: both recomputable from records alone."""
     summary = summarize(records)
-    write_json(path / "summary.json", summary)
+    write_json(path / SUMMARY, summary)
     if summary.get("judge_missing_rate"):
         from spark_eval.stats.validity import validity_report  # scipy and sklearn: only with verdicts
 
-        write_json(path / "validity.json", validity_report(records))
+        write_json(path / VALIDITY, validity_report(records))
     return summary
 
 

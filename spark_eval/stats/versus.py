@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from spark_eval.records.run import RECORDS, holds_records
 from spark_eval.stats.bootstrap import LEVEL
 from spark_eval.stats.compare import compare
 from spark_eval.stats.load import ResultsError, Run, check_one_benchmark, load_run, tidy
@@ -47,9 +48,9 @@ def resolve_run(given: str, results: Path) -> Path:
     """The run directory `given` names (see the module's docstring); ResultsError naming it when there is none."""
     path = Path(given)
     for candidate in (path, results / path):
-        if (candidate / "records.jsonl").is_file():
+        if holds_records(candidate):
             return candidate
-    found = [] if path.is_absolute() else sorted(p.parent for p in results.glob(f"*/{given}/records.jsonl"))
+    found = [] if path.is_absolute() else sorted(p.parent for p in results.glob(f"*/{given}/{RECORDS}"))
     if len(found) == 1:
         return found[0]
     if found:

@@ -11,6 +11,7 @@ import pytest
 
 from spark_eval.models.ledger import BudgetExhausted, Ledger, worst_case
 from spark_eval.pipeline.budget import LEDGER_FILE, STALE_AFTER_S, Budget, BudgetError, spent_by
+from spark_eval.records.run import Manifest
 from tests.fakes.runs import record
 from spark_eval.records import Record
 
@@ -66,7 +67,7 @@ def test_sweep_scope_adds_the_other_runs_of_the_experiment_folder(tmp_path):
     started(tmp_path / "older", status="finished")  # a run from before spent_usd: its records say what it spent
     rows = [record(i, "m", "none") for i in range(4)]
     (tmp_path / "older" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    older = spent_by([Record.from_json(r) for r in rows], {})
+    older = spent_by([Record.from_json(r) for r in rows], Manifest())
     budget = Budget(2.0, "sweep", tmp_path / "self", before=0.1, run_ledger=Ledger())
     assert older > 0 and budget.spent() == pytest.approx(0.6 + older) and budget.own() == pytest.approx(0.1)
     assert Budget(2.0, "run", tmp_path / "self", 0.1, Ledger()).spent() == pytest.approx(0.1)
@@ -76,8 +77,8 @@ def test_earlier_spend_is_the_larger_of_the_manifest_and_the_records():
     records = [Record.from_json(record(i, "m", "none")) for i in range(3)]
     in_records = sum(r.completion.cost_usd for r in records) + sum(j.usage.get("cost_usd", 0)
                                                                    for r in records for j in r.judgments)
-    assert in_records > 0 and spent_by(records, {}) == pytest.approx(in_records)
-    assert spent_by(records, {"spent_usd": in_records + 1}) == pytest.approx(in_records + 1)
+    assert in_records > 0 and spent_by(records, Manifest()) == pytest.approx(in_records)
+    assert spent_by(records, Manifest.from_json({"spent_usd": in_records + 1})) == pytest.approx(in_records + 1)
 
 
 def test_a_call_goes_out_only_if_its_worst_case_fits_under_the_cap(tmp_path):

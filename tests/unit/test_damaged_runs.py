@@ -139,11 +139,7 @@ def test_a_resume_stops_on_a_damaged_run_with_one_line_and_changes_nothing(resul
     where, said, fix = damage(results / DAMAGED, kind)
     before = snapshot(results / DAMAGED)
     with pytest.raises(RunDirectoryError) as refused:
-        rundir = RunDirectory(results / DAMAGED, {"experiment_name": "synthetic"})
-        try:
-            rundir.load_records()
-        finally:
-            rundir.close()
+        RunDirectory(results / DAMAGED, {"experiment_name": "synthetic"}).close()
     assert_one_line(str(refused.value), where, said, fix)
     assert snapshot(results / DAMAGED) == before
 
@@ -179,12 +175,10 @@ def test_a_torn_last_line_is_skipped_by_readers_and_cut_off_on_resume(results, t
         assert [len(run.records) for run in load_runs(str(results / "*"))] == [4, 4, 4]
         assert update_index(results.parent, tmp_path / "index.sqlite").skipped == []
     assert not warnings(caplog) and path.read_bytes() == torn  # readers beside a writer leave its file alone
-    rundir = RunDirectory(results / DAMAGED, {"experiment_name": "synthetic"})
-    try:
-        with caplog.at_level(logging.WARNING):
-            assert [r.key for r in rundir.load_records()] == [f"{p}/e0/r0" for p in range(4)]
-    finally:
-        rundir.close()
+    with caplog.at_level(logging.WARNING):
+        rundir = RunDirectory(results / DAMAGED, {"experiment_name": "synthetic"})
+    rundir.close()
+    assert [r.key for r in rundir.records] == [f"{p}/e0/r0" for p in range(4)]
     assert path.read_bytes() == whole
     (line,) = warnings(caplog)
     assert line.startswith(f"cutting a torn last line off {path} (line 5: ")

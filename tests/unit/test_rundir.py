@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from spark_eval.pipeline.rundir import RunDirectory, RunDirectoryError, identity_changes, result_identity
 from spark_eval.records import Record
+from spark_eval.records.run import RunFiles
 from spark_eval.stats.summary import summarize
 from tests.fakes.runs import record
 from tests.conftest import compose_config
@@ -22,30 +23,52 @@ def write(path, rows, tail=""):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + tail)
 
 
+def started(path, rows, tail=""):
+    """A run directory an earlier attempt left: a manifest `running` of the identity {a: 1}, and `rows`."""
+    RunDirectory(path, {"a": 1}).write_manifest(status="running")
+    write(path / "records.jsonl", rows, tail)
+    return path
+
+
 def test_torn_last_line_is_cut_off_and_finished_records_kept(tmp_path):
-    rd = RunDirectory(tmp_path, {"a": 1})
-    rd.write_manifest(status="running")
-    write(rd.records_path, [line("0/e0/r0"), line("1/e0/r0")], tail='{"key": "2/e0/r0", "libr')
-    assert [r.key for r in rd.load_records()] == ["0/e0/r0", "1/e0/r0"]
+    started(tmp_path, [line("0/e0/r0"), line("1/e0/r0")], tail='{"key": "2/e0/r0", "libr')
+    files = RunFiles(tmp_path)
+    assert [r.key for r in files.records] == ["0/e0/r0", "1/e0/r0"] and files.torn.line == 3
+    assert (tmp_path / "records.jsonl").read_text().endswith("libr")  # a reader leaves it to the writer
+    rd = RunDirectory(tmp_path, {"a": 1}, files)
+    assert [r.key for r in rd.records] == ["0/e0/r0", "1/e0/r0"]
     assert rd.records_path.read_text().endswith("}\n")
 
 
 def test_damaged_line_in_the_middle_is_an_error_not_a_silent_loss(tmp_path):
-    rd = RunDirectory(tmp_path, {"a": 1})
-    rd.write_manifest(status="running")
-    rd.records_path.write_text(json.dumps(line("0/e0/r0")) + "\n{oops\n" + json.dumps(line("1/e0/r0")) + "\n")
+    started(tmp_path, [])
+    (tmp_path / "records.jsonl").write_text(json.dumps(line("0/e0/r0")) + "\n{oops\n" + json.dumps(line("1/e0/r0")) + "\n")
     with pytest.raises(RunDirectoryError, match="records.jsonl:2: damaged record"):
-        rd.load_records()
+        RunDirectory(tmp_path, {"a": 1})
 
 
 def test_errored_records_are_dropped_for_retry(tmp_path):
+    started(tmp_path, [line("0/e0/r0"), line("1/e0/r0", error="RateLimit")])
     rd = RunDirectory(tmp_path, {"a": 1})
-    write(rd.records_path, [])
-    rd.write_manifest(status="running")
-    write(rd.records_path, [line("0/e0/r0"), line("1/e0/r0", error="RateLimit")])
-    kept = rd.drop_errored(rd.load_records())
-    assert [r.key for r in kept] == ["0/e0/r0"]
-    assert [r.key for r in rd.load_records()] == ["0/e0/r0"]
+    kept = rd.drop_errored()
+    assert [r.key for r in kept] == [r.key for r in rd.records] == ["0/e0/r0"]
+    assert [r.key for r in RunFiles(tmp_path).records] == ["0/e0/r0"]
+
+
+def test_the_directory_is_read_once_unless_it_changed_since(tmp_path):
+    started(tmp_path, [line("0/e0/r0")])
+    files = RunFiles(tmp_path)
+    assert [r.key for r in files.records] == ["0/e0/r0"]
+    rd = RunDirectory(tmp_path, {"a": 1}, files)
+    assert rd.files is files  # nothing changed: what was read before the lock is used
+    rd.append(Record.from_json(line("1/e0/r0")))
+    rd.write_manifest(status="finished")
+    assert [r.key for r in rd.records] == [r.key for r in RunFiles(tmp_path).records] == ["0/e0/r0", "1/e0/r0"]
+    assert rd.manifest == RunFiles(tmp_path).manifest
+    rd.close()
+    write(tmp_path / "records.jsonl", [line("0/e0/r0"), line("1/e0/r0"), line("2/e0/r0")])  # changed since read
+    rd = RunDirectory(tmp_path, {"a": 1}, files)
+    assert rd.files is not files and [r.key for r in rd.records] == ["0/e0/r0", "1/e0/r0", "2/e0/r0"]
 
 
 def test_changed_identity_is_refused_naming_the_keys(tmp_path):
@@ -106,12 +129,10 @@ def test_identity_holds_the_sandbox_and_the_store_but_not_how_models_are_called(
 
 
 def test_a_record_with_a_field_this_version_does_not_know_is_refused_not_dropped(tmp_path):
-    rd = RunDirectory(tmp_path, {"a": 1})
-    rd.write_manifest(status="running")
-    write(rd.records_path, [line("0/e0/r0"), {**line("1/e0/r0"), "surprise": 1}])
+    started(tmp_path, [line("0/e0/r0"), {**line("1/e0/r0"), "surprise": 1}])
     with pytest.raises(RunDirectoryError, match="records.jsonl:2: not a record this spark_eval reads .*'surprise'"):
-        rd.load_records()
-    assert "surprise" in rd.records_path.read_text()  # nothing rewritten
+        RunDirectory(tmp_path, {"a": 1})
+    assert "surprise" in (tmp_path / "records.jsonl").read_text()  # nothing rewritten
 
 
 def test_a_record_survives_the_round_trip_through_its_type(tmp_path):

@@ -20,6 +20,7 @@ from spark_eval.models.base import ChatModel, ModelCallError
 from spark_eval.models.ledger import BudgetExhausted
 from spark_eval.models.structured import merge_usage
 from spark_eval.records import GRADED, Record, append_jsonl, read_lines
+from spark_eval.records.run import HEALTH
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class LearningLoop:
         self.store, self.embedder, self.documented = store, embedder, documented
         self.problems = {p.problem_id: p for p in problems}
         if self.memory_dir:
-            self.health = read_lines(self.memory_dir / "health.jsonl")
+            self.health = read_lines(self.memory_dir / HEALTH)
 
     def learner(self) -> Learner:
         if self._learner is None:
@@ -139,7 +140,7 @@ class LearningLoop:
         self.health.append(row)
         if self.memory_dir:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
-            append_jsonl(self.memory_dir / "health.jsonl", row)
+            append_jsonl(self.memory_dir / HEALTH, row)
 
 
 def unusable_reply(call: dict[str, Any], where: dict[str, int]) -> dict[str, Any]:

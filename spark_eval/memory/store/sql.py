@@ -16,6 +16,7 @@ import numpy as np
 
 from spark_eval.memory.store.base import KINDS, OPS, SCHEMA_VERSION, STATUSES, Item, MemoryStoreError
 from spark_eval.records import write_json, write_jsonl
+from spark_eval.records.run import SNAPSHOT_INSIGHTS, SNAPSHOT_OPS, SNAPSHOT_STATE, SNAPSHOT_TRACES
 
 log = logging.getLogger(__name__)
 
@@ -287,10 +288,10 @@ class SQLStore:
         state = {"schema_version": SCHEMA_VERSION, "hash": _combined(hashes), "hashes": hashes, "counts": counts}
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        write_jsonl(dest / "insights.jsonl", [asdict(item) for item in insights])
-        write_jsonl(dest / "ops.jsonl", ops)
-        write_jsonl(dest / "traces.jsonl", traces)
-        write_json(dest / "state.json", state)
+        write_jsonl(dest / SNAPSHOT_INSIGHTS, [asdict(item) for item in insights])
+        write_jsonl(dest / SNAPSHOT_OPS, ops)
+        write_jsonl(dest / SNAPSHOT_TRACES, traces)
+        write_json(dest / SNAPSHOT_STATE, state)
         return state
 
     def copy_into(self, dest: SQLStore) -> None:
