@@ -75,6 +75,7 @@ class ChatModelConfig(ModelConfig):
     backoff_s: float = 1.0
     timeout_s: float = 300.0
     cache_path: Optional[str] = "${paths.cache}/responses.sqlite"
+    reasoning: Optional[bool] = None  # thinks before it answers, unasked (None: as its provider); what dry_run counts
 
 
 @dataclass
@@ -468,4 +469,4 @@ RESULT_NEUTRAL_LEAVES = ("cache_path", "weights_dir", "cache_dir", "model_dir")
 # `spark_eval.models` target). `execution.isolation` and `memory.store` are not neutral: the sandbox and the shared
 # state change results.
 MODEL_CALL_SETTINGS = ("concurrency", "max_attempts", "timeout_s", "backoff_s", "max_batch", "batch_window_s",
-                       "price", "speed")
+                       "price", "speed", "reasoning")

@@ -1,8 +1,9 @@
 """The judge seam: one verdict on one problem's answer or recommendation, blind to model and condition."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
+from spark_eval.models.calls import Call
 from spark_eval.types import Problem
 from spark_eval.records import Judgment, Recommendation
 
@@ -19,4 +20,11 @@ class Judge(Protocol):
 
         A verdict that could not be produced has score None and keeps the raw reply and the reason.
         """
+        ...
+
+    @classmethod
+    def planned_calls(cls, model: Any, problem: Problem, recommendation: Recommendation | None,
+                      repeats: int) -> list[Call]:
+        """The model calls `grade` makes `repeats` times for `problem` with the model configured as `model` (the
+        dry run's, before anything is built)."""
         ...

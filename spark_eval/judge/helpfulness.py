@@ -105,6 +105,11 @@ class HelpfulnessJudge(LLMJudge):
     schema = HELPFULNESS_SCHEMA
     choice_prefix = '{"band": "'
     choice_scores = {band: float(score) for band, score in BAND_SCORES.items()}
+    output_tokens = 450
+
+    @classmethod
+    def planned_messages(cls, problem: Problem, recommendation: Recommendation | None) -> list[Message] | None:
+        return None if recommendation is None else helpfulness_messages(problem, recommendation)
 
     def __init__(self, model: ChatModel, max_tokens: int = 256, scoring: str = "auto") -> None:
         super().__init__(model, max_tokens, scoring)

@@ -12,6 +12,7 @@ import abc
 from typing import Any
 
 from spark_eval.models.base import ChatModel, Message, ModelConfigError
+from spark_eval.models.calls import Call, tokens
 from spark_eval.models.structured import ask_choices, ask_json
 from spark_eval.types import Problem
 from spark_eval.records import Judgment, Recommendation
@@ -36,6 +37,8 @@ class LLMJudge(abc.ABC):
     """The start of a reply whose next token is the verdict (expected scoring)."""
     choice_scores: dict[str, float] = {}
     """Option -> score, for expected scoring."""
+    output_tokens = 0
+    """What the dry run assumes a verdict takes."""
 
     def __init__(self, model: ChatModel, max_tokens: int = 768, scoring: str = "auto") -> None:
         if scoring not in SCORINGS:
@@ -48,6 +51,19 @@ class LLMJudge(abc.ABC):
         self.expected = able if scoring == "auto" else scoring == "expected"
         self.version = f"{type(self).version}-expected" if self.expected else type(self).version
         self.name = f"{self.kind}/{model.name}"
+
+    @classmethod
+    def planned_calls(cls, model: Any, problem: Problem, recommendation: Recommendation | None,
+                      repeats: int) -> list[Call]:
+        """The calls `grade` makes `repeats` times for `problem`, with the model configured as `model`
+        (`recommendation` stands in for the advice, the reference solution for the code)."""
+        messages = cls.planned_messages(problem, recommendation)
+        return [] if messages is None else [Call("judge", model, tokens(messages), cls.output_tokens, repeats)]
+
+    @classmethod
+    @abc.abstractmethod
+    def planned_messages(cls, problem: Problem, recommendation: Recommendation | None) -> list[Message] | None:
+        """The prompt the dry run counts: as `messages` gives it, or None when there would be nothing to judge."""
 
     @abc.abstractmethod
     def messages(self, problem: Problem, code: str, recommendation: Recommendation | None) -> list[Message] | None:

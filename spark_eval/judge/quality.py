@@ -101,6 +101,11 @@ class QualityJudge(LLMJudge):
     schema = QUALITY_SCHEMA
     choice_prefix = '{"score": '
     choice_scores = {str(k): float(k) for k in range(1, 6)}
+    output_tokens = 350
+
+    @classmethod
+    def planned_messages(cls, problem: Problem, recommendation: Recommendation | None) -> list[Message]:
+        return quality_messages(problem, problem.reference_code)
 
     def __init__(self, model: ChatModel, show_reference: bool = False, max_tokens: int = 256,
                  scoring: str = "auto") -> None:

@@ -10,6 +10,7 @@ from spark_eval.types import LIBRARY_MODULES
 from spark_eval.memory.index import Hit
 from spark_eval.memory.store.base import Item
 from spark_eval.models.base import ChatModel, Message
+from spark_eval.models.calls import Call, tokens
 from spark_eval.models.structured import ParseError, ask_json, integer_in, merge_usage, text_field
 from spark_eval.types import Problem
 from spark_eval.records import Recommendation
@@ -157,6 +158,10 @@ class RetrievalAgent:
     """
 
     version = AGENT_VERSION
+    plan_tokens, advice_tokens = 150, 350
+    """What the dry run assumes a search plan and a recommendation take."""
+    items_tokens = 1800
+    """What the dry run assumes the retrieved items add to the recommendation's prompt (8 items x ~700 characters)."""
 
     def __init__(self, model: ChatModel, per_query: int = 4, max_items: int = 6, item_chars: int = 450,
                  max_tokens: int = 384, problem_chars: int = 4000) -> None:
@@ -200,6 +205,13 @@ class RetrievalAgent:
             return Recommendation(text="", plan=plan.value, items=tuple(shown), trace=trace,
                                   error=f"recommendation unusable: {advice.error}")
         return Recommendation(text=advice.value["text"], plan=plan.value, items=tuple(shown), trace=trace)
+
+    @classmethod
+    def planned_calls(cls, model: Any, problem: Problem) -> list[Call]:
+        """The two calls `recommend` makes for `problem` with the model configured as `model`: the plan, the advice."""
+        plan = tokens(plan_messages(problem.prompt))
+        return [Call("agent", model, plan, cls.plan_tokens), Call("agent", model, plan + cls.items_tokens,
+                                                                   cls.advice_tokens)]
 
     def _advice_messages(self, text: str, plan: dict[str, Any], hits: list[Hit], items: dict[str, Item]) -> list[Message]:
         listed = "\n\n".join(

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Protocol, Sequence
 
 from spark_eval.errors import UserError
+from spark_eval.models.calls import Call
 from spark_eval.records import Recommendation, Record
 from spark_eval.types import Problem
 
@@ -18,6 +19,8 @@ class Memory(Protocol):
     """True when the memory saw reference answers: every record of the run is marked `leaky`."""
     learns: bool
     """True when it changes during the stream: then rounds matter (problems of a round see one state)."""
+    advises: bool
+    """True when it may give advice (a recommendation the coder sees and a helpfulness judge grades)."""
     versions: dict[str, str]
     """Prompt/builder versions that change results (in every record and in the resume identity)."""
 
@@ -46,3 +49,20 @@ class Memory(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # what the dry run asks, before anything is built: the memory's config is `settings`
+
+    @classmethod
+    def planned_calls(cls, settings: Any, problem: Problem) -> list[Call]:
+        """The model calls `recommend` makes for `problem`."""
+        ...
+
+    @classmethod
+    def planned_learning(cls, settings: Any, benchmark: Any, rounds: Sequence[Sequence[Problem]]) -> list[Call]:
+        """The model calls `prepare` and `learn` make for `rounds` (the records to make, a problem each, by round)."""
+        ...
+
+    @classmethod
+    def searches_docs(cls, settings: Any) -> bool:
+        """Whether `prepare` builds the documentation KB."""
+        ...

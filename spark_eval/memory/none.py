@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Sequence
 
+from spark_eval.models.calls import Call
 from spark_eval.types import Problem
 from spark_eval.records import Recommendation, Record
 
@@ -15,6 +16,7 @@ class NoMemory:
 
     leaky = False
     learns = False
+    advises = False
 
     def __init__(self, name: str = "none", **_: Any) -> None:
         self.name = name
@@ -40,3 +42,15 @@ class NoMemory:
 
     def close(self) -> None:
         return None
+
+    @classmethod
+    def planned_calls(cls, settings: Any, problem: Problem) -> list[Call]:
+        return []
+
+    @classmethod
+    def planned_learning(cls, settings: Any, benchmark: Any, rounds: Sequence[Sequence[Problem]]) -> list[Call]:
+        return []
+
+    @classmethod
+    def searches_docs(cls, settings: Any) -> bool:
+        return False

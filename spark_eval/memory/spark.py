@@ -33,12 +33,13 @@ from spark_eval.memory.docs.apilabels import ApiNames, api_labels, names_api
 from spark_eval.memory.embed import CachedEmbedder, Embedder
 from spark_eval.memory.index import Hit, HybridIndex, IndexItem
 from spark_eval.memory.leakage import LeakGuard
-from spark_eval.memory.learning.experience import experience_part
+from spark_eval.memory.learning.experience import NoExperience, experience_class, experience_part
 from spark_eval.memory.learning.learner import LEARNER_VERSION, insight_text
 from spark_eval.memory.learning.loop import LearningLoop, sum_usage
 from spark_eval.memory.learning.poison import POISON_VERSION
 from spark_eval.memory.store.base import LOCK_WAIT_S, Item, MemoryStore, is_database_url, shown_url
 from spark_eval.memory.store.open import open_store
+from spark_eval.models.calls import Call
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import RETRY_VERSION
 from spark_eval.records import Recommendation, Record
@@ -97,6 +98,7 @@ class SparkMemory:
 
     mode = ""
     """How it advises, in its version string (`agent`, `raw_rag`, `playbook`)."""
+    advises = True
 
     def __init__(self, name: str, sources: Sequence[str], experience: str, exclude_family: bool,
                  store: str | None, kb: DictConfig, embedder: DictConfig, agent_model: DictConfig,
@@ -113,7 +115,7 @@ class SparkMemory:
         self.docs, self.uses_insights = "docs" in self.sources, "insights" in self.sources
         self.exclude_family = exclude_family
         self.leaky = self.experience.leaky
-        self.learns = self.experience.learns and self.uses_insights
+        self.learns = learns_from(self.experience, self.sources)
         self.memory_dir = Path(run_dir) / MEMORY if run_dir else None
         location = store or (str(self.memory_dir / STORE) if self.memory_dir else None)
         if location is None:
@@ -154,6 +156,25 @@ class SparkMemory:
         self.api_names: ApiNames | None = None  # every documented name, to label references (api_hits)
         self._reference_apis: dict[int, tuple[str, ...]] = {}
         self.versions = self._versions()
+
+    # -- what the dry run asks (the memory's config is `settings`) --------------------------------------
+
+    @classmethod
+    def planned_calls(cls, settings: Any, problem: Problem) -> list[Call]:
+        """The model calls `advise` makes for `problem`: none, but for the retrieval agent's."""
+        return []
+
+    @classmethod
+    def planned_learning(cls, settings: Any, benchmark: Benchmark, rounds: Sequence[Sequence[Problem]]) -> list[Call]:
+        """The learner's calls (its experience part's), when this memory learns or prepares experience."""
+        part = experience_class(settings.experience)
+        if part.learns and not learns_from(part, settings.sources):
+            return []
+        return part.planned_calls(settings, benchmark, rounds)
+
+    @classmethod
+    def searches_docs(cls, settings: Any) -> bool:
+        return "docs" in settings.sources
 
     # -- the Memory protocol --------------------------------------------------------------------------
 
@@ -333,10 +354,19 @@ class SparkMemory:
                               api_labels=labels, api_hits=hits)
 
 
+def learns_from(part: NoExperience | type[NoExperience], sources: Sequence[str]) -> bool:
+    """Whether a memory learns during the stream: its experience part does, and insights are searched."""
+    return part.learns and "insights" in sources
+
+
 class AgentMemory(SparkMemory):
     """The paper's Spark: the retrieval agent plans searches over the sources and writes a cited recommendation."""
 
     mode = "agent"
+
+    @classmethod
+    def planned_calls(cls, settings: Any, problem: Problem) -> list[Call]:
+        return RetrievalAgent.planned_calls(settings.agent_model, problem)
 
     async def advise(self, problem: Problem, exclude: Collection[str]) -> Recommendation:
         if not hasattr(self, "_agent"):
@@ -444,6 +474,11 @@ class PlaceboMemory(AgentMemory):
     (`trace.placebo_of`)."""
 
     mode = "placebo"
+
+    @classmethod
+    def planned_calls(cls, settings: Any, problem: Problem) -> list[Call]:
+        """The agent's calls for another problem (here counted as this one's), unless a finished run's advice is shown."""
+        return [] if (settings.get("placebo") or {}).get("source") else super().planned_calls(settings, problem)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -24,6 +24,8 @@ class AnthropicModel(ProviderModel):
     """
 
     provider = "anthropic"
+    remote = True
+    default_temperature = 1.0
 
     def __init__(
         self, base_url: str | None = None, api_key_env: str = "ANTHROPIC_API_KEY", http_client: Any = None,

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from spark_eval.errors import UserError
+from spark_eval.models.calls import Call
 from spark_eval.records import Completion, Recommendation
 from spark_eval.types import Message, Problem
 
@@ -40,6 +41,12 @@ class GenerationParams:
 
 class ChatModel(Protocol):
     name: str
+    remote: bool
+    """Calls go to an API over the network (else the model computes in this process)."""
+    reasoning: bool
+    """It thinks before it answers, unasked."""
+    default_temperature: float
+    """The temperature a request that sends none is answered at."""
 
     async def complete(self, messages: list[Message], params: GenerationParams) -> Completion:
         """One reply; raises ModelCallError when the request finally fails (never an empty answer)."""
@@ -55,4 +62,10 @@ class Coder(Protocol):
 
     async def answer(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> Completion:
         """The raw answer text (post-processing happens downstream, identically for every coder)."""
+        ...
+
+    @classmethod
+    def planned_calls(cls, model: Any, benchmark: Any, problem: Problem,
+                      recommendation: Recommendation | None) -> list[Call]:
+        """The model calls `answer` makes for `problem` with the model configured as `model` (the dry run's)."""
         ...

@@ -5,12 +5,16 @@ from typing import Any
 
 from spark_eval.data.base import Benchmark
 from spark_eval.models.base import ChatModel, Coder, GenerationParams, Message
+from spark_eval.models.calls import Call, tokens
 from spark_eval.records import Completion, Recommendation
 from spark_eval.types import Problem
 
 
 class ChatCoder:
     """A Coder that asks a ChatModel with the benchmark's conversation and stop sequences."""
+
+    output_tokens = 300
+    """What the dry run assumes an answer takes."""
 
     def __init__(self, model: ChatModel, benchmark: Benchmark, seed: int | None = None) -> None:
         self.model = model
@@ -27,6 +31,16 @@ class ChatCoder:
     async def answer(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> Completion:
         return await self.model.complete(*self.request(problem, recommendation, repeat))
 
+    def request_key(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> str:
+        """The response cache's key of the request `answer` sends (a provider's, `ProviderModel.request_key`)."""
+        return self.model.request_key(*self.request(problem, recommendation, repeat))
+
+    @classmethod
+    def planned_calls(cls, model: Any, benchmark: Benchmark, problem: Problem,
+                      recommendation: Recommendation | None) -> list[Call]:
+        """The call `answer` makes for `problem`, with the model configured as `model`."""
+        return [Call("coder", model, tokens(benchmark.coder_messages(problem, recommendation)), cls.output_tokens)]
+
 
 SAMPLE_SEED_STRIDE = 7919
 """Sample r of a problem is drawn with seed `seed + r x stride` (sample 0 keeps the run's seed), so samples
@@ -37,6 +51,13 @@ def sample_seed(seed: int | None, repeat: int) -> int | None:
     return None if seed is None else seed + SAMPLE_SEED_STRIDE * repeat
 
 
+def coder_class(model_class: type) -> type:
+    """The Coder a model of `model_class` answers as: replayed answers are one already; chat models get the
+    conversation (ChatCoder)."""
+    return model_class if hasattr(model_class, "answer") else ChatCoder
+
+
 def as_coder(model: Any, benchmark: Benchmark, seed: int | None = None) -> Coder:
-    """The configured `model` as a Coder: replayed answers already are one; chat models get the conversation."""
-    return model if hasattr(model, "answer") else ChatCoder(model, benchmark, seed)
+    """The configured `model` as a Coder (`coder_class`)."""
+    made = coder_class(type(model))
+    return model if made is type(model) else made(model, benchmark, seed)

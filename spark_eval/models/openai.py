@@ -22,6 +22,8 @@ class OpenAIModel(ProviderModel):
     """
 
     provider = "openai"
+    remote = True
+    default_temperature = 1.0
 
     def __init__(
         self,

@@ -47,9 +47,21 @@ class ProviderModel(abc.ABC):
         backoff_s: first backoff; doubles with jitter up to a minute.
         timeout_s: per-attempt timeout.
         cache_path: SQLite response cache (None: no cache).
+        reasoning: whether this model thinks before it answers (None: the provider's `reasoning`); the dry run's.
     """
 
     provider = "base"
+
+    remote = False
+    """Whether its calls go to an API over the network (the dry run counts their API time); in-process models
+    compute (their `speed` gives the dry run's compute time)."""
+
+    reasoning = False
+    """Whether its models think before they answer, unasked (their thinking counts as output); a model config's
+    `reasoning` says so for one model of a provider that also serves others."""
+
+    default_temperature = 0.0
+    """The temperature a request without one is answered at: remote APIs sample, in-process engines decode greedily."""
 
     choice_probabilities = False
     """Whether a `choices` request (GenerationParams.extra `{"prefix", "options"}`) is answered with the probability
@@ -74,6 +86,7 @@ class ProviderModel(abc.ABC):
         backoff_s: float = 1.0,
         timeout_s: float = 300.0,
         cache_path: str | None = None,
+        reasoning: bool | None = None,
     ) -> None:
         self.name = name
         self.model = model
@@ -85,6 +98,13 @@ class ProviderModel(abc.ABC):
         self.concurrency = concurrency
         self._loop_objects: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}
         self._cache = ResponseCache(cache_path) if cache_path else None
+        if reasoning is not None:
+            self.reasoning = reasoning
+
+    @classmethod
+    def needs(cls, settings: dict[str, Any]) -> list[str]:
+        """What running a model of these settings needs besides a key (which building it checks): the dry run's."""
+        return []
 
     def start(self) -> None:
         """Get ready before the first request (load weights, start an engine), outside any request's timeout.

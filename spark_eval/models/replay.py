@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from spark_eval.errors import UserError
 from spark_eval.records import read_jsonl
@@ -19,6 +20,11 @@ class ReferenceAnswers:
 
     def __init__(self, name: str = "reference") -> None:
         self.name = name
+
+    @staticmethod
+    def planned_calls(*_: Any) -> list:
+        """No model call: the answers are there."""
+        return []
 
     async def answer(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> Completion:
         return Completion(text=problem.reference_code)
@@ -39,6 +45,8 @@ class AnswersFile:
         self.name = name
         self.path = Path(path)
         self.answers = read_answers(self.path)
+
+    planned_calls = ReferenceAnswers.planned_calls
 
     async def answer(self, problem: Problem, recommendation: Recommendation | None, repeat: int = 0) -> Completion:
         if problem.problem_id not in self.answers:

@@ -67,6 +67,10 @@ class VLLMModel(ProviderModel):
         self._llm: Any = None
         self._engine_lock = threading.Lock()
 
+    @classmethod
+    def needs(cls, settings: dict[str, Any]) -> list[str]:
+        return [f"{settings['name']}: {settings.get('tensor_parallel_size', 1)} GPUs (vLLM)"]
+
     @property
     def batch_size(self) -> int:  # type: ignore[override]
         """Requests to keep in flight: a full batch (no more than `concurrency` are ever in flight)."""

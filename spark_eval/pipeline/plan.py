@@ -17,7 +17,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
@@ -27,8 +27,10 @@ from omegaconf import DictConfig, OmegaConf
 from spark_eval.data import build_benchmark
 from spark_eval.errors import UserError
 from spark_eval.memory.store.base import is_database_url, shown_url
+from spark_eval.models.calls import Call, class_of
 from spark_eval.models.coder import ChatCoder
-from spark_eval.pipeline.estimate import COMPONENTS, Tally, learner_calls, record_calls, tally, total_of
+from spark_eval.models.provider import ProviderModel
+from spark_eval.pipeline.estimate import ROLES, Tally, learning_calls, record_calls, tally, total_of
 from spark_eval.pipeline.rundir import identity_changes, result_identity, shown_changes
 from spark_eval.pipeline.runner import share_of, stream_order
 from spark_eval.pipeline.sweep import shown_path
@@ -101,22 +103,40 @@ def plan_run(cfg: DictConfig) -> Plan:
     problems = share_of(stream_order(benchmark.select(), cfg.pipeline.shuffle, cfg.seed), cfg.pipeline.share)
     files = RunFiles(planned_run_dir(cfg))
     done = files.finished_keys()
-    models, needs = offline_models(cfg)
+    models, needs = offline_models(used_models(cfg, benchmark, problems[:1]))
     coder = models.get("coder")
-    coder = ChatCoder(coder, benchmark, cfg.seed) if coder is not None and hasattr(coder, "default_params") else None
-    todo = [(p, e, r) for e in range(cfg.pipeline.epochs) for p in problems for r in range(cfg.pipeline.samples)
-            if record_key(p.problem_id, e, r) not in done]
-    calls = [c for p, _, r in todo for c in record_calls(cfg, benchmark, p, coder, r)]
-    per_problem = Counter(p.problem_id for p, _, _ in todo)
-    calls += [c for p in problems if per_problem[p.problem_id]
-              for c in learner_calls(cfg, benchmark, p, per_problem[p.problem_id])]
+    coder = ChatCoder(coder, benchmark, cfg.seed) if isinstance(coder, ProviderModel) else None
+    calls = planned_calls(cfg, benchmark, problems, coder, done)
     records = len(problems) * cfg.pipeline.epochs * cfg.pipeline.samples
+    to_run = sum(1 for _ in records_to_make(cfg, problems, done))
     return Plan(job=f"{cfg.model.name}__{cfg.memory.name}__s{cfg.seed}", run_dir=shown_path(files.path),
-                problems=len(problems), records=records, done=records - len(todo),
+                problems=len(problems), records=records, done=records - to_run,
                 resume=resume_state(cfg, files), components=tally(calls), needs=needs + kb_needs(cfg),
                 model=cfg.model.name, memory=cfg.memory.name, baseline=cfg.report.baseline,
                 units=tuple((p.problem_id, "/".join(map(str, p.origin_family))) for p in problems),
                 design=None if cfg.memory.name == cfg.report.baseline else design(cfg))
+
+
+def records_to_make(cfg: Any, problems: Sequence[Any], done: set[str]) -> Iterator[tuple[Any, int, int]]:
+    """(problem, epoch, sample) of each record not finished, in the order a run makes them."""
+    for epoch in range(cfg.pipeline.epochs):
+        for p in problems:
+            for r in range(cfg.pipeline.samples):
+                if record_key(p.problem_id, epoch, r) not in done:
+                    yield p, epoch, r
+
+
+def planned_calls(cfg: Any, benchmark: Any, problems: Sequence[Any], coder: ChatCoder | None,
+                  done: set[str]) -> list[Call]:
+    """Every call the records not in `done` bring: each record's, then the learning of each round of them (the
+    round of `pipeline.round_size` problems a learning memory learns from at once)."""
+    todo = list(records_to_make(cfg, problems, done))
+    calls = [c for p, _, r in todo for c in record_calls(cfg, benchmark, p, coder, r)]
+    place = {p.problem_id: i for i, p in enumerate(problems)}
+    rounds: dict[tuple[int, int], list[Any]] = defaultdict(list)
+    for p, epoch, _ in todo:
+        rounds[(epoch, place[p.problem_id] // cfg.pipeline.round_size)].append(p)
+    return calls + learning_calls(cfg, benchmark, list(rounds.values()))
 
 
 def planned_run_dir(cfg: DictConfig) -> Path:
@@ -157,31 +177,27 @@ def resume_state(cfg: DictConfig, files: RunFiles) -> str:
     return "resumes"
 
 
-def used_models(cfg: Any) -> dict[str, Any]:
-    """The model configs a run would build, by role."""
-    found = {}
-    if cfg.model.name != "reference":
-        found["coder"] = cfg.model
-    if cfg.memory.name != "none":
-        if str(cfg.memory._target_).endswith(".AgentMemory"):
-            found["agent"] = cfg.memory.agent_model
-        if cfg.memory.get("experience") in ("online", "paper_synthetic") and "insights" in cfg.memory.sources:
-            found["learner"] = cfg.memory.learner_model
-    for number, entry in enumerate(cfg.judge.panel):
-        found[f"judge {number}"] = entry.model
-    return found
+def used_models(cfg: Any, benchmark: Any, sample: Sequence[Any]) -> dict[str, Any]:
+    """The model configs a run would build, by role: the coder and every judge of the panel (built whether they
+    are called or not), and the models the memory says it calls for a record of the `sample` problem."""
+    memory = class_of(cfg.memory)
+    calls = [c for p in sample for c in memory.planned_calls(cfg.memory, p)]
+    calls += memory.planned_learning(cfg.memory, benchmark, [list(sample)])
+    return {"coder": cfg.model, **{call.role: call.model for call in calls},
+            **{f"judge {number}": entry.model for number, entry in enumerate(cfg.judge.panel)}}
 
 
-def offline_models(cfg: Any) -> tuple[dict[str, Any], list[str]]:
-    """The models built without their response cache (opening one creates its file), and what building them
-    said is missing (keys, weights, packages); GPUs for vLLM."""
+def offline_models(used: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The models `used` names built without their response cache (opening one creates its file), and what
+    building them said is missing (keys, weights, packages); what their providers need besides (GPUs for vLLM)."""
     models, needs, seen = {}, [], set()
-    for role, node in used_models(cfg).items():
-        settings = OmegaConf.to_container(node, resolve=True)
-        if "tensor_parallel_size" in settings:
-            needs.append(f"{settings['name']}: {settings['tensor_parallel_size']} GPUs (vLLM)")
+    for role, node in used.items():
+        settings, made = OmegaConf.to_container(node, resolve=True), class_of(node)
+        if issubclass(made, ProviderModel):
+            needs += made.needs(settings)
+            settings = {**settings, "cache_path": None}
         try:
-            models[role] = instantiate({**settings, "cache_path": None} if "cache_path" in settings else settings)
+            models[role] = instantiate(settings)
         except Exception as e:
             cause = e.__cause__ if isinstance(e, InstantiationException) and e.__cause__ else e
             message = str(cause) if isinstance(cause, UserError) else f"{settings.get('name')}: {cause}"
@@ -203,7 +219,7 @@ def kb_needs(cfg: Any) -> list[str]:
     store = cfg.memory.get("store")
     if store and is_database_url(str(store)):
         found.append(f"the PostgreSQL store {shown_url(str(store))}")
-    if cfg.memory.name == "none" or "docs" not in (cfg.memory.get("sources") or []):
+    if not class_of(cfg.memory).searches_docs(cfg.memory):
         return found
     documented = Path(str(cfg.memory.kb.python))
     if not documented.is_file():
@@ -232,7 +248,7 @@ class PlanTotal(Callback):
 def total_lines(plans: Sequence[Plan]) -> list[str]:
     records = sum(p.records for p in plans)
     done = sum(p.done for p in plans)
-    by_component = {name: total_of(p.components.get(name, Tally()) for p in plans) for name in COMPONENTS}
+    by_component = {name: total_of(p.components.get(name, Tally()) for p in plans) for name in ROLES}
     rows = [(name, t) for name, t in by_component.items() if t.calls]
     needs = sorted({need for p in plans for need in p.needs})
     return [f"dry run total, {len(plans)} jobs: {records} records, {records - done} to run, {done} done",

@@ -271,11 +271,10 @@ def check_samples(model: Any, samples: int) -> Any:
     temperature (None is the provider's default, which samples); a replayed answer is always the same."""
     if samples < 1:
         raise UserError(f"pipeline.samples={samples}: give 1 or more answers per problem")
-    # what is sent: a replayed answer never varies; an unset temperature is the provider's default (sampling) for
-    # a remote API, greedy for in-process engines
+    # what is sent: a replayed answer never varies; an unset temperature is the provider's default
     temperature = model.default_params().temperature if hasattr(model, "default_params") else 0.0
-    if temperature is None and getattr(model, "provider", None) not in ("openai", "anthropic"):
-        temperature = 0.0
+    if temperature is None:
+        temperature = model.default_temperature
     if samples > 1 and temperature is not None and temperature <= 0:
         raise UserError(f"pipeline.samples={samples} would draw the same answer {samples} times from "
                         f"{getattr(model, 'name', 'this coder')} at temperature {temperature or 0}; set "

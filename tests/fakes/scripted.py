@@ -15,6 +15,10 @@ class ScriptedModel:
     `fail_while`, every call fails while that file exists (an outage that a test can end between runs); with
     `delay_s`, each call takes that long (a job slow enough to be killed in the middle)."""
 
+    remote = False
+    reasoning = False
+    default_temperature = 0.0
+
     def __init__(self, name: str = "scripted", replies: list[str] | tuple[str, ...] = ("{}",),
                  calls_log: str | None = None, fail_while: str | None = None, delay_s: float = 0.0,
                  **_: Any) -> None:

@@ -15,8 +15,9 @@ from spark_eval.pipeline.runner import check_samples, problems_in_flight
 
 
 class Provider:
-    def __init__(self, concurrency=16, batch_size=None, temperature=0.0, provider="openai"):
-        self.name, self.concurrency, self.batch_size, self.provider = "api-model", concurrency, batch_size, provider
+    def __init__(self, concurrency=16, batch_size=None, temperature=0.0, default_temperature=1.0):
+        self.name, self.concurrency, self.batch_size = "api-model", concurrency, batch_size
+        self.default_temperature = default_temperature  # a remote API samples without a temperature
         self.params = {"temperature": temperature}
 
     def default_params(self, **overrides):
@@ -43,13 +44,25 @@ def test_several_samples_need_a_sampling_temperature():
     assert check_samples(Provider(temperature=0.8), 5).name == "api-model"
     assert check_samples(Provider(temperature=None), 5).name == "api-model"  # the provider's default samples
     with pytest.raises(UserError, match="pipeline.samples=5"):  # an in-process engine decodes greedily without one
-        check_samples(Provider(temperature=None, provider="vllm"), 5)
+        check_samples(Provider(temperature=None, default_temperature=0.0), 5)
     with pytest.raises(UserError, match=r"pipeline.samples=3 would draw the same answer 3 times .*temperature=0.8"):
         check_samples(Provider(temperature=0.0), 3)
     with pytest.raises(UserError, match="pipeline.samples=2"):
         check_samples(ReferenceAnswers(), 2)
     with pytest.raises(UserError, match="1 or more"):
         check_samples(Provider(temperature=0.8), 0)
+
+
+def test_providers_declare_where_they_run_and_how_they_sample_unasked():
+    from spark_eval.models.anthropic import AnthropicModel
+    from spark_eval.models.local import LocalModel
+    from spark_eval.models.openai import OpenAIModel
+    from spark_eval.models.vllm import VLLMModel
+
+    assert [(m.remote, m.default_temperature) for m in (OpenAIModel, AnthropicModel, VLLMModel, LocalModel)] == [
+        (True, 1.0), (True, 1.0), (False, 0.0), (False, 0.0)]
+    assert VLLMModel.needs({"name": "big", "tensor_parallel_size": 2}) == ["big: 2 GPUs (vLLM)"]
+    assert OpenAIModel.needs({"name": "api"}) == []
 
 
 def test_each_sample_has_its_own_seed_and_sample_0_keeps_the_runs():

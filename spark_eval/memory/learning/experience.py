@@ -28,6 +28,7 @@ from spark_eval.memory.learning.screen import InsightScreen
 from spark_eval.memory.store.base import shown_url
 from spark_eval.memory.store.open import copy_store
 from spark_eval.models.base import ChatModel
+from spark_eval.models.calls import CHARS_PER_TOKEN, Call, tokens
 from spark_eval.models.structured import add_usage, ask_json, merge_usage
 from spark_eval.records import Record
 from spark_eval.types import Problem
@@ -57,6 +58,12 @@ class NoExperience:
     async def learn(self, loop: LearningLoop, records: Sequence[Record], epoch: int, round_: int) -> None:
         return None
 
+    @classmethod
+    def planned_calls(cls, settings: Any, benchmark: Benchmark, rounds: Sequence[Sequence[Problem]]) -> list[Call]:
+        """The learner's calls for `rounds` (the records a run has to make, a problem each, by round), with the
+        memory configured as `settings` (the dry run's)."""
+        return []
+
 
 class FrozenExperience(NoExperience):
     """A copy of `memory.frozen_store` (a file or a database) becomes the run's store when the run starts; the run reads
@@ -80,9 +87,22 @@ class SyntheticExperience(NoExperience):
     """The paper's synthetic hints for every problem of the stream, written once before it starts."""
 
     leaky = True
+    attempt_tokens = 300
+    """What the dry run assumes the learner model's attempt takes."""
 
     def versions(self) -> dict[str, str]:
         return {"hints": HINTS_VERSION}
+
+    @classmethod
+    def planned_calls(cls, settings: Any, benchmark: Benchmark, rounds: Sequence[Sequence[Problem]]) -> list[Call]:
+        """An attempt and its hints for each problem (once, before the stream)."""
+        calls = []
+        for problem in dict.fromkeys(p for problems in rounds for p in problems):
+            asked = tokens(benchmark.coder_messages(problem, None))
+            shown = asked + cls.attempt_tokens + len(problem.reference_code) // CHARS_PER_TOKEN
+            calls += [Call("learner", settings.learner_model, asked, cls.attempt_tokens),
+                      Call("learner", settings.learner_model, shown, learner.Learner.insights_tokens)]
+        return calls
 
     async def prepare(self, loop: LearningLoop, problems: Sequence[Problem]) -> None:
         if loop.store.get_meta("synthetic_done"):
@@ -111,6 +131,12 @@ class OnlineExperience(NoExperience):
     async def learn(self, loop: LearningLoop, records: Sequence[Record], epoch: int, round_: int) -> None:
         await loop.round(records, epoch, round_)
 
+    @classmethod
+    def planned_calls(cls, settings: Any, benchmark: Benchmark, rounds: Sequence[Sequence[Problem]]) -> list[Call]:
+        """The learner's calls on each round's traces, a few traces a call."""
+        return [c for problems in rounds if problems for c in
+                learner.Learner.planned_calls(settings.learner_model, len(problems), settings.learning.traces_per_call)]
+
 
 def harness_texts(benchmark_prompts: Sequence[str] = ()) -> list[str]:
     """Every prompt and rubric the harness shows a model (the benchmark's coder conversation given): what the
@@ -125,11 +151,15 @@ EXPERIENCES = {"online": OnlineExperience, "paper_synthetic": SyntheticExperienc
                "none": NoExperience}
 
 
-def experience_part(name: str) -> NoExperience:
+def experience_class(name: str) -> type[NoExperience]:
     """The part `memory.experience=<name>` names."""
     if name not in EXPERIENCES:
         raise MemoryConfigError(f"memory.experience={name} is unknown; choose one of: {', '.join(EXPERIENCES)}")
-    return EXPERIENCES[name]()
+    return EXPERIENCES[name]
+
+
+def experience_part(name: str) -> NoExperience:
+    return experience_class(name)()
 
 
 HINTS_VERSION = "hints-1"

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from spark_eval.memory.store.base import Item
 from spark_eval.models.base import ChatModel, Message
+from spark_eval.models.calls import Call
 from spark_eval.models.structured import ParseError, Reply, ask_json
 from spark_eval.types import LIBRARIES
 
@@ -134,6 +135,11 @@ class Learner:
     """
 
     version = LEARNER_VERSION
+    trace_tokens = 700
+    """What the dry run assumes one trace takes in a prompt (problem excerpt, advice, code, feedback)."""
+    insights_tokens = 400
+    """What the dry run assumes a reply of insights takes for a call of `traces_per_call` traces (in proportion for
+    fewer)."""
 
     def __init__(self, model: ChatModel, traces_per_call: int = 4, max_new: int = 2, max_tokens: int = 512) -> None:
         self.model = model
@@ -157,6 +163,12 @@ class Learner:
                 continue
             candidates += [candidate_from(e, sources, "online") for e in reply.value[: self.max_new]]
         return candidates, calls
+
+    @classmethod
+    def planned_calls(cls, model: Any, traces: int, traces_per_call: int) -> list[Call]:
+        """The calls `distill` makes for `traces` traces with the model configured as `model`."""
+        sizes = [min(traces_per_call, traces - start) for start in range(0, traces, traces_per_call)]
+        return [Call("learner", model, n * cls.trace_tokens, n * cls.insights_tokens // traces_per_call) for n in sizes]
 
     def messages(self, batch: Sequence[dict[str, Any]]) -> list[Message]:
         shown = "\n\n".join(format_trace(i + 1, t) for i, t in enumerate(batch))
