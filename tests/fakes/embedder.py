@@ -16,6 +16,10 @@ class HashEmbedder:
         self.name = name
         self.calls = 0
 
+    @staticmethod
+    def configured_name(name: str = "hash-bow", **_: object) -> str:
+        return name
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
