@@ -3,8 +3,9 @@
     python scripts/estimate_cost.py                       # experiment=paper_main
     python scripts/estimate_cost.py experiment=paper_ablations
 
-The same as `python -m spark_eval experiment=<name> dry_run=true` (spark_eval/pipeline/plan.py; the token and
-price assumptions are in spark_eval/pipeline/estimate.py), printed without Hydra's log around it.
+The same as `python -m spark_eval experiment=<name> dry_run=true` (spark_eval/pipeline/plan.py; each component's
+`planned_calls` holds its token assumptions, spark_eval/pipeline/estimate.py adds them up with the prices), printed
+without Hydra's log around it.
 """
 from __future__ import annotations
 

@@ -169,7 +169,7 @@ class SparkMemory:
         """The learner's calls (its experience part's), when this memory learns or prepares experience."""
         part = experience_class(settings.experience)
         if part.learns and not learns_from(part, settings.sources):
-            return []
+            return []  # what it would learn is never searched, so the memory does not learn
         return part.planned_calls(settings, benchmark, rounds)
 
     @classmethod
