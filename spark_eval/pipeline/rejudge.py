@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -
         if verdict is None:  # nothing to judge (a helpfulness judge on a record without a recommendation)
             progress.update(1)
             return 0
-        append_jsonl(journal, {"key": record.key, "judgment": asdict(verdict)})
+        append_jsonl(journal, {"key": record.key, "judgment": verdict.to_json()})
         progress.update(1)
         return 1
 
@@ -105,7 +105,7 @@ def merge_journal(rundir: RunDirectory) -> list[Record]:
         return records
     by_key = {r.key: r for r in records}
     for entry in read_lines(journal, repair=True):
-        verdict, record = Judgment(**entry["judgment"]), by_key.get(entry["key"])
+        verdict, record = Judgment.from_json(entry["judgment"]), by_key.get(entry["key"])
         if record is not None and not _has_verdict(record, verdict.judge, verdict.version, verdict.repeat):
             by_key[record.key] = record = replace(record, judgments=(*record.judgments, verdict))
     rundir.rewrite([by_key[r.key] for r in records])
