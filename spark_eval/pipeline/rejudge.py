@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from spark_eval.data import build_benchmark
 from spark_eval.judge.panel import build_panel, panel_versions
-from spark_eval.models.pool import ModelPool, at_once
+from spark_eval.models.pool import ModelPool
 from spark_eval.models.base import ModelCallError
 from spark_eval.models.ledger import Ledger
 from spark_eval.pipeline.rundir import RunDirectory, keep_hydra_copy
@@ -74,7 +74,7 @@ def _judge_locked(cfg: DictConfig, rundir: RunDirectory, models: ModelPool) -> d
 async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -> int:
     """Grade each (record, judge, repeat), journaling every verdict as it comes; how many verdicts."""
     models = {id(m): m for _, judge, _ in todo if (m := getattr(judge, "model", None)) is not None}  # what they take
-    slots = asyncio.Semaphore(pipeline.concurrency or max(map(at_once, models.values()), default=1))
+    slots = asyncio.Semaphore(pipeline.concurrency or max((m.at_once() for m in models.values()), default=1))
     progress = tqdm(total=len(todo), disable=not pipeline.progress, unit="verdict")
 
     async def one(record: Record, judge: Any, repeat: int) -> int:
