@@ -323,8 +323,13 @@ def _kinds(hint: Any) -> frozenset[type] | None:
     """The types JSON parses into that a field typed `hint` takes (exactly: a bool is no int); None for any."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
-        parts = [_kinds(arg) for arg in args]
-        return None if None in parts else frozenset().union(*parts)
+        kinds: frozenset[type] = frozenset()
+        for arg in args:
+            part = _kinds(arg)
+            if part is None:
+                return None
+            kinds |= part
+        return kinds
     if hint is Any:
         return None
     if hint is float:

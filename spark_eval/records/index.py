@@ -164,7 +164,7 @@ def read_run(name: str, path: Path) -> dict[str, list[dict[str, Any]]]:
                      for rank, item in enumerate(r.recommendation.items, start=1)]
     ledger, source = manifest.ledger, MANIFEST
     if not ledger and summary:
-        ledger, source = summary.get("ledger"), SUMMARY
+        ledger, source = summary.get("ledger") or {}, SUMMARY
     rows["ledger"] = [{"run": name, "component": component, "source": source, **usage}
                       for component, usage in sorted((ledger or {}).items()) if isinstance(usage, dict)]
     return rows
