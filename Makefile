@@ -11,6 +11,7 @@ demo: setup
 	$(HARNESS)/bin/python -m spark_eval stage=report results='results/demo/*' report.out=results/demo/report
 
 test: setup
+	$(HARNESS)/bin/python -m mypy
 	$(HARNESS)/bin/python -m pytest
 
 test-slow: setup

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from spark_eval.execution.base import Sandbox
 from spark_eval.execution.environment import GradingEnvError, probe_environment, sandbox_env
 from spark_eval.execution.isolation import (
     bwrap_prefix,
@@ -36,7 +37,7 @@ STARTUP_TIMEOUT_S = 600.0  # importing tensorflow and torch on two busy cores ca
 REPLY_GRACE_S = 30.0  # the server enforces the timeout; this only catches a wedged server
 
 
-class ProcessSandbox:
+class ProcessSandbox(Sandbox):
     """Runs DS-1000 programs in the grading interpreter, `workers` at a time.
 
     `mode="fork"`: each worker is a warm fork server (libraries imported once, a child per program).
@@ -159,12 +160,6 @@ class ProcessSandbox:
         for claim in self._claims:
             claim.close()
         self._claims.clear()
-
-    def __enter__(self) -> "ProcessSandbox":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _uid(self, index: int) -> int | None:
         return self._uids[index]

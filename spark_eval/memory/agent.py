@@ -11,9 +11,9 @@ from spark_eval.memory.index import Hit
 from spark_eval.memory.store.base import Item
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.models.calls import Call, tokens
-from spark_eval.models.structured import ParseError, ask_json, integer_in, merge_usage, text_field
+from spark_eval.models.structured import ParseError, ask_json, integer_in, text_field
 from spark_eval.types import Problem
-from spark_eval.records import Recommendation
+from spark_eval.records import Recommendation, RetrievedItem
 
 # Bump when a prompt, a schema or how citations are read changes: the version goes into every record of a memory run.
 AGENT_VERSION = "agent-7"
@@ -175,7 +175,7 @@ class RetrievalAgent:
     async def recommend(self, problem: Problem, recall: Recall, exclude_families: Collection[str]) -> Recommendation:
         text = problem.prompt[: self.problem_chars]
         plan = await ask_json(self.model, plan_messages(text), interpret_plan, PLAN_SCHEMA, self.max_tokens)
-        trace: dict[str, Any] = {"plan_raw": plan.raw, "usage": dict(plan.usage)}
+        trace: dict[str, Any] = {"plan_raw": plan.raw, "usage": plan.usage.to_json()}
         if plan.value is None:
             return Recommendation(text="", trace=trace, error=f"search plan unusable: {plan.error}")
         libraries = search_libraries(plan.value["library"], text, problem.library)
@@ -197,10 +197,10 @@ class RetrievalAgent:
         advice = await ask_json(self.model, self._advice_messages(text, plan.value, listed, items),
                                 recommendation_reader([h.id for h in listed]), recommend_schema(len(listed)),
                                 self.max_tokens)
-        merge_usage(trace["usage"], advice.usage)
+        trace["usage"] = (plan.usage + advice.usage).to_json()
         trace["recommendation_raw"] = advice.raw
         cited = set(advice.value["cited"]) if advice.value else set()
-        shown = [{"id": h.id, "kind": h.kind, "score": round(h.score, 6), "cited": h.id in cited} for h in listed]
+        shown = [RetrievedItem(h.id, h.kind, round(h.score, 6), cited=h.id in cited) for h in listed]
         if advice.value is None:
             return Recommendation(text="", plan=plan.value, items=tuple(shown), trace=trace,
                                   error=f"recommendation unusable: {advice.error}")

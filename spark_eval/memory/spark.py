@@ -20,6 +20,7 @@ import logging
 import random
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Collection, Sequence
 
@@ -35,14 +36,14 @@ from spark_eval.memory.index import Hit, HybridIndex, IndexItem
 from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learning.experience import NoExperience, experience_class, experience_part
 from spark_eval.memory.learning.learner import LEARNER_VERSION, insight_text
-from spark_eval.memory.learning.loop import LearningLoop, sum_usage
+from spark_eval.memory.learning.loop import LearningLoop
 from spark_eval.memory.learning.poison import POISON_VERSION
 from spark_eval.memory.store.base import LOCK_WAIT_S, Item, MemoryStore, is_database_url, shown_url
 from spark_eval.memory.store.open import open_store
 from spark_eval.models.calls import Call
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.structured import RETRY_VERSION
-from spark_eval.records import Recommendation, Record
+from spark_eval.records import Recommendation, Record, RetrievedItem, Usage
 from spark_eval.records.run import FINAL, MEMORY, STORE, RunFiles, epoch_snapshot, holds_records
 from spark_eval.types import Problem
 
@@ -260,7 +261,7 @@ class SparkMemory:
             "ops": dict(sorted(ops.items())),
             "state_hash": self.state_hash(),
             "health": self.loop.health,
-            "ledger": {"learner": sum_usage(h.get("usage") or {} for h in self.loop.health)},
+            "ledger": {"learner": sum((Usage.from_json(h.get("usage") or {}) for h in self.loop.health), Usage()).to_json()},
         }
 
     def close(self) -> None:
@@ -340,13 +341,13 @@ class SparkMemory:
         contributors (the models its sources came from; none for documentation) and mark poison for the analysis
         (the coder and the judges see the advice's text only)."""
         reference = problem.reference_code
-        items = self.fetch([i["id"] for i in rec.items])
-        flagged = tuple({**i, "leak": i["id"] in items and self.guard.leaks(items[i["id"]].content, reference),
-                         "contributors": list(items[i["id"]].contributors) if i["id"] in items else [],
-                         **({"poison": True} if i["id"] in items and items[i["id"]].poison else {})}
+        items = self.fetch([i.id for i in rec.items])
+        flagged = tuple(replace(i, leak=i.id in items and self.guard.leaks(items[i.id].content, reference),
+                                contributors=tuple(items[i.id].contributors) if i.id in items else (),
+                                poison=i.poison or (i.id in items and items[i.id].poison))
                         for i in rec.items)
         overlap = round(self.guard.score(rec.text, reference), 4) if rec.text else 0.0
-        leak = (bool(rec.text) and self.guard.leaks(rec.text, reference)) or any(i["leak"] for i in flagged)
+        leak = (bool(rec.text) and self.guard.leaks(rec.text, reference)) or any(i.leak for i in flagged)
         labels = self.reference_apis(problem) if self.api_names is not None else None
         hits = names_api(rec.text, labels) if labels is not None else None
         return Recommendation(text=rec.text, plan=rec.plan, items=flagged, leak_flag=leak,
@@ -386,7 +387,7 @@ class RawRagMemory(SparkMemory):
         hits = self.search(query, [problem.library], exclude, int(self.retrieval.k))
         items = self.fetch([h.id for h in hits])
         text = "\n\n".join(f"[{h.id}] {items[h.id].title}\n{items[h.id].content}" for h in hits if h.id in items)
-        shown = tuple({"id": h.id, "kind": h.kind, "score": round(h.score, 6)} for h in hits)
+        shown = tuple(RetrievedItem(h.id, h.kind, round(h.score, 6)) for h in hits)
         return Recommendation(text=text, items=shown, trace={"queries": [{"query": query[:200],
                                                                            "hits": [h.id for h in hits]}]},
                               error=None if text else "nothing retrieved")
@@ -408,7 +409,7 @@ class PlaybookMemory(SparkMemory):
             chosen.append((item, entry))
             size += len(entry)
         text = "\n\n".join(entry for _, entry in chosen)
-        return Recommendation(text=text, items=tuple({"id": i.id, "kind": "insight", "score": 1.0} for i, _ in chosen),
+        return Recommendation(text=text, items=tuple(RetrievedItem(i.id, "insight", 1.0) for i, _ in chosen),
                               error=None if text else "the playbook is empty")
 
 
@@ -514,14 +515,14 @@ class PlaceboMemory(AgentMemory):
             if found is None or not found.text:
                 return Recommendation(text="", trace={"placebo_of": donor},
                                       error=f"placebo: problem {donor} has no advice in {self.source}")
-            text, trace = found.text, {"placebo_of": donor, "donor_items": [i.get("id") for i in found.items]}
+            text, trace = found.text, {"placebo_of": donor, "donor_items": [i.id for i in found.items]}
         else:
             other = self.problems[donor]
             made = await super().advise(other, self._excluded(other))
             if not made.text:
                 return Recommendation(text="", trace={"placebo_of": donor},
                                       error=f"placebo: no advice for problem {donor}: {made.error}")
-            text, trace = made.text, {"placebo_of": donor, "donor_items": [i.get("id") for i in made.items],
+            text, trace = made.text, {"placebo_of": donor, "donor_items": [i.id for i in made.items],
                                       "usage": made.trace.get("usage")}
         return Recommendation(text=text, trace=trace)
 

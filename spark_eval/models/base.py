@@ -39,7 +39,37 @@ class GenerationParams:
     """Provider-specific fields, passed through as they are."""
 
 
-class ChatModel(Protocol):
+class Pooled(Protocol):
+    """What the run's ModelPool does with every model it holds (a chat model, or a coder that replays answers):
+    get it ready, bound its requests, close it. The defaults suit a model that holds nothing; a model declares
+    itself one by subclassing."""
+
+    ledger: Any = None
+    """The run's `Ledger` (models/ledger.py, which stands on this module), set by the pool: where paid calls
+    reserve their worst case and are charged. A model that makes no paid calls ignores it."""
+    concurrency: int = 1
+    """Requests it takes in flight at once."""
+    batch_size: int | None = None
+    """Requests it wants in flight at once because it answers them as one batch (vLLM); None: `concurrency`."""
+
+    def at_once(self) -> int:
+        """How many requests to keep in flight: its batch, else its `concurrency`."""
+        return int(self.batch_size or self.concurrency or 1)
+
+    def start(self) -> None:
+        """Get ready before the first request (load weights, start an engine), outside any request's timeout."""
+        return None
+
+    def close(self) -> None:
+        """Release what getting ready took (an engine, its GPU memory). A later request starts anew."""
+        return None
+
+    async def aclose(self) -> None:
+        """Close what this event loop made (an SDK client) while the loop still runs."""
+        return None
+
+
+class ChatModel(Pooled, Protocol):
     name: str
     remote: bool
     """Calls go to an API over the network (else the model computes in this process)."""

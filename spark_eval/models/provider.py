@@ -12,7 +12,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from spark_eval.models.base import GenerationParams, Message, ModelCallError, ModelConfigError
+from spark_eval.models.base import ChatModel, GenerationParams, Message, ModelCallError, ModelConfigError
 from spark_eval.models.cache import ResponseCache, request_key
 from spark_eval.models.ledger import Ledger, price_usd, worst_case
 from spark_eval.records import Completion
@@ -31,7 +31,7 @@ class Reply:
     request_id: str | None = None
 
 
-class ProviderModel(abc.ABC):
+class ProviderModel(ChatModel, abc.ABC):
     """A ChatModel: subclasses implement `_call` (one attempt) and `_retryable`.
 
     Retries are ours, not the SDKs' (their clients are built with `max_retries=0`): ours also cover

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from spark_eval.errors import UserError
+from spark_eval.models.base import Pooled
 from spark_eval.records import read_jsonl
 from spark_eval.types import Problem
 from spark_eval.records import Completion, Recommendation
@@ -15,7 +16,7 @@ class AnswersError(UserError, ValueError):
     """An answers file is unusable; the message names the line and the fix."""
 
 
-class ReferenceAnswers:
+class ReferenceAnswers(Pooled):
     """DS-1000's own reference solutions as the answers (the paper's human-quality condition)."""
 
     def __init__(self, name: str = "reference") -> None:
@@ -30,7 +31,7 @@ class ReferenceAnswers:
         return Completion(text=problem.reference_code)
 
 
-class AnswersFile:
+class AnswersFile(Pooled):
     """Answers made elsewhere, one JSON object per line.
 
     Either `{"id": <problem_id>, "code": <answer>}` on every line, or DS-1000's own answer files:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
 from spark_eval.models.base import ChatModel, Message
-from spark_eval.records import Completion
+from spark_eval.records import Usage
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ class Reply(Generic[T]):
     value: T | None = None
     raw: str = ""
     error: str | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = Usage()
 
 
 async def ask_json(
@@ -50,7 +50,7 @@ async def ask_json(
     reply: Reply[T] = Reply()
     for _ in range(2):
         completion = await model.complete(messages, params)
-        add_usage(reply.usage, completion)
+        reply.usage += Usage.of(completion)
         reply.raw = completion.text
         try:
             reply.value, reply.error = interpret(extract_json(reply.raw)), None
@@ -70,7 +70,7 @@ async def ask_choices(model: ChatModel, messages: list[Message], prefix: str, op
     params = model.default_params(max_tokens=1, repeat=repeat, extra={"choices": {"prefix": prefix, "options": options}})
     reply: Reply[dict[str, float]] = Reply()
     completion = await model.complete(messages, params)
-    add_usage(reply.usage, completion)
+    reply.usage += Usage.of(completion)
     reply.raw = completion.text
     try:
         found = extract_json(reply.raw).get("probabilities")
@@ -80,23 +80,6 @@ async def ask_choices(model: ChatModel, messages: list[Message], prefix: str, op
     except ParseError as e:
         reply.error = str(e)
     return reply
-
-
-def merge_usage(usage: dict[str, Any], more: dict[str, Any]) -> None:
-    """Add another usage account into `usage`."""
-    for key, value in more.items():
-        usage[key] = usage.get(key, 0) + value
-
-
-def add_usage(usage: dict[str, Any], completion: Completion) -> None:
-    """Add a completion's calls, cache hits, replies that ran to their token cap, tokens, cost, latency and
-    attempts to a usage account."""
-    usage["calls"] = usage.get("calls", 0) + (0 if completion.cached else 1)
-    usage["cached"] = usage.get("cached", 0) + int(completion.cached)
-    usage["capped"] = usage.get("capped", 0) + int(completion.finish_reason == "length")
-    for name in ("input_tokens", "output_tokens", "cost_usd", "latency_s", "attempts"):
-        if not completion.cached or name == "attempts":
-            usage[name] = usage.get(name, 0) + getattr(completion, name)
 
 
 def extract_json(text: str) -> dict[str, Any]:

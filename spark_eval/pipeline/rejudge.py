@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from spark_eval.data import build_benchmark
 from spark_eval.judge.panel import build_panel, panel_versions
-from spark_eval.models.pool import ModelPool, at_once
+from spark_eval.models.pool import ModelPool
 from spark_eval.models.base import ModelCallError
 from spark_eval.models.ledger import Ledger
 from spark_eval.pipeline.rundir import RunDirectory, keep_hydra_copy
@@ -74,7 +74,7 @@ def _judge_locked(cfg: DictConfig, rundir: RunDirectory, models: ModelPool) -> d
 async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -> int:
     """Grade each (record, judge, repeat), journaling every verdict as it comes; how many verdicts."""
     models = {id(m): m for _, judge, _ in todo if (m := getattr(judge, "model", None)) is not None}  # what they take
-    slots = asyncio.Semaphore(pipeline.concurrency or max(map(at_once, models.values()), default=1))
+    slots = asyncio.Semaphore(pipeline.concurrency or max((m.at_once() for m in models.values()), default=1))
     progress = tqdm(total=len(todo), disable=not pipeline.progress, unit="verdict")
 
     async def one(record: Record, judge: Any, repeat: int) -> int:
@@ -88,7 +88,7 @@ async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -
         if verdict is None:  # nothing to judge (a helpfulness judge on a record without a recommendation)
             progress.update(1)
             return 0
-        append_jsonl(journal, {"key": record.key, "judgment": asdict(verdict)})
+        append_jsonl(journal, {"key": record.key, "judgment": verdict.to_json()})
         progress.update(1)
         return 1
 
@@ -105,7 +105,7 @@ def merge_journal(rundir: RunDirectory) -> list[Record]:
         return records
     by_key = {r.key: r for r in records}
     for entry in read_lines(journal, repair=True):
-        verdict, record = Judgment(**entry["judgment"]), by_key.get(entry["key"])
+        verdict, record = Judgment.from_json(entry["judgment"]), by_key.get(entry["key"])
         if record is not None and not _has_verdict(record, verdict.judge, verdict.version, verdict.repeat):
             by_key[record.key] = record = replace(record, judgments=(*record.judgments, verdict))
     rundir.rewrite([by_key[r.key] for r in records])

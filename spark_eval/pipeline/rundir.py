@@ -196,7 +196,7 @@ class RunDirectory:
             self.files = files if files is not None and files.stamp == files.current_stamp() else RunFiles(self.path)
             self.records_path, self.manifest_path = self.files.records_path, self.files.manifest_path
             if identity is not None:
-                self._check_resumable()
+                self._check_resumable(identity)
             self.manifest = self.files.manifest
             if self.files.torn is not None:
                 self.files.torn.cut()
@@ -208,12 +208,12 @@ class RunDirectory:
     def close(self) -> None:
         self.lock.release()
 
-    def _check_resumable(self) -> None:
+    def _check_resumable(self, identity: dict[str, Any]) -> None:
         if not self.files.has_manifest:
             if self.files.has_records and self.records_path.stat().st_size:
                 raise RunDirectoryError(f"{self.records_path} exists without a manifest; move it away to start anew")
             return
-        changed = identity_changes(self.files.manifest.identity, self.identity)
+        changed = identity_changes(self.files.manifest.identity, identity)
         if changed:
             raise RunDirectoryError(
                 f"{self.path} holds a run with a different config ({shown_changes(changed)}); "
@@ -270,7 +270,7 @@ def keep_hydra_copy(path: Path, cfg: DictConfig) -> None:
         return
     folder = path / hydra_subdir(str(cfg.stage))
     folder.mkdir(exist_ok=True)
-    hydra = HydraConfig.instance().cfg
+    hydra: Any = HydraConfig.instance().cfg  # the root node: `hydra` and nothing else
     for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra), ("overrides.yaml", hydra.hydra.overrides.task)):
         (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
 

@@ -20,8 +20,9 @@ from spark_eval.execution import OUTPUT_VERSION
 from spark_eval.execution.environment import probe_environment
 from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.memory import build_memory
+from spark_eval.models.base import Pooled
 from spark_eval.models.coder import as_coder
-from spark_eval.models.pool import ModelPool, at_once
+from spark_eval.models.pool import ModelPool
 from spark_eval.models.ledger import BudgetExhausted, Ledger
 from spark_eval.pipeline.budget import Budget, spent_by
 from spark_eval.pipeline.rundir import RunDirectory, git_state, keep_hydra_copy, result_identity
@@ -252,11 +253,11 @@ async def _rounds(session: Session, done: dict[str, Record], bounded: Any, progr
     progress.close()
 
 
-def problems_in_flight(setting: int | None, coder: Any, workers: int) -> int:
+def problems_in_flight(setting: int | None, coder: Pooled, workers: int) -> int:
     """Problems run at once: `pipeline.concurrency` when set; else as many as the coder's provider takes at once
     (its `concurrency`, a vLLM engine's batch), and never fewer than the sandbox's workers, so programs run while
     the coder generates. Each model still bounds its own requests by its `concurrency`."""
-    provider = at_once(coder)
+    provider = coder.at_once()
     if setting is None:
         return max(provider, workers)
     if setting < provider:

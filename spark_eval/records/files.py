@@ -62,7 +62,7 @@ def read_jsonl(path: Path, error: type[Exception]) -> Iterator[tuple[int, Any]]:
                 raise error(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or replace that line") from None
 
 
-def read_json_object(path: Path, missing: Any = None) -> dict[str, Any]:
+def read_json_object(path: Path, missing: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's JSON file that holds one object (manifest.json, summary.json): `missing` when it does not exist (or
     RunDirectoryError when `missing` is None), and a one-line RunDirectoryError naming the file and the fix when it
     is truncated, not UTF-8, or not an object."""
@@ -127,7 +127,8 @@ def _scan(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], TornLine | None
     if not path.exists():
         return [], None
     lines = path.read_bytes().split(b"\n")
-    rows, good_bytes = [], 0
+    rows: list[tuple[int, dict[str, Any]]] = []
+    good_bytes = 0
     for i, line in enumerate(lines):
         if line.strip():
             row, damage = _parse_line(line)

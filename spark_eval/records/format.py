@@ -22,6 +22,38 @@ BAND_SCORES = {band: 5 - i for i, band in enumerate(BANDS)}
 
 
 @dataclass(frozen=True)
+class RetrievedItem:
+    """One item a memory retrieved and showed for a recommendation, as its record holds it."""
+
+    id: str
+    """The store's id: `doc:<library>:<name>#<section>` or `ins:<number>`."""
+    kind: str
+    """`doc` (documentation) or `insight` (learned)."""
+    score: float
+    """Its retrieval score, rounded to 6 places (1.0 for a playbook's insight)."""
+    cited: bool | None = None
+    """The recommendation cites it; None: the memory has no citing step (raw RAG, playbook)."""
+    leak: bool | None = None
+    """It overlaps the problem's reference code (the n-gram guard); None: not checked."""
+    contributors: tuple[str, ...] | None = None
+    """The models its sources came from (none for documentation); None: not named."""
+    poison: bool = False
+    """The poisoning arm corrupted it (for the analysis; the coder and the judges never see it)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The item as its record's line holds it: a field left unset (None, or poison False) is absent."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if v is not None and not (k == "poison" and not v)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RetrievedItem:
+        checked = _checked(cls, data)
+        if checked.get("contributors") is not None:
+            checked["contributors"] = tuple(checked["contributors"])
+        return cls(**checked)
+
+
+@dataclass(frozen=True)
 class Recommendation:
     """What a memory hands the coder for one problem."""
 
@@ -29,8 +61,8 @@ class Recommendation:
     """The recommendation shown to the coder."""
     plan: dict[str, Any] = field(default_factory=dict)
     """The retrieval agent's search plan."""
-    items: tuple[dict[str, Any], ...] = ()
-    """Retrieved items: `{id, kind, score, ...}`; `leak` marks an item overlapping the reference code."""
+    items: tuple[RetrievedItem, ...] = ()
+    """The retrieved items shown for it, best first."""
     leak_flag: bool = False
     """True when the text or a retrieved item overlaps the problem's reference code (n-gram guard)."""
     trace: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +90,50 @@ class Completion:
     attempts: int = 1
     finish_reason: str | None = None
     request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a component's model calls took, summed with `+`. A count nothing added to is None and absent from
+    the JSON (a cached reply adds no tokens, cost or latency), so an account is written with the keys it counted."""
+
+    calls: int | None = None
+    """Calls made (a cache hit is not one)."""
+    cached: int | None = None
+    """Replies taken from the response cache."""
+    capped: int | None = None
+    """Replies that ran to their token cap."""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    attempts: int | None = None
+    """Attempts, retries included (a cached reply counts those of the call that filled the cache)."""
+
+    @classmethod
+    def of(cls, completion: Completion) -> Usage:
+        """One completion's account: its tokens, cost and latency only when it was not a cache hit."""
+        spent = not completion.cached
+        return cls(calls=int(spent), cached=int(completion.cached), capped=int(completion.finish_reason == "length"),
+                   input_tokens=completion.input_tokens if spent else None,
+                   output_tokens=completion.output_tokens if spent else None,
+                   cost_usd=completion.cost_usd if spent else None, latency_s=completion.latency_s if spent else None,
+                   attempts=completion.attempts)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(**{f.name: _plus(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
+
+    def to_json(self) -> dict[str, Any]:
+        """The counts that were added to, in field order."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Usage:
+        return cls(**_checked(cls, data))
+
+
+def _plus(a: float | None, b: float | None) -> Any:
+    return b if a is None else a if b is None else a + b
 
 
 @dataclass(frozen=True)
@@ -92,8 +168,17 @@ class Judgment:
     version: str = ""
     """The rubric/prompt version."""
     repeat: int = 0
-    usage: dict[str, Any] = field(default_factory=dict)
+    """Which of the judge's repeated verdicts on this item (0 first)."""
+    usage: Usage = Usage()
     """Tokens, cost, latency, attempts and cache hits of the judge's calls."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "usage": self.usage.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Judgment:
+        checked = _checked(cls, data)
+        return cls(**{**checked, "usage": Usage.from_json(checked.get("usage") or {})})
 
 
 @dataclass(frozen=True)
@@ -101,29 +186,51 @@ class Record:
     """One line of records.jsonl: a problem under one condition, epoch and repeat."""
 
     key: str
+    """Unique within its run: `<problem_id>/e<epoch>/r<repeat>` (`record_key`)."""
     problem_id: int
+    """The benchmark's id of the problem."""
     library: str
+    """The library the problem is about (DS-1000's spelling, e.g. `Pandas`)."""
     perturbation_type: str
+    """`Origin`, `Surface`, `Semantic` or `Difficult-Rewrite` (`Origin` on a benchmark without them)."""
     origin_family: tuple[str, int]
+    """(library, id of the original): problems perturbed from one original share it."""
     model: str
+    """The coder's name."""
     memory: str
+    """The memory condition's name (`none` without one)."""
     seed: int
+    """The run's seed."""
     epoch: int
+    """The pass over the stream it was made in (0 first)."""
     repeat: int
+    """Which of the problem's repeated answers in its epoch (0 first)."""
     completion: Completion | None
+    """The coder's answer; None when the run stopped before it."""
     code: str | None
+    """The code taken from the answer and graded; None without an answer."""
     exec: ExecResult | None
+    """The benchmark's tests' verdict; None when the program never ran."""
     recommendation: Recommendation | None
+    """What the memory handed the coder; None without a memory."""
     judgments: tuple[Judgment, ...]
+    """Every judge's verdicts, repeats included (stage=judge adds to them)."""
     memory_hash: str
+    """The memory's state hash when the problem was asked (one per round)."""
     versions: dict[str, str]
+    """The version of every prompt and recipe that shaped it (part of the resume identity)."""
     error: str | None = None
+    """Why the record is incomplete (`ExceptionName: message`); a resume makes it again. None: it is complete."""
     leaky: bool = False
     """The memory was built with access to reference answers (the paper's synthetic experience)."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON-able data (tuples become lists)."""
-        return asdict(self)
+        data = asdict(self)
+        if self.recommendation is not None:
+            data["recommendation"]["items"] = [item.to_json() for item in self.recommendation.items]
+        data["judgments"] = [j.to_json() for j in self.judgments]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:
@@ -138,9 +245,9 @@ class Record:
             "completion": Completion(**_checked(Completion, completion)) if completion else None,
             "exec": ExecResult(**_checked(ExecResult, exec_)) if exec_ else None,
             "recommendation": None if rec is None else Recommendation(
-                **{**_checked(Recommendation, rec), "items": tuple(rec.get("items") or ()),
+                **{**_checked(Recommendation, rec), "items": tuple(map(RetrievedItem.from_json, rec.get("items") or ())),
                    **{k: tuple(rec[k]) for k in ("api_labels", "api_hits") if rec.get(k) is not None}}),
-            "judgments": tuple(Judgment(**_checked(Judgment, j)) for j in data.get("judgments") or ()),
+            "judgments": tuple(map(Judgment.from_json, data.get("judgments") or ())),
             "versions": dict(data.get("versions") or {}),
         })
 
@@ -216,8 +323,13 @@ def _kinds(hint: Any) -> frozenset[type] | None:
     """The types JSON parses into that a field typed `hint` takes (exactly: a bool is no int); None for any."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
-        parts = [_kinds(arg) for arg in args]
-        return None if None in parts else frozenset().union(*parts)
+        kinds: frozenset[type] = frozenset()
+        for arg in args:
+            part = _kinds(arg)
+            if part is None:
+                return None
+            kinds |= part
+        return kinds
     if hint is Any:
         return None
     if hint is float:

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from spark_eval.errors import UserError
 from spark_eval.records.files import RunDirectoryError
-from spark_eval.records.format import Record
+from spark_eval.records.format import Judgment, Record, RetrievedItem
 from spark_eval.records.index_schema import SCHEMA_VERSION, TABLES, columns, schema
 from spark_eval.records.run import MANIFEST, RECORDS, SUMMARY, Manifest, RunFiles
 
@@ -164,7 +164,7 @@ def read_run(name: str, path: Path) -> dict[str, list[dict[str, Any]]]:
                      for rank, item in enumerate(r.recommendation.items, start=1)]
     ledger, source = manifest.ledger, MANIFEST
     if not ledger and summary:
-        ledger, source = summary.get("ledger"), SUMMARY
+        ledger, source = summary.get("ledger") or {}, SUMMARY
     rows["ledger"] = [{"run": name, "component": component, "source": source, **usage}
                       for component, usage in sorted((ledger or {}).items()) if isinstance(usage, dict)]
     return rows
@@ -211,19 +211,17 @@ def record_row(name: str, line: int, r: Record) -> dict[str, Any]:
     }
 
 
-def verdict_row(name: str, r: Record, j: Any) -> dict[str, Any]:
-    usage = j.usage if isinstance(j.usage, dict) else {}
+def verdict_row(name: str, r: Record, j: Judgment) -> dict[str, Any]:
     return {"run": name, "key": r.key, "problem_id": r.problem_id, "judge": j.judge, "kind": j.kind,
             "repeat": j.repeat, "score": j.score, "band": j.band, "parse_error": j.parse_error, "version": j.version,
-            "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
-            "cost_usd": usage.get("cost_usd"), "criteria": j.criteria or None}
+            "input_tokens": j.usage.input_tokens, "output_tokens": j.usage.output_tokens,
+            "cost_usd": j.usage.cost_usd, "criteria": j.criteria or None}
 
 
-def item_row(name: str, r: Record, rank: int, item: dict[str, Any]) -> dict[str, Any]:
-    contributors = item.get("contributors") or ()
-    return {"run": name, "key": r.key, "problem_id": r.problem_id, "rank": rank, "item_id": item.get("id"),
-            "kind": item.get("kind"), "score": item.get("score"), "cited": item.get("cited"),
-            "leak": item.get("leak"), "contributors": ",".join(map(str, contributors)) or None}
+def item_row(name: str, r: Record, rank: int, item: RetrievedItem) -> dict[str, Any]:
+    return {"run": name, "key": r.key, "problem_id": r.problem_id, "rank": rank, "item_id": item.id,
+            "kind": item.kind, "score": item.score, "cited": item.cited, "leak": item.leak,
+            "contributors": ",".join(item.contributors or ()) or None}
 
 
 def _scalar(value: Any) -> Any:

@@ -110,9 +110,8 @@ def _record(problem: int, condition: int, record: Record, judges: dict[str, str 
 
 def _advice(recommendation: Recommendation, strings: _Interned) -> list[Any]:
     """The memory's side of a record: its advice, the agent's search plan and the items it was shown."""
-    items = [[strings.add(str(i.get("id"))), strings.add(str(i.get("kind"))), int(bool(i.get("cited"))),
-              int(bool(i.get("leak"))), int(bool(i.get("poison"))),
-              [strings.add(str(c)) for c in i.get("contributors") or ()]] for i in recommendation.items]
+    items = [[strings.add(i.id), strings.add(i.kind), int(bool(i.cited)), int(bool(i.leak)), int(i.poison),
+              [strings.add(c) for c in i.contributors or ()]] for i in recommendation.items]
     return [recommendation.text, int(recommendation.leak_flag), recommendation.error, _plan(recommendation.plan), items]
 
 

@@ -86,10 +86,10 @@ def contributor_table(runs: Sequence[Run]) -> pd.DataFrame:
     for run in runs:
         for record in run.records:
             for item in record.recommendation.items if record.recommendation else ():
-                for contributor in item.get("contributors") or ():
+                for contributor in item.contributors or ():
                     row = counts[contributor]
                     row["shown"] += 1
-                    if item.get("cited"):
+                    if item.cited:
                         row["cited"] += 1
                         row["cited_by_others"] += contributor != record.model
     rows = [{"contributor": name, **values} for name, values in sorted(counts.items())]
@@ -161,10 +161,10 @@ def poison_table(runs: Sequence[Run]) -> pd.DataFrame:
                 if run.model not in poisoners:
                     honest.append(record.passed)
                 for item in record.recommendation.items if record.recommendation else ():
-                    if item.get("poison"):
+                    if item.poison:
                         shown += 1
-                        cited += bool(item.get("cited"))
-                        by_honest += bool(item.get("cited")) and run.model not in poisoners
+                        cited += bool(item.cited)
+                        by_honest += bool(item.cited) and run.model not in poisoners
         rows.append({"memory": members[0].memory, "poison_rate": max(_poison_rate(run) for run in members),
                      "poisoner": "+".join(poisoners), "insights": len(insights), "poison": len(poison),
                      "poison_active": len(poison - retired), "poison_retired": len(retired),

@@ -199,7 +199,7 @@ def _judgment(j: Judgment) -> dict[str, Any]:
         "judge": j.judge, "kind": j.kind, "judge_repeat": j.repeat,
         "score": np.nan if j.score is None else float(j.score), "band": j.band,
         "parse_error": j.parse_error,
-        "judge_input_tokens": usage.get("input_tokens", np.nan),
-        "judge_output_tokens": usage.get("output_tokens", np.nan),
-        "judge_cost_usd": usage.get("cost_usd", np.nan),
+        "judge_input_tokens": np.nan if usage.input_tokens is None else usage.input_tokens,
+        "judge_output_tokens": np.nan if usage.output_tokens is None else usage.output_tokens,
+        "judge_cost_usd": np.nan if usage.cost_usd is None else usage.cost_usd,
     }

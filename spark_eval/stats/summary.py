@@ -3,12 +3,11 @@ samples per problem, pass@k beside them (see stats.passk)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from spark_eval.records.files import write_json
-from spark_eval.records.format import EXEC_STATUSES, NO_STATUS, Record
+from spark_eval.records.format import EXEC_STATUSES, NO_STATUS, Record, Usage
 from spark_eval.records.run import SUMMARY, VALIDITY
 from spark_eval.stats.passk import ks_for, mean_pass_at_k
 from spark_eval.stats.validity import missing_rates
@@ -126,12 +125,11 @@ def ledger(records: Iterable[Record]) -> dict[str, dict[str, float]]:
     for r in records:
         usage = r.recommendation.trace.get("usage") if r.recommendation else None
         if usage:
-            _charge(agent, {"calls": 0, "cached": 0, **usage}, spent=True)
-        c = r.completion
-        if c:
-            _charge(coder, {**asdict(c), "calls": 0 if c.cached else 1, "cached": int(c.cached)}, spent=not c.cached)
+            _charge(agent, Usage.from_json(usage))
+        if r.completion:
+            _charge(coder, Usage.of(r.completion))
         for j in r.judgments:
-            _charge(judge, {"calls": 0, "cached": 0, **j.usage}, spent=True)
+            _charge(judge, j.usage)
     return {"coder": coder, "agent": agent, "judge": judge}
 
 
@@ -139,12 +137,10 @@ def _empty_account() -> dict[str, float]:
     return {"calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "latency_s": 0.0}
 
 
-def _charge(account: dict[str, float], usage: dict[str, Any], spent: bool) -> None:
-    account["calls"] += usage.get("calls", 0)
-    account["cached"] += usage.get("cached", 0)
-    if spent:
-        for field in ("input_tokens", "output_tokens", "cost_usd", "latency_s"):
-            account[field] += usage.get(field, 0)
+def _charge(account: dict[str, float], usage: Usage) -> None:
+    """Add a usage account to a component's (a count it lacks adds nothing: a cache hit's tokens cost nothing)."""
+    for field in account:
+        account[field] += getattr(usage, field) or 0
 
 
 def format_pass_table(summary: dict[str, Any]) -> str:

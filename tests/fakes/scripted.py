@@ -5,11 +5,11 @@ import asyncio
 import os
 from typing import Any
 
-from spark_eval.models.base import GenerationParams, ModelCallError
+from spark_eval.models.base import ChatModel, GenerationParams, ModelCallError
 from spark_eval.records import Completion
 
 
-class ScriptedModel:
+class ScriptedModel(ChatModel):
     """Replies in order (the last one repeats); a reply `!fail` raises ModelCallError like a dead provider.
     With `calls_log`, each call also appends a line to that file (calls across processes and runs); with
     `fail_while`, every call fails while that file exists (an outage that a test can end between runs); with

@@ -41,6 +41,6 @@ def test_embedded_helpfulness_judge_grades_a_recommendation(problems):
     advice = Recommendation(text="`a.shape` gives the dimensions of a NumPy array as a tuple; assign it to `result`.")
     verdict = asyncio.run(HelpfulnessJudge(model, scoring="sampled").grade(problems[291], "", advice))
     assert verdict.parse_error is None and verdict.band in BANDS and verdict.score in (1, 2, 3, 4, 5)
-    assert len(verdict.criteria) == 5 and verdict.rationale and verdict.usage["capped"] == 0  # bounded fields
+    assert len(verdict.criteria) == 5 and verdict.rationale and verdict.usage.capped == 0  # bounded fields
     expected = asyncio.run(HelpfulnessJudge(model).grade(problems[291], "", advice))  # read off the logits
-    assert expected.band in BANDS and 1 <= expected.score <= 5 and expected.usage["output_tokens"] == 0
+    assert expected.band in BANDS and 1 <= expected.score <= 5 and not expected.usage.output_tokens

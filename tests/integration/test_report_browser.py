@@ -197,7 +197,7 @@ def test_problem_browser_filters_opens_side_by_side_and_goes_back(tmp_path):
             assert aspect in opened["aspects"]
         assert opened["prompt"] == prompts[pid] and opened["scripts"] == 2  # no record text became a script
         spark = [r for run in runs if run.memory == "spark" for r in run.records if r.problem_id == pid]
-        assert opened["cited"] == sum(bool(i.get("cited")) for r in spark for i in r.recommendation.items) > 0
+        assert opened["cited"] == sum(bool(i.cited) for r in spark for i in r.recommendation.items) > 0
         assert all(r.recommendation.text in opened["text"] and r.code in opened["text"] for r in spark)
         back = browser.evaluate(f"({BACK})()")
         assert back == {"hash": listed["hash"], "detailHidden": True, "library": "Numpy", "status": "failed",

@@ -75,7 +75,7 @@ def test_sweep_scope_adds_the_other_runs_of_the_experiment_folder(tmp_path):
 
 def test_earlier_spend_is_the_larger_of_the_manifest_and_the_records():
     records = [Record.from_json(record(i, "m", "none")) for i in range(3)]
-    in_records = sum(r.completion.cost_usd for r in records) + sum(j.usage.get("cost_usd", 0)
+    in_records = sum(r.completion.cost_usd for r in records) + sum((j.usage.cost_usd or 0)
                                                                    for r in records for j in r.judgments)
     assert in_records > 0 and spent_by(records, Manifest()) == pytest.approx(in_records)
     assert spent_by(records, Manifest.from_json({"spent_usd": in_records + 1})) == pytest.approx(in_records + 1)

@@ -80,7 +80,7 @@ def test_unparsable_reply_is_retried_once_quoting_the_error(problems):
     assert (verdict.score, verdict.parse_error, verdict.version) == (4, None, QUALITY_VERSION)
     assert verdict.rationale == "none"
     assert len(model.sent) == 2 and "no JSON object" in model.sent[1][-1]["content"]
-    assert verdict.usage["calls"] == 2 and verdict.usage["input_tokens"] == 20
+    assert verdict.usage.calls == 2 and verdict.usage.input_tokens == 20
 
 
 def test_garbage_twice_is_missing_with_the_raw_reply_kept(problems):

@@ -70,9 +70,9 @@ def test_agent_plans_searches_and_cites(problems):
     assert [q for q, *_ in recall.asked] == rec.plan["queries"]
     # the planned library first, then the others the problem's code imports
     assert all(libs == ("Pandas", "Numpy") and excl == ("Pandas/0",) for _, libs, excl, _ in recall.asked)
-    cited = {i["id"] for i in rec.items if i["cited"]}
+    cited = {i.id for i in rec.items if i.cited}
     # items are cited by the numbers they were shown under; a number it was not shown is not a citation
-    assert [i["id"] for i in rec.items] == ["doc:pandas:pandas.DataFrame.groupby", "doc:pandas:pandas.Series.apply",
+    assert [i.id for i in rec.items] == ["doc:pandas:pandas.DataFrame.groupby", "doc:pandas:pandas.Series.apply",
                                             "ins:1"]
     assert cited == {"doc:pandas:pandas.DataFrame.groupby", "ins:1"}
     assert [len(q["hits"]) for q in rec.trace["queries"]] == [3, 3]
@@ -359,7 +359,7 @@ def test_a_learning_round_curates_its_records_once_and_leaves_a_health_row(probl
     loop = LearningLoop(store.path, None, True, asdict(LearningConfig(screen=False)), 0.0, LeakGuard(), lambda: model,
                         None, tmp_path / "memory")
     loop.attach(store, HashEmbedder(), problems[:3], {})
-    shown = {"text": "advice", "items": [{"id": "ins:old", "kind": "insight", "cited": True}]}
+    shown = {"text": "advice", "items": [{"id": "ins:old", "kind": "insight", "score": 0.5, "cited": True}]}
     records = [Record.from_json({**record(p.problem_id, "m", "spark", passed=i != 1, library=p.library),
                                  "recommendation": shown}) for i, p in enumerate(problems[:3])]
     asyncio.run(loop.round(records, 0, 0))

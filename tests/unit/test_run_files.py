@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from spark_eval.records import RunDirectoryError
+from spark_eval.records import Completion, Record, RunDirectoryError, Usage
 from spark_eval.records.run import FINAL, MANIFEST, Manifest, RunFiles, epoch_snapshot, holds_records
 from tests.fakes.runs import record, write_run
 
@@ -52,3 +52,33 @@ def test_run_files_read_a_run_and_write_nothing(tmp_path):
         f.write("\n")
     assert files.current_stamp() != files.stamp
     assert epoch_snapshot(2) == "epoch2"
+
+
+def test_a_record_line_reads_and_writes_back_the_same_with_typed_items_and_usage():
+    line = record(7, "m", "spark", scores=[4])
+    line["recommendation"]["items"] = [
+        {"id": "ins:1", "kind": "insight", "score": 0.1, "cited": True, "leak": False, "contributors": ["a"],
+         "poison": True},
+        {"id": "doc:pandas:x#overview", "kind": "doc", "score": 0.02, "leak": False, "contributors": []},
+        {"id": "ins:2", "kind": "insight", "score": 1.0}]
+    line["judgments"][0]["usage"] = {"calls": 0, "cached": 1, "capped": 0, "attempts": 1}  # a cache hit: no tokens
+    rec = Record.from_json(json.loads(json.dumps(line)))
+    assert [i.cited for i in rec.recommendation.items] == [True, None, None]
+    assert rec.recommendation.items[0].contributors == ("a",) and rec.recommendation.items[0].poison
+    assert rec.judgments[0].usage.input_tokens is None and rec.judgments[0].usage.cached == 1
+    written = rec.to_json()  # unset fields stay absent, in the order written
+    assert json.dumps(written["recommendation"]["items"]) == json.dumps(line["recommendation"]["items"])
+    assert json.dumps(written["judgments"]) == json.dumps(line["judgments"])
+    assert Record.from_json(json.loads(json.dumps(written))).to_json() == written
+    with pytest.raises(ValueError, match="RetrievedItem has no field 'rank'"):
+        Record.from_json({**line, "recommendation": {**line["recommendation"],
+                                                      "items": [{**line["recommendation"]["items"][0], "rank": 1}]}})
+
+
+def test_usage_accounts_add_up_counting_only_what_was_counted():
+    spent = Usage.of(Completion("x", input_tokens=10, output_tokens=2, cost_usd=0.5, latency_s=1.0, attempts=2))
+    hit = Usage.of(Completion("x", input_tokens=10, output_tokens=2, cached=True))
+    assert hit.to_json() == {"calls": 0, "cached": 1, "capped": 0, "attempts": 1}
+    assert (spent + hit).to_json() == {"calls": 1, "cached": 1, "capped": 0, "input_tokens": 10, "output_tokens": 2,
+                                       "cost_usd": 0.5, "latency_s": 1.0, "attempts": 3}
+    assert sum([spent, spent], Usage()) == spent + spent and Usage().to_json() == {}

@@ -6,15 +6,14 @@ import pytest
 
 from spark_eval.config import compose_config
 from spark_eval.errors import UserError
-from spark_eval.models.base import GenerationParams
+from spark_eval.models.base import ChatModel, GenerationParams
 from spark_eval.models.coder import sample_seed
-from spark_eval.models.pool import at_once
 from spark_eval.models.replay import ReferenceAnswers
 from spark_eval.pipeline.rundir import RunDirectory, result_identity
 from spark_eval.pipeline.runner import check_samples, problems_in_flight
 
 
-class Provider:
+class Provider(ChatModel):
     def __init__(self, concurrency=16, batch_size=None, temperature=0.0, default_temperature=1.0):
         self.name, self.concurrency, self.batch_size = "api-model", concurrency, batch_size
         self.default_temperature = default_temperature  # a remote API samples without a temperature
@@ -25,8 +24,8 @@ class Provider:
 
 
 def test_in_flight_follows_the_providers_concurrency_unless_set(caplog):
-    assert at_once(Provider(16)) == 16 and at_once(Provider(16, batch_size=1024)) == 1024
-    assert at_once(ReferenceAnswers()) == 1
+    assert Provider(16).at_once() == 16 and Provider(16, batch_size=1024).at_once() == 1024
+    assert ReferenceAnswers().at_once() == 1
     assert problems_in_flight(None, Provider(16), workers=2) == 16
     assert problems_in_flight(None, Provider(1), workers=2) == 2  # programs run while the coder generates
     assert problems_in_flight(None, ReferenceAnswers(), workers=8) == 8

@@ -23,14 +23,14 @@ from spark_eval.memory import agent
 from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.learning import learner
 from spark_eval.memory.learning.learner import Candidate, candidate_from, insights_schema, interpret_insights
-from spark_eval.memory.learning.loop import LearningLoop, source_of, sum_usage
+from spark_eval.memory.learning.loop import LearningLoop, source_of
 from spark_eval.memory.learning.screen import InsightScreen
 from spark_eval.memory.store.base import shown_url
 from spark_eval.memory.store.open import copy_store
 from spark_eval.models.base import ChatModel
 from spark_eval.models.calls import CHARS_PER_TOKEN, Call, tokens
-from spark_eval.models.structured import add_usage, ask_json, merge_usage
-from spark_eval.records import Record
+from spark_eval.models.structured import ask_json
+from spark_eval.records import Record, Usage
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class SyntheticExperience(NoExperience):
         with loop.store.transaction():
             ops = loop.curator().apply(candidates, {}, {}, where, check_leaks=False)
             loop.store.set_meta("synthetic_done", {"problems": len(problems), "candidates": len(candidates)})
-        loop.record_health(-1, -1, len(problems), ops, sum_usage(c["usage"] for c in calls),
+        loop.record_health(-1, -1, len(problems), ops, sum((c["usage"] for c in calls), Usage()),
                            candidates=len(candidates), unusable=sum(1 for c in calls if c["error"]))
 
 
@@ -186,16 +186,13 @@ async def synthetic_hints(model: ChatModel, benchmark: Benchmark, problems: Sequ
 
     async def one(problem: Problem) -> tuple[list[Candidate], dict[str, Any]]:
         source = source_of(problem, f"synthetic/{problem.problem_id}", epoch=-1, round_=-1, model=model.name)
-        usage: dict[str, Any] = {}
         async with slots:
             messages = benchmark.coder_messages(problem, None)
             attempt = await model.complete(messages, model.default_params(max_tokens=max_tokens))
-            add_usage(usage, attempt)
             follow_up = HINTS_PROMPT.format(reference=problem.reference_code, max_new=max_new, library=problem.library)
             messages = [*messages, {"role": "assistant", "content": attempt.text}, {"role": "user", "content": follow_up}]
             reply = await ask_json(model, messages, interpret_insights, insights_schema(max_new), max_tokens)
-        merge_usage(usage, reply.usage)
-        report = {"usage": usage, "error": reply.error, "sources": [source["record_key"]]}
+        report = {"usage": Usage.of(attempt) + reply.usage, "error": reply.error, "sources": [source["record_key"]]}
         found = [candidate_from(e, [source], "paper_synthetic") for e in (reply.value or [])[:max_new]]
         return found, report
 

@@ -18,8 +18,7 @@ from spark_eval.memory.learning.screen import InsightScreen
 from spark_eval.memory.store.base import MemoryStore, is_database_url
 from spark_eval.models.base import ChatModel, ModelCallError
 from spark_eval.models.ledger import BudgetExhausted
-from spark_eval.models.structured import merge_usage
-from spark_eval.records import GRADED, Record, append_jsonl, read_lines
+from spark_eval.records import GRADED, Record, Usage, append_jsonl, read_lines
 from spark_eval.records.run import HEALTH
 from spark_eval.types import Problem
 
@@ -97,7 +96,7 @@ class LearningLoop:
         except ModelCallError as e:
             # an outage: nothing is stored and the run stops, so that no later round runs on a memory without
             # this one; the resume learns these traces first, then goes on, as a run without the outage would
-            self.record_health(epoch, round_, len(traces), Counter(), {}, learner_failed=str(e)[:500])
+            self.record_health(epoch, round_, len(traces), Counter(), Usage(), learner_failed=str(e)[:500])
             raise
         store = self.store
         with store.transaction():
@@ -110,7 +109,7 @@ class LearningLoop:
             references = {t["problem_id"]: self.problems[t["problem_id"]].reference_code for t in traces}
             ops = self.curator().apply(candidates, references, outcomes(fresh), where, problem_texts=texts,
                                        graded=graded(fresh))
-        self.record_health(epoch, round_, len(traces), ops, sum_usage(c["usage"] for c in calls),
+        self.record_health(epoch, round_, len(traces), ops, sum((c["usage"] for c in calls), Usage()),
                            candidates=len(candidates), unusable=sum(1 for c in calls if c["error"]))
 
     def _fresh_traces(self, records: Sequence[Record]) -> tuple[list[Record], list[dict[str, Any]]]:
@@ -128,7 +127,7 @@ class LearningLoop:
             candidates = poison_some(candidates, self.poison_rate, f"{traces[0]['key']}/{epoch}/{round_}")
         return candidates, calls
 
-    def record_health(self, epoch: int, round_: int, seen: int, ops: Counter, usage: dict[str, Any],
+    def record_health(self, epoch: int, round_: int, seen: int, ops: Counter, usage: Usage,
                       **extra: Any) -> None:
         """One row of memory/health.jsonl: the store after a round of learning."""
         active = self.store.items(kind="insight")
@@ -136,7 +135,7 @@ class LearningLoop:
         row = {"epoch": epoch, "round": round_, "records_seen": seen, "insights": len(active),
                "tokens": sum(len(insight_text(i)) // 4 for i in active),
                "duplicate_rate": ops["MERGE"] / learned if learned else None,
-               "ops": dict(sorted(ops.items())), "usage": usage, **extra}
+               "ops": dict(sorted(ops.items())), "usage": usage.to_json(), **extra}
         self.health.append(row)
         if self.memory_dir:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
@@ -191,10 +190,10 @@ def outcomes(records: Sequence[Record]) -> dict[str, tuple[int, int]]:
         passed = _passed(record)
         if passed is None:
             continue
-        items = [i for i in (record.recommendation.items if record.recommendation else ()) if i.get("kind") == "insight"]
-        used = [i for i in items if i.get("cited")] or items
+        items = [i for i in (record.recommendation.items if record.recommendation else ()) if i.kind == "insight"]
+        used = [i for i in items if i.cited] or items
         for item in used:
-            pair = counts.setdefault(item["id"], [0, 0])
+            pair = counts.setdefault(item.id, [0, 0])
             pair[0 if passed else 1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
@@ -203,10 +202,3 @@ def graded(records: Sequence[Record]) -> tuple[int, int]:
     """(passed, failed or timed out) over graded records: the base rate insights' outcomes are weighed against."""
     verdicts = [_passed(r) for r in records]
     return verdicts.count(True), verdicts.count(False)
-
-
-def sum_usage(usages: Any) -> dict[str, Any]:
-    total: dict[str, Any] = {}
-    for usage in usages:
-        merge_usage(total, usage)
-    return total
