@@ -34,26 +34,78 @@ def missing_rates(records: Iterable[Record], label: Callable[[Judgment], str] = 
     return {judge: sum(missing) / len(missing) for judge, missing in given.items()}
 
 
+MIN_CLASS = 5
+"""Fewer passing or failing records than this, and a judge's AUROC on them tells nothing either way."""
+SIGNALS = ("signal", "no signal on these records", "inverted", "too few to tell")
+"""What `signal` says of a judge on a run's records: its AUROC's 95% CI (clustered by origin family) lies above
+0.5, covers it, lies below it; or the records hold fewer than MIN_CLASS passing or failing answers."""
+AUROC_BOOTSTRAP = 2000
+
+
+def auroc(passed: np.ndarray, scores: np.ndarray) -> float:
+    """The probability that a passing answer scores above a failing one, ties counting half (Mann-Whitney)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    n_pass = int(passed.sum())
+    n_fail = len(passed) - n_pass
+    return float((ranks[passed].sum() - n_pass * (n_pass + 1) / 2) / (n_pass * n_fail))
+
+
+def auroc_interval(passed: list[bool], scores: list[float], families: list[Any], reps: int = AUROC_BOOTSTRAP,
+                   seed: int = 0) -> tuple[float, float]:
+    """95% percentile CI of the AUROC, resampling whole origin families (answers of one family are not
+    independent); a resample with a single class is drawn again (NaN when none of `reps` tries has both)."""
+    passed_a, scores_a = np.asarray(passed, dtype=bool), np.asarray(scores, dtype=float)
+    index: dict[Any, list[int]] = defaultdict(list)
+    for i, family in enumerate(families):
+        index[family].append(i)
+    groups = [np.asarray(rows) for rows in index.values()]
+    rng = np.random.default_rng(seed)
+    found: list[float] = []
+    for _ in range(reps):
+        rows = np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
+        if 0 < passed_a[rows].sum() < len(rows):
+            found.append(auroc(passed_a[rows], scores_a[rows]))
+    if not found:
+        return float("nan"), float("nan")
+    low, high = np.percentile(found, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def signal(n_passed: int, n_failed: int, low: float, high: float) -> str:
+    """One of SIGNALS for a judge's AUROC interval on records with `n_passed` and `n_failed` answers."""
+    if min(n_passed, n_failed) < MIN_CLASS or not np.isfinite(low):
+        return SIGNALS[3]
+    if low > 0.5:
+        return SIGNALS[0]
+    return SIGNALS[2] if high < 0.5 else SIGNALS[1]
+
+
 def quality_vs_execution(records: list[Record], judge: str, repeat: int = 0) -> dict[str, Any]:
     """Does the judge's 1-5 score separate code that passes DS-1000's tests from code that fails them?
 
-    AUROC of score for pass, point-biserial correlation, and the false-accept rate: the share of
-    failing solutions the judge scored 4 or 5.
+    AUROC of score for pass with its 95% CI clustered by origin family (`auroc_interval`) and what that allows
+    one to say (`signal`), point-biserial correlation, and the false-accept rate: the share of failing solutions
+    the judge scored 4 or 5.
     """
     from scipy.stats import pointbiserialr
-    from sklearn.metrics import roc_auc_score
 
     scores = verdict_table(records)[(judge, repeat)]
-    passed, graded = [], []
+    passed, graded, families = [], [], []
     for r in records:
         if r.status in GRADED and scores.get(r.key) is not None:
             passed.append(r.passed)
             graded.append(float(scores[r.key]))
+            families.append(r.origin_family)
     out: dict[str, Any] = {"n": len(graded), "n_passed": sum(passed)}
     failing = [s for s, p in zip(graded, passed) if not p]
     out["false_accept_rate"] = sum(s >= 4 for s in failing) / len(failing) if failing else None
     both_classes = 0 < sum(passed) < len(passed)
-    out["auroc"] = float(roc_auc_score(passed, graded)) if both_classes else None
+    out["auroc"] = auroc(np.asarray(passed, dtype=bool), np.asarray(graded)) if both_classes else None
+    low, high = auroc_interval(passed, graded, families) if both_classes else (float("nan"), float("nan"))
+    out["auroc_ci_low"], out["auroc_ci_high"] = (low, high) if np.isfinite(low) else (None, None)
+    out["signal"] = signal(sum(passed), len(passed) - sum(passed), low, high)
     if both_classes and len(set(graded)) > 1:
         r, p = pointbiserialr(passed, graded)
         out["point_biserial"], out["point_biserial_p"] = float(r), float(p)

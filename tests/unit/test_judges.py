@@ -242,3 +242,28 @@ def test_agreement_on_expected_scores_is_interval_and_kappa_on_rounded_levels():
 
 def test_raw_newlines_inside_strings_are_read():
     assert extract_json('{"intent": "min and max:\n\n- dates", "score": 3}') == {"intent": "min and max:\n\n- dates", "score": 3}
+
+
+def test_auroc_interval_and_signal_say_what_the_records_allow():
+    from spark_eval.stats.validity import auroc, auroc_interval, signal
+
+    rng = np.random.default_rng(0)
+    passed = np.array([True] * 40 + [False] * 40)
+    families = [i // 2 for i in range(80)]
+    assert auroc(passed, np.r_[np.full(40, 5.0), np.full(40, 1.0)]) == 1.0
+    assert auroc(passed, np.full(80, 3.0)) == 0.5
+    separating = np.r_[rng.normal(4, 0.5, 40), rng.normal(2, 0.5, 40)]
+    low, high = auroc_interval(list(passed), list(separating), families)
+    assert 0.9 < low <= high <= 1.0 and signal(40, 40, low, high) == "signal"
+    noise = rng.normal(3, 1, 80)
+    low, high = auroc_interval(list(passed), list(noise), families)
+    assert low < 0.5 < high and signal(40, 40, low, high) == "no signal on these records"
+    low, high = auroc_interval(list(passed), list(-separating), families)
+    assert signal(40, 40, low, high) == "inverted"
+    assert signal(3, 77, 0.8, 0.9) == "too few to tell"
+
+
+def test_quality_vs_execution_marks_a_judge_on_too_few_answers():
+    rows = [record("a", "passed", {("q", 0): 5}), record("b", "failed", {("q", 0): 2})]
+    out = quality_vs_execution(typed(rows), "q")
+    assert out["signal"] == "too few to tell" and out["auroc"] == 1.0
