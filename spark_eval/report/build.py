@@ -11,7 +11,7 @@ from spark_eval.data import DatasetError, build_benchmark
 from spark_eval.plots import make_figures
 from spark_eval.report.html import render_html
 from spark_eval.report.render import Table, write_table
-from spark_eval.report.tables import counts_table, helpfulness_table, quality_table
+from spark_eval.report.tables import counts_table, helpfulness_table, quality_table, validity_table
 from spark_eval.stats import Analysis, ResultsError, Run, analyse, load_runs, to_parquet
 
 log = logging.getLogger(__name__)
@@ -42,17 +42,18 @@ def write_report(runs: Sequence[Run], options: Any, out: Path, prompts: dict[int
 
 
 def write_tables(analysis: Analysis, out: Path) -> tuple[list[Path], list[Table]]:
-    """paper_table.*, conditions.* (records per condition), helpfulness_table.* (with verdicts), comparisons.csv,
+    """paper_table.*, conditions.* (records per condition), validity_table.* and helpfulness_table.* (with
+    verdicts), comparisons.csv (quality rows marked with what the judge's validity allows),
     breakdown.csv and flips.csv, advice.csv (advice checked against the reference's APIs), orders.csv (a condition
     run over several stream orders), transfer.csv, contributors.csv and poison.csv (a community's runs); and the
     tables."""
     out.mkdir(parents=True, exist_ok=True)
     tables = [quality_table(analysis), counts_table(analysis)]
     written = write_table(tables[0], out, "paper_table") + write_table(tables[1], out, "conditions")
-    helpfulness = helpfulness_table(analysis)
-    if helpfulness is not None:
-        tables.append(helpfulness)
-        written += write_table(helpfulness, out, "helpfulness_table")
+    for table, stem in ((validity_table(analysis), "validity_table"), (helpfulness_table(analysis), "helpfulness_table")):
+        if table is not None:  # only runs that have the verdicts
+            tables.append(table)
+            written += write_table(table, out, stem)
     community = {"transfer": analysis.transfer, "contributors": analysis.contributors, "poison": analysis.poison}
     some = {"advice": analysis.advice, "orders": analysis.orders, **community}
     frames = {"comparisons": analysis.comparisons, "breakdown": analysis.breakdown, "flips": analysis.flips,

@@ -18,6 +18,7 @@ from spark_eval.report.render import Table
 from spark_eval.stats import Analysis
 from spark_eval.stats.flips import ALL, PASSED
 from spark_eval.stats.paired import EXACT_FAMILIES, FLIPS
+from spark_eval.stats.validity import SIGNALS
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
@@ -61,6 +62,8 @@ COMPARISON_NOTE = (
     f"verdict: better or worse (the sign of mean_diff) when p_holm < {ALPHA:g}, equivalent for a TOST row when "
     f"p_holm < {ALPHA:g}, otherwise inconclusive, which is not evidence that the arms are alike: where |mean_diff| "
     "is below the mde, the design could not have detected a difference of that size (listed under the table). "
+    "judge_signal (quality rows): what the quality judge's AUROC against execution on the records of both arms "
+    "allows (see the judge validity table); a quality difference whose judge shows no signal is not a finding. "
     "Breakdown rows: differences with their clustered CI and mde, no tests and so no verdict.")
 
 
@@ -73,7 +76,8 @@ def render_html(analysis: Analysis, tables: Sequence[Table], figures: dict[str, 
              f"<h1>spark_eval report: {escape(experiments)}</h1>", _runs(analysis)]
     parts += [_table(table) for table in tables]
     parts += ["<h2>Paired comparisons</h2>", _frame(analysis.comparisons, COMPARISON_FORMATS, bold=("verdict",)),
-              _below_mde(analysis.comparisons), f"<p class='note'>{escape(COMPARISON_NOTE)}</p>",
+              _below_mde(analysis.comparisons), _without_signal(analysis.comparisons),
+              f"<p class='note'>{escape(COMPARISON_NOTE)}</p>",
               "<details><summary>Breakdown per library and perturbation type</summary>",
               _frame(analysis.breakdown, COMPARISON_FORMATS), "</details>"]
     parts += _checks(analysis)
@@ -132,6 +136,16 @@ def _below_mde(comparisons: pd.DataFrame) -> str:
     lines = [f"{row.model}/{row.condition} vs {row.baseline} ({row.metric}): |diff| {abs(row.mean_diff):.3f} < MDE "
              f"{row.mde:.3f}: this design could not have detected a difference of that size"
              for row in below.itertuples()]
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return f"<ul class='note'>{items}</ul>" if items else ""
+
+
+def _without_signal(comparisons: pd.DataFrame) -> str:
+    """One line per quality comparison whose judge shows no signal on its records: not a finding."""
+    found = comparisons[comparisons["judge_signal"].isin([s for s in SIGNALS if s != SIGNALS[0]])]
+    lines = [f"{row.model}/{row.condition} vs {row.baseline} (quality): the judge's AUROC against execution on "
+             f"these records says '{row.judge_signal}': its quality difference is not a finding"
+             for row in found.itertuples()]
     items = "".join(f"<li>{escape(line)}</li>" for line in lines)
     return f"<ul class='note'>{items}</ul>" if items else ""
 

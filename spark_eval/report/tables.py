@@ -13,6 +13,7 @@ from spark_eval.stats import Analysis
 from spark_eval.stats.analysis import ALL_MODELS
 from spark_eval.stats.base import REFERENCE
 from spark_eval.stats.units import AT_LEAST_GOOD
+from spark_eval.stats.validity import MIN_CLASS
 
 MISSING = "-"
 LEAKY_NOTE = ("Leaky: the memory was built with access to reference answers (the paper's synthetic experience); "
@@ -38,6 +39,7 @@ def quality_table(analysis: Analysis) -> Table:
     the paper's (where it has a figure) and the records left out for an error."""
     means = analysis.conditions.set_index(["model", "memory", "metric"])
     counts = analysis.counts.set_index(["model", "memory"])
+    validity = analysis.validity.set_index(["model", "memory"])
     at_k = [metric for metric in analysis.units if metric.startswith("pass@")]
     rows = []
     for model, memory in _ordered(analysis.counts, analysis.options.baseline):
@@ -45,18 +47,22 @@ def quality_table(analysis: Analysis) -> Table:
         label, condition = _labels(model, memory)
         paper = HUMAN_REFERENCE if model == REFERENCE else published_quality(model, memory)
         count = counts.loc[(model, memory)]
+        judged = validity.loc[(model, memory)] if (model, memory) in validity.index else None
         rows.append({
             "model": label, "memory": memory, "condition": condition,
             "quality": quality["mean"], "ci_low": quality["ci_low"], "ci_high": quality["ci_high"],
+            "judge_auroc": judged["auroc"] if judged is not None else None,
+            "judge_signal": judged["signal"] if judged is not None else "",
             "paper": paper, "diff": quality["mean"] - paper if paper is not None else math.nan,
             "pass_rate": passed["mean"], **{_column(m): _lookup(means, model, memory, m)["mean"] for m in at_k},
             "n": int(count["problems"]), "paper_n": PAPER_N if paper is not None else None,
             "errors": int(count["errors"]), "leaky": bool(count["leaky"]),
         })
-    data = pd.DataFrame(rows, columns=["model", "memory", "condition", "quality", "ci_low", "ci_high", "paper",
-                                       "diff", "pass_rate", *map(_column, at_k), "n", "paper_n", "errors", "leaky"])
+    data = pd.DataFrame(rows, columns=["model", "memory", "condition", "quality", "ci_low", "ci_high",
+                                       "judge_auroc", "judge_signal", "paper", "diff", "pass_rate", *map(_column, at_k), "n", "paper_n", "errors", "leaky"])
     data = data.astype({"paper_n": "Int64"})
-    cells = tuple((r["model"], r["condition"], _num(r["quality"]), _ci(r["ci_low"], r["ci_high"]), _num(r["paper"]),
+    cells = tuple((r["model"], r["condition"], _num(r["quality"]), _ci(r["ci_low"], r["ci_high"]),
+                   r["judge_signal"] or MISSING, _num(r["paper"]),
                    _num(r["diff"], signed=True), _pct(r["pass_rate"]), *(_pct(r[_column(m)]) for m in at_k),
                    str(r["n"]), _count(r["paper_n"]), str(r["errors"]), "yes" if r["leaky"] else "") for r in rows)
     judge, options = analysis.judges["quality"], analysis.options
@@ -65,13 +71,52 @@ def quality_table(analysis: Analysis) -> Table:
     notes = [f"{graded} 95% CI: bootstrap over origin families ({options.bootstrap} resamples, seed {options.seed}). "
              "Pass@1: share of a problem's records passing DS-1000's tests, averaged over problems. "
              f"{same_records_note(judge)} {SOURCE_NOTE} {PAPER_N_NOTE}"]
+    notes += [signal_note(analysis)] if judge else []
     notes += [PASS_AT_K_NOTE] if at_k else []
     notes += [LEAKY_NOTE] if data["leaky"].any() else []
     return Table("Mean code quality (1-5) per model, without and with Spark", (
-        "Model", "Condition", "Quality", "95% CI", "Paper", "Ours - paper", "Pass@1",
-        *(m.capitalize() for m in at_k), "n", "Paper n", "Errors", "Leaky"), "llrlrrr" + "r" * len(at_k) + "rrrl",
+        "Model", "Condition", "Quality", "95% CI", "Judge signal", "Paper", "Ours - paper", "Pass@1",
+        *(m.capitalize() for m in at_k), "n", "Paper n", "Errors", "Leaky"), "llrllrrr" + "r" * len(at_k) + "rrrl",
         cells, data,
         tuple(notes))
+
+
+SIGNAL_NOTE = (
+    "Judge signal: does {judge} separate the records that pass DS-1000's tests from those that fail? Its AUROC "
+    "against execution on the row's records, with a 95% CI over origin families (the judge validity table): "
+    "'signal' when the CI lies above 0.5; 'no signal on these records' when it covers 0.5, and then the row's "
+    "quality mean and every quality comparison resting on it measure nothing that execution confirms; 'inverted' "
+    "below 0.5; 'too few to tell' with fewer than {least} passing or failing records.")
+
+
+def signal_note(analysis: Analysis) -> str:
+    """What the Judge signal column says, and the judge's AUROC over all the report's records."""
+    note = SIGNAL_NOTE.format(judge=analysis.judges["quality"], least=MIN_CLASS)
+    pooled = analysis.validity[analysis.validity["model"] == ALL_MODELS]
+    if len(pooled):
+        row = pooled.iloc[0]
+        note += (f" Over every coder's records pooled, {row['n']} ({row['n_passed']} passing): AUROC {_num(row['auroc'])} "
+                 f"{_ci(row['auroc_ci_low'], row['auroc_ci_high'])}, {row['signal']}.")
+    return note
+
+
+def validity_table(analysis: Analysis) -> Table | None:
+    """The quality judge against execution: all records pooled, then per condition (None without a judge)."""
+    data = analysis.validity
+    if not len(data):
+        return None
+    order = {pair: i for i, pair in enumerate(_ordered(analysis.counts, analysis.options.baseline))}
+    data = data.iloc[sorted(range(len(data)), key=lambda i: order.get(tuple(data.iloc[i][["model", "memory"]]), -1))]
+    cells = tuple((_labels(r.model, r.memory)[0] if r.model != ALL_MODELS else r.model,
+                   r.memory if r.model == ALL_MODELS else _labels(r.model, r.memory)[1], str(r.n), str(r.n_passed),
+                   _num(r.auroc), _ci(r.auroc_ci_low, r.auroc_ci_high), r.signal) for r in data.itertuples())
+    note = (f"{analysis.judges['quality']} against execution: AUROC, the chance that a passing record scores above "
+            "a failing one (ties half), with its 95% CI by bootstrap over origin families; signal as the quality "
+            f"table's Judge signal column says (fewer than {MIN_CLASS} passing or failing records: too few to tell). "
+            "A judge's validity on the answers it was tuned on is not its validity: scripts/judge_validity.py "
+            "measures it on a held-out half.")
+    return Table("Quality judge validity against execution", (
+        "Model", "Condition", "Records", "Passing", "AUROC", "95% CI", "Signal"), "llrrrll", cells, data, (note,))
 
 
 def _column(metric: str) -> str:

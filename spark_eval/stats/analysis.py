@@ -15,8 +15,10 @@ from spark_eval.stats.load import Run, tidy
 from spark_eval.stats.orders import order_table
 from spark_eval.stats.units import (BAND_COLUMNS, band_units, choose_judge, pass_at_k_units, pass_units,
                                     quality_units, record_table, scored)
+from spark_eval.stats.validity import validity_table
 
 ALL_MODELS = "all models"
+ALL_CONDITIONS = "all conditions"
 CONDITION_COLUMNS = ("model", "memory", "metric", "n", "families", "mean", "ci_low", "ci_high", "leaky")
 COUNT_COLUMNS = ("model", "memory", "runs", "records", "errors", "advice_given", "advice_errors", "no_verdict",
                  "problems", "leaky")
@@ -41,6 +43,11 @@ class Analysis:
     conditions: pd.DataFrame
     """Per model x memory x metric: mean with its clustered CI (CONDITION_COLUMNS)."""
     comparisons: pd.DataFrame
+    """Paired comparisons (stats.compare.COMPARISON_COLUMNS); `judge_signal` on a quality row: what the quality
+    judge's AUROC against execution allows on the records of both arms (validity.SIGNALS)."""
+    validity: pd.DataFrame
+    """The quality judge against execution (validity.VALIDITY_COLUMNS): all scored records pooled (model
+    ALL_MODELS, memory ALL_CONDITIONS), then per model x memory; empty without a quality judge."""
     breakdown: pd.DataFrame
     bands: pd.DataFrame
     """Per model (and ALL_MODELS) x memory x band: share of recommendations with its CI (BAND_TABLE_COLUMNS)."""
@@ -81,7 +88,8 @@ def analyse(runs: Sequence[Run], options: Any) -> Analysis:
         runs=runs, frame=frame, options=options, judges=judges, units=units,
         counts=condition_counts(records, judges["quality"], leaky),
         conditions=condition_means(units, leaky, options),
-        comparisons=comparisons(units, judges, leaky, options),
+        comparisons=comparisons(units, judges, leaky, options, used),
+        validity=validity_table(used, judges["quality"], (ALL_MODELS, ALL_CONDITIONS)),
         breakdown=breakdown(units, leaky, options),
         bands=band_shares(bands, leaky, options),
         transfer=transfer_table(runs, units, options),

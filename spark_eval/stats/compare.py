@@ -17,9 +17,10 @@ from spark_eval.stats.bootstrap import cluster_ci
 from spark_eval.stats.paired import cluster_se, holm, rank_biserial, sign_flip_name, sign_flip_p, tost_cluster_p
 from spark_eval.stats.base import REFERENCE
 from spark_eval.stats.units import paired
+from spark_eval.stats.validity import comparison_signals
 
 COMPARISON_COLUMNS = (
-    "model", "condition", "baseline", "metric", "judge", "n", "families", "baseline_mean", "condition_mean",
+    "model", "condition", "baseline", "metric", "judge", "judge_signal", "n", "families", "baseline_mean", "condition_mean",
     "mean_diff", "ci_low", "ci_high", "mde", "test", "p_value", "p_holm", "verdict", "rank_biserial", "margin",
     "leaky",
 )
@@ -68,15 +69,18 @@ def own_baseline_pairs(units: dict[str, pd.DataFrame], baseline: str) -> Iterato
 
 
 def comparisons(units: dict[str, pd.DataFrame], judges: dict[str, str | None], leaky: dict[tuple[str, str], bool],
-                options: Any) -> pd.DataFrame:
+                options: Any, records: pd.DataFrame) -> pd.DataFrame:
     """One row per paired comparison of the report (see COMPARISON_COLUMNS), Holm-adjusted across all rows, each
-    with its verdict (see VERDICTS)."""
+    with its verdict (see VERDICTS) and, on a quality row, what the quality judge's AUROC against execution on the
+    scored `records` (stats.units.record_table) of both arms allows (`judge_signal`, validity.SIGNALS)."""
     rows = [{"model": model, "condition": condition, "baseline": options.baseline, "metric": metric,
              "judge": judges.get(metric) or "", "leaky": leaky[(model, condition)], **compare(pairs, options)}
             for metric, model, condition, pairs in own_baseline_pairs(units, options.baseline) if len(pairs)]
     if "quality" in units:
         rows += equivalences(units["quality"], judges["quality"] or "", leaky, options)
-    frame = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("p_holm", "verdict")])
+    frame = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("judge_signal", "p_holm", "verdict")])
+    frame.insert(COMPARISON_COLUMNS.index("judge_signal"), "judge_signal",
+                 pd.Series(comparison_signals(frame, records, judges.get("quality")), index=frame.index, dtype=object))
     frame.insert(COMPARISON_COLUMNS.index("p_holm"), "p_holm", holm(frame["p_value"]))
     verdicts = [verdict(diff, p, equivalence=bool(np.isfinite(margin)))
                 for diff, p, margin in zip(frame["mean_diff"], frame["p_holm"], frame["margin"])]

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from spark_eval.records.format import GRADED, Judgment, Record
+from spark_eval.stats.base import REFERENCE
 
 
 def judge_label(judgment: Judgment) -> str:
@@ -82,12 +83,26 @@ def signal(n_passed: int, n_failed: int, low: float, high: float) -> str:
     return SIGNALS[2] if high < 0.5 else SIGNALS[1]
 
 
+def judge_signal(passed: list[bool], scores: list[float], families: list[Any]) -> dict[str, Any]:
+    """A quality judge's AUROC against execution on these answers, its 95% CI clustered by origin family
+    (`auroc_interval`) and what that allows one to say (`signal`): SIGNAL_COLUMNS."""
+    n_passed = int(sum(passed))
+    both_classes = 0 < n_passed < len(passed)
+    value = auroc(np.asarray(passed, dtype=bool), np.asarray(scores, dtype=float)) if both_classes else None
+    low, high = auroc_interval(passed, scores, families) if both_classes else (float("nan"), float("nan"))
+    return {"n": len(scores), "n_passed": n_passed, "auroc": value,
+            "auroc_ci_low": low if np.isfinite(low) else None, "auroc_ci_high": high if np.isfinite(high) else None,
+            "signal": signal(n_passed, len(passed) - n_passed, low, high)}
+
+
+SIGNAL_COLUMNS = ("n", "n_passed", "auroc", "auroc_ci_low", "auroc_ci_high", "signal")
+
+
 def quality_vs_execution(records: list[Record], judge: str, repeat: int = 0) -> dict[str, Any]:
     """Does the judge's 1-5 score separate code that passes DS-1000's tests from code that fails them?
 
-    AUROC of score for pass with its 95% CI clustered by origin family (`auroc_interval`) and what that allows
-    one to say (`signal`), point-biserial correlation, and the false-accept rate: the share of failing solutions
-    the judge scored 4 or 5.
+    `judge_signal` (AUROC of score for pass with its CI and what it allows one to say), point-biserial
+    correlation, and the false-accept rate: the share of failing solutions the judge scored 4 or 5.
     """
     from scipy.stats import pointbiserialr
 
@@ -98,15 +113,10 @@ def quality_vs_execution(records: list[Record], judge: str, repeat: int = 0) -> 
             passed.append(r.passed)
             graded.append(float(scores[r.key]))
             families.append(r.origin_family)
-    out: dict[str, Any] = {"n": len(graded), "n_passed": sum(passed)}
+    out: dict[str, Any] = judge_signal(passed, graded, families)
     failing = [s for s, p in zip(graded, passed) if not p]
     out["false_accept_rate"] = sum(s >= 4 for s in failing) / len(failing) if failing else None
-    both_classes = 0 < sum(passed) < len(passed)
-    out["auroc"] = auroc(np.asarray(passed, dtype=bool), np.asarray(graded)) if both_classes else None
-    low, high = auroc_interval(passed, graded, families) if both_classes else (float("nan"), float("nan"))
-    out["auroc_ci_low"], out["auroc_ci_high"] = (low, high) if np.isfinite(low) else (None, None)
-    out["signal"] = signal(sum(passed), len(passed) - sum(passed), low, high)
-    if both_classes and len(set(graded)) > 1:
+    if 0 < sum(passed) < len(passed) and len(set(graded)) > 1:
         r, p = pointbiserialr(passed, graded)
         out["point_biserial"], out["point_biserial_p"] = float(r), float(p)
     else:
@@ -159,3 +169,44 @@ def validity_report(records: list[Record]) -> dict[str, Any]:
                 report["between_judges"][f"{a} ~ {b}"] = agreement([table[(a, 0)][k] for k in keys],
                                                                    [table[(b, 0)][k] for k in keys])
     return report
+
+
+VALIDITY_COLUMNS = ("model", "memory", "judge", *SIGNAL_COLUMNS)
+
+
+def validity_table(records: Any, judge: str | None, pooled: tuple[str, str]) -> Any:
+    """The quality judge's `judge_signal` on the report's records: every coder's records pooled (the row labelled
+    `pooled`, model and memory; the human reference's solutions left out, since a judge shown the reference
+    grades it against itself), then each model x memory's (VALIDITY_COLUMNS; empty without a judge).
+    `records`: stats.units' record table of the scored records (`passed`, `quality`, `family`)."""
+    import pandas as pd
+
+    rows = []
+    if judge is not None and len(records):
+        coders = records[records["model"] != REFERENCE]
+        parts = [*([(pooled, coders)] if len(coders) else []), *records.groupby(["model", "memory"], sort=True)]
+        for (model, memory), part in parts:
+            rows.append({"model": model, "memory": memory, "judge": judge, **signal_of(part)})
+    return pd.DataFrame(rows, columns=list(VALIDITY_COLUMNS))
+
+
+def comparison_signals(comparisons: Any, records: Any, judge: str | None) -> list[str]:
+    """For each row of a comparisons frame: the quality judge's `signal` on the records of both arms it compares
+    (a quality row), or "" (a row of another metric). A baseline written `<model>/<memory>` (an equivalence row)
+    is that model's."""
+    marks = []
+    for row in comparisons.itertuples():
+        if row.metric != "quality" or judge is None:
+            marks.append("")
+            continue
+        other, _, memory = row.baseline.rpartition("/")
+        arms = {(row.model, row.condition), (other or row.model, memory)}
+        chosen = records[[pair in arms for pair in zip(records["model"], records["memory"])]]
+        marks.append(signal_of(chosen)["signal"])
+    return marks
+
+
+def signal_of(records: Any) -> dict[str, Any]:
+    """`judge_signal` on a record table's rows (stats.units.record_table: `passed`, `quality`, `family`)."""
+    return judge_signal([bool(p) for p in records["passed"]], [float(q) for q in records["quality"]],
+                        list(records["family"]))

@@ -20,12 +20,14 @@ from spark_eval.stats.bootstrap import LEVEL
 from spark_eval.stats.compare import compare
 from spark_eval.stats.load import ResultsError, Run, check_one_benchmark, load_run, tidy
 from spark_eval.stats.units import choose_judge, paired, pass_units, quality_units, record_table, scored
+from spark_eval.stats.validity import SIGNALS, signal_of
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("metric", "judge", "n", "families", "only_a", "only_b", "a_mean", "b_mean", "mean_diff", "ci_low",
+COLUMNS = ("metric", "judge", "judge_signal", "n", "families", "only_a", "only_b", "a_mean", "b_mean", "mean_diff", "ci_low",
            "ci_high", "test", "p_value", "rank_biserial")
-"""One row per metric; `n` problems both runs have, `only_a`/`only_b` those of one run alone, diff = b - a."""
+"""One row per metric; `n` problems both runs have, `only_a`/`only_b` those of one run alone, diff = b - a;
+`judge_signal` (quality): what the judge's AUROC against execution on both runs' records allows (validity.SIGNALS)."""
 SIDES = ("a", "b")
 RUN = "run"
 """The memory label both sides take in the analysis (their model label is their side)."""
@@ -87,6 +89,7 @@ def compare_runs(a: Run, b: Run, options: Any) -> pd.DataFrame:
         found = compare(pairs, options)
         problems = {side: set(table.loc[table["model"] == side, "problem_id"]) for side in SIDES}
         rows.append({**found, "metric": metric, "judge": judge if metric == "quality" else "",
+                     "judge_signal": signal_of(used)["signal"] if metric == "quality" else "",
                      "a_mean": found["baseline_mean"], "b_mean": found["condition_mean"],
                      "only_a": len(problems["a"] - problems["b"]), "only_b": len(problems["b"] - problems["a"])})
     return pd.DataFrame(rows, columns=list(COLUMNS))
@@ -109,7 +112,10 @@ def describe(a: Run, b: Run, table: pd.DataFrame) -> list[str]:
     for row in table.itertuples():
         name = "pass@1" if row.metric == "pass" else f"quality ({row.judge})"
         lines.append(f"{name}: a {row.a_mean:.3f}, b {row.b_mean:.3f}, b - a {row.mean_diff:+.3f} "
-                     f"[{LEVEL:.0%} CI {row.ci_low:+.3f}, {row.ci_high:+.3f}], p = {row.p_value:.3g} ({row.test})")
+                     f"[{LEVEL:.0%} CI {row.ci_low:+.3f}, {row.ci_high:+.3f}], p = {row.p_value:.3g} ({row.test})"
+                     + (f"; the judge against execution on these records: {row.judge_signal}, so this quality "
+                        "difference is not a finding" if row.metric == "quality" and row.judge_signal != SIGNALS[0]
+                        else ""))
     if "quality" not in set(table["metric"]):
         lines.append("quality: not compared (no quality judge has verdicts in both runs)")
     return lines

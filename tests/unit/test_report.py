@@ -45,13 +45,13 @@ def paper_runs(tmp_path):
 QUALITY_MD = """\
 ## Mean code quality (1-5) per model, without and with Spark
 
-| Model | Condition | Quality | 95% CI | Paper | Ours - paper | Pass@1 | n | Paper n | Errors | Leaky |
-| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
-| Qwen3-Coder-30B | without Spark | 4.00 | [4.00, 4.00] | 4.23 | -0.23 | 75.0% | 4 | 1000 | 0 |  |
-| Qwen3-Coder-30B | with Spark | 5.00 | [5.00, 5.00] | 4.89 | +0.11 | 100.0% | 5 | 1000 | 1 | yes |
-| Claude Haiku 4.5 | without Spark | 3.50 | [3.50, 3.50] | 4.50 | -1.00 | 50.0% | 4 | 1000 | 0 |  |
-| my-model | without Spark | 3.00 | [3.00, 3.00] | - | - | 50.0% | 4 | - | 0 |  |
-| Human reference | DS-1000 solutions | 4.50 | [4.50, 4.50] | 4.28 | +0.22 | 100.0% | 4 | 1000 | 0 |  |
+| Model | Condition | Quality | 95% CI | Judge signal | Paper | Ours - paper | Pass@1 | n | Paper n | Errors | Leaky |
+| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| Qwen3-Coder-30B | without Spark | 4.00 | [4.00, 4.00] | too few to tell | 4.23 | -0.23 | 75.0% | 4 | 1000 | 0 |  |
+| Qwen3-Coder-30B | with Spark | 5.00 | [5.00, 5.00] | too few to tell | 4.89 | +0.11 | 100.0% | 5 | 1000 | 1 | yes |
+| Claude Haiku 4.5 | without Spark | 3.50 | [3.50, 3.50] | too few to tell | 4.50 | -1.00 | 50.0% | 4 | 1000 | 0 |  |
+| my-model | without Spark | 3.00 | [3.00, 3.00] | too few to tell | - | - | 50.0% | 4 | - | 0 |  |
+| Human reference | DS-1000 solutions | 4.50 | [4.50, 4.50] | too few to tell | 4.28 | +0.22 | 100.0% | 4 | 1000 | 0 |  |
 
 Quality: mean 1-5 score of quality/fake-judge per problem (its verdicts, then the problem's epochs, repeats and \
 seeds averaged). 95% CI: bootstrap over origin families (2000 resamples, seed 0). Pass@1: share of a problem's \
@@ -60,6 +60,13 @@ error that hold a quality verdict, so n counts the same problems for both; Error
 ended in an error. Paper: Tablan et al. (2025), arXiv:2511.08301. Paper n: the problems behind \
 the paper's figure (it ran all 1000 DS-1000 problems for each coder and condition), beside ours; '-' where the row \
 has no paper figure.
+
+Judge signal: does quality/fake-judge separate the records that pass DS-1000's tests from those that fail? Its \
+AUROC against execution on the row's records, with a 95% CI over origin families (the judge validity table): \
+'signal' when the CI lies above 0.5; 'no signal on these records' when it covers 0.5, and then the row's quality \
+mean and every quality comparison resting on it measure nothing that execution confirms; 'inverted' below 0.5; \
+'too few to tell' with fewer than 5 passing or failing records. Over every coder's records pooled, 17 (12 passing): \
+AUROC 0.78 [0.68, 0.98], signal.
 
 Leaky: the memory was built with access to reference answers (the paper's synthetic experience); \
 its numbers are not a fair test.
@@ -128,8 +135,8 @@ its numbers are not a fair test.
 def test_latex_and_csv_carry_the_same_rows(paper_runs, tmp_path):
     table = quality_table(paper_runs)
     tex = latex(table)
-    assert tex.splitlines()[1] == r"\begin{tabular}{llrlrrrrrrl}"
-    assert r"Qwen3-Coder-30B & with Spark & 5.00 & [5.00, 5.00] & 4.89 & +0.11 & 100.0\% & 5 & 1000 & 1 & yes \\" in tex
+    assert tex.splitlines()[1] == r"\begin{tabular}{llrllrrrrrrl}"
+    assert r"Qwen3-Coder-30B & with Spark & 5.00 & [5.00, 5.00] & too few to tell & 4.89 & +0.11 & 100.0\% & 5 & 1000 & 1 & yes \\" in tex
     assert r"\par\footnotesize Leaky: the memory" in tex
     assert list(table.data["model"]) == ["Qwen3-Coder-30B", "Qwen3-Coder-30B", "Claude Haiku 4.5", "my-model",
                                          "Human reference"]
@@ -277,3 +284,30 @@ def test_leaky_runs_are_marked_in_comparisons_and_breakdowns(paper_runs):
     comparisons = paper_runs.comparisons.set_index(["model", "metric"])
     assert comparisons.loc[("qwen3-coder-30b-a3b", "quality"), "leaky"]
     assert len(paper_runs.breakdown) and paper_runs.breakdown["leaky"].all()
+
+
+@pytest.mark.parametrize("valid", [False, True])
+def test_a_judge_without_signal_is_marked_in_every_table_that_rests_on_it(tmp_path, valid):
+    """24 problems per arm, half passing: a judge whose scores follow execution has signal; one whose scores
+    ignore it (the same pattern of scores on passing and failing problems) has none, and says so in the paper
+    table (Markdown, CSV), the validity table, comparisons.csv and the HTML report."""
+    for memory in ("none", "spark"):
+        scores = [(5.0 if p % 2 else 1.0) if valid else float(1 + (p // 2) % 5) for p in range(24)]
+        write_run(tmp_path / "runs" / f"coder__{memory}__s0", [
+            record(p, "coder", memory, passed=bool(p % 2), scores=[scores[p]])
+            for p in range(24)])
+    analysis = analyse(load_runs(str(tmp_path / "runs" / "*")), OPTIONS)
+    write_report(analysis.runs, OPTIONS, tmp_path / "out", {})
+    mark = "signal" if valid else "no signal on these records"
+    paper = (tmp_path / "out" / "paper_table.md").read_text()
+    assert paper.count(f"| {mark} |") == 2
+    assert list(pd.read_csv(tmp_path / "out" / "paper_table.csv")["judge_signal"]) == [mark, mark]
+    validity = pd.read_csv(tmp_path / "out" / "validity_table.csv")
+    assert list(validity["signal"]) == [mark] * 3 and list(validity["n"]) == [48, 24, 24]
+    assert (validity["auroc"] == 1.0).all() if valid else (validity["auroc"] == 0.5).all()
+    compared = pd.read_csv(tmp_path / "out" / "comparisons.csv", keep_default_na=False)
+    assert list(compared.loc[compared["metric"] == "quality", "judge_signal"]) == [mark]
+    assert list(compared.loc[compared["metric"] == "pass", "judge_signal"]) == [""]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert ("its quality difference is not a finding" in html) is not valid
+    assert "Quality judge validity against execution" in html

@@ -319,7 +319,8 @@ def test_equivalence_is_tested_against_stronger_baselines_only_and_holm_covers_e
         np.array([4.5, 4.5, 3.0]), np.array([4.5, 4.5, 3.5]), -0.1, 0.1)[0])
     assert tost["n"].iloc[0] == 6 and tost["families"].iloc[0] == 3
     np.testing.assert_allclose(frame["p_holm"], holm(frame["p_value"]))
-    assert list(frame.columns[:11]) == ["model", "condition", "baseline", "metric", "judge", "n", "families",
+    assert list(frame.columns[:12]) == ["model", "condition", "baseline", "metric", "judge", "judge_signal", "n",
+                                        "families",
                                         "baseline_mean", "condition_mean", "mean_diff", "ci_low"]
     assert {"test", "p_value", "p_holm", "ci_high"} <= set(frame.columns)
 
