@@ -82,8 +82,11 @@ class LLMJudge(abc.ABC):
         self, problem: Problem, code: str, recommendation: Recommendation | None, repeat: int = 0
     ) -> Judgment | None:
         messages = self.messages(problem, code, recommendation)
-        if messages is None:
-            return None
+        return None if messages is None else await self.verdict(messages, repeat)
+
+    async def verdict(self, messages: list[Message], repeat: int = 0) -> Judgment:
+        """The verdict on the prompt `messages`, scored as `self.expected` says; its score None (with the raw reply
+        and the reason) when the reply stayed unusable."""
         if self.expected:
             chosen = await ask_choices(self.model, messages, self.choice_prefix, list(self.choice_scores), repeat)
             fields = self.interpret_choices(chosen.value) if chosen.value is not None else {}

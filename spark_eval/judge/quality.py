@@ -25,16 +25,19 @@ QUALITY_RUBRIC = """\
 
 # The fixed instructions come first, in the system message, and the problem and candidate after them: a model
 # that keeps the state of a prompt's start (llama.cpp here, providers' prompt caches) evaluates them once per run.
-QUALITY_SYSTEM = """\
-You are a careful reviewer of Python data-science code. You reply only with JSON.
-
-You grade a candidate solution to a programming problem. The problem shows where the candidate's code goes.{shown}
-
-Judge correctness first: does the candidate produce exactly the result the problem asks for{against}, on the
+REVIEWER = "You are a careful reviewer of Python data-science code. You reply only with JSON."
+CORRECTNESS = """\
+does the candidate produce exactly the result the problem asks for{against}, on the
 inputs the problem describes? It may be written differently and still be correct. The candidate is run exactly
 as written, in place of the solution, with the problem's variables already set: prose that is not code, a call
 to a function the problem does not define (such as load_data()), an import of a name that does not exist, or
-overwriting the problem's inputs with example values make it not correct. Then judge idiomatic use of the
+overwriting the problem's inputs with example values make it not correct."""
+"""What makes a candidate correct, as every code judge asks it (`against`: what the result is compared with)."""
+QUALITY_SYSTEM = REVIEWER + """
+
+You grade a candidate solution to a programming problem. The problem shows where the candidate's code goes.{shown}
+
+Judge correctness first: """ + CORRECTNESS + """ Then judge idiomatic use of the
 library, clarity and efficiency.
 {rubric}
 

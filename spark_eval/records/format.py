@@ -157,7 +157,8 @@ class Judgment:
     judge: str
     """The judge's name (kind and model), e.g. `quality/qwen2.5-coder-1.5b`."""
     kind: str
-    """`quality` (code, 1-5) or `helpfulness` (recommendation, five bands)."""
+    """`quality` (code, 1-5), `helpfulness` (recommendation, five bands) or `pairwise` (one order of a comparison of
+    two answers, judge.pairwise: score is the preference for the answer shown first, 0 to 1)."""
     score: float | None = None
     band: str | None = None
     criteria: dict[str, Any] = field(default_factory=dict)

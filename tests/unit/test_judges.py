@@ -267,3 +267,31 @@ def test_quality_vs_execution_marks_a_judge_on_too_few_answers():
     rows = [record("a", "passed", {("q", 0): 5}), record("b", "failed", {("q", 0): 2})]
     out = quality_vs_execution(typed(rows), "q")
     assert out["signal"] == "too few to tell" and out["auroc"] == 1.0
+
+
+def test_pairwise_judge_asks_both_orders_and_says_whether_they_agree(problems):
+    from spark_eval.judge.pairwise import PAIRWISE_VERSION, PairwiseJudge
+
+    p = problems[291]
+    # sampled: A better in the first order (a shown first), A again in the second (b shown first): position bias
+    model = ScriptedModel(replies=['{"reason": "A runs", "better": "A"}', '{"reason": "A runs", "better": "A"}'])
+    judge = PairwiseJudge(model, show_reference=True, scoring="sampled")
+    verdict = asyncio.run(judge.compare(p, "result = GOOD", "result = BAD"))
+    first, second = (m[-1]["content"] for m in model.sent)
+    assert first.index("result = GOOD") < first.index("result = BAD") and second.index("result = BAD") < second.index("result = GOOD")
+    assert p.reference_code in first and judge.name == "pairwise/scripted+ref" and verdict.forward.version == PAIRWISE_VERSION
+    assert verdict.preference == 0.5 and verdict.agree is False
+    consistent = PairwiseJudge(ScriptedModel(replies=['{"reason": "r", "better": "A"}', '{"reason": "r", "better": "B"}']))
+    both = asyncio.run(consistent.compare(p, "x = 1", "x = 2"))
+    assert both.preference == 1.0 and both.agree is True and both.to_json()["backward"]["score"] == 0.0
+    # expected: the options' probabilities; a tie counts half for each side
+    chooser = ChoosingModel(replies=[json.dumps({"probabilities": {"A": 0.6, "B": 0.2, "tie": 0.2}}),
+                                     json.dumps({"probabilities": {"A": 0.1, "B": 0.7, "tie": 0.2}})])
+    expected = asyncio.run(PairwiseJudge(chooser).compare(p, "x = 1", "x = 2"))
+    assert chooser.params[0].extra["choices"] == {"prefix": '{"better": "', "options": ["A", "B", "tie"]}
+    assert expected.forward.score == pytest.approx(0.7) and expected.backward.score == pytest.approx(0.2)
+    assert expected.preference == pytest.approx(0.75) and expected.agree is True
+    # an unusable reply is a missing verdict, not a preference
+    broken = asyncio.run(PairwiseJudge(ScriptedModel(replies=['{"better": "C"}'])).compare(p, "x", "y"))
+    assert broken.preference is None and broken.agree is None and "better" in broken.forward.parse_error
+    assert PairwiseJudge.planned_calls(None, p, None, 1) == [] and judge.messages(p, "x", None) is None
