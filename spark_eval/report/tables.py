@@ -34,8 +34,9 @@ COUNTS_NOTE = ("Runs: seeds. Errors: records that ended in an error after their 
 
 
 def quality_table(analysis: Analysis) -> Table:
-    """Mean quality per model without and with each memory, the human reference, the paper's numbers beside;
-    pass@1 (and pass@k when the runs drew several samples per problem), the problems both are computed on (n),
+    """Pass@1 (and pass@k when the runs drew several samples per problem) first, execution being the outcome that
+    needs no judge; then mean quality per model without and with each memory, what its judge's validity allows, the
+    human reference, the paper's numbers beside; the problems both are computed on (n),
     the paper's (where it has a figure) and the records left out for an error."""
     means = analysis.conditions.set_index(["model", "memory", "metric"])
     counts = analysis.counts.set_index(["model", "memory"])
@@ -50,21 +51,22 @@ def quality_table(analysis: Analysis) -> Table:
         judged = validity.loc[(model, memory)] if (model, memory) in validity.index else None
         rows.append({
             "model": label, "memory": memory, "condition": condition,
+            "pass_rate": passed["mean"], **{_column(m): _lookup(means, model, memory, m)["mean"] for m in at_k},
             "quality": quality["mean"], "ci_low": quality["ci_low"], "ci_high": quality["ci_high"],
             "judge_auroc": judged["auroc"] if judged is not None else None,
             "judge_signal": judged["signal"] if judged is not None else "",
             "paper": paper, "diff": quality["mean"] - paper if paper is not None else math.nan,
-            "pass_rate": passed["mean"], **{_column(m): _lookup(means, model, memory, m)["mean"] for m in at_k},
             "n": int(count["problems"]), "paper_n": PAPER_N if paper is not None else None,
             "errors": int(count["errors"]), "leaky": bool(count["leaky"]),
         })
-    data = pd.DataFrame(rows, columns=["model", "memory", "condition", "quality", "ci_low", "ci_high",
-                                       "judge_auroc", "judge_signal", "paper", "diff", "pass_rate", *map(_column, at_k), "n", "paper_n", "errors", "leaky"])
+    data = pd.DataFrame(rows, columns=["model", "memory", "condition", "pass_rate", *map(_column, at_k), "quality",
+                                       "ci_low", "ci_high", "judge_auroc", "judge_signal", "paper", "diff", "n",
+                                       "paper_n", "errors", "leaky"])
     data = data.astype({"paper_n": "Int64"})
-    cells = tuple((r["model"], r["condition"], _num(r["quality"]), _ci(r["ci_low"], r["ci_high"]),
-                   r["judge_signal"] or MISSING, _num(r["paper"]),
-                   _num(r["diff"], signed=True), _pct(r["pass_rate"]), *(_pct(r[_column(m)]) for m in at_k),
-                   str(r["n"]), _count(r["paper_n"]), str(r["errors"]), "yes" if r["leaky"] else "") for r in rows)
+    cells = tuple((r["model"], r["condition"], _pct(r["pass_rate"]), *(_pct(r[_column(m)]) for m in at_k),
+                   _num(r["quality"]), _ci(r["ci_low"], r["ci_high"]), r["judge_signal"] or MISSING, _num(r["paper"]),
+                   _num(r["diff"], signed=True), str(r["n"]), _count(r["paper_n"]), str(r["errors"]),
+                   "yes" if r["leaky"] else "") for r in rows)
     judge, options = analysis.judges["quality"], analysis.options
     graded = (f"Quality: mean 1-5 score of {judge} per problem (its verdicts, then the problem's epochs, repeats "
               f"and seeds averaged)." if judge else "Quality: these runs hold no quality verdicts.")
@@ -74,9 +76,9 @@ def quality_table(analysis: Analysis) -> Table:
     notes += [signal_note(analysis)] if judge else []
     notes += [PASS_AT_K_NOTE] if at_k else []
     notes += [LEAKY_NOTE] if data["leaky"].any() else []
-    return Table("Mean code quality (1-5) per model, without and with Spark", (
-        "Model", "Condition", "Quality", "95% CI", "Judge signal", "Paper", "Ours - paper", "Pass@1",
-        *(m.capitalize() for m in at_k), "n", "Paper n", "Errors", "Leaky"), "llrllrrr" + "r" * len(at_k) + "rrrl",
+    return Table("Pass@1 and mean code quality (1-5) per model, without and with Spark", (
+        "Model", "Condition", "Pass@1", *(m.capitalize() for m in at_k), "Quality", "95% CI", "Judge signal", "Paper",
+        "Ours - paper", "n", "Paper n", "Errors", "Leaky"), "llr" + "r" * len(at_k) + "rllrrrrrl",
         cells, data,
         tuple(notes))
 

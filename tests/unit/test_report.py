@@ -43,15 +43,15 @@ def paper_runs(tmp_path):
 
 
 QUALITY_MD = """\
-## Mean code quality (1-5) per model, without and with Spark
+## Pass@1 and mean code quality (1-5) per model, without and with Spark
 
-| Model | Condition | Quality | 95% CI | Judge signal | Paper | Ours - paper | Pass@1 | n | Paper n | Errors | Leaky |
-| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
-| Qwen3-Coder-30B | without Spark | 4.00 | [4.00, 4.00] | too few to tell | 4.23 | -0.23 | 75.0% | 4 | 1000 | 0 |  |
-| Qwen3-Coder-30B | with Spark | 5.00 | [5.00, 5.00] | too few to tell | 4.89 | +0.11 | 100.0% | 5 | 1000 | 1 | yes |
-| Claude Haiku 4.5 | without Spark | 3.50 | [3.50, 3.50] | too few to tell | 4.50 | -1.00 | 50.0% | 4 | 1000 | 0 |  |
-| my-model | without Spark | 3.00 | [3.00, 3.00] | too few to tell | - | - | 50.0% | 4 | - | 0 |  |
-| Human reference | DS-1000 solutions | 4.50 | [4.50, 4.50] | too few to tell | 4.28 | +0.22 | 100.0% | 4 | 1000 | 0 |  |
+| Model | Condition | Pass@1 | Quality | 95% CI | Judge signal | Paper | Ours - paper | n | Paper n | Errors | Leaky |
+| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |
+| Qwen3-Coder-30B | without Spark | 75.0% | 4.00 | [4.00, 4.00] | too few to tell | 4.23 | -0.23 | 4 | 1000 | 0 |  |
+| Qwen3-Coder-30B | with Spark | 100.0% | 5.00 | [5.00, 5.00] | too few to tell | 4.89 | +0.11 | 5 | 1000 | 1 | yes |
+| Claude Haiku 4.5 | without Spark | 50.0% | 3.50 | [3.50, 3.50] | too few to tell | 4.50 | -1.00 | 4 | 1000 | 0 |  |
+| my-model | without Spark | 50.0% | 3.00 | [3.00, 3.00] | too few to tell | - | - | 4 | - | 0 |  |
+| Human reference | DS-1000 solutions | 100.0% | 4.50 | [4.50, 4.50] | too few to tell | 4.28 | +0.22 | 4 | 1000 | 0 |  |
 
 Quality: mean 1-5 score of quality/fake-judge per problem (its verdicts, then the problem's epochs, repeats and \
 seeds averaged). 95% CI: bootstrap over origin families (2000 resamples, seed 0). Pass@1: share of a problem's \
@@ -135,8 +135,8 @@ its numbers are not a fair test.
 def test_latex_and_csv_carry_the_same_rows(paper_runs, tmp_path):
     table = quality_table(paper_runs)
     tex = latex(table)
-    assert tex.splitlines()[1] == r"\begin{tabular}{llrllrrrrrrl}"
-    assert r"Qwen3-Coder-30B & with Spark & 5.00 & [5.00, 5.00] & too few to tell & 4.89 & +0.11 & 100.0\% & 5 & 1000 & 1 & yes \\" in tex
+    assert tex.splitlines()[1] == r"\begin{tabular}{llrrllrrrrrl}"
+    assert r"Qwen3-Coder-30B & with Spark & 100.0\% & 5.00 & [5.00, 5.00] & too few to tell & 4.89 & +0.11 & 5 & 1000 & 1 & yes \\" in tex
     assert r"\par\footnotesize Leaky: the memory" in tex
     assert list(table.data["model"]) == ["Qwen3-Coder-30B", "Qwen3-Coder-30B", "Claude Haiku 4.5", "my-model",
                                          "Human reference"]
@@ -162,7 +162,7 @@ def test_model_names_cannot_break_the_markdown_or_latex_tables(tmp_path):
             rows[-1].append("".join(child.content for child in token.children))
     body = rows[1:]
     assert sorted(row[0] for row in body) == sorted(name.replace("\n", " ") for name in names)
-    assert all(len(row) == len(table.columns) and row[1:3] == ["without Spark", "4.00"] for row in body)
+    assert all(len(row) == len(table.columns) and row[1:4] == ["without Spark", "100.0%", "4.00"] for row in body)
     lines = [line for line in latex(table).splitlines() if "without Spark" in line]
     assert len(lines) == len(names)
     assert all(line.endswith(r" \\") and len(re.split(r"(?<!\\)&", line)) == len(table.columns) for line in lines)
