@@ -64,6 +64,18 @@ def _rank(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+def _matched(failing: list[Record], solved: set[int]) -> list[Record]:
+    """Failing answers in the order the pool takes them: first one per problem that a chosen answer passes, then
+    a second per such problem, and so on, then the rest; hash rank within each. So the pass/fail contrast is
+    within problems as far as the answers allow, and a judge cannot score a problem's difficulty for its answer."""
+    seen: dict[int, int] = defaultdict(int)
+    order = []
+    for r in sorted(failing, key=lambda r: _rank(r.key)):
+        order.append((r.problem_id not in solved, seen[r.problem_id], _rank(r.key), r))
+        seen[r.problem_id] += 1
+    return [r for *_, r in sorted(order, key=lambda t: t[:3])]
+
+
 def pool(sources: list[Path], out: Path, tuned_limit: int) -> dict[str, Any]:
     """Write the balanced pool (a run directory stage=judge can judge) and return its description."""
     tuned = tuned_families(tuned_limit)
@@ -85,8 +97,9 @@ def pool(sources: list[Path], out: Path, tuned_limit: int) -> dict[str, Any]:
     chosen, counts = [], {}
     for half in HALVES:
         for library in sorted({lib for _, lib, _ in groups}):
-            passing, failing = (sorted(groups[(half, library, ok)], key=lambda r: _rank(r.key)) for ok in (True, False))
-            k = min(len(passing), len(failing))
+            passing = sorted(groups[(half, library, True)], key=lambda r: _rank(r.key))
+            k = min(len(passing), len(groups[(half, library, False)]))
+            failing = _matched(groups[(half, library, False)], {r.problem_id for r in passing[:k]})
             chosen += passing[:k] + failing[:k]
             counts[f"{half}/{library}"] = {"passing": k, "failing": k, "passing_available": len(passing),
                                            "failing_available": len(failing)}

@@ -96,3 +96,13 @@ def test_pairs_and_held_out_figures(script, tmp_path):
     paired = figures["pairwise"]["pairwise/j@pairwise-1"]["test"]
     assert paired["pairs"] == len(pairs) and paired["accuracy"] == 0.5 and paired["orders_agree"] == 0.0
     assert paired["absolute quality/j"]["accuracy"] == 1.0
+
+
+def test_failing_answers_are_drawn_from_solved_problems_first_one_per_problem(script):
+    from spark_eval.records import Record
+
+    failing = [Record.from_json({**_answer(p, "m", "Numpy", False, f"{p} {i}"), "key": f"run/{p}/{i}"})
+               for p in (6, 7, 8) for i in range(3)]
+    order = script._matched(failing, solved={6, 8})
+    assert {r.problem_id for r in order[:2]} == {6, 8} and {r.problem_id for r in order[2:4]} == {6, 8}
+    assert [r.problem_id for r in order[4:6]] in ([6, 8], [8, 6]) and all(r.problem_id == 7 for r in order[6:])
