@@ -109,6 +109,8 @@ class OpenAIModel(ProviderModel):
         if response.status == "incomplete" and response.incomplete_details is not None:
             finish = "length" if response.incomplete_details.reason == "max_output_tokens" else finish
         usage = response.usage
+        if finish == "completed" and usage is not None and usage.output_tokens >= params.max_tokens:
+            finish = "length"  # cut at the cap, though the server says `completed` (llama-server's Responses API)
         return Reply(
             text=response.output_text or "",
             finish_reason=finish,
