@@ -102,6 +102,14 @@ class Completion:
     reasoning_tokens: int = 0
     """Of `output_tokens`, the thinking the reply does not show (billed as output)."""
 
+    def to_json(self) -> dict[str, Any]:
+        """The completion as its record's line holds it: a billed part none of its tokens went to is absent."""
+        return {k: v for k, v in asdict(self).items() if not (k in _PARTS and not v)}
+
+
+_PARTS = ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+"""The parts of a completion's tokens billed apart (absent from its JSON when none were)."""
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -248,6 +256,8 @@ class Record:
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON-able data (tuples become lists)."""
         data = asdict(self)
+        if self.completion is not None:
+            data["completion"] = self.completion.to_json()
         if self.recommendation is not None:
             data["recommendation"]["items"] = [item.to_json() for item in self.recommendation.items]
         data["judgments"] = [j.to_json() for j in self.judgments]
