@@ -70,8 +70,9 @@ def _judge_locked(cfg: DictConfig, rundir: RunDirectory, models: ModelPool, budg
         rundir.write_manifest(spent_usd=round(budget.own(), 6))
     records = merge_journal(rundir)
     summary = write_derived(run_dir, records)
+    status = "finished" if complete else "budget_exhausted"
     passes = manifest.judge_passes + [{"judge": cfg.judge.name, "versions": panel_versions(judges),
-                                       "verdicts_added": added, "status": "finished" if complete else "budget_exhausted"}]
+                                       "verdicts_added": added, "status": status}]
     rundir.write_manifest(judge_passes=passes, spent_usd=round(budget.own(), 6),
                           ledger={**manifest.ledger, **summary["ledger"]})
     if not complete:
