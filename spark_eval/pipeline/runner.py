@@ -214,17 +214,23 @@ async def _rounds(session: Session, done: dict[str, Record], bounded: Any, progr
         for number, start in enumerate(range(0, len(problems), round_size)):
             in_round = {record_key(p.problem_id, epoch, r): (p, r)
                         for p in problems[start : start + round_size] for r in range(pipeline.samples)}
-            todo = [bounded(p, epoch, r) for key, (p, r) in in_round.items() if key not in done]
-            for next_record in asyncio.as_completed(todo):
-                record = await next_record
-                if record is None:
-                    continue
-                rundir.append(record)  # on disk before anything is learned from it
-                progress.update(record)
-                done[record.key] = record
-                if time.monotonic() - published >= SPEND_EVERY_S:  # other processes see it in budget.sqlite
-                    rundir.write_manifest(spent_usd=round(budget.own(), 6))
-                    published = time.monotonic()
+            todo = [asyncio.ensure_future(bounded(p, epoch, r)) for key, (p, r) in in_round.items() if key not in done]
+            try:
+                for next_record in asyncio.as_completed(todo):
+                    record = await next_record
+                    if record is None:
+                        continue
+                    rundir.append(record)  # on disk before anything is learned from it
+                    progress.update(record)
+                    done[record.key] = record
+                    if time.monotonic() - published >= SPEND_EVERY_S:  # other processes see it in budget.sqlite
+                        rundir.write_manifest(spent_usd=round(budget.own(), 6))
+                        published = time.monotonic()
+            except BaseException:  # a stop (a model no call can reach): the problems under way end unwritten, quietly
+                for task in todo:
+                    task.cancel()
+                await asyncio.gather(*todo, return_exceptions=True)
+                raise
             if any(key not in done for key in in_round):
                 progress.close()  # the budget stopped problems: a resume completes the round, then learns
                 return
