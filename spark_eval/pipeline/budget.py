@@ -40,7 +40,7 @@ from spark_eval.records.run import Manifest, RunFiles
 from spark_eval.stats.summary import ledger
 
 LEDGER_FILE = "budget.sqlite"  # in the experiment folder, beside its run directories
-STALE_AFTER_S = 3600.0  # a process on another host silent this long is gone (a call's 5 attempts of 300 s are less)
+STALE_AFTER_S = 3600.0  # a process on another host silent this long is gone (a call's attempts, 3 of 300 s by default, take less)
 WAIT_FOR_LOCK_S = 60.0  # how long a transaction waits for other processes' (each takes milliseconds)
 
 SCHEMA = """
