@@ -60,8 +60,12 @@ class ParamsConfig:
 
 @dataclass
 class PriceConfig:
-    input: float = 0.0  # USD per million input tokens
-    output: float = 0.0  # USD per million output tokens
+    """USD per million tokens of each part a provider bills apart (models/ledger.py: `price_usd`)."""
+
+    input: float = 0.0  # prompt tokens
+    cached_input: Optional[float] = None  # prompt tokens read from the provider's prompt cache (None: at `input`)
+    cache_write: Optional[float] = None  # prompt tokens written to it (Anthropic's 5-minute writes; None: at `input`)
+    output: float = 0.0  # output tokens, thinking included
 
 
 @dataclass
@@ -71,7 +75,7 @@ class ChatModelConfig(ModelConfig):
     params: ParamsConfig = field(default_factory=ParamsConfig)
     price: PriceConfig = field(default_factory=PriceConfig)
     concurrency: int = 4
-    max_attempts: int = 5
+    max_attempts: int = 3  # a remote call's attempts, the first included (models/retry.py)
     backoff_s: float = 1.0
     timeout_s: float = 300.0
     cache_path: Optional[str] = "${paths.cache}/responses.sqlite"

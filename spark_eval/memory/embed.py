@@ -16,7 +16,10 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from spark_eval.models.base import ModelConfigError
+from spark_eval.models.ledger import price_usd, worst_case
+from spark_eval.models.openai import OPENAI_URL
 from spark_eval.models.provider import api_key_from
+from spark_eval.models.retry import Endpoint, Retries
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,9 @@ MINILM_FILES = (
 class Embedder(Protocol):
     name: str
     dim: int
+    ledger: Any
+    """The run's `Ledger` (set by the memory): where an embedder that calls a paid API reserves and is charged;
+    one that computes here ignores it."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """float32 vectors of shape (len(texts), dim), each row of unit length."""
@@ -75,6 +81,7 @@ class MiniLMEmbedder:
     """
 
     dim = 384
+    ledger: Any = None  # computes here: nothing to charge
 
     def __init__(self, model_dir: str, batch_size: int = 64, max_seq_length: int = 256,
                  threads: int | None = None) -> None:
@@ -161,6 +168,8 @@ class StaticEmbedder:
         batch_size: texts per encoding batch.
     """
 
+    ledger: Any = None  # computes here: nothing to charge
+
     def __init__(self, model_dir: str, pca_dims: int = 256, sif_coefficient: float = 1e-4, max_length: int = 512,
                  batch_size: int = 2048) -> None:
         if importlib.util.find_spec("model2vec") is None:
@@ -246,6 +255,10 @@ def _recipe_hash(recipe: dict[str, Any]) -> str:
 class OpenAIEmbedder:
     """An OpenAI-compatible embeddings endpoint: OpenAI's, or vLLM's (`--task embed`), through OpenAI's SDK.
 
+    Its requests are retried as a chat model's are (models/retry.py; the SDK's own retries are off), and each one
+    holds its worst case on the run's ledger and is charged there (`ledger`, set by the memory), so what it spends
+    counts in the run's cost and its budget.
+
     Args:
         model: the endpoint's model id (also the name vectors are cached under).
         base_url: another OpenAI-compatible server (None: OpenAI).
@@ -253,17 +266,27 @@ class OpenAIEmbedder:
         batch_size: texts per request.
         dim: the vector size when known; None: taken from the first reply (asking for `dim` first sends one).
         http_client: an `httpx2.Client` to send requests through (tests inject transports here).
+        price: USD per million input tokens, `{input: ..}`.
+        max_attempts, backoff_s, timeout_s: as a chat model's (models/retry.py).
     """
 
+    ledger: Any = None
+
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
-                 batch_size: int = 256, dim: int | None = None, http_client: Any = None) -> None:
+                 batch_size: int = 256, dim: int | None = None, http_client: Any = None,
+                 price: dict[str, float] | None = None, max_attempts: int = 3, backoff_s: float = 1.0,
+                 timeout_s: float = 120.0) -> None:
         self.name = self.configured_name(model)
         self.batch_size = batch_size
+        self.price = dict(price or {})
         self._dim = dim
         key = api_key_from(api_key_env, model) if api_key_env else "no-key"
         import openai
 
-        self._client = openai.OpenAI(api_key=key, base_url=base_url, http_client=http_client)
+        self._client = openai.OpenAI(api_key=key, base_url=base_url, http_client=http_client, max_retries=0,
+                                     timeout=timeout_s)
+        where = Endpoint(self.name, base_url or OPENAI_URL, model, api_key_env, "embedder.model", config="embedder")
+        self.retries = Retries(where, openai, max_attempts, backoff_s)
 
     @property
     def dim(self) -> int:
@@ -283,7 +306,8 @@ class OpenAIEmbedder:
         return normalize_rows(np.concatenate(batches))
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        reply = self._client.embeddings.create(model=self.name, input=texts, encoding_format="float")
+        reply = self._charged(texts, lambda: self._client.embeddings.create(model=self.name, input=texts,
+                                                                          encoding_format="float"))
         rows = sorted(reply.data, key=lambda row: row.index)
         if len(rows) != len(texts):
             raise ValueError(f"{self.name}: {len(rows)} embeddings for {len(texts)} texts")
@@ -294,6 +318,23 @@ class OpenAIEmbedder:
             raise ValueError(f"{self.name}: vectors of size {vectors.shape[1]}, configured dim={self._dim}")
         return vectors
 
+    def _charged(self, texts: list[str], request: Any) -> Any:
+        """`request()`'s reply, retried; its worst case held on the ledger before, its billed tokens charged after."""
+        ledger = self.ledger
+        worst = worst_case(sum(map(len, texts)), 0, self.price, 0) if ledger is not None else 0.0
+        if ledger is not None:
+            ledger.reserve_now(self.name, worst)
+        try:
+            reply, attempts = self.retries.call_sync(request, billed=lambda _: None)
+        except BaseException as e:
+            if ledger is not None:
+                ledger.settle_now(worst, None, getattr(e, "attempts", 0))
+            raise
+        if ledger is not None:
+            usage = getattr(reply, "usage", None)
+            ledger.settle_now(worst, price_usd(self.price, getattr(usage, "prompt_tokens", 0) or 0, 0), attempts)
+        return reply
+
 
 class CachedEmbedder:
     """Any Embedder behind a cache keyed by (embedder name, sha256 of the text): only unseen texts are embedded.
@@ -302,6 +343,8 @@ class CachedEmbedder:
         inner: the embedder that computes missing vectors.
         cache: where vectors are kept (the memory store).
     """
+
+    ledger: Any = None  # its inner embedder is the one charged
 
     def __init__(self, inner: Embedder, cache: EmbeddingCache) -> None:
         self.inner = inner

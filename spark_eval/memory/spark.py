@@ -197,6 +197,7 @@ class SparkMemory:
         self.experience.before_open(self.loop)
         self.store = open_store(self.store_location, self.lock_wait_s)
         raw_embedder = instantiate(self._embedder_cfg)
+        raw_embedder.ledger = self.models.ledger if self.models is not None else None  # a paid API's spend counts
         self.embedder = CachedEmbedder(raw_embedder, self.store)
         if self.docs:
             from spark_eval.memory.docs.kb import load_knowledge_base  # walks libraries: only when docs are used

@@ -5,9 +5,12 @@ import json
 from typing import Any
 
 from spark_eval.models.base import GenerationParams, Message
-from spark_eval.models.provider import ProviderModel, Reply, api_key_from, transient_sdk_error
+from spark_eval.models.provider import ProviderModel, Reply, api_key_from, usable
+from spark_eval.models.retry import Endpoint
+from spark_eval.records import CAPPED
 
 REPLY_TOOL = "reply"
+ANTHROPIC_URL = "https://api.anthropic.com"
 
 
 class AnthropicModel(ProviderModel):
@@ -33,10 +36,11 @@ class AnthropicModel(ProviderModel):
     ) -> None:
         super().__init__(**kwargs)
         self.base_url = base_url
+        self.api_key_env = api_key_env
         key = api_key_from(api_key_env, self.name)
         import anthropic
 
-        self._anthropic = anthropic
+        self._anthropic = self._sdk = anthropic
         self._client_args = {"api_key": key, "base_url": base_url, "max_retries": 0, "timeout": self.timeout_s}
         self._given_http_client = http_client
 
@@ -47,6 +51,9 @@ class AnthropicModel(ProviderModel):
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "base_url": self.base_url}
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.name, self.base_url or ANTHROPIC_URL, self.model, self.api_key_env, "model.params")
 
     async def _call(self, messages: list[Message], params: GenerationParams) -> Reply:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
@@ -67,16 +74,18 @@ class AnthropicModel(ProviderModel):
             body["temperature"] = params.temperature  # not a named SDK argument any more; the API takes it
         raw = await self._client.messages.with_raw_response.create(**request, extra_body=body or None)
         response = await raw.parse()
-        return Reply(
-            text=_reply_text(response.content),
-            finish_reason=response.stop_reason,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
-            request_id=raw.headers.get("request-id") or response.id,
-        )
+        reply = Reply(text=_reply_text(response.content),
+                      finish_reason=CAPPED if response.stop_reason == "max_tokens" else response.stop_reason,
+                      request_id=raw.headers.get("request-id") or response.id, **messages_usage(response.usage))
+        return usable(reply, params)
 
-    def _retryable(self, error: BaseException) -> bool:
-        return transient_sdk_error(self._anthropic, error)
+
+def messages_usage(usage: Any) -> dict[str, int]:
+    """A Messages API reply's billed counts. Its `input_tokens` leaves out the prompt tokens read from the prompt cache
+    (`cache_read_input_tokens`) and written to it (`cache_creation_input_tokens`): all three make the prompt."""
+    read, written = usage.cache_read_input_tokens or 0, usage.cache_creation_input_tokens or 0
+    return {"input_tokens": (usage.input_tokens or 0) + read + written, "output_tokens": usage.output_tokens or 0,
+            "cached_input_tokens": read, "cache_write_tokens": written}
 
 
 def _reply_text(blocks: list[Any]) -> str:

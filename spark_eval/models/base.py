@@ -15,10 +15,21 @@ class ModelConfigError(UserError, ValueError):
 
 
 class ModelCallError(UserError, RuntimeError):
-    """A request that failed for good, after `attempts` tries."""
+    """A request that failed for good, after `attempts` tries; `fix`, when given, closes the line."""
 
-    def __init__(self, message: str, attempts: int) -> None:
-        super().__init__(f"{message} (after {attempts} attempt{'s' * (attempts != 1)})")
+    def __init__(self, message: str, attempts: int, fix: str = "") -> None:
+        tries = f" (after {attempts} attempt{'s' * (attempts != 1)})"
+        super().__init__(f"{message}{tries}: {fix}" if fix else f"{message}{tries}")
+        self.attempts = attempts
+
+
+class ModelUnavailable(ModelCallError):
+    """Every call of this model would fail as it is configured: nothing answers at its URL, its key is refused, the
+    server has no such model or endpoint. Not a record's error: the run (or judge pass) stops with this one line,
+    which names the fix, instead of writing an error record per problem; its finished work is kept."""
+
+    def __init__(self, message: str, attempts: int = 1) -> None:
+        Exception.__init__(self, message)
         self.attempts = attempts
 
 

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from spark_eval.models.base import GenerationParams, Message, ModelConfigError
-from spark_eval.models.provider import ProviderModel, Reply
+from spark_eval.models.provider import ProviderModel, Reply, cut_at_stop
 from spark_eval.models.weights import resolve_weights, weights_available, weights_sha256
+from spark_eval.records import CAPPED
 
 # One in-process model computes at a time, whichever it is: llama.cpp's threads spin while they wait, so two
 # models computing at once on the same cores (a coder and a judge of one run) each run several times slower
@@ -136,9 +137,8 @@ class LocalModel(ProviderModel):
             finally:
                 llama_cpp.llama_sampler_free(sampler)
             text = llm.detokenize(reply).decode(errors="ignore")
-        cut = min((text.find(s) for s in params.stop if s in text), default=-1)
-        if cut >= 0:
-            text, finish = text[:cut], "stop"
+        text, stopped = cut_at_stop(text, params.stop)
+        finish = "stop" if stopped else finish
         return Reply(text=text, finish_reason=finish, input_tokens=len(tokens), output_tokens=len(reply))
 
     def _evaluate(self, llm: Any, tokens: list[int], system_length: int) -> None:
@@ -203,9 +203,6 @@ class LocalModel(ProviderModel):
                               flash_attn=self.flash_attn, verbose=False)
         return self._llm
 
-    def _retryable(self, error: BaseException) -> bool:
-        return False  # in-process: a failure will not go away by asking again
-
 
 SYSTEM_STATE_CHARS = 400
 """A system message at least this long has its KV state kept (shorter ones cost little to evaluate again)."""
@@ -252,7 +249,7 @@ def _decode(llm: Any, sampler: Any, max_tokens: int) -> tuple[list[int], str]:
         llama_cpp.llama_sampler_accept(sampler, token)
         reply.append(token)
         llm.eval([token])
-    return reply, "length"
+    return reply, CAPPED
 
 
 class _TokenArray:

@@ -1,50 +1,71 @@
-"""What every provider shares: the response cache, a bound on requests in flight, retries, cost."""
+"""What every provider shares: the response cache, a bound on requests in flight, retries (models/retry.py), cost."""
 from __future__ import annotations
 
 import abc
 import asyncio
-import json
-import logging
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
-
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from typing import Any, Callable
 
 from spark_eval.models.base import ChatModel, GenerationParams, Message, ModelCallError, ModelConfigError
 from spark_eval.models.cache import ResponseCache, request_key
 from spark_eval.models.ledger import Ledger, price_usd, worst_case
-from spark_eval.records import Completion
-
-log = logging.getLogger(__name__)
+from spark_eval.models.retry import BilledReply, Endpoint, Retries
+from spark_eval.records import CAPPED, Completion
 
 
 @dataclass(frozen=True)
 class Reply:
-    """One successful attempt, as a provider reports it."""
+    """One attempt's reply, as a provider reports it. Its counts are what the provider bills: `input_tokens` every
+    prompt token (those read from and written to its prompt cache included), `output_tokens` every output token
+    (thinking included)."""
 
     text: str
     finish_reason: str | None
     input_tokens: int
     output_tokens: int
     request_id: str | None = None
+    cached_input_tokens: int = 0
+    """Of `input_tokens`, read from the provider's prompt cache."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, written to the provider's prompt cache."""
+    reasoning_tokens: int = 0
+    """Of `output_tokens`, thinking the reply does not show."""
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> tuple[str, bool]:
+    """`text` up to the first of the stop sequences it holds, and whether one cut it (for engines and APIs that do not
+    stop there themselves: the Responses API takes none, a grammar-constrained local reply runs past them)."""
+    cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def usable(reply: Reply, params: GenerationParams) -> Reply:
+    """`reply`, unless it answers a structured request with nothing without having been capped (a server's glitch:
+    billed, so charged, and asked again; models/retry.py)."""
+    if params.json_schema is not None and not reply.text.strip() and reply.finish_reason != CAPPED:
+        raise BilledReply(f"an empty reply to a structured request, finish reason {reply.finish_reason}", reply)
+    return reply
 
 
 class ProviderModel(ChatModel, abc.ABC):
-    """A ChatModel: subclasses implement `_call` (one attempt) and `_retryable`.
+    """A ChatModel: subclasses implement `_call` (one attempt); a remote one also says where its calls go
+    (`endpoint`) and through which SDK (`_sdk`).
 
-    Retries are ours, not the SDKs' (their clients are built with `max_retries=0`): ours also cover
-    replies that arrive broken, and they let every record say how many attempts its call took.
+    A remote model's retries are ours (models/retry.py), not the SDKs' (their clients are built with
+    `max_retries=0`): ours also cover replies that arrive broken, and they let every record say how many attempts its
+    call took and charge every attempt the provider billed. An in-process model makes one attempt: its failure would
+    not go away by asking again.
 
     Args:
         name: the name in run directories and records.
         model: the provider's model id.
         params: default generation parameters (temperature, max_tokens, reasoning_effort, ...).
-        price: USD per million tokens, `{input: .., output: ..}`.
+        price: USD per million tokens, `{input, cached_input, cache_write, output}` (models/ledger.py: `price_usd`).
         concurrency: requests in flight at once.
-        max_attempts: hard cap on attempts per request.
-        backoff_s: first backoff; doubles with jitter up to a minute.
+        max_attempts: hard cap on attempts per request (a remote model's; the first included).
+        backoff_s: first backoff; doubles with jitter up to a minute (unless the server says how long to wait).
         timeout_s: per-attempt timeout.
         cache_path: SQLite response cache (None: no cache).
         reasoning: whether this model thinks before it answers (None: the provider's `reasoning`); the dry run's.
@@ -82,7 +103,7 @@ class ProviderModel(ChatModel, abc.ABC):
         params: dict[str, Any] | None = None,
         price: dict[str, float] | None = None,
         concurrency: int = 4,
-        max_attempts: int = 5,
+        max_attempts: int = 3,
         backoff_s: float = 1.0,
         timeout_s: float = 300.0,
         cache_path: str | None = None,
@@ -98,6 +119,7 @@ class ProviderModel(ChatModel, abc.ABC):
         self.concurrency = concurrency
         self._loop_objects: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}
         self._cache = ResponseCache(cache_path) if cache_path else None
+        self._retries: Retries | None = None
         if reasoning is not None:
             self.reasoning = reasoning
 
@@ -128,28 +150,33 @@ class ProviderModel(ChatModel, abc.ABC):
         key = self.request_key(messages, params)
         if self._cache is not None and (hit := self._cache.get(key)) is not None:
             return Completion(**{**hit, "cached": True})
+        billed: list[Reply] = []  # attempts whose replies were billed but could not be used
         async with self._slots_of_this_loop():
             worst = await self._reserve(messages, params)
             start = time.monotonic()
             try:
-                reply, attempts = await self._call_with_retries(messages, params)
-            except BaseException:
-                await self._settle(worst, None)
+                reply, attempts = await self._call_with_retries(messages, params, billed.append)
+            except BaseException as e:
+                await self._settle(worst, self.cost(*billed) if billed else None, getattr(e, "attempts", len(billed)))
                 raise
+        replies = [*billed, reply]
         completion = Completion(
             text=reply.text,
-            input_tokens=reply.input_tokens,
-            output_tokens=reply.output_tokens,
+            input_tokens=sum(r.input_tokens for r in replies),
+            output_tokens=sum(r.output_tokens for r in replies),
             latency_s=round(time.monotonic() - start, 4),
-            cost_usd=self.cost(reply.input_tokens, reply.output_tokens),
+            cost_usd=self.cost(*replies),
             cached=False,
             attempts=attempts,
             finish_reason=reply.finish_reason,
             request_id=reply.request_id,
+            cached_input_tokens=sum(r.cached_input_tokens for r in replies),
+            cache_write_tokens=sum(r.cache_write_tokens for r in replies),
+            reasoning_tokens=sum(r.reasoning_tokens for r in replies),
         )
         if self._cache is not None:
             self._cache.put(key, asdict(completion))
-        await self._settle(worst, completion.cost_usd)
+        await self._settle(worst, completion.cost_usd, attempts)
         return completion
 
     async def _reserve(self, messages: list[Message], params: GenerationParams) -> float:
@@ -160,31 +187,42 @@ class ProviderModel(ChatModel, abc.ABC):
         await self.ledger.reserve(self.name, worst)
         return worst
 
-    async def _settle(self, worst: float, usd: float | None) -> None:
+    async def _settle(self, worst: float, usd: float | None, attempts: int) -> None:
         if self.ledger is not None:
-            await self.ledger.settle(worst, usd)
+            await self.ledger.settle(worst, usd, attempts)
 
-    async def _call_with_retries(self, messages: list[Message], params: GenerationParams) -> tuple[Reply, int]:
-        attempts = 0
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(multiplier=self.backoff_s, max=60.0, jitter=self.backoff_s),
-            retry=retry_if_exception(self._retryable),
-            before_sleep=lambda state: log.info("%s: retrying after %s", self.name, state.outcome.exception()),
-            reraise=True,
-        )
+    async def _call_with_retries(self, messages: list[Message], params: GenerationParams,
+                                 billed: Callable[[Reply], None]) -> tuple[Reply, int]:
+        """The reply and the attempts it took; a remote model retries (`retries`), an in-process one does not."""
+        if self.remote:
+            return await self.retries.call(lambda: self._timed_call(messages, params), billed)
         try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number
-                    async with asyncio.timeout(self.timeout_s):  # no task per call, unlike wait_for
-                        reply = await self._call(messages, params)
+            return await self._timed_call(messages, params), 1
         except Exception as e:
-            raise ModelCallError(f"{self.name}: {type(e).__name__}: {e}", attempts) from e
-        return reply, attempts
+            raise ModelCallError(f"{self.name}: {type(e).__name__}: {e}", 1) from e
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return round(price_usd(self.price, input_tokens, output_tokens), 8)
+    async def _timed_call(self, messages: list[Message], params: GenerationParams) -> Reply:
+        async with asyncio.timeout(self.timeout_s):  # no task per call, unlike wait_for
+            return await self._call(messages, params)
+
+    @property
+    def retries(self) -> Retries:
+        """How this model's calls are retried and their failures told (made on first use: it names `endpoint`)."""
+        if self._retries is None:
+            self._retries = Retries(self.endpoint(), self._sdk, self.max_attempts, self.backoff_s)
+        return self._retries
+
+    _sdk: Any = None
+    """The SDK module a remote model's attempts raise the errors of (models/retry.py reads them)."""
+
+    def endpoint(self) -> Endpoint:
+        """Where this model's calls go, as its errors name it."""
+        return Endpoint(self.name, "in-process", self.model)
+
+    def cost(self, *replies: Reply) -> float:
+        """What the provider bills for `replies`, at this model's prices."""
+        return round(sum(price_usd(self.price, r.input_tokens, r.output_tokens, r.cached_input_tokens,
+                                   r.cache_write_tokens) for r in replies), 8)
 
     async def aclose(self) -> None:
         """Close the SDK client this event loop made, while the loop still runs (left to the garbage collector,
@@ -217,9 +255,6 @@ class ProviderModel(ChatModel, abc.ABC):
     async def _call(self, messages: list[Message], params: GenerationParams) -> Reply:
         """One attempt."""
 
-    def _retryable(self, error: BaseException) -> bool:
-        return isinstance(error, asyncio.TimeoutError)
-
 
 def api_key_from(variable: str, provider: str) -> str:
     """The key in `variable`, or a ModelConfigError naming the variable to set (before any call is made)."""
@@ -227,22 +262,3 @@ def api_key_from(variable: str, provider: str) -> str:
     if not key:
         raise ModelConfigError(f"{provider} needs an API key: set the environment variable {variable}")
     return key
-
-
-RETRYABLE_STATUS = {408, 409, 429}
-
-
-def transient_sdk_error(sdk: Any, error: BaseException) -> bool:
-    """For the OpenAI and Anthropic SDKs (same error classes): worth another attempt?
-
-    Dropped connections, timeouts, replies that arrive broken (also as the aiohttp transport's own errors),
-    408/409/429 and every 5xx.
-    """
-    if isinstance(error, (sdk.APIConnectionError, sdk.APITimeoutError, sdk.APIResponseValidationError,
-                          json.JSONDecodeError, asyncio.TimeoutError)):
-        return True
-    import aiohttp  # the SDKs' transport: a reply it cannot parse (a bad status line, a short body) comes unwrapped
-
-    if isinstance(error, aiohttp.ClientError):
-        return not isinstance(error, aiohttp.InvalidURL)  # a wrong base_url stays wrong
-    return isinstance(error, sdk.APIStatusError) and (error.status_code in RETRYABLE_STATUS or error.status_code >= 500)

@@ -158,9 +158,6 @@ class VLLMModel(ProviderModel):
                 log.info("%s: vLLM engine loaded in %.0f s", self.name, time.monotonic() - started)
             return self._llm
 
-    def _retryable(self, error: BaseException) -> bool:
-        return False
-
 
 @dataclass
 class _Queue:

@@ -10,7 +10,9 @@ So that few problems are cut short, a problem starts only if the spend, what the
 likely cost (the run's mean per finished problem, earlier attempts included; one problem at a time until one has
 finished) and one more problem stay under the cap. Running problems finish and are written, the manifest says
 `status: budget_exhausted`; the spend of earlier attempts counts, so a resume with a higher cap goes on where the
-last one stopped, and a cap below what is already spent stops before anything starts.
+last one stopped, and a cap below what is already spent stops before anything starts. A `stage=judge` pass keeps the
+same cap in the same way (`open_budget(..., judging=True)`): its verdicts are the units, the run's spend before it
+counts against the cap but not in a verdict's likely cost, and a pass the cap stopped says `budget_exhausted`.
 
 The ledger keeps each run directory's spend and, per process, the worst cases it holds. A run's spend is the larger
 of the ledger's and its files' (`spent_by`: a run from before the ledger, a `stage=judge` pass, a run without a
@@ -21,6 +23,7 @@ run's records on resume instead would leave a sweep's other jobs waiting on a re
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sqlite3
@@ -28,7 +31,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from spark_eval.errors import UserError
 from spark_eval.models.ledger import Hold, Ledger
@@ -37,7 +40,7 @@ from spark_eval.records.run import Manifest, RunFiles
 from spark_eval.stats.summary import ledger
 
 LEDGER_FILE = "budget.sqlite"  # in the experiment folder, beside its run directories
-STALE_AFTER_S = 3600.0  # a process on another host silent this long is gone (a call's 5 attempts of 300 s are less)
+STALE_AFTER_S = 3600.0  # a process on another host silent this long is gone (a call's attempts, 3 of 300 s by default, take less)
 WAIT_FOR_LOCK_S = 60.0  # how long a transaction waits for other processes' (each takes milliseconds)
 
 SCHEMA = """
@@ -75,16 +78,30 @@ def spent_in(run_dir: Path) -> float | None:
     return spent_by(records, manifest)
 
 
+def open_budget(cfg: Any, files: RunFiles, ledger: Ledger, judging: bool = False) -> Budget:
+    """The budget (`cfg`: the `budget` node) of a run, or of a `stage=judge` pass over it (`judging`), with what the
+    run directory's earlier attempts spent; a damaged manifest stops here, in one line. A run's units are its
+    problems (those finished before count in the mean cost of one); a judge pass's are its verdicts, and what the
+    run spent before it counts against the cap only."""
+    records = files.records
+    before = spent_by(records, files.manifest)
+    if judging:
+        return Budget(cfg.usd, cfg.scope, files.path, before, ledger, apart=before)
+    return Budget(cfg.usd, cfg.scope, files.path, before, ledger,
+                  finished_before=sum(1 for r in records if not r.error))
+
+
 class Budget:
     """The cap, what this run spent before this attempt, this attempt's ledger, and (scope sweep) the other runs'.
 
     A problem's likely cost is this run's spend over the problems it has finished, earlier attempts included;
     until one has finished, problems start one at a time, so a cap is never passed by a whole wave of them. Without
-    a cap nothing is shared: the run only counts.
+    a cap nothing is shared: the run only counts. `apart`: spend the cap counts that is not of these units (a judge
+    pass's: the run's before it), left out of a unit's likely cost.
     """
 
     def __init__(self, usd: float | None, scope: str, run_dir: Path, before: float, run_ledger: Ledger,
-                 finished_before: int = 0) -> None:
+                 finished_before: int = 0, apart: float = 0.0) -> None:
         if scope not in ("run", "sweep"):
             raise BudgetError(f"budget.scope={scope} is unknown; use run or sweep")
         if usd is not None and usd < 0:
@@ -93,6 +110,7 @@ class Budget:
         self.shared = SharedLedger(Path(run_dir), scope, usd) if usd is not None else None
         self.before = self.shared.open(before) if self.shared else before
         self.problems_done = finished_before  # problems finished, earlier attempts included: the mean cost of one
+        self.apart = apart
         run_ledger.limit = self.shared  # a call goes out only if its worst case fits under the cap
         if usd is not None and self.spent() > usd:
             where = "this experiment's runs have" if scope == "sweep" else "this run has"
@@ -114,13 +132,41 @@ class Budget:
         spent = self.spent()
         if not self.problems_done:
             return running == 0 and spent < self.usd  # no cost known yet: one at a time
-        per_problem = self.own() / self.problems_done
+        per_problem = (self.own() - self.apart) / self.problems_done
         return spent < self.usd and spent + (running + 1) * per_problem <= self.usd
 
     def shown(self) -> str:
         """For the progress bar: `$1.23` or `$1.23/5` with a cap."""
         spent = f"${self.spent():.2f}"
         return spent if self.usd is None else f"{spent}/{self.usd:g}"
+
+
+class Gate:
+    """Where units of work (a run's problems, a judge pass's verdicts) start while `budget` allows one more with
+    those under way; a unit the budget does not allow even alone does not start."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.running = 0
+        self._finished = asyncio.Condition()
+
+    async def enter(self) -> bool:
+        """Wait until the budget allows one more unit (a running one's cost may make it known); False: it never will
+        (nothing is running), so the unit does not start."""
+        async with self._finished:
+            while not self.budget.allows(self.running):
+                if not self.running:
+                    return False
+                await self._finished.wait()
+            self.running += 1
+        return True
+
+    async def leave(self) -> None:
+        """A unit that entered has finished (or failed): its cost counts in the mean."""
+        async with self._finished:
+            self.running -= 1
+            self.budget.problems_done += 1
+            self._finished.notify_all()
 
 
 class SharedLedger:

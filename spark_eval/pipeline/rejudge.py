@@ -1,7 +1,9 @@
 """stage=judge: add a judge panel's verdicts to an existing run, resumably, without calling the coder again.
 
 Verdicts are appended to `judgments.jsonl` (a journal, flushed per verdict) and merged into
-`records.jsonl` at the end; a killed pass merges its journal first and goes on where it stopped.
+`records.jsonl` at the end; a killed pass merges its journal first and goes on where it stopped. `budget.usd` caps
+the pass as it caps a run (pipeline/budget.py): no verdict starts past it, the verdicts under way finish and are
+kept, and the pass is recorded as `budget_exhausted`; the same command with a higher cap goes on.
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from tqdm import tqdm
 from spark_eval.data import build_benchmark
 from spark_eval.judge.panel import build_panel, panel_versions
 from spark_eval.models.pool import ModelPool
-from spark_eval.models.base import ModelCallError
-from spark_eval.models.ledger import Ledger
+from spark_eval.models.base import ModelCallError, ModelUnavailable
+from spark_eval.models.ledger import BudgetExhausted, Ledger
+from spark_eval.pipeline.budget import Budget, Gate, open_budget
 from spark_eval.pipeline.rundir import RunDirectory, keep_hydra_copy
 from spark_eval.records import Judgment, Record, RunDirectoryError, append_jsonl, read_lines
 from spark_eval.records.run import MANIFEST, RECORDS, RunFiles
@@ -38,13 +41,14 @@ def judge_run(cfg: DictConfig) -> dict[str, Any]:
     rundir = RunDirectory(files.path, files=files, purpose="stage=judge")
     models = ModelPool(Ledger())
     try:
-        return _judge_locked(cfg, rundir, models)
+        budget = open_budget(cfg.budget, rundir.files, models.ledger, judging=True)  # a cap below the spend stops here
+        return _judge_locked(cfg, rundir, models, budget)
     finally:
         models.close()  # an in-process engine gives its GPUs back
         rundir.close()
 
 
-def _judge_locked(cfg: DictConfig, rundir: RunDirectory, models: ModelPool) -> dict[str, Any]:
+def _judge_locked(cfg: DictConfig, rundir: RunDirectory, models: ModelPool, budget: Budget) -> dict[str, Any]:
     run_dir, manifest = rundir.path, rundir.manifest
     benchmark = build_benchmark(cfg.dataset)
     if benchmark.data_hash() != manifest.dataset_hash:
@@ -60,41 +64,60 @@ def _judge_locked(cfg: DictConfig, rundir: RunDirectory, models: ModelPool) -> d
     log.info("%s: %d items without a verdict from %s", run_dir, len(todo), ", ".join(j.name for j in judges))
     if todo:
         models.start()  # engines load now, not inside the first verdict's timeout
-    added = asyncio.run(models.closing(_judge_all(todo, problems, journal, cfg.pipeline)))
+    try:
+        added, complete = asyncio.run(models.closing(_judge_all(todo, problems, journal, cfg.pipeline, budget)))
+    finally:  # also when a model can take no call: what the pass spent counts
+        rundir.write_manifest(spent_usd=round(budget.own(), 6))
     records = merge_journal(rundir)
     summary = write_derived(run_dir, records)
+    status = "finished" if complete else "budget_exhausted"
     passes = manifest.judge_passes + [{"judge": cfg.judge.name, "versions": panel_versions(judges),
-                                       "verdicts_added": added}]
-    spent = float(manifest.spent_usd or 0.0) + models.ledger.usd  # what a budget counts of this run
-    rundir.write_manifest(judge_passes=passes, spent_usd=round(spent, 6), ledger={**manifest.ledger,
-                                                                                  **summary["ledger"]})
+                                       "verdicts_added": added, "status": status}]
+    rundir.write_manifest(judge_passes=passes, spent_usd=round(budget.own(), 6),
+                          ledger={**manifest.ledger, **summary["ledger"]})
+    if not complete:
+        log.warning("budget.usd=%g reached (%s spent) with %d verdicts added; run the same command with a higher "
+                    "budget.usd to go on", budget.usd, budget.shown(), added)
     return summary
 
 
-async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any) -> int:
-    """Grade each (record, judge, repeat), journaling every verdict as it comes; how many verdicts."""
+async def _judge_all(todo: list, problems: dict, journal: Path, pipeline: Any, budget: Budget) -> tuple[int, bool]:
+    """Grade each (record, judge, repeat) the budget allows, journaling every verdict as it comes: how many verdicts,
+    and whether every one was asked (False: the budget stopped the pass)."""
     models = {id(m): m for _, judge, _ in todo if (m := getattr(judge, "model", None)) is not None}  # what they take
     slots = asyncio.Semaphore(pipeline.concurrency or max((m.at_once() for m in models.values()), default=1))
-    progress = tqdm(total=len(todo), disable=not pipeline.progress, unit="verdict")
+    progress = tqdm(total=len(todo), disable=not pipeline.progress, unit="verdict", postfix={"spent": budget.shown()})
+    gate = Gate(budget)
+    stopped = False
 
     async def one(record: Record, judge: Any, repeat: int) -> int:
+        nonlocal stopped
         async with slots:
+            if not await gate.enter():
+                stopped = True  # not started: even alone it would pass the cap
+                return 0
             try:
                 verdict = await judge.grade(problems[record.problem_id], record.code, record.recommendation, repeat)
+            except BudgetExhausted:
+                stopped = True  # a call of it was refused: the next pass (with a higher cap) asks again
+                return 0
+            except ModelUnavailable:
+                raise  # every verdict would fail: the pass stops in one line
             except ModelCallError as e:  # an outage: no verdict is journaled, so the next pass asks again
                 log.warning("%s: %s failed: %s", record.key, judge.name, e)
-                progress.update(1)
                 return 0
+            finally:
+                await gate.leave()
+                progress.update(1)
+                progress.set_postfix({"spent": budget.shown()})
         if verdict is None:  # nothing to judge (a helpfulness judge on a record without a recommendation)
-            progress.update(1)
             return 0
         append_jsonl(journal, {"key": record.key, "judgment": verdict.to_json()})
-        progress.update(1)
         return 1
 
     added = sum(await asyncio.gather(*(one(r, j, k) for r, j, k in todo)))
     progress.close()
-    return added
+    return added, not stopped
 
 
 def merge_journal(rundir: RunDirectory) -> list[Record]:

@@ -24,7 +24,7 @@ from spark_eval.models.base import Pooled
 from spark_eval.models.coder import as_coder
 from spark_eval.models.pool import ModelPool
 from spark_eval.models.ledger import BudgetExhausted, Ledger
-from spark_eval.pipeline.budget import Budget, spent_by
+from spark_eval.pipeline.budget import Budget, Gate, open_budget
 from spark_eval.pipeline.rundir import RunDirectory, git_state, keep_hydra_copy, result_identity
 from spark_eval.pipeline.solve import Condition, solve
 from spark_eval.stats.summary import format_not_passed, format_pass_table, write_derived
@@ -120,14 +120,6 @@ def start(session: Session) -> None:
                           execution=condition.sandbox.describe(), leaky=condition.memory.leaky, **git_state())
 
 
-def open_budget(cfg: DictConfig, files: RunFiles, ledger: Ledger) -> Budget:
-    """The run's budget, with what its earlier attempts spent (read from its folder, which is not locked yet; a
-    damaged manifest stops here, in one line)."""
-    records = files.records
-    return Budget(cfg.usd, cfg.scope, files.path, spent_by(records, files.manifest), ledger,
-                  finished_before=sum(1 for r in records if not r.error))
-
-
 def stream(session: Session) -> tuple[float, bool]:
     """Every record not yet finished, or as many as the budget allows: seconds of wall time, and whether every
     record is done. A stop of any kind leaves the manifest `interrupted`."""
@@ -188,27 +180,18 @@ async def _run_stream(session: Session, in_flight: int) -> bool:
     total = len(problems) * pipeline.epochs * pipeline.samples
     progress = _Progress(total, finished, enabled=pipeline.progress, budget=budget)
     slots = asyncio.Semaphore(in_flight)
-    running = 0
-    one_finished = asyncio.Condition()
+    gate = Gate(budget)
 
     async def bounded(problem: Problem, epoch: int, repeat: int) -> Record | None:
-        nonlocal running
         async with slots:
-            async with one_finished:  # the budget may allow it once a running problem's cost is known
-                while not budget.allows(running):
-                    if not running:
-                        return None  # not started: even alone it would pass the cap
-                    await one_finished.wait()
-                running += 1
+            if not await gate.enter():
+                return None  # not started: even alone it would pass the cap
             try:
                 return await solve(problem, condition, epoch, repeat)
             except BudgetExhausted:
                 return None  # a call of it was refused: not written, a resume makes it
             finally:
-                async with one_finished:
-                    running -= 1
-                    budget.problems_done += 1
-                    one_finished.notify_all()
+                await gate.leave()
 
     try:
         await _rounds(session, done, bounded, progress)
@@ -231,17 +214,23 @@ async def _rounds(session: Session, done: dict[str, Record], bounded: Any, progr
         for number, start in enumerate(range(0, len(problems), round_size)):
             in_round = {record_key(p.problem_id, epoch, r): (p, r)
                         for p in problems[start : start + round_size] for r in range(pipeline.samples)}
-            todo = [bounded(p, epoch, r) for key, (p, r) in in_round.items() if key not in done]
-            for next_record in asyncio.as_completed(todo):
-                record = await next_record
-                if record is None:
-                    continue
-                rundir.append(record)  # on disk before anything is learned from it
-                progress.update(record)
-                done[record.key] = record
-                if time.monotonic() - published >= SPEND_EVERY_S:  # other processes see it in budget.sqlite
-                    rundir.write_manifest(spent_usd=round(budget.own(), 6))
-                    published = time.monotonic()
+            todo = [asyncio.ensure_future(bounded(p, epoch, r)) for key, (p, r) in in_round.items() if key not in done]
+            try:
+                for next_record in asyncio.as_completed(todo):
+                    record = await next_record
+                    if record is None:
+                        continue
+                    rundir.append(record)  # on disk before anything is learned from it
+                    progress.update(record)
+                    done[record.key] = record
+                    if time.monotonic() - published >= SPEND_EVERY_S:  # other processes see it in budget.sqlite
+                        rundir.write_manifest(spent_usd=round(budget.own(), 6))
+                        published = time.monotonic()
+            except BaseException:  # a stop (a model no call can reach): the problems under way end unwritten, quietly
+                for task in todo:
+                    task.cancel()
+                await asyncio.gather(*todo, return_exceptions=True)
+                raise
             if any(key not in done for key in in_round):
                 progress.close()  # the budget stopped problems: a resume completes the round, then learns
                 return

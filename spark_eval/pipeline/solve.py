@@ -11,6 +11,7 @@ from spark_eval.execution import Sandbox
 from spark_eval.judge import Judge
 from spark_eval.memory import Memory
 from spark_eval.models import Coder
+from spark_eval.models.base import ModelUnavailable
 from spark_eval.models.ledger import BudgetExhausted
 from spark_eval.types import Problem
 from spark_eval.records import Judgment, Recommendation, Record, record_key
@@ -32,7 +33,8 @@ class Condition:
 
 
 async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int) -> Record:
-    """One record for `problem`; a failure of any stage becomes the record's `error`, never a crash."""
+    """One record for `problem`; a failure of any stage becomes the record's `error`, never a crash (but for a budget's
+    refusal and a model no call of which can succeed, which stop the run)."""
     memory_hash = condition.memory.state_hash()
     recommendation = completion = code = exec_result = None
     judgments: list[Judgment] = []
@@ -44,8 +46,10 @@ async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int)
         requires = condition.benchmark.requires(problem)
         exec_result = await asyncio.to_thread(condition.sandbox.run, program, requires)
         judgments = await judge_all(condition.judges, condition.judge_repeats, problem, code, recommendation)
-    except BudgetExhausted:
-        raise  # not a failure of the problem: it stops before the cap and is made by a resume
+    except (BudgetExhausted, ModelUnavailable):
+        # not a failure of the problem: the run stops (before the cap; or because every call of a model would fail,
+        # in one line, rather than an error record per problem), and a resume makes it
+        raise
     except Exception as e:  # one problem's failure must not stop the run; it is kept in its record
         log.warning("problem %d: %s: %s", problem.problem_id, type(e).__name__, e)
         error = f"{type(e).__name__}: {e}"

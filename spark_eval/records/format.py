@@ -19,6 +19,8 @@ GRADED = ("passed", "failed", "timeout")
 BANDS = ("EXTREMELY HELPFUL", "GOOD", "FAIR", "POOR", "HARMFUL")
 """The paper's five helpfulness bands, best first."""
 BAND_SCORES = {band: 5 - i for i, band in enumerate(BANDS)}
+CAPPED = "length"
+"""The finish reason of a reply that ran to its token cap (OpenAI's word; every provider's cap is read as it)."""
 
 
 @dataclass(frozen=True)
@@ -83,13 +85,30 @@ class Completion:
     text: str
     """The raw answer text."""
     input_tokens: int = 0
+    """Every prompt token billed, those read from or written to the provider's prompt cache included."""
     output_tokens: int = 0
+    """Every output token billed, thinking included."""
     latency_s: float = 0.0
     cost_usd: float = 0.0
+    """What every billed attempt of the call cost, at the model's prices (models/ledger.py: `price_usd`)."""
     cached: bool = False
     attempts: int = 1
     finish_reason: str | None = None
     request_id: str | None = None
+    cached_input_tokens: int = 0
+    """Of `input_tokens`, those read from the provider's prompt cache (billed at its cached-input price)."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, those written to the provider's prompt cache (Anthropic: billed at its cache-write price)."""
+    reasoning_tokens: int = 0
+    """Of `output_tokens`, the thinking the reply does not show (billed as output)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The completion as its record's line holds it: a billed part none of its tokens went to is absent."""
+        return {k: v for k, v in asdict(self).items() if not (k in _PARTS and not v)}
+
+
+_PARTS = ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+"""The parts of a completion's tokens billed apart (absent from its JSON when none were)."""
 
 
 @dataclass(frozen=True)
@@ -109,16 +128,25 @@ class Usage:
     latency_s: float | None = None
     attempts: int | None = None
     """Attempts, retries included (a cached reply counts those of the call that filled the cache)."""
+    cached_input_tokens: int | None = None
+    """Of `input_tokens`, those read from the provider's prompt cache (None: none were)."""
+    cache_write_tokens: int | None = None
+    """Of `input_tokens`, those written to the provider's prompt cache (None: none were)."""
+    reasoning_tokens: int | None = None
+    """Of `output_tokens`, unshown thinking (None: none was counted)."""
 
     @classmethod
     def of(cls, completion: Completion) -> Usage:
         """One completion's account: its tokens, cost and latency only when it was not a cache hit."""
         spent = not completion.cached
-        return cls(calls=int(spent), cached=int(completion.cached), capped=int(completion.finish_reason == "length"),
+        return cls(calls=int(spent), cached=int(completion.cached), capped=int(completion.finish_reason == CAPPED),
                    input_tokens=completion.input_tokens if spent else None,
                    output_tokens=completion.output_tokens if spent else None,
                    cost_usd=completion.cost_usd if spent else None, latency_s=completion.latency_s if spent else None,
-                   attempts=completion.attempts)
+                   attempts=completion.attempts,
+                   cached_input_tokens=(completion.cached_input_tokens or None) if spent else None,
+                   cache_write_tokens=(completion.cache_write_tokens or None) if spent else None,
+                   reasoning_tokens=(completion.reasoning_tokens or None) if spent else None)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(**{f.name: _plus(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
@@ -228,6 +256,8 @@ class Record:
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON-able data (tuples become lists)."""
         data = asdict(self)
+        if self.completion is not None:
+            data["completion"] = self.completion.to_json()
         if self.recommendation is not None:
             data["recommendation"]["items"] = [item.to_json() for item in self.recommendation.items]
         data["judgments"] = [j.to_json() for j in self.judgments]

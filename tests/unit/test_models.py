@@ -49,14 +49,16 @@ def openai_model(transport, tmp_path=None, **kwargs):
 def test_openai_chat_request_and_reply():
     transport = Transport((200, chat_body()))
     model = openai_model(transport)
-    params = GenerationParams(temperature=0.0, max_tokens=50, stop=("a", "b", "c", "d", "e"), seed=7, json_schema=SCHEMA)
+    params = GenerationParams(temperature=0.0, max_tokens=50, stop=("w", "x", "y", "z", " = "), seed=7,
+                              json_schema=SCHEMA)
     completion = asyncio.run(model.complete(MESSAGES, params))
     path, sent = transport.requests[0]
     assert path.endswith("/chat/completions")
     assert sent["model"] == "gpt-test" and sent["messages"] == MESSAGES and sent["max_tokens"] == 50
-    assert sent["stop"] == ["a", "b", "c", "d"] and sent["seed"] == 7 and sent["temperature"] == 0.0
+    assert sent["stop"] == ["w", "x", "y", "z"] and sent["seed"] == 7 and sent["temperature"] == 0.0
     assert sent["response_format"]["json_schema"]["schema"] == SCHEMA
-    assert (completion.text, completion.finish_reason, completion.request_id) == ("result = 1", "stop", "req-1")
+    # the API takes four stop sequences: the fifth is applied here, to "result = 1"
+    assert (completion.text, completion.finish_reason, completion.request_id) == ("result", "stop", "req-1")
     assert (completion.input_tokens, completion.output_tokens, completion.attempts) == (100, 20, 1)
     assert completion.cost_usd == pytest.approx((100 * 2.0 + 20 * 8.0) / 1e6)
 
@@ -142,7 +144,8 @@ def test_rate_limits_and_server_errors_are_retried_and_counted():
 
 def test_client_errors_are_not_retried_and_a_final_failure_raises():
     transport = Transport((400, {"error": {"message": "bad request"}}))
-    with pytest.raises(ModelCallError, match=r"BadRequestError.*after 1 attempt\)"):
+    with pytest.raises(ModelCallError, match=r"answered 400 for model 'gpt-test' \(bad request\) \(after 1 attempt\): "
+                                             "check model.params"):
         asyncio.run(openai_model(transport).complete(MESSAGES, GenerationParams()))
     transport = Transport((503, {"error": {"message": "down"}}))
     with pytest.raises(ModelCallError, match="after 3 attempts") as err:
@@ -180,12 +183,14 @@ def test_transport_errors_of_the_aiohttp_client_are_retried_a_wrong_url_is_not()
     import aiohttp
     import openai
 
-    from spark_eval.models.provider import transient_sdk_error
+    from spark_eval.models.retry import Endpoint, Failure, judge
 
-    assert transient_sdk_error(openai, aiohttp.ClientPayloadError("response payload is not completed"))
-    assert transient_sdk_error(openai, aiohttp.ServerDisconnectedError())
-    assert not transient_sdk_error(openai, aiohttp.InvalidURL("htp:/nowhere"))
-    assert not transient_sdk_error(openai, ValueError("a bug of ours"))
+    where = Endpoint("m", "http://127.0.0.1:8000/v1", "gpt-test")
+    assert judge(aiohttp.ClientPayloadError("response payload is not completed"), where, openai).failure is Failure.TRANSIENT
+    assert judge(aiohttp.ServerDisconnectedError(), where, openai).failure is Failure.TRANSIENT
+    assert judge(ConnectionResetError(104, "reset by peer"), where, openai).failure is Failure.TRANSIENT
+    assert judge(aiohttp.InvalidURL("htp:/nowhere"), where, openai).failure is Failure.UNAVAILABLE
+    assert judge(ValueError("a bug of ours"), where, openai).failure is Failure.FINAL
 
 
 def test_weights_of_your_own_count_by_their_content_hashed_once(tmp_path):

@@ -16,7 +16,7 @@ from spark_eval.memory.learning.learner import Candidate, Learner, insight_text
 from spark_eval.memory.learning.poison import poison_some
 from spark_eval.memory.learning.screen import InsightScreen
 from spark_eval.memory.store.base import MemoryStore, is_database_url
-from spark_eval.models.base import ChatModel, ModelCallError
+from spark_eval.models.base import ChatModel, ModelCallError, ModelUnavailable
 from spark_eval.models.ledger import BudgetExhausted
 from spark_eval.records import GRADED, Record, Usage, append_jsonl, read_lines
 from spark_eval.records.run import HEALTH
@@ -91,8 +91,8 @@ class LearningLoop:
         where = {"epoch": epoch, "round": round_}
         try:
             candidates, calls = await self._distilled(traces, epoch, round_)
-        except BudgetExhausted:
-            raise  # not a failure of the learner: the run stops at its cap, and a resume learns these traces first
+        except (BudgetExhausted, ModelUnavailable):
+            raise  # not a failure of the learner: the run stops (at its cap, or in one line), a resume learns these first
         except ModelCallError as e:
             # an outage: nothing is stored and the run stops, so that no later round runs on a memory without
             # this one; the resume learns these traces first, then goes on, as a run without the outage would
