@@ -96,12 +96,14 @@ class OpenAIModel(ProviderModel):
         return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": False}}
 
     async def _responses(self, messages: list[Message], params: GenerationParams) -> Reply:
-        """The Responses API: system messages become `instructions`; it takes no stop sequences, so the reply is cut
-        at the first one here."""
+        """The Responses API: system messages become `instructions`, the others input messages, each with its
+        `type` (optional on OpenAI's API; llama.cpp's server refuses an assistant turn without it, as the structured
+        reply's retry sends); it takes no stop sequences, so the reply is cut at the first one here."""
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         request: dict[str, Any] = {
             "model": self.model,
-            "input": [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"],
+            "input": [{"type": "message", "role": m["role"], "content": m["content"]}
+                      for m in messages if m["role"] != "system"],
             "max_output_tokens": params.max_tokens,
         }
         if system:

@@ -78,7 +78,8 @@ def test_openai_responses_api_for_codex_models():
     completion = asyncio.run(model.complete(MESSAGES, params))
     path, sent = transport.requests[0]
     assert path.endswith("/responses")
-    assert sent["instructions"] == "be brief" and sent["input"] == [{"role": "user", "content": "solve it"}]
+    assert sent["instructions"] == "be brief"
+    assert sent["input"] == [{"type": "message", "role": "user", "content": "solve it"}]
     assert sent["max_output_tokens"] == 64 and sent["reasoning"] == {"effort": "high"}
     assert sent["text"]["format"]["schema"] == SCHEMA
     assert "temperature" not in sent and "stop" not in sent
