@@ -3,7 +3,8 @@ request, whether it is passed on as it is or answered with a fault instead.
 
 Faults: `429` (with `Retry-After`, `429:<seconds>`), `500`, `503`, `400`, `404` (each with an error body in the
 shape of the protocol the path names: Anthropic's for `/messages`, OpenAI's otherwise), `reset` (the connection is
-reset: a TCP RST, nothing answered) and `stall` (nothing answered until the client gives up, past its timeout).
+reset: a TCP RST, nothing answered), `stall` (nothing answered until the client gives up, past its timeout) and
+`stop` (the server goes away: this connection is reset and nothing listens on the port any more).
 Every request is logged with its path, attempt number, fault and the monotonic times it arrived and was answered.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlsplit
 
-FAULTS = ("429", "500", "503", "400", "404", "reset", "stall")
+FAULTS = ("429", "500", "503", "400", "404", "reset", "stall", "stop")
 Plan = Callable[[str, dict, int], "str | None"]
 """(path, request body, attempt of this request from 0) -> a fault, or None to pass the request on."""
 
@@ -57,9 +58,10 @@ def per_attempt(*faults: str | None) -> Plan:
 
 
 class FaultProxy:
-    """Serves in a thread of its own until closed; `base_url` is the upstream's with the proxy's host and port."""
+    """Serves in a thread of its own until closed; `base_url` is the upstream's with the proxy's host and port (`port`:
+    a free one when 0)."""
 
-    def __init__(self, upstream: str, plan: Plan = lambda path, body, attempt: None) -> None:
+    def __init__(self, upstream: str, plan: Plan = lambda path, body, attempt: None, port: int = 0) -> None:
         parts = urlsplit(upstream)
         self.upstream_host, self.upstream_port, self.upstream_path = parts.hostname, parts.port, parts.path
         self.plan = plan
@@ -69,7 +71,7 @@ class FaultProxy:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
-        self.port = 0
+        self.port = port
 
     @property
     def base_url(self) -> str:
@@ -96,7 +98,7 @@ class FaultProxy:
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         self._open: set[asyncio.StreamWriter] = set()
-        server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        server = self._server = await asyncio.start_server(self._connection, "127.0.0.1", self.port)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         await self._stop.wait()
@@ -134,7 +136,9 @@ class FaultProxy:
         with self._lock:
             self.log.append(entry)
         try:
-            if fault == "reset":
+            if fault == "stop":
+                self._server.close()  # stops listening; the connections open stay until answered
+            if fault in ("reset", "stop"):
                 sock = writer.get_extra_info("socket")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 writer.transport.abort()
