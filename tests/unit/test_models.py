@@ -78,12 +78,26 @@ def test_openai_responses_api_for_codex_models():
     completion = asyncio.run(model.complete(MESSAGES, params))
     path, sent = transport.requests[0]
     assert path.endswith("/responses")
-    assert sent["instructions"] == "be brief" and sent["input"] == [{"role": "user", "content": "solve it"}]
+    assert sent["instructions"] == "be brief"
+    assert sent["input"] == [{"type": "message", "role": "user", "content": "solve it"}]
     assert sent["max_output_tokens"] == 64 and sent["reasoning"] == {"effort": "high"}
     assert sent["text"]["format"]["schema"] == SCHEMA
     assert "temperature" not in sent and "stop" not in sent
     assert (completion.text, completion.finish_reason) == ("df.sum()", "length")
     assert (completion.input_tokens, completion.output_tokens) == (30, 9)
+
+
+def test_a_responses_reply_that_reached_its_cap_is_cut_though_it_says_completed():
+    """llama-server's Responses API says `completed` of a reply cut at max_output_tokens."""
+    body = {"id": "resp_2", "object": "response", "created_at": 0, "status": "completed", "model": "m",
+            "output": [{"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+                        "content": [{"type": "output_text", "text": "1, 2, 3", "annotations": []}]}],
+            "usage": {"input_tokens": 30, "output_tokens": 8, "total_tokens": 38,
+                      "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
+            "parallel_tool_calls": False, "tool_choice": "auto", "tools": []}
+    model = openai_model(Transport((200, body)), api="responses")
+    assert asyncio.run(model.complete(MESSAGES, GenerationParams(max_tokens=8))).finish_reason == "length"
+    assert asyncio.run(model.complete(MESSAGES, GenerationParams(max_tokens=9))).finish_reason == "completed"
 
 
 def anthropic_model(transport, **kwargs):
