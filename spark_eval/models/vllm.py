@@ -82,6 +82,7 @@ class VLLMModel(ProviderModel):
             "seed": seed,
             **(engine_args or {}),
         }
+        self.extra_engine_args = dict(engine_args or {})
         self.weights = dict(weights) if weights else None
         self.weights_dir = weights_dir or "."
         self.hf_dir = hf_dir
@@ -105,7 +106,11 @@ class VLLMModel(ProviderModel):
 
     def identity(self) -> dict[str, Any]:
         identity = {**super().identity(), "max_model_len": self.engine_args["max_model_len"]}
-        return {**identity, "weights": self.weights_sha256} if self.weights_sha256 else identity
+        if self.weights_sha256:
+            identity["weights"] = self.weights_sha256
+        if self.extra_engine_args:  # e.g. enforce_eager: eager and compiled kernels answer slightly differently
+            identity["engine_args"] = self.extra_engine_args
+        return identity
 
     def start(self) -> None:
         """Load the engine now (minutes for a 30B model), before the first request and outside its timeout."""

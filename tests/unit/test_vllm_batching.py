@@ -265,7 +265,8 @@ def test_gguf_weights_load_as_their_hugging_face_folder(fake_vllm, monkeypatch, 
     assert engine_args["enforce_eager"] is True and engine_args["kv_cache_memory_bytes"] == 1 << 30
     assert model.model == "tiny-label"
     assert model.identity()["weights"] == hashlib.sha256(b"GGUF weights").hexdigest()
-    assert "weights" not in vllm_model().identity()
+    assert model.identity()["engine_args"] == {"enforce_eager": True, "kv_cache_memory_bytes": 1 << 30}
+    assert "weights" not in vllm_model().identity() and "engine_args" not in vllm_model().identity()
     gguf.write_bytes(b"other weights")  # other weights: other replies
     other = vllm_model(model="tiny-label", weights=weights, weights_dir=str(tmp_path / "cache2"))
     assert other.request_key([], GenerationParams()) != model.request_key([], GenerationParams())
