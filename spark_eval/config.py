@@ -100,6 +100,17 @@ class AnthropicModelConfig(ChatModelConfig):
 
 
 @dataclass
+class WeightsConfig:
+    filename: str = MISSING
+    sha256: Optional[str] = MISSING  # null with `path`: the file's own hash is used (and keys its replies)
+    size: int = MISSING
+    parts: list[str] = field(default_factory=list)
+    packages: str = ""
+    hub_repo: Optional[str] = None
+    path: Optional[str] = None
+
+
+@dataclass
 class VLLMModelConfig(ChatModelConfig):
     _target_: str = "spark_eval.models.vllm.VLLMModel"
     tensor_parallel_size: int = 1
@@ -110,17 +121,12 @@ class VLLMModelConfig(ChatModelConfig):
     seed: int = 0
     concurrency: int = 1024  # no fewer than max_batch, or batches hold only this many
     timeout_s: float = 3600.0  # a request waits for its whole batch (and any batch before it)
-
-
-@dataclass
-class WeightsConfig:
-    filename: str = MISSING
-    sha256: Optional[str] = MISSING  # null with `path`: the file's own hash is used (and keys its replies)
-    size: int = MISSING
-    parts: list[str] = field(default_factory=list)
-    packages: str = ""
-    hub_repo: Optional[str] = None
-    path: Optional[str] = None
+    # GGUF weights the engine loads, converted once to a Hugging Face folder in hf_dir (None: `model` is loaded)
+    weights: Optional[WeightsConfig] = None
+    weights_dir: str = "${paths.cache}/models"
+    hf_dir: str = "~/.cache/spark_eval/hf"  # per machine, like the llama.cpp build
+    engine_args: dict[str, Any] = field(default_factory=dict)  # further keyword arguments of vLLM's LLM
+    device: str = "gpu"  # gpu | cpu: which vLLM build it needs (the dry run and a missing vLLM say so)
 
 
 @dataclass

