@@ -269,9 +269,11 @@ HARNESS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 
 def read_tail(path: str, chars: int, workdir: str = "") -> str:
     """The last `chars` characters of a program's output, with the places that depend on where the project and
-    the run lie written as names (`<workdir>`, `<grading-env>`, `<harness>`): a record, and what a learner is
-    shown of it, read the same wherever the project is cloned."""
-    places = [(workdir, "<workdir>"), (sys.prefix, "<grading-env>"), (HARNESS_ROOT, "<harness>")]
+    the run lie written as names (`<workdir>`, `<grading-env>`, `<python>` for the installation the grading
+    environment was made from, whose standard library a traceback may pass through, `<harness>`): a record, and
+    what a learner is shown of it, read the same wherever the project is cloned and whatever Python it runs on."""
+    places = [(workdir, "<workdir>"), (sys.prefix, "<grading-env>"), (sys.base_prefix, "<python>"),
+              (HARNESS_ROOT, "<harness>")]
     try:  # the program may have put a link or a FIFO in its place: read a regular file only, never through a link
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:

@@ -283,9 +283,10 @@ def test_failure_keeps_a_bounded_output_tail(sandbox):
 def test_the_output_tail_names_places_not_paths(sandbox):
     """Where the project is cloned, which interpreter grades and the scratch folder's name do not show in a
     record: the same failure reads the same from any checkout."""
-    result = run(sandbox, "import os, sys\nraise ValueError(os.getcwd() + ' ' + sys.prefix)\n")
+    result = run(sandbox, "import os, sys\nraise ValueError(os.getcwd() + ' ' + sys.prefix + ' ' + sys.base_prefix)\n")
     assert result.status == "failed"
-    assert "ValueError: <workdir> <grading-env>" in result.stderr_tail, result.stderr_tail
+    # the grading environment is a venv: the installation it was made from is named too
+    assert "ValueError: <workdir> <grading-env> <python>" in result.stderr_tail, result.stderr_tail
     assert 'File "<harness>/spark_eval/programs/forkserver.py"' in result.stderr_tail
     assert str(PROJECT_ROOT) not in result.stderr_tail and "/ds1000-" not in result.stderr_tail
 
