@@ -50,11 +50,21 @@ class GradingEnvironment:
 
     def to_json(self) -> dict:
         return {
-            "python": self.python,
+            "python": shown_path(self.python),
             "version": self.version,
             "freeze": list(self.freeze),
             "freeze_hash": self.freeze_hash,
         }
+
+
+def shown_path(path: str) -> str:
+    """`path` as a manifest shows it: from the project's root when it lies inside the project (the same from any
+    clone, and no machine's folder in a committed run), else as it is."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
 
 
 _PROBE = "import json, sys; print(json.dumps([sys.version.split()[0], sys.prefix, sys.base_prefix]))"

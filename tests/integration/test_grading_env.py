@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from spark_eval.config import PROJECT_ROOT
 from spark_eval.data.ds1000 import build_program
 from spark_eval.execution import ProcessSandbox
 from spark_eval.types import LIBRARY_MODULES
@@ -43,6 +44,23 @@ def test_grading_environment_has_the_official_pins(grading_sandbox):
                 "seaborn==0.13.2", "statsmodels==0.14.1", "xgboost==2.0.3", "gensim==4.3.2", "tensorflow-cpu==2.16.1"):
         assert pin in freeze
     assert any(line.startswith("torch==2.13.0") for line in freeze)
+
+
+def test_grading_environment_is_the_locked_one(grading_sandbox):
+    """Setup installs requirements/grading.lock's every pin (pip's own too): an environment made again has the same
+    freeze, so the same grading_env hash, and the runs graded in the first resume in it."""
+    lock = PROJECT_ROOT / "requirements" / "grading.lock"
+    pins = {line for line in lock.read_text().splitlines() if line and not line.startswith("#")}
+    assert set(grading_sandbox.environment.freeze) == pins
+
+
+def test_the_manifest_names_the_grading_interpreter_from_the_project_root(grading_sandbox):
+    python = grading_sandbox.environment.python
+    shown = grading_sandbox.environment.to_json()["python"]
+    if python.startswith(str(PROJECT_ROOT) + "/"):  # setup's environment: .venvs/grading
+        assert shown == python[len(str(PROJECT_ROOT)) + 1:]
+    else:  # an interpreter of the machine (execution.python=...) is named as it is
+        assert shown == python
 
 
 @pytest.mark.parametrize("problem_id", ONE_PER_LIBRARY)
