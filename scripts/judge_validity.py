@@ -211,7 +211,9 @@ def heldout(pool_dir: Path) -> dict[str, Any]:
             failing = [scores[r.key] for r in chosen if not r.passed]
             found["false_accept_rate"] = sum(s >= 4 for s in failing) / len(failing) if failing else None
             out["quality"].setdefault(judge, {})[half] = found
-    rows = list(read_lines(pool_dir / PAIRS, repair=True)) if (pool_dir / PAIRS).exists() else []
+    current = {(a.key, b.key) for half in HALVES for a, b in pairs_of(records, families, half)}
+    rows = [row for row in (read_lines(pool_dir / PAIRS, repair=True) if (pool_dir / PAIRS).exists() else [])
+            if (row["a"], row["b"]) in current]  # a pool drawn again may have dropped a pair asked before
     for label in sorted({f"{row['judge']}@{row['version']}" for row in rows}):
         for half in HALVES:
             chosen = [row for row in rows if f"{row['judge']}@{row['version']}" == label and row["half"] == half]
