@@ -150,9 +150,13 @@ def test_sweep_progress_callback_logs_changes_then_the_final_line(tmp_path, capl
         write_job(sweep, "m__none__s0", "finished", problems=3, records=3)
         callback.on_multirun_end(config)
     shown = os.path.relpath(sweep) if not os.path.relpath(sweep).startswith("..") else str(sweep)
-    assert lines() == [f"sweep {shown}: jobs 0/2 finished, 1 running; records 1/3",
-                       f"sweep {shown}: jobs 0/2 finished, 1 running; records 2/3",
-                       f"sweep {shown}: jobs 1/2 finished, 0 running; records 3/3"]
+    # the last records land before the manifest says finished: a poll between the two may log that state too
+    between = f"sweep {shown}: jobs 0/2 finished, 1 running; records 3/3"
+    assert [line for line in lines() if line != between] == [
+        f"sweep {shown}: jobs 0/2 finished, 1 running; records 1/3",
+        f"sweep {shown}: jobs 0/2 finished, 1 running; records 2/3",
+        f"sweep {shown}: jobs 1/2 finished, 0 running; records 3/3"]
+    assert lines().count(between) <= 1 and lines()[-1] != between
     assert callback._thread is None
 
 
