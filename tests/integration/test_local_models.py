@@ -1,7 +1,6 @@
 """The embedded model (llama.cpp in-process) and a real llama.cpp OpenAI-compatible server on 127.0.0.1."""
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from spark_eval.models.local import LocalModel
 from spark_eval.models.openai import OpenAIModel
 from spark_eval.models.weights import resolve_weights, sha256_of
 from tests.conftest import compose_config
+from tests.fakes.ports import free_port
 from tests.integration.conftest import smollm_weights
 
 pytest.importorskip("llama_cpp")
@@ -114,9 +114,7 @@ def test_missing_weights_name_the_packages(tmp_path):
 @pytest.fixture(scope="module")
 def llama_server():
     """`python -m llama_cpp.server` with SmolLM2-135M: a real OpenAI-compatible server."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm_weights()), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"],

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf, open_dict
 from spark_eval.models.base import ModelCallError
 from spark_eval.pipeline import run
 from tests.conftest import compose_config
+from tests.fakes.ports import free_port
 from tests.fakes.scripted import ScriptedModel
 
 IDS = [291, 292, 293, 294]  # round 0: families Numpy/0, Numpy/1; round 1: Numpy/1 twice
@@ -241,13 +242,9 @@ def test_two_members_learn_into_one_postgres_store_and_name_their_contributions(
 
 
 def test_a_postgres_store_that_cannot_be_reached_stops_before_the_first_problem(tmp_path, grading_python):
-    import socket
-
     from spark_eval.memory.store.base import MemoryStoreError
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cfg = memory_cfg(grading_python, f"memory.store=postgresql://spark:hunter2@127.0.0.1:{port}/spark")
     with pytest.raises(Exception) as error:
         run(cfg, run_dir=tmp_path / "run")

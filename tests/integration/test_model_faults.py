@@ -7,7 +7,7 @@ from spark_eval.models.base import ModelUnavailable
 from spark_eval.pipeline import run
 from tests.conftest import compose_config
 from tests.fakes.openai_server import FakeOpenAIServer, message_key
-from tests.fakes.scripted_server import closed_port
+from tests.fakes.ports import free_port
 from spark_eval.data.ds1000 import coder_messages
 
 IDS = [291, 292, 293, 294, 295, 296, 297, 298]
@@ -46,7 +46,7 @@ def test_faulty_server_run_keeps_every_record_once_with_true_attempt_counts(tmp_
 def test_a_run_whose_server_is_not_running_stops_in_one_line_without_error_records(tmp_path, grading_python):
     """Nothing listens at model.base_url: the run stops at its first call with one line (no error record per
     problem), its manifest says interrupted, and the same command with the server up makes every record."""
-    port = closed_port()
+    port = free_port()
     cfg = compose_config(
         "model=openai_compatible", f"model.base_url=http://127.0.0.1:{port}/v1", "model.cache_path=null",
         f"dataset.ids=[{','.join(map(str, IDS))}]", f"execution.python={grading_python}",

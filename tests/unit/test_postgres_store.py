@@ -20,6 +20,7 @@ from spark_eval.memory.store.open import copy_store, open_store
 from spark_eval.memory.store.postgres import PostgresStore
 from spark_eval.memory.store.sqlite import SQLiteStore
 from tests.fakes.embedder import HashEmbedder
+from tests.fakes.ports import free_port
 
 TOPICS = ["groupby apply list", "merge on key columns", "pivot table aggregate", "numpy where mask nan",
           "argsort descending order", "reshape minus one", "concat ignore index", "cumsum along axis"]
@@ -107,14 +108,8 @@ def test_concurrent_curators_in_several_processes_lose_no_update(store_location)
     store.close()
 
 
-def closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_postgres_bad_urls_are_one_line_naming_the_url_without_its_password(postgres_server):
-    unreachable = f"postgresql://spark:hunter2@127.0.0.1:{closed_port()}/spark"
+    unreachable = f"postgresql://spark:hunter2@127.0.0.1:{free_port()}/spark"
     with pytest.raises(MemoryStoreError) as error:
         open_store(unreachable)
     message = str(error.value)
@@ -290,7 +285,7 @@ def test_postgres_url_with_a_password_is_warned_about_once_and_never_shown(postg
             store.set_meta("k", 1)
             assert "hunter2" not in store.path and "keypass" not in store.path
             store.close()
-        unreachable = url.replace(f":{postgres_server.port}/", f":{closed_port()}/")
+        unreachable = url.replace(f":{postgres_server.port}/", f":{free_port()}/")
         with pytest.raises(MemoryStoreError) as error:
             PostgresStore(unreachable, retries=0, connect_timeout_s=1)
     warnings = [r.getMessage() for r in caplog.records if "carries a password" in r.getMessage()]

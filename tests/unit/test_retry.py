@@ -20,7 +20,8 @@ from spark_eval.models.ledger import Ledger
 from spark_eval.pipeline.rejudge import judge_run
 from spark_eval.pipeline.solve import Condition, solve
 from tests.conftest import compose_config
-from tests.fakes.scripted_server import RESET, ScriptedServer, closed_port
+from tests.fakes.ports import free_port
+from tests.fakes.scripted_server import RESET, ScriptedServer
 from tests.unit.test_costs import chat, messages_reply
 from tests.unit.test_judges import GOOD_QUALITY, make_run
 
@@ -125,7 +126,7 @@ def test_a_key_or_model_the_server_refuses_stops_in_one_line(status, fix):
 
 
 def test_nothing_listening_is_one_line_at_once():
-    port = closed_port()
+    port = free_port()
     model = compatible(f"http://127.0.0.1:{port}/v1")
     with pytest.raises(ModelUnavailable) as failed:
         ask(model)
@@ -185,11 +186,11 @@ def test_stage_judge_stops_in_one_line_when_its_judge_cannot_be_reached(tmp_path
     make_run(tmp_path, problems)
     before = (tmp_path / "records.jsonl").read_text()
     with pytest.raises(ModelUnavailable, match="gemini-2.5-pro: nothing answers at"):
-        judge_run(paper_judge(tmp_path, f"http://127.0.0.1:{closed_port()}/v1"))
+        judge_run(paper_judge(tmp_path, f"http://127.0.0.1:{free_port()}/v1"))
     assert (tmp_path / "records.jsonl").read_text() == before
     # the command line says it in one line, without a traceback
     command = [sys.executable, "-m", "spark_eval", "stage=judge", f"run_dir={tmp_path}", "judge=paper",
-               "pipeline.progress=false", f"judge.models.quality.base_url=http://127.0.0.1:{closed_port()}/v1",
+               "pipeline.progress=false", f"judge.models.quality.base_url=http://127.0.0.1:{free_port()}/v1",
                "judge.models.quality.cache_path=null", f"hydra.run.dir={tmp_path / 'hydra'}"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300,
                             env={**os.environ, "GEMINI_API_KEY": "test", "ANTHROPIC_API_KEY": "test"})
