@@ -2,11 +2,14 @@
 
     python bench/bench_agent.py                          # 28 problems (4 per library), memory=spark_small
     python bench/bench_agent.py --limit 7 --agent local_1p5b --out results/bench/agent.json
+    python bench/bench_agent.py --set tune               # 28 problems outside the local study's 150 (for tuning)
+    python bench/bench_agent.py --set study              # the local study's 150 problems (for reporting)
 
 Builds (or loads) the memory's documentation KB, then asks the agent for each problem's recommendation,
 without the coder and without learning (bench/bench_loop.py runs the whole loop). Prints per problem whether
 the plan and the advice were usable, whether the advice cites an item it was shown, replies that ran to their
-token cap and model seconds; then the rates over the set. Uses the response cache unless --no-cache.
+token cap and model seconds; then the rates over the set, with the share of advice that names one of the reference
+solution's labelled APIs (`api_hits`) and the advice that copies an item it did not cite. Uses the response cache unless --no-cache.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from bench_loop import agent_rates, agent_row
 
 from spark_eval.config import compose_config
 from spark_eval.data import build_benchmark
+from spark_eval.data.base import stratified_subset
 from spark_eval.models.pool import ModelPool
 from spark_eval.memory import build_memory
 
@@ -27,17 +31,20 @@ from spark_eval.memory import build_memory
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=28)
+    parser.add_argument("--set", choices=("first", "tune", "study"), default="first",
+                        help="first: the stratified first --limit problems; tune: --limit stratified problems outside "
+                             "the local study's; study: the local study's problems")
     parser.add_argument("--memory", default="spark_small")
     parser.add_argument("--agent", default="local")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write the rows and the rates as JSON")
     args = parser.parse_args()
-    overrides = [f"memory={args.memory}", f"model@agent={args.agent}", f"dataset.limit={args.limit}"]
+    overrides = [f"memory={args.memory}", f"model@agent={args.agent}"]
     if args.no_cache:
         overrides.append("agent.cache_path=null")
-    cfg = compose_config(*overrides)
+    cfg = compose_config(*overrides, f"dataset.limit={args.limit}")
     benchmark = build_benchmark(cfg.dataset)
-    problems = benchmark.select()
+    problems = problem_set(args.set, args.limit, overrides)
     with tempfile.TemporaryDirectory() as run_dir:
         memory = build_memory(cfg.memory, ModelPool(), Path(run_dir), benchmark)
         rows = asyncio.run(_advise(memory, problems))
@@ -46,8 +53,23 @@ def main() -> None:
     print(json.dumps(rates, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"agent": args.agent, "memory": args.memory, "rates": rates, "rows": rows},
+        args.out.write_text(json.dumps({"agent": args.agent, "memory": args.memory, "set": args.set, "rates": rates,
+                                        "rows": rows},
                                        indent=2) + "\n")
+
+
+def problem_set(name: str, limit: int, overrides: list[str]) -> list:
+    """The problems of `--set`: the local study's (`experiment=local_study`'s selection), a stratified `limit` of the
+    others (`tune`), or the stratified first `limit` (`first`)."""
+    if name == "first":
+        return build_benchmark(compose_config(*overrides, f"dataset.limit={limit}").dataset).select()
+    study = build_benchmark(compose_config(*overrides, "experiment=local_study").dataset).select()
+    if name == "study":
+        return study
+    taken = {p.problem_id for p in study}
+    every = build_benchmark(compose_config(*overrides).dataset)
+    rest = [p for p in every.select() if p.problem_id not in taken]
+    return sorted(stratified_subset(rest, limit, every.cfg.subset_seed, every.libraries), key=lambda p: p.problem_id)
 
 
 async def _advise(memory, problems) -> list[dict]:

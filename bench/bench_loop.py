@@ -64,7 +64,10 @@ def agent_row(problem_id: int, library: str, recommendation: Recommendation | No
     rec = recommendation or Recommendation(text="")
     usage = rec.trace.get("usage") or {}
     return {"problem_id": problem_id, "library": library, "plan": bool(rec.plan),
-            "advice": bool(rec.text), "cites": any(i.get("cited") for i in rec.items),
+            "advice": bool(rec.text), "cites": any(i.cited for i in rec.items),
+            "labelled": bool(rec.api_labels), "names_api": bool(rec.api_hits), "api_hits": list(rec.api_hits or ()),
+            "uncited_copies": sum(1 for i in rec.items if i.copied),
+            "docs_shown": sum(1 for i in rec.items if i.kind == "doc"),
             "calls": usage.get("calls", 0) + usage.get("cached", 0), "model_calls": usage.get("calls", 0),
             "capped": usage.get("capped", 0),
             "seconds": round(usage.get("latency_s", 0.0), 1), "output_tokens": usage.get("output_tokens", 0),
@@ -74,7 +77,12 @@ def agent_row(problem_id: int, library: str, recommendation: Recommendation | No
 def agent_rates(rows: list[dict]) -> dict:
     n, calls, model_calls = len(rows), sum(r["calls"] for r in rows), sum(r["model_calls"] for r in rows)
     share = lambda key: round(sum(1 for r in rows if r[key]) / n, 3) if n else None  # noqa: E731
+    labelled = [r for r in rows if r["advice"] and r["labelled"]]
     return {"n": n, "plan_usable": share("plan"), "advice_usable": share("advice"), "cites_shown_item": share("cites"),
+            "names_reference_api": round(sum(r["names_api"] for r in labelled) / len(labelled), 3) if labelled else None,
+            "labelled_advice": len(labelled),
+            "advice_with_uncited_copy": sum(1 for r in rows if r["uncited_copies"]),
+            "docs_shown_per_problem": round(sum(r["docs_shown"] for r in rows) / n, 2) if n else None,
             "calls": calls, "capped_calls": round(sum(r["capped"] for r in rows) / calls, 3) if calls else None,
             "seconds_per_call": round(sum(r["seconds"] for r in rows) / model_calls, 1) if model_calls else None}
 

@@ -20,9 +20,10 @@ with the configured rrf_k, candidates and dense weight: what the memory searches
 chunk has a vector (`memory.kb.dense=all`) rather than each object's overview (the default). Queries: the
 problem's statement as `raw_rag` sends it (`prompt_query`; `--raw-prompt`: the prompt's first 2,000 characters,
 as raw_rag sent it before), filtered to the problem's library, for every labelled problem; and, on a
-stratified subset, the agent's planned queries (the embedded agent model, through the response cache), each
-searched in the libraries the agent would search, merged by best score as the agent merges them; the prompt's
-figures on the same subset stand beside them. Each embedder's KB is built first if it is not in the cache
+stratified subset (`--agent-problems`), the agent's searches: its planned queries (the embedded agent model, through
+the response cache) and the problem's statement, each searched in the libraries the agent would search, merged by
+best score as the agent merges them; beside them the planned queries alone, and the statement alone, on the same
+subset. Each embedder's KB is built first if it is not in the cache
 (MiniLM: about 15-20 minutes for the full KB on 2 cores; the static embedder: under a minute).
 """
 from __future__ import annotations
@@ -43,11 +44,11 @@ from spark_eval.config import compose_config
 from spark_eval.data import build_benchmark
 from spark_eval.data.ds1000 import read_dataset
 from spark_eval.models.pool import ModelPool
-from spark_eval.memory.agent import PLAN_SCHEMA, interpret_plan, plan_messages, search_libraries
+from spark_eval.memory.agent import (PLAN_SCHEMA, STATEMENT_CHARS, interpret_plan, plan_messages, prompt_query,
+                                     search_libraries)
 from spark_eval.memory.docs.apilabels import ApiNames, api_labels
 from spark_eval.memory.index import Hit, HybridIndex
 from spark_eval.memory.docs.kb import load_api_names, load_knowledge_base
-from spark_eval.memory.spark import QUERY_CHARS, prompt_query
 from spark_eval.models.structured import ask_json
 from spark_eval.types import LIBRARIES, Problem
 
@@ -111,7 +112,7 @@ def evaluate(arms: list[Arm], cases: list[dict[str, Any]]) -> dict[str, Any]:
 def prompt_cases(problems: Sequence[Problem], labels: dict[int, frozenset[str]], raw: bool) -> list[dict[str, Any]]:
     """raw RAG's query for each problem: its statement (`prompt_query`), or with `raw` its first 2,000 characters."""
     return [{"problem_id": p.problem_id, "library": p.library, "labels": labels[p.problem_id],
-             "queries": [p.prompt[:QUERY_CHARS] if raw else prompt_query(p.prompt)], "libraries": [p.library]}
+             "queries": [p.prompt[:STATEMENT_CHARS] if raw else prompt_query(p.prompt)], "libraries": [p.library]}
             for p in problems]
 
 
@@ -128,7 +129,7 @@ async def agent_cases(cfg: Any, problems: Sequence[Problem], labels: dict[int, f
             if plan.value is None:
                 continue
             cases.append({"problem_id": p.problem_id, "library": p.library, "labels": labels[p.problem_id],
-                          "queries": plan.value["queries"],
+                          "queries": plan.value["queries"], "statement": prompt_query(p.prompt),
                           "libraries": search_libraries(plan.value["library"], text, p.library)})
     finally:
         pool.close()
@@ -160,6 +161,7 @@ def main() -> None:
         if args.agent_problems else []
     agent = asyncio.run(agent_cases(base, subset, labels)) if subset else []
     cases = prompt_cases(labelled, labels, args.raw_prompt)
+    merged = [{**c, "queries": [*c["queries"], c["statement"]]} for c in agent]  # what the agent searches
     subset_ids = {c["problem_id"] for c in agent}
     paired = [c for c in cases if c["problem_id"] in subset_ids]
 
@@ -177,7 +179,7 @@ def main() -> None:
         figures[name] = {"embedder": embedder.name, "dense": done.get("dense", "all"), "chunks": done["total"],
                          "embedded": done.get("embedded", done["total"]), "build_s": _build_s(done),
                          "open_s": round(time.monotonic() - started, 2)}
-        queries = sorted({q for c in cases + agent for q in c["queries"]})
+        queries = sorted({q for c in cases + merged for q in c["queries"]})
         started = time.monotonic()
         vectors = dict(zip(queries, embedder.embed(queries)))
         figures[name]["query_embed_ms"] = round(1000 * (time.monotonic() - started) / len(queries), 2)
@@ -189,11 +191,14 @@ def main() -> None:
 
     result = {"labelled": len(labelled), "problems": len(problems), "depth": DEPTH, "kb": figures,
               **evaluate(arms, cases),
-              "agent_subset": {"n": len(agent), "queries": {"agent": evaluate(arms, agent)["arms"],
+              "agent_subset": {"n": len(agent), "queries": {"agent": evaluate(arms, merged)["arms"],
+                                                            "plan": evaluate(arms, agent)["arms"],
                                                             "prompt": evaluate(arms, paired)["arms"]}}}
     print_table("prompt queries, every labelled problem", result["arms"])
     if agent:
-        print_table(f"agent's planned queries, {len(agent)} problems", result["agent_subset"]["queries"]["agent"])
+        print_table(f"the agent's searches (its plan's queries and the statement), {len(agent)} problems",
+                    result["agent_subset"]["queries"]["agent"])
+        print_table(f"the agent's planned queries alone, {len(agent)} problems", result["agent_subset"]["queries"]["plan"])
         print_table(f"prompt queries, the same {len(paired)} problems", result["agent_subset"]["queries"]["prompt"])
     for name, kb in figures.items():
         print(f"{name}: {kb['embedder']}, {kb['embedded']} of {kb['chunks']} chunks embedded, built in "

@@ -8,6 +8,7 @@ from typing import Any, Callable, Collection, Protocol, Sequence
 from spark_eval.types import LIBRARIES
 from spark_eval.types import LIBRARY_MODULES
 from spark_eval.memory.index import Hit
+from spark_eval.memory.leakage import word_ngrams
 from spark_eval.memory.store.base import Item
 from spark_eval.models.base import ChatModel, Message
 from spark_eval.models.calls import Call, tokens
@@ -16,12 +17,19 @@ from spark_eval.types import Problem
 from spark_eval.records import Recommendation, RetrievedItem
 
 # Bump when a prompt, a schema or how citations are read changes: the version goes into every record of a memory run.
-AGENT_VERSION = "agent-7"
+AGENT_VERSION = "agent-8"
 
 # Every field is bounded (schema-constrained decoding closes a string at its bound; other providers take the
 # bounds as guidance), so a reply cannot run to its token cap: a small model otherwise repeats itself until it does.
 INTENT_CHARS, QUERY_CHARS, AVOID_CHARS, ADVICE_CHARS = 160, 60, 160, 600
 MAX_QUERIES, MAX_CITED = 4, 3
+MAX_INSIGHTS_SHOWN = 2
+"""Insights among the items shown for the advice, at most (the documentation fills the rest)."""
+COPY_WORDS = 8
+"""A run of this many words shared by the advice and an item it was shown counts the item as used, cited or not."""
+PLAN_ECHO_WORDS = 4
+"""A plan's intent or pitfall sharing a run of this many words with the plan's prompt was copied from its format."""
+STATEMENT_CHARS = 2000
 
 PLAN_SYSTEM = (
     "You plan searches in a shared memory that holds the documentation of NumPy, pandas, Matplotlib, SciPy, "
@@ -38,8 +46,9 @@ A coding agent must solve the problem below. Plan what to look up for it.
 Reply with a JSON object:
 - "intent": what the code must do, in one short sentence;
 - "library": the main library, one of {libraries};
-- "queries": 2 to {max_queries} short search queries, each naming a function, method or class of the library that the code needs;
+- "queries": 2 to {max_queries} search queries, each the name of a function, method or class of the library that the code needs (such as numpy.argsort or DataFrame.groupby), not code;
 - "avoid": one short sentence on a mistake to steer clear of."""
+_PLAN_GRAMS = frozenset(word_ngrams(PLAN_PROMPT.split("</problem>", 1)[1], PLAN_ECHO_WORDS))
 
 RECOMMEND_SYSTEM = (
     "You advise a coding agent using items retrieved from a shared memory of documentation and experience. "
@@ -98,13 +107,35 @@ def interpret_plan(reply: dict[str, Any]) -> dict[str, Any]:
     queries = reply.get("queries")
     if not isinstance(queries, list):
         raise ParseError('"queries" must be a list of strings')
-    queries = list(dict.fromkeys(q.strip() for q in queries if isinstance(q, str) and q.strip()))[:MAX_QUERIES]
+    queries = list(dict.fromkeys(query_of(q.strip()) for q in queries if isinstance(q, str) and q.strip()))
+    queries = queries[:MAX_QUERIES]
     if not queries:
         raise ParseError('"queries" must hold at least one non-empty string')
     names = {name.lower(): name for name in LIBRARIES}
     library = str(reply.get("library") or "").strip().lower()
-    return {"intent": str(reply.get("intent") or "").strip(), "library": names.get(library),
-            "queries": queries, "avoid": str(reply.get("avoid") or "").strip()}
+    return {"intent": _own(reply.get("intent")), "library": names.get(library),
+            "queries": queries, "avoid": _own(reply.get("avoid"))}
+
+
+_CODE = re.compile(r"[()\[\]=]")
+_CALLED = re.compile(r"[A-Za-z_][\w.]*(?=\s*\()")
+_DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+
+
+def query_of(query: str) -> str:
+    """A query written as code is searched by the names it calls or reaches through a dot (`np.sum(a[:, :, 2])` ->
+    `np.sum`; `plt.plot(x, y, label='sin')` -> `plt.plot`): its arguments and data match nothing in the
+    documentation. A query without code, or code without a name, stays as it is."""
+    if not _CODE.search(query):
+        return query
+    names = [n.strip(".") for n in _CALLED.findall(query) + _DOTTED.findall(query)]
+    return " ".join(dict.fromkeys(n for n in names if n)) or query
+
+
+def _own(field: Any) -> str:
+    """A plan's free-text field, or "" when it copies the plan prompt's description of the field."""
+    text = str(field or "").strip()
+    return "" if word_ngrams(text, PLAN_ECHO_WORDS) & _PLAN_GRAMS else text
 
 
 _IMPORT = re.compile(r"^[ \t]*(?:import|from)[ \t]+([A-Za-z_]\w*)", re.M)
@@ -164,13 +195,15 @@ class RetrievalAgent:
     """What the dry run assumes the retrieved items add to the recommendation's prompt (8 items x ~700 characters)."""
 
     def __init__(self, model: ChatModel, per_query: int = 4, max_items: int = 6, item_chars: int = 450,
-                 max_tokens: int = 384, problem_chars: int = 4000) -> None:
+                 max_tokens: int = 384, problem_chars: int = 4000,
+                 max_insights: int = MAX_INSIGHTS_SHOWN) -> None:
         self.model = model
         self.per_query = per_query
         self.max_items = max_items
         self.item_chars = item_chars
         self.max_tokens = max_tokens
         self.problem_chars = problem_chars
+        self.max_insights = max_insights
 
     async def recommend(self, problem: Problem, recall: Recall, exclude_families: Collection[str]) -> Recommendation:
         text = problem.prompt[: self.problem_chars]
@@ -180,18 +213,21 @@ class RetrievalAgent:
             return Recommendation(text="", trace=trace, error=f"search plan unusable: {plan.error}")
         libraries = search_libraries(plan.value["library"], text, problem.library)
         queries, best = [], {}
-        for query in plan.value["queries"]:
+        statement = prompt_query(problem.prompt)
+        searched = [(q, "plan") for q in plan.value["queries"]] + ([(statement, "statement")] if statement else [])
+        for query, source in searched:
             scope: list[str] | None = libraries
             hits = recall.search(query, scope, exclude_families, self.per_query)
             if not hits:  # those libraries hold nothing for it (or are not in the memory): search them all
                 scope = None
                 hits = recall.search(query, scope, exclude_families, self.per_query)
-            queries.append({"query": query, "libraries": scope, "hits": [_hit_json(h) for h in hits]})
+            queries.append({"query": query[:200], "source": source, "libraries": scope,
+                            "hits": [_hit_json(h) for h in hits]})
             for hit in hits:
                 if hit.id not in best or hit.score > best[hit.id].score:
                     best[hit.id] = hit
         trace["queries"] = queries
-        chosen = sorted(best.values(), key=lambda h: (-h.score, h.id))[: self.max_items]
+        chosen = self._shown(best.values())
         items = recall.fetch([h.id for h in chosen])
         listed = [h for h in chosen if h.id in items]
         advice = await ask_json(self.model, self._advice_messages(text, plan.value, listed, items),
@@ -199,12 +235,39 @@ class RetrievalAgent:
                                 self.max_tokens)
         trace["usage"] = (plan.usage + advice.usage).to_json()
         trace["recommendation_raw"] = advice.raw
-        cited = set(advice.value["cited"]) if advice.value else set()
-        shown = [RetrievedItem(h.id, h.kind, round(h.score, 6), cited=h.id in cited) for h in listed]
         if advice.value is None:
-            return Recommendation(text="", plan=plan.value, items=tuple(shown), trace=trace,
+            shown = tuple(RetrievedItem(h.id, h.kind, round(h.score, 6), cited=False) for h in listed)
+            return Recommendation(text="", plan=plan.value, items=shown, trace=trace,
                                   error=f"recommendation unusable: {advice.error}")
-        return Recommendation(text=advice.value["text"], plan=plan.value, items=tuple(shown), trace=trace)
+        cited = set(advice.value["cited"])
+        copied = copied_items(advice.value["text"], {h.id: self._shown_text(items[h.id]) for h in listed
+                                                     if h.id not in cited})
+        shown = tuple(RetrievedItem(h.id, h.kind, round(h.score, 6), cited=h.id in cited, copied=h.id in copied)
+                      for h in listed)
+        documents = [str(items[h.id].meta.get("qualname") or items[h.id].title) for h in listed
+                     if h.kind == "doc" and (h.id in cited or h.id in copied)]
+        named = advice.value["text"] + ("\nDocumentation cited: " + ", ".join(f"`{d}`" for d in
+                                                                          dict.fromkeys(documents)) + "."
+                                        if documents else "")
+        return Recommendation(text=named, plan=plan.value, items=shown, trace=trace)
+
+    def _shown(self, hits: Collection[Hit]) -> list[Hit]:
+        """The best-scored hits, at most `max_items`, of which at most `max_insights` are insights: the store's few
+        insights otherwise outrank the documentation (each index's fused scores run alike, a small index's
+        first hits as high as a large one's) and every item shown is a lesson."""
+        chosen, insights = [], 0
+        for hit in sorted(hits, key=lambda h: (-h.score, h.id)):
+            if hit.kind == "insight":
+                if insights >= self.max_insights:
+                    continue
+                insights += 1
+            chosen.append(hit)
+            if len(chosen) == self.max_items:
+                break
+        return chosen
+
+    def _shown_text(self, item: Item) -> str:
+        return f"{item.title}\n{item.content[: self.item_chars]}"
 
     @classmethod
     def planned_calls(cls, model: Any, problem: Problem) -> list[Call]:
@@ -214,13 +277,35 @@ class RetrievalAgent:
                                                                    cls.advice_tokens)]
 
     def _advice_messages(self, text: str, plan: dict[str, Any], hits: list[Hit], items: dict[str, Item]) -> list[Message]:
-        listed = "\n\n".join(
-            f"[{n}] ({h.kind}) {items[h.id].title}\n{items[h.id].content[: self.item_chars]}"
-            for n, h in enumerate(hits, 1)
-        ) or "(nothing relevant was found)"
+        listed = "\n\n".join(f"[{n}] ({h.kind}) {self._shown_text(items[h.id])}"
+                               for n, h in enumerate(hits, 1)) or "(nothing relevant was found)"
         prompt = RECOMMEND_PROMPT.format(problem=text, intent=plan["intent"] or "-", avoid=plan["avoid"] or "-",
                                          items=listed, max_cited=MAX_CITED)
         return [{"role": "system", "content": RECOMMEND_SYSTEM}, {"role": "user", "content": prompt}]
+
+
+def copied_items(advice: str, shown: dict[str, str]) -> set[str]:
+    """The ids of the `shown` items (id -> the text shown of it) the advice copies a run of COPY_WORDS words from."""
+    grams = word_ngrams(advice, COPY_WORDS)
+    return {i for i, text in shown.items() if grams & word_ngrams(text, COPY_WORDS)}
+
+
+# DS-1000's prompt format around the statement: its header, the solution placeholder and the code fences.
+_BOILERPLATE = re.compile(r"^Problem:\s*$|result = \.\.\. # put solution in this variable|BEGIN SOLUTION|"
+                          r"# SOLUTION START|</?code>", re.M)
+
+
+def prompt_query(prompt: str, cap: int = STATEMENT_CHARS) -> str:
+    """What is searched for a problem's statement (raw RAG's query, and the agent's besides its plan): its statement,
+    the text before DS-1000's `A:` code block, without the format's boilerplate and without lines that are mostly
+    data (tables, literals: under half letters); a prompt without that block (Matplotlib's: code whose comments
+    ask) whole, less its boilerplate; on one line, cut at `cap` characters. On bench/bench_recall.py over the full
+    KB this lifts BM25's recall@10 from 0.139 (the prompt's first 2,000 characters) to 0.176, and MiniLM's hybrid
+    (every chunk embedded, RRF 60/100/1) from 0.237 to 0.252 (measured before code-only prompts were kept whole)."""
+    statement, code_block, _ = prompt.partition("\nA:\n")
+    lines = [line.strip() for line in _BOILERPLATE.sub(" ", statement).splitlines()]
+    kept = [line for line in lines if line and (not code_block or sum(c.isalpha() for c in line) >= len(line) / 2)]
+    return " ".join(kept)[:cap]
 
 
 def plan_messages(text: str) -> list[Message]:

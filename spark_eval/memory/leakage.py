@@ -1,10 +1,18 @@
-"""The leakage guard: does a text carry the problem's reference solution? (token n-gram overlap)."""
+"""Overlap of texts: the leakage guard (does a text carry the problem's reference solution? code-token n-grams) and
+the word n-grams that tell a text copied from another (advice from an item it was shown, a lesson from a prompt)."""
 from __future__ import annotations
 
 import re
 from functools import lru_cache
 
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|[^\sA-Za-z0-9_]")
+_WORD = re.compile(r"[a-z0-9_]+")
+
+
+def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    """The runs of `n` words of `text`, lower-cased (punctuation and layout do not matter)."""
+    words = _WORD.findall(text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def code_tokens(text: str) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.data.base import Benchmark
-from spark_eval.memory.agent import AGENT_VERSION, RetrievalAgent
+from spark_eval.memory.agent import AGENT_VERSION, RetrievalAgent, prompt_query
 from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.docs.apilabels import ApiNames, api_labels, names_api
 from spark_eval.memory.embed import CachedEmbedder, Embedder
@@ -50,25 +50,6 @@ from spark_eval.types import Problem
 log = logging.getLogger(__name__)
 
 SOURCES = ("docs", "insights")
-QUERY_CHARS = 2000
-# DS-1000's prompt format around the statement: its header, the solution placeholder and the code fences.
-_BOILERPLATE = re.compile(r"^Problem:\s*$|result = \.\.\. # put solution in this variable|BEGIN SOLUTION|"
-                          r"# SOLUTION START|</?code>", re.M)
-
-
-def prompt_query(prompt: str, cap: int = QUERY_CHARS) -> str:
-    """What raw RAG searches for a problem: its statement, the text before DS-1000's `A:` code block, without the
-    format's boilerplate and without lines that are mostly data (tables, literals: under half letters); a prompt
-    without that block (Matplotlib's: code whose comments ask) whole, less its boilerplate; on one line, cut at
-    `cap` characters. On bench/bench_recall.py over the full KB this lifts BM25's recall@10 from 0.139 (the
-    prompt's first 2,000 characters) to 0.176, and MiniLM's hybrid (every chunk embedded, RRF 60/100/1) from
-    0.237 to 0.252 (measured before code-only prompts were kept whole)."""
-    statement, code_block, _ = prompt.partition("\nA:\n")
-    lines = [line.strip() for line in _BOILERPLATE.sub(" ", statement).splitlines()]
-    kept = [line for line in lines if line and (not code_block or sum(c.isalpha() for c in line) >= len(line) / 2)]
-    return " ".join(kept)[:cap]
-
-
 class SparkMemory:
     """What every Spark condition shares; a subclass says how it advises (`advise`).
 

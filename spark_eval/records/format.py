@@ -41,11 +41,19 @@ class RetrievedItem:
     """The models its sources came from (none for documentation); None: not named."""
     poison: bool = False
     """The poisoning arm corrupted it (for the analysis; the coder and the judges never see it)."""
+    copied: bool = False
+    """The recommendation copies a long run of its words (`memory/agent.py` COPY_WORDS) without citing it: it counts
+    as used, as a cited item does."""
 
     def to_json(self) -> dict[str, Any]:
-        """The item as its record's line holds it: a field left unset (None, or poison False) is absent."""
+        """The item as its record's line holds it: a field left unset (None, or poison or copied False) is absent."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
-                if v is not None and not (k == "poison" and not v)}
+                if v is not None and not (k in ("poison", "copied") and not v)}
+
+    @property
+    def used(self) -> bool:
+        """The recommendation used it: cited it, or copied from it."""
+        return bool(self.cited) or self.copied
 
     @classmethod
     def from_json(cls, data: Any) -> RetrievedItem:

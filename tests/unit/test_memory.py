@@ -1,13 +1,14 @@
 """The memory's parts against scripted models: leakage guard, retrieval agent, learner, curation."""
 import asyncio
 import json
+from dataclasses import replace
 
 import pytest
 
-from spark_eval.memory.agent import RetrievalAgent, recommendation_reader, recommend_schema, search_libraries
+from spark_eval.memory.agent import (RetrievalAgent, prompt_query, recommendation_reader, recommend_schema,
+                                     search_libraries)
 from spark_eval.memory.index import Hit
 from spark_eval.memory.leakage import LeakGuard, overlap
-from spark_eval.memory.spark import prompt_query
 from spark_eval.memory.learning.curator import CurationPolicy, Curator
 from spark_eval.memory.learning.learner import Candidate, Learner, insight_id
 from spark_eval.memory.store.base import Item
@@ -65,9 +66,13 @@ def test_agent_plans_searches_and_cites(problems):
     model = ScriptedModel(replies=[PLAN, ADVICE])
     recall = FakeRecall()
     rec = asyncio.run(RetrievalAgent(model, per_query=3).recommend(problems[0], recall, ("Pandas/0",)))
-    assert rec.error is None and rec.text == "Group by user, then apply(list)."
+    # the advice, then the names of the documents it cites (an insight's names are not vouched for)
+    assert rec.error is None and rec.text == "Group by user, then apply(list).\nDocumentation cited: " \
+                                             "`pandas.DataFrame.groupby`."
     assert rec.plan["library"] == "Pandas" and rec.plan["queries"] == ["groupby collect list", "Series.apply"]
-    assert [q for q, *_ in recall.asked] == rec.plan["queries"]
+    # the plan's queries, then the problem's statement
+    assert [q for q, *_ in recall.asked] == [*rec.plan["queries"], prompt_query(problems[0].prompt)]
+    assert [q["source"] for q in rec.trace["queries"]] == ["plan", "plan", "statement"]
     # the planned library first, then the others the problem's code imports
     assert all(libs == ("Pandas", "Numpy") and excl == ("Pandas/0",) for _, libs, excl, _ in recall.asked)
     cited = {i.id for i in rec.items if i.cited}
@@ -75,7 +80,7 @@ def test_agent_plans_searches_and_cites(problems):
     assert [i.id for i in rec.items] == ["doc:pandas:pandas.DataFrame.groupby", "doc:pandas:pandas.Series.apply",
                                             "ins:1"]
     assert cited == {"doc:pandas:pandas.DataFrame.groupby", "ins:1"}
-    assert [len(q["hits"]) for q in rec.trace["queries"]] == [3, 3]
+    assert [len(q["hits"]) for q in rec.trace["queries"]] == [3, 3, 3]
     assert rec.trace["usage"]["calls"] == 2
     second_prompt = model.sent[1][-1]["content"]
     assert "[3] (insight) Collect groups" in second_prompt and problems[0].prompt[:200] in second_prompt
@@ -108,9 +113,63 @@ def test_agent_searches_every_library_when_the_planned_ones_have_nothing(problem
     problem = problems[291]  # a NumPy problem whose code imports numpy alone
     rec = asyncio.run(RetrievalAgent(ScriptedModel(replies=[plan, ADVICE])).recommend(problem, recall, ()))
     assert rec.plan["queries"] == ["np.nan", "isnan"]  # repeated queries are searched once
+    statement = prompt_query(problem.prompt)
     assert [(q, libs) for q, libs, *_ in recall.asked] == [("np.nan", ("Numpy",)), ("np.nan", None),
-                                                           ("isnan", ("Numpy",)), ("isnan", None)]
+                                                           ("isnan", ("Numpy",)), ("isnan", None),
+                                                           (statement, ("Numpy",)), (statement, None)]
     assert all(q["libraries"] is None and q["hits"] for q in rec.trace["queries"])
+
+
+def test_a_plan_is_read_as_searches_for_names_and_never_as_its_own_format():
+    from spark_eval.memory.agent import interpret_plan, query_of
+
+    assert query_of("np.sum(a[:, :, 2])") == "np.sum"
+    assert query_of("plt.plot(x, y, label='sin')") == "plt.plot"
+    assert query_of("df.groupby('a')['b'].apply(list)") == "df.groupby apply"
+    assert query_of("result = a[::2]") == "result = a[::2]"  # code without a name stays as it is
+    assert query_of("numpy take_along_axis") == "numpy take_along_axis"
+    plan = interpret_plan({"intent": "what the code must do, in one short sentence", "library": "numpy",
+                           "queries": ["np.sum(a[:, :, 0])", "np.sum(a[:, :, 1])", "np.argmax"],
+                           "avoid": "one short sentence on a mistake to steer clear of"})
+    assert plan == {"intent": "", "library": "Numpy", "queries": ["np.sum", "np.argmax"], "avoid": ""}
+    kept = interpret_plan({"intent": "sum along the last axis", "library": "numpy", "queries": ["np.sum"],
+                           "avoid": "summing the flattened array"})
+    assert kept["intent"] == "sum along the last axis" and kept["avoid"] == "summing the flattened array"
+
+
+class CrowdedRecall(FakeRecall):
+    """Five insights that outscore the two documents, as a small index's first hits do."""
+
+    def __init__(self):
+        super().__init__()
+        for n in range(2, 7):
+            self.items[f"ins:{n}"] = Item(f"ins:{n}", "insight", "Pandas", f"Lesson {n}",
+                                          f"Lesson {n} says to call apply on each group of the frame {n}")
+
+    def search(self, query, libraries, exclude_families, k):
+        self.asked.append(query)
+        ranked = [i for i in self.items if i.startswith("ins:")] + [i for i in self.items if i.startswith("doc:")]
+        return [Hit(id=i, kind=self.items[i].kind, library="Pandas", score=1.0 / (60 + rank), bm25_rank=rank,
+                    dense_rank=rank, bm25_score=1.0, dense_score=0.5) for rank, i in enumerate(ranked, 1)]
+
+
+def test_documents_keep_their_place_and_an_uncited_copy_counts_as_used(problems):
+    copy = json.dumps({"cited": [1], "advice": "Lesson 2 says to call apply on each group of the frame."})
+    rec = asyncio.run(RetrievalAgent(ScriptedModel(replies=[PLAN, copy]), max_items=5, max_insights=2)
+                      .recommend(problems[0], CrowdedRecall(), ()))
+    kinds = [i.kind for i in rec.items]
+    assert kinds.count("insight") == 2 and kinds.count("doc") == 2  # two insights at most, the documents follow
+    assert [(i.id, i.cited, i.copied, i.used) for i in rec.items if i.used] == [
+        ("ins:1", True, False, True), ("ins:2", False, True, True)]
+    assert "Documentation cited" not in rec.text  # it cites no document
+    assert {i.id: i.to_json().get("copied") for i in rec.items} == {
+        "ins:1": None, "ins:2": True, "doc:pandas:pandas.DataFrame.groupby": None, "doc:pandas:pandas.Series.apply": None}
+    from spark_eval.memory.learning.loop import outcomes
+    from spark_eval.records import Record
+    from tests.fakes.runs import record
+
+    failed = replace(Record.from_json(record(0, "m", "spark", passed=False)), recommendation=rec)
+    assert outcomes([failed]) == {"ins:1": (0, 1), "ins:2": (0, 1)}  # the copied insight shares the failure
 
 
 def test_agent_retries_a_bad_plan_once_then_goes_without(problems):
@@ -287,11 +346,74 @@ def test_curation_logs_what_the_screen_rejects(tmp_path):
 
     store = SQLiteStore(tmp_path / "store.sqlite")
     curator = Curator(store, HashEmbedder(), CurationPolicy(), LeakGuard(), InsightScreen(API_NAMES, []))
-    good = candidate("Group then aggregate", "Use DataFrame.groupby(key).agg(list) to collect rows per key.", "1/e0/r0")
-    vague = candidate("Be careful", "Read the problem and test the code on edge cases.", "2/e0/r0")
+    good = replace(candidate("Group then aggregate", "Use DataFrame.groupby(key).agg(list) to collect rows per key.",
+                             "1/e0/r0"), applies_when="collecting a column's values per key")
+    vague = replace(candidate("Be careful", "Read the problem and test the code on edge cases.", "2/e0/r0"),
+                    applies_when="any problem")
     assert curator.apply([good, vague], {}, {}, WHERE) == {"ADD": 1, "REJECT": 1}
     rejected = store.ops()[-1]
     assert rejected["detail"]["reason"].startswith("screen: names no API") and rejected["detail"]["title"] == "Be careful"
+    store.close()
+
+
+def test_the_screen_keeps_only_lessons_true_to_the_attempts_they_came_from():
+    from spark_eval.memory.learning.learner import REPLY_PLACEHOLDERS
+    from spark_eval.memory.learning.screen import InsightScreen, SourceFacts, code_names
+
+    screen = InsightScreen(API_NAMES, [], placeholders=REPLY_PLACEHOLDERS)
+    met = code_names("idx = np.argsort(a, axis=1)[:, ::-1]\nprint(len(idx))")
+    assert met == {"argsort", "len", "print"}
+    numpy = SourceFacts("Numpy", "Sort each row of a 2D array in descending order.", met)
+    pandas = SourceFacts("Pandas", "Group the rows of a frame by a key column.", frozenset({"groupby", "agg"}))
+    lesson = {"title": "Descending order with np.argsort", "applies_when": "ranking the values of each row",
+              "content": "np.argsort(a, axis=1) sorts ascending; reverse its columns with [:, ::-1] for descending."}
+
+    def reason(library="Numpy", names=("numpy.argsort",), sources=(numpy,), **fields):
+        f = {**lesson, **fields}
+        text = "\n".join((f["title"], f["content"], f["applies_when"]))
+        return screen.reason(library, list(names), text, [], sources=list(sources), **f)
+
+    assert reason() is None
+    assert reason(sources=(pandas, numpy)) is None  # one of its attempts is of its library
+    assert "placeholder ('the kind of task')" in reason(applies_when="The kind of task is sorting rows")
+    assert "placeholder ('...')" in reason(title="...")
+    assert reason(applies_when="") == "applies_when is empty"
+    assert reason(applies_when="Descending order with np.argsort") == "applies_when repeats the title or the content"
+    assert reason(library=None) == "filed under General, not a library"
+    assert reason(library="Numpy", sources=(pandas,)) == "filed under Numpy, learned from Pandas problems"
+    assert reason(title="How to use NumPy's nanmean", names=("numpy.argsort", "numpy.nanmean")) == \
+        "title and content are about different APIs (nanmean vs argsort)"
+    invented = reason(content="Use np.nanmean(a) to ignore the missing values before ranking them.",
+                      title="Ignore missing values")
+    assert invented == "its content names no API its source attempts met (nanmean)"
+    assert reason(content="Sort the rows carefully and reverse them.", names=()) == \
+        "names no API that the documentation of Numpy has"
+
+
+def test_a_lesson_keeps_the_attempts_of_its_library_and_a_rejected_poison_is_marked(tmp_path):
+    from spark_eval.memory.learning.curator import own_sources
+    from spark_eval.memory.learning.learner import REPLY_PLACEHOLDERS
+    from spark_eval.memory.learning.screen import InsightScreen, SourceFacts
+
+    facts = {1: SourceFacts("Pandas", "Group rows.", frozenset({"groupby", "agg"})),
+             2: SourceFacts("Numpy", "Sort rows.", frozenset({"argsort"}))}
+    sources = tuple({"problem_id": i, "family": f"x/{i}", "record_key": f"{i}/e0/r0", "epoch": 0, "round": 0}
+                    for i in (1, 2))
+    good = Candidate(title="Group then aggregate", content="Use df.groupby(key).agg(list) to collect rows per key.",
+                     tags=("DataFrame.groupby",), applies_when="collecting a column's values per key",
+                     library="Pandas", sources=sources, apis=("DataFrame.groupby",))
+    assert [s["problem_id"] for s in own_sources(good, facts).sources] == [1]
+    poison = replace(good, title="Sorting", content="Use np.argsort(a) to sort a frame's rows.", library="Numpy",
+                     sources=tuple({**s, "poison": True, "poison_kind": "wrong_api"} for s in sources[:1]))
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    curator = Curator(store, HashEmbedder(), CurationPolicy(), LeakGuard(),
+                      InsightScreen(API_NAMES, [], placeholders=REPLY_PLACEHOLDERS))
+    assert curator.apply([good, poison], {}, {}, WHERE, facts=facts) == {"ADD": 1, "REJECT": 1}
+    [kept] = store.items(kind="insight")
+    assert [s["problem_id"] for s in kept.provenance] == [1]
+    rejected = store.ops()[-1]["detail"]
+    assert rejected["reason"] == "screen: filed under Numpy, learned from Pandas problems"
+    assert rejected["poison"] == "wrong_api" and rejected["applies_when"] == good.applies_when
     store.close()
 
 

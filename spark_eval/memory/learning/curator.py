@@ -18,7 +18,7 @@ import numpy as np
 from spark_eval.memory.embed import Embedder
 from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learning.learner import Candidate, insight_id, insight_text, searched_text
-from spark_eval.memory.learning.screen import InsightScreen
+from spark_eval.memory.learning.screen import InsightScreen, SourceFacts
 from spark_eval.memory.store.base import CuratedStore, Item
 
 
@@ -57,13 +57,14 @@ class Curator:
         self.screen = screen
 
     def apply(self, candidates: Sequence[Candidate], references: dict[int, str], outcomes: dict[str, tuple[int, int]],
-              where: dict[str, int], check_leaks: bool = True, problem_texts: dict[int, str] | None = None,
+              where: dict[str, int], check_leaks: bool = True, facts: dict[int, SourceFacts] | None = None,
               graded: tuple[int, int] = (0, 0)) -> Counter:
         """One curation step inside the caller's transaction: counters, then candidates, retirements, cap.
 
         `references` maps problem ids to reference code (candidates that restate one are rejected unless
-        `check_leaks` is off); `problem_texts` maps them to the problems' text for the screen (when the curator
-        has one); `outcomes` maps insight ids to (helpful, harmful) increments; `graded` is the (passed, failed)
+        `check_leaks` is off); `facts` maps them to what the screen checks a candidate against (the problem's text
+        and library, the APIs its attempt met; when the curator has a screen), and a candidate that passes keeps
+        as sources only the attempts of its own library; `outcomes` maps insight ids to (helpful, harmful) increments; `graded` is the (passed, failed)
         count of every graded record of the step, with or without insights (the base rate); `where` is
         `{epoch, round}` for the log. Returns the count of each operation.
         """
@@ -78,13 +79,15 @@ class Curator:
         retired = self.store.items(kind="insight", status="retired")
         retired_vectors = self._vectors(retired)
         for candidate in candidates:
-            screened = self._screened(candidate, problem_texts or {})
+            screened = self._screened(candidate, facts or {})
             if screened:
                 ops.append({"op": "REJECT", "item_id": insight_id(candidate.title, candidate.content), **where,
                             "detail": {"reason": f"screen: {screened}", "title": candidate.title,
                                        "content": candidate.content, "library": candidate.library,
-                                       "api": list(candidate.apis)}})
+                                       "api": list(candidate.apis), "applies_when": candidate.applies_when,
+                                       **_poison_mark(candidate)}})
                 continue
+            candidate = own_sources(candidate, facts or {})
             leak = check_leaks and self._restates_a_solution(candidate, references)
             if leak:
                 ops.append({"op": "REJECT", "item_id": insight_id(candidate.title, candidate.content), **where,
@@ -155,12 +158,13 @@ class Curator:
                                     "base_fail_rate": round(fail_rate, 4),
                                     "excess_harm": round(excess_harm(i, fail_rate), 4)}} for i in items]
 
-    def _screened(self, candidate: Candidate, problem_texts: dict[int, str]) -> str | None:
+    def _screened(self, candidate: Candidate, facts: dict[int, SourceFacts]) -> str | None:
         if self.screen is None:
             return None
         text = searched_text(candidate.title, candidate.content, candidate.applies_when)
-        texts = [problem_texts[s["problem_id"]] for s in candidate.sources if s.get("problem_id") in problem_texts]
-        return self.screen.reason(candidate.library, candidate.apis, text, texts)
+        known = [facts[s["problem_id"]] for s in candidate.sources if s.get("problem_id") in facts]
+        return self.screen.reason(candidate.library, candidate.apis, text, [], title=candidate.title,
+                                  content=candidate.content, applies_when=candidate.applies_when, sources=known)
 
     def _restates_a_solution(self, candidate: Candidate, references: dict[int, str]) -> int | None:
         for source in candidate.sources:
@@ -173,6 +177,20 @@ class Curator:
         if not items:
             return np.zeros((0, 0), dtype=np.float32)
         return self.embedder.embed([insight_text(i) for i in items])
+
+
+def own_sources(candidate: Candidate, facts: dict[int, SourceFacts]) -> Candidate:
+    """The candidate with the sources of its own library only (a learner call sees attempts of several problems; a
+    lesson about one library is learned from that library's), when their facts are known and any is of it."""
+    mine = tuple(s for s in candidate.sources
+                 if s.get("problem_id") not in facts or facts[s["problem_id"]].library == candidate.library)
+    return replace(candidate, sources=mine) if mine and len(mine) < len(candidate.sources) else candidate
+
+
+def _poison_mark(candidate: Candidate) -> dict[str, Any]:
+    """`{"poison": <kind>}` for a candidate the poisoning arm wrote, for the REJECT log; nothing otherwise."""
+    kinds = [s.get("poison_kind") or "poison" for s in candidate.sources if isinstance(s, dict) and s.get("poison")]
+    return {"poison": kinds[0]} if kinds else {}
 
 
 def _nearest(vector: np.ndarray, vectors: np.ndarray) -> tuple[int | None, float]:

@@ -126,7 +126,8 @@ class OnlineExperience(NoExperience):
 
     async def prepare(self, loop: LearningLoop, problems: Sequence[Problem]) -> None:
         if loop.learns and loop.learning["screen"]:
-            loop.screen = InsightScreen(loop.documented, harness_texts(loop.benchmark.prompts))
+            loop.screen = InsightScreen(loop.documented, harness_texts(loop.benchmark.prompts),
+                                        placeholders=learner.REPLY_PLACEHOLDERS)
 
     async def learn(self, loop: LearningLoop, records: Sequence[Record], epoch: int, round_: int) -> None:
         await loop.round(records, epoch, round_)

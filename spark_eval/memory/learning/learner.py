@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # Bump when a prompt, schema, screen (screen.py) or curation rule (curator.py) changes: it goes into every record
 # of a memory run.
-LEARNER_VERSION = "learner-2"
+LEARNER_VERSION = "learner-3"
 
 # Every field is bounded (as the agent's), so a reply cannot run to its token cap.
 TITLE_CHARS, CONTENT_CHARS, WHEN_CHARS, API_CHARS, MAX_APIS = 80, 320, 120, 60, 3
@@ -34,12 +35,16 @@ DS-1000's tests ran it.
 {traces}
 
 Write at most {max_new} lessons learned from these attempts (successes show what works, failures what to
-avoid) that would help on other problems. Each lesson is about specific API names of one library (such as
-numpy.where or DataFrame.groupby): what to call, with which arguments, or which mistake to avoid and why.
+avoid) that would help on other problems. Each lesson comes from one attempt and is about API names of that
+attempt's library that its code calls or its documentation shows (such as numpy.where or DataFrame.groupby): what
+to call, with which arguments, or which mistake to avoid and why. Its "library" is that attempt's library; its
+"applies_when" names, in a few words, the kind of problem where the lesson helps (not its title again).
 Never restate a problem, its data or its variable names, and never comment on the grading.
-Reply with a JSON object: {{"insights": [{{"library": "one of {libraries} or General",
+Reply with a JSON object: {{"insights": [{{"library": "<the library of the attempt it is learned from>",
 "api": ["<qualified API name>", ...], "title": "...", "content": "<at most 50 words>",
 "applies_when": "<the kind of task>"}}]}}"""
+REPLY_PLACEHOLDERS = (*re.findall(r"<([^<>]+)>", LEARN_PROMPT), "...", "…")
+"""The reply format's placeholders: a field that holds one was copied from the format (the screen rejects it)."""
 
 
 def insights_schema(max_new: int) -> dict[str, Any]:
@@ -53,7 +58,7 @@ def insights_schema(max_new: int) -> dict[str, Any]:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "library": {"type": "string", "enum": [*LIBRARIES, "General"]},
+                        "library": {"type": "string", "enum": list(LIBRARIES)},
                         "api": {"type": "array", "items": {"type": "string", "maxLength": API_CHARS},
                                 "minItems": 1, "maxItems": MAX_APIS},
                         "title": {"type": "string", "maxLength": TITLE_CHARS},
@@ -183,6 +188,8 @@ def format_trace(number: int, trace: dict[str, Any]) -> str:
              f"Problem (excerpt):\n{trace['problem'][:900]}"]
     if trace.get("advice"):
         parts.append(f"Advice given:\n{trace['advice'][:500]}")
+    if trace.get("documents"):
+        parts.append(f"Documentation shown: {', '.join(trace['documents'][:6])}")
     parts.append(f"Code:\n{(trace.get('code') or '')[:700]}")
     if trace.get("stderr_tail") and trace["status"] != "passed":
         parts.append(f"Execution output (tail):\n{trace['stderr_tail'][-400:]}")

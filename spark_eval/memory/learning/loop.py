@@ -14,7 +14,8 @@ from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learning.curator import Curator, CurationPolicy
 from spark_eval.memory.learning.learner import Candidate, Learner, insight_text
 from spark_eval.memory.learning.poison import poison_some
-from spark_eval.memory.learning.screen import InsightScreen
+from spark_eval.memory.docs.apilabels import ApiNames, api_labels
+from spark_eval.memory.learning.screen import InsightScreen, SourceFacts, code_names, last_parts
 from spark_eval.memory.store.base import MemoryStore, is_database_url
 from spark_eval.models.base import ChatModel, ModelCallError, ModelUnavailable
 from spark_eval.models.ledger import BudgetExhausted
@@ -58,6 +59,7 @@ class LearningLoop:
         self.documented: Mapping[str, frozenset[str]] = {}
         """Each library's documented qualified names (what the screen wants an insight to name)."""
         self.screen: InsightScreen | None = None
+        self._api_names: ApiNames | None = None
         self.health: list[dict[str, Any]] = []
         self._learner: Learner | None = None
 
@@ -105,9 +107,8 @@ class LearningLoop:
             for call in calls:
                 if call["error"]:
                     store.log_ops([unusable_reply(call, where)])
-            texts = {t["problem_id"]: t["problem"] for t in traces}
             references = {t["problem_id"]: self.problems[t["problem_id"]].reference_code for t in traces}
-            ops = self.curator().apply(candidates, references, outcomes(fresh), where, problem_texts=texts,
+            ops = self.curator().apply(candidates, references, outcomes(fresh), where, facts=self.source_facts(fresh),
                                        graded=graded(fresh))
         self.record_health(epoch, round_, len(traces), ops, sum((c["usage"] for c in calls), Usage()),
                            candidates=len(candidates), unusable=sum(1 for c in calls if c["error"]))
@@ -118,6 +119,22 @@ class LearningLoop:
         known = self.store.known_traces([trace_key(r) for r in finished])
         fresh = [r for r in finished if trace_key(r) not in known]  # a redone record's round-mates were learned
         return fresh, [trace_of(r, self.problems[r.problem_id]) for r in fresh]
+
+    def source_facts(self, records: Sequence[Record]) -> dict[int, SourceFacts]:
+        """What the screen checks the round's candidates against, per problem: its text and library, and the APIs its
+        attempts met (the documents shown to them, the reference's labelled APIs, the names their code calls)."""
+        if self._api_names is None:
+            self._api_names = ApiNames(self.documented)
+        met: dict[int, set[str]] = {}
+        for record in records:
+            met.setdefault(record.problem_id, set()).update(last_parts(shown_documents(record)),
+                                                            code_names(record.code or ""))
+        facts = {}
+        for problem_id, names in met.items():
+            problem = self.problems[problem_id]
+            labels = last_parts(api_labels(problem, self._api_names))
+            facts[problem_id] = SourceFacts(problem.library, problem.prompt, frozenset(names) | labels)
+        return facts
 
     async def _distilled(self, traces: Sequence[dict[str, Any]], epoch: int,
                          round_: int) -> tuple[list[Candidate], list[dict[str, Any]]]:
@@ -165,9 +182,16 @@ def trace_of(record: Record, problem: Problem) -> dict[str, Any]:
         "source": source_of(problem, record.key, record.epoch, -1, record.model),
         "problem_id": problem.problem_id, "library": problem.library, "problem": problem.prompt,
         "advice": record.recommendation.text if record.recommendation else "", "code": record.code or "",
+        "documents": shown_documents(record),
         "status": record.status, "error_type": record.exec.error_type,
         "stderr_tail": record.exec.stderr_tail or "", "verdicts": verdicts,
     }
+
+
+def shown_documents(record: Record) -> list[str]:
+    """The qualified names of the documents the record's advice was written from (`doc:<module>:<name>#<section>`)."""
+    shown = record.recommendation.items if record.recommendation else ()
+    return list(dict.fromkeys(i.id.split(":", 2)[-1].split("#")[0] for i in shown if i.kind == "doc"))
 
 
 def source_of(problem: Problem, record_key: str, epoch: int, round_: int, model: str) -> dict[str, Any]:
@@ -184,14 +208,15 @@ def _passed(record: Record) -> bool | None:
 
 
 def outcomes(records: Sequence[Record]) -> dict[str, tuple[int, int]]:
-    """(helpful, harmful) increments per insight: a record that used it passed, or failed/timed out."""
+    """(helpful, harmful) increments per insight: a record that used it (cited it, or copied from it; every insight
+    shown when it used none) passed, or failed/timed out."""
     counts: dict[str, list[int]] = {}
     for record in records:
         passed = _passed(record)
         if passed is None:
             continue
         items = [i for i in (record.recommendation.items if record.recommendation else ()) if i.kind == "insight"]
-        used = [i for i in items if i.cited] or items
+        used = [i for i in items if i.used] or items
         for item in used:
             pair = counts.setdefault(item.id, [0, 0])
             pair[0 if passed else 1] += 1
