@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, Callable, Collection, Protocol, Sequence
 
 from spark_eval.types import LIBRARIES
@@ -30,6 +30,9 @@ COPY_WORDS = 8
 PLAN_ECHO_WORDS = 4
 """A plan's intent or pitfall sharing a run of this many words with the plan's prompt was copied from its format."""
 STATEMENT_CHARS = 2000
+STATEMENT_WEIGHT = 2.0
+"""The statement's hits count this many times a planned query's when the agent ranks what it found (the statement
+finds the reference's APIs more often than a small planner's queries do)."""
 
 PLAN_SYSTEM = (
     "You plan searches in a shared memory that holds the documentation of NumPy, pandas, Matplotlib, SciPy, "
@@ -223,9 +226,10 @@ class RetrievalAgent:
                 hits = recall.search(query, scope, exclude_families, self.per_query)
             queries.append({"query": query[:200], "source": source, "libraries": scope,
                             "hits": [_hit_json(h) for h in hits]})
-            for hit in hits:
-                if hit.id not in best or hit.score > best[hit.id].score:
-                    best[hit.id] = hit
+            weight = STATEMENT_WEIGHT if source == "statement" else 1.0
+            for hit in hits:  # an item found by several searches adds up their (weighted) scores
+                score = weight * hit.score + (best[hit.id].score if hit.id in best else 0.0)
+                best[hit.id] = replace(hit, score=score)
         trace["queries"] = queries
         chosen = self._shown(best.values())
         items = recall.fetch([h.id for h in chosen])

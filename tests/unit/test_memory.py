@@ -493,3 +493,24 @@ def test_a_learning_round_curates_its_records_once_and_leaves_a_health_row(probl
     assert [(h["round"], h["records_seen"], h["ops"]) for h in loop.health] == [(0, 3, {"ADD": 1})]
     assert [h["round"] for h in read_lines(tmp_path / "memory" / "health.jsonl")] == [0]
     store.close()
+
+
+def test_the_screen_knows_what_a_rounds_attempts_met(tmp_path, problems):
+    """Per problem: its library and text, and the APIs its attempts met: the documents shown, the names its code
+    calls, the reference solution's labelled APIs (problem 0's reference reads `df.iloc`)."""
+    from spark_eval.memory.learning.loop import LearningLoop, trace_of
+    from spark_eval.records import Record
+    from tests.fakes.runs import record
+
+    loop = LearningLoop(str(tmp_path / "store.sqlite"), None, True, {}, 0.0, LeakGuard(), lambda: None, None, None)
+    loop.problems = {0: problems[0]}
+    loop.documented = {"Pandas": frozenset({"pandas.DataFrame.iloc", "pandas.DataFrame.groupby"})}
+    shown = {"text": "advice", "items": [{"id": "doc:pandas:pandas.DataFrame.groupby#overview", "kind": "doc",
+                                          "score": 0.5, "cited": True},
+                                         {"id": "ins:1", "kind": "insight", "score": 0.4, "cited": False}]}
+    attempt = Record.from_json({**record(0, "m", "spark", library="Pandas"), "recommendation": shown,
+                                "code": "result = df.pivot_table(index='a').reset_index()"})
+    facts = loop.source_facts([attempt])[0]
+    assert facts.library == "Pandas" and facts.text == problems[0].prompt
+    assert facts.apis == {"groupby", "pivot_table", "reset_index", "iloc"}
+    assert trace_of(attempt, problems[0])["documents"] == ["pandas.DataFrame.groupby"]
