@@ -448,7 +448,10 @@ def test_killing_the_parent_is_contained(isolated):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the process cap needs a sandbox uid, which needs root")
 @pytest.mark.parametrize("isolation", ISOLATIONS)
-def test_fork_bomb_is_contained_and_cleaned_up(harness_python, isolation):
+def test_fork_bomb_is_contained_and_cleaned_up(harness_python, isolation, monkeypatch):
+    if isolation == "bwrap":  # a uid no other run on this machine gives its bwrap workers (61000 + worker), so that
+        # the machine-wide look for leftovers below sees this sandbox's processes alone
+        monkeypatch.setattr("spark_eval.execution.sandbox.sandbox_uid", lambda index: 61900 + index)
     with isolated_sandbox(isolation, stand_ins(harness_python), workers=1, timeout_s=4, max_procs=64) as sandbox:
         uid = sandbox._uid(0)
         result = run(sandbox, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n")
