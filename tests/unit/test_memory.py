@@ -381,6 +381,12 @@ def test_the_screen_keeps_only_lessons_true_to_the_attempts_they_came_from():
     assert reason(applies_when="Descending order with np.argsort") == "applies_when repeats the title or the content"
     assert reason(library=None) == "filed under General, not a library"
     assert reason(library="Numpy", sources=(pandas,)) == "filed under Numpy, learned from Pandas problems"
+    # filed under the first library a small learner was shown, its APIs tell which of its attempts' it is about
+    assert screen.library_of("Pandas", ["numpy.argsort"], lesson["content"], [numpy]) == "Numpy"
+    assert screen.library_of("Numpy", ["numpy.argsort"], lesson["content"], [pandas]) == "Numpy"  # pandas has none
+    assert screen.library_of("Numpy", ["numpy.argsort"], lesson["content"], [numpy, pandas]) == "Numpy"
+    assert screen.library_of("Numpy", [], "Use df.melt(id_vars=k).", [numpy, pandas]) == "Pandas"
+    assert screen.library_of(None, [], "Use df.melt(id_vars=k).", [numpy, pandas]) == "Pandas"
     assert reason(title="How to use NumPy's nanmean", names=("numpy.argsort", "numpy.nanmean")) == \
         "title and content are about different APIs (nanmean vs argsort)"
     invented = reason(content="Use np.nanmean(a) to ignore the missing values before ranking them.",
@@ -395,7 +401,7 @@ def test_a_lesson_keeps_the_attempts_of_its_library_and_a_rejected_poison_is_mar
     from spark_eval.memory.learning.learner import REPLY_PLACEHOLDERS
     from spark_eval.memory.learning.screen import InsightScreen, SourceFacts
 
-    facts = {1: SourceFacts("Pandas", "Group rows.", frozenset({"groupby", "agg"})),
+    facts = {1: SourceFacts("Pandas", "Group rows.", frozenset({"groupby", "agg", "melt"})),
              2: SourceFacts("Numpy", "Sort rows.", frozenset({"argsort"}))}
     sources = tuple({"problem_id": i, "family": f"x/{i}", "record_key": f"{i}/e0/r0", "epoch": 0, "round": 0}
                     for i in (1, 2))
@@ -404,14 +410,19 @@ def test_a_lesson_keeps_the_attempts_of_its_library_and_a_rejected_poison_is_mar
                      library="Pandas", sources=sources, apis=("DataFrame.groupby",))
     assert [s["problem_id"] for s in own_sources(good, facts).sources] == [1]
     poison = replace(good, title="Sorting", content="Use np.argsort(a) to sort a frame's rows.", library="Numpy",
+                     apis=("numpy.argsort",), tags=("numpy.argsort",),
                      sources=tuple({**s, "poison": True, "poison_kind": "wrong_api"} for s in sources[:1]))
     store = SQLiteStore(tmp_path / "store.sqlite")
     curator = Curator(store, HashEmbedder(), CurationPolicy(), LeakGuard(),
                       InsightScreen(API_NAMES, [], placeholders=REPLY_PLACEHOLDERS))
-    assert curator.apply([good, poison], {}, {}, WHERE, facts=facts) == {"ADD": 1, "REJECT": 1}
-    [kept] = store.items(kind="insight")
+    misfiled = replace(good, title="Melt wide columns", content="Use pd.melt(df, id_vars=key) to turn columns into rows.",
+                       library="Numpy", apis=("pandas.melt",), tags=("pandas.melt",), applies_when="wide to long")
+    assert curator.apply([good, poison, misfiled], {}, {}, WHERE, facts=facts) == {"ADD": 2, "REJECT": 1}
+    assert {i.title: i.library for i in store.items(kind="insight")} == {good.title: "Pandas", misfiled.title: "Pandas"}
+    assert [op["detail"].get("filed_under") for op in store.ops() if op["op"] == "ADD"] == [None, "Numpy"]
+    kept = next(i for i in store.items(kind="insight") if i.title == good.title)
     assert [s["problem_id"] for s in kept.provenance] == [1]
-    rejected = store.ops()[-1]["detail"]
+    rejected = next(op for op in store.ops() if op["op"] == "REJECT")["detail"]
     assert rejected["reason"] == "screen: filed under Numpy, learned from Pandas problems"
     assert rejected["poison"] == "wrong_api" and rejected["applies_when"] == good.applies_when
     store.close()

@@ -79,6 +79,8 @@ class Curator:
         retired = self.store.items(kind="insight", status="retired")
         retired_vectors = self._vectors(retired)
         for candidate in candidates:
+            filed = candidate.library
+            candidate = self._refiled(candidate, facts or {})
             screened = self._screened(candidate, facts or {})
             if screened:
                 ops.append({"op": "REJECT", "item_id": insight_id(candidate.title, candidate.content), **where,
@@ -118,7 +120,8 @@ class Curator:
             self.store.put_items([item])
             active.append(item)
             vectors = np.vstack([vectors, vector[None, :]]) if len(vectors) else vector[None, :]
-            ops.append({"op": "ADD", "item_id": item.id, **where, "detail": {"title": item.title}})
+            ops.append({"op": "ADD", "item_id": item.id, **where,
+                        "detail": {"title": item.title, **({"filed_under": filed} if filed != item.library else {})}})
         self._retire(where, ops, base_fail_rate(base))
         self.store.log_ops(ops)
         return Counter(op["op"] for op in ops)
@@ -157,6 +160,14 @@ class Curator:
                          "detail": {"reason": reason, "helpful": i.helpful, "harmful": i.harmful,
                                     "base_fail_rate": round(fail_rate, 4),
                                     "excess_harm": round(excess_harm(i, fail_rate), 4)}} for i in items]
+
+    def _refiled(self, candidate: Candidate, facts: dict[int, SourceFacts]) -> Candidate:
+        """The candidate under the library of its source attempts that its APIs belong to (`InsightScreen.library_of`)."""
+        if self.screen is None:
+            return candidate
+        known = [facts[s["problem_id"]] for s in candidate.sources if s.get("problem_id") in facts]
+        library = self.screen.library_of(candidate.library, candidate.apis, candidate.content, known)
+        return candidate if library == candidate.library else replace(candidate, library=library)
 
     def _screened(self, candidate: Candidate, facts: dict[int, SourceFacts]) -> str | None:
         if self.screen is None:

@@ -140,6 +140,19 @@ class InsightScreen:
                 return f"restates its problem's text ({' '.join(shared[0])!r})"
         return None
 
+    def library_of(self, library: str | None, names: Sequence[str], content: str,
+                   sources: Sequence[SourceFacts]) -> str | None:
+        """The library an insight is about: of its source attempts' libraries, the one whose documentation has the most
+        of the APIs it names (its own on a tie): a small learner files a lesson about `pandas.get_dummies` learned
+        from a pandas problem under the first library of the list it was shown. Its own when none has any (the
+        screen then rejects it)."""
+        libraries = list(dict.fromkeys(s.library for s in sources))
+        if not libraries:
+            return library
+        found = [(len(self.apis(lib, names, content)), lib == library, -k, lib) for k, lib in enumerate(libraries)]
+        count, _, _, best = max(found)
+        return best if count else library
+
     def _format(self, library: str | None, title: str, content: str, applies_when: str) -> str | None:
         """Why the fields are not a lesson's but the reply format's, or None."""
         for field, value in (("title", title), ("content", content), ("applies_when", applies_when)):
