@@ -16,7 +16,7 @@ demo: setup
 TEST_WORKERS ?= 2
 test: setup
 	$(HARNESS)/bin/python -m mypy
-	$(HARNESS)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(HARNESS)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 test-slow: setup
 	$(HARNESS)/bin/python -m pytest -m slow

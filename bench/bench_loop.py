@@ -119,7 +119,7 @@ def loop_figures(run_dir: Path) -> dict:
         "rejected": [{"reason": op["detail"].get("reason"), "title": op["detail"].get("title")}
                      for op in ops if op["op"] == "REJECT"],
     }
-    return {"run_dir": str(run_dir), "agent": agent_rates(rows), "learner": learner,
+    return {"run_dir": str(run_dir.resolve().relative_to(ROOT)) if run_dir.resolve().is_relative_to(ROOT) else str(run_dir), "agent": agent_rates(rows), "learner": learner,
             "passed": sum(1 for r in records if r.passed), "rows": rows}
 
 
