@@ -22,7 +22,7 @@ problem's statement as `raw_rag` sends it (`prompt_query`; `--raw-prompt`: the p
 as raw_rag sent it before), filtered to the problem's library, for every labelled problem; and, on a
 stratified subset (`--agent-problems`), the agent's searches: its planned queries (the embedded agent model, through
 the response cache) and the problem's statement, each searched in the libraries the agent would search, merged by
-best score as the agent merges them; beside them the planned queries alone, and the statement alone, on the same
+summed scores (the statement's weighted) as the agent merges them; beside them the planned queries alone, and the statement alone, on the same
 subset. Each embedder's KB is built first if it is not in the cache
 (MiniLM: about 15-20 minutes for the full KB on 2 cores; the static embedder: under a minute).
 """
@@ -44,8 +44,8 @@ from spark_eval.config import compose_config
 from spark_eval.data import build_benchmark
 from spark_eval.data.ds1000 import read_dataset
 from spark_eval.models.pool import ModelPool
-from spark_eval.memory.agent import (PLAN_SCHEMA, STATEMENT_CHARS, interpret_plan, plan_messages, prompt_query,
-                                     search_libraries)
+from spark_eval.memory.agent import (PLAN_SCHEMA, STATEMENT_CHARS, STATEMENT_WEIGHT, interpret_plan, plan_messages,
+                                     prompt_query, search_libraries)
 from spark_eval.memory.docs.apilabels import ApiNames, api_labels
 from spark_eval.memory.index import Hit, HybridIndex
 from spark_eval.memory.docs.kb import load_api_names, load_knowledge_base
@@ -83,25 +83,27 @@ class Arm:
     def __init__(self, name: str, index: HybridIndex, vectors: dict[str, np.ndarray], mode: str) -> None:
         self.name, self.index, self.vectors, self.mode = name, index, vectors, mode
 
-    def ranked(self, queries: Sequence[str], libraries: Sequence[str] | None) -> list[str]:
+    def ranked(self, queries: Sequence[str], libraries: Sequence[str] | None,
+               weights: Sequence[float] | None = None) -> list[str]:
         """The best DEPTH chunk ids over the queries: each searched in `libraries` (all of them when that finds
-        nothing), the hits merged by their best score, as the agent merges its queries' hits."""
-        best: dict[str, Hit] = {}
-        for query in queries:
+        nothing), the hits merged by the sum of their scores, each query's times its weight (1 unless given), as
+        the agent merges its searches' hits."""
+        total: dict[str, float] = {}
+        for query, weight in zip(queries, weights or [1.0] * len(queries)):
             hits = self.index.search(query, self.vectors.get(query), k=DEPTH, libraries=libraries, mode=self.mode)
             if not hits and libraries is not None:
                 hits = self.index.search(query, self.vectors.get(query), k=DEPTH, mode=self.mode)
             for hit in hits:
-                if hit.id not in best or hit.score > best[hit.id].score:
-                    best[hit.id] = hit
-        return [h.id for h in sorted(best.values(), key=lambda h: (-h.score, h.id))[:DEPTH]]
+                total[hit.id] = total.get(hit.id, 0.0) + weight * hit.score
+        return [i for i, _ in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:DEPTH]]
 
 
 def evaluate(arms: list[Arm], cases: list[dict[str, Any]]) -> dict[str, Any]:
     """Each arm's mean scores over the cases, overall and per library."""
     table: dict[str, Any] = {"arms": {}, "by_library": {}}
     for arm in arms:
-        rows = [(case["library"], scores(arm.ranked(case["queries"], case["libraries"]), case["labels"]))
+        rows = [(case["library"], scores(arm.ranked(case["queries"], case["libraries"], case.get("weights")),
+                                         case["labels"]))
                 for case in cases]
         table["arms"][arm.name] = mean_scores([r for _, r in rows])
         table["by_library"][arm.name] = {lib: mean_scores([r for l, r in rows if l == lib])
@@ -161,7 +163,8 @@ def main() -> None:
         if args.agent_problems else []
     agent = asyncio.run(agent_cases(base, subset, labels)) if subset else []
     cases = prompt_cases(labelled, labels, args.raw_prompt)
-    merged = [{**c, "queries": [*c["queries"], c["statement"]]} for c in agent]  # what the agent searches
+    merged = [{**c, "queries": [*c["queries"], c["statement"]],  # what the agent searches, weighted as it weighs them
+               "weights": [1.0] * len(c["queries"]) + [STATEMENT_WEIGHT]} for c in agent]
     subset_ids = {c["problem_id"] for c in agent}
     paired = [c for c in cases if c["problem_id"] in subset_ids]
 
