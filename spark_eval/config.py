@@ -197,6 +197,11 @@ class LearningConfig:
     screen: bool = True  # reject insights that name no documented API or echo a prompt, rubric or problem
     duplicate_threshold: float = 0.9  # cosine at or above which a new insight merges into an old one
     retire_margin: float = 3.0  # retire when failures beyond the base fail rate's prediction reach this
+    # how harm is judged: base_rate (failures against the stream's fail rate) or paired (against the same coder's
+    # outcome on the same problem without memory, read from `baseline`: a use that turns a pass into a failure is
+    # harm, one that turns a failure into a pass is help; retire when harm - help reaches retire_margin)
+    harm: str = "base_rate"
+    baseline: list[str] = field(default_factory=list)  # harm=paired: finished memory=none run directories
     max_insights: int = 500
 
 
@@ -465,6 +470,7 @@ RESULT_NEUTRAL_KEYS = (
 # Settings added after runs were made, left out of the identity while they keep the value that means "as before",
 # so those runs still resume.
 IDENTITY_ABSENT = {"pipeline.share": None, "memory.mask_contributors": [], "memory.poison.rate": 0.0,
+                   "memory.learning.harm": "base_rate", "memory.learning.baseline": [],
                    "memory.placebo.source": None, "memory.placebo.seed": 0, "execution.output_tail_chars": 2000,
                    "execution.disk_mb": 1024}
 # Settings that name a run directory: they count as the place inside the project folder (`results/...`), so a

@@ -525,3 +525,41 @@ def test_the_screen_knows_what_a_rounds_attempts_met(tmp_path, problems):
     assert facts.library == "Pandas" and facts.text == problems[0].prompt
     assert facts.apis == {"groupby", "pivot_table", "reset_index", "iloc"}
     assert trace_of(attempt, problems[0])["documents"] == ["pandas.DataFrame.groupby"]
+
+
+def test_paired_harm_weighs_each_use_against_the_coder_without_memory(tmp_path):
+    """A use that turns the baseline's pass into a failure is harm, a failure into a pass help; the same outcome
+    both ways moves nothing; an insight is retired when harm - help reaches the margin, whatever the base rate."""
+    from spark_eval.memory.learning.loop import baseline_outcomes, paired_outcomes
+    from spark_eval.memory.base import MemoryConfigError
+    from spark_eval.records import Record
+    from tests.fakes.runs import record, write_run
+
+    def used(problem_id, passed, insight):
+        advice = {"text": "advice", "items": [{"id": insight, "kind": "insight", "score": 0.5, "cited": True}]}
+        return Record.from_json({**record(problem_id, "m", "spark", passed=passed), "recommendation": advice})
+
+    baseline = {("m", 1): True, ("m", 2): True, ("m", 3): False, ("m", 4): False}
+    records = [used(1, False, "ins:bad"), used(2, False, "ins:bad"), used(3, False, "ins:bad"),
+               used(3, True, "ins:good"), used(4, False, "ins:good"), used(9, False, "ins:good")]
+    assert paired_outcomes(records, baseline) == {"ins:bad": (0, 2), "ins:good": (1, 0)}
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    for name in ("bad", "good"):
+        store.put_items([Item(f"ins:{name}", "insight", "Pandas", name, f"Use df.{name}() to {name}.")])
+    curator = Curator(store, HashEmbedder(), CurationPolicy(retire_margin=2, harm="paired"), LeakGuard())
+    ops = curator.apply([], {}, paired_outcomes(records, baseline), WHERE, graded=(1, 5))
+    assert ops == {"UPDATE": 2, "RETIRE": 1}
+    [retired] = store.items(kind="insight", status="retired")
+    assert retired.id == "ins:bad" and store.ops()[-1]["detail"]["harm"] == "paired"
+    store.close()
+
+    none_run = write_run(tmp_path / "none", [record(1, "m", "none", passed=True), record(3, "m", "none", passed=False)])
+    assert baseline_outcomes([str(none_run)]) == {("m", 1): True, ("m", 3): False}
+    spark_run = write_run(tmp_path / "spark", [record(1, "m", "spark")])
+    with pytest.raises(MemoryConfigError, match="is a memory=spark run"):
+        baseline_outcomes([str(spark_run)])
+    with pytest.raises(MemoryConfigError, match=r"set memory.learning.baseline=\["):
+        baseline_outcomes([])
+    with pytest.raises(MemoryConfigError, match="holds no records.jsonl"):
+        baseline_outcomes([str(tmp_path / "nowhere")])

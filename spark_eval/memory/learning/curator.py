@@ -4,8 +4,11 @@ Curation: near-duplicates (cosine >= threshold) are merged, keeping every source
 endorsements; helpful/harmful counters follow the outcomes of records that used an insight; an insight is
 retired when the records that used it failed more often than the stream's base rate predicts, by a margin of
 failures (`harmful - (helpful + harmful) * base_fail_rate >= retire_margin`, the base rate counted over every graded
-record the store has learned from, so a weak coder's usual failures do not retire every insight it used); the
-total is capped. Every operation is logged.
+record the store has learned from, so a weak coder's usual failures do not retire every insight it used). With
+`harm="paired"` the counters move against a counterfactual instead: the same coder's outcome on the same problem
+without memory (`loop.paired_outcomes`), so that a use which turned a pass into a failure is harm and one which
+turned a failure into a pass is help, and an insight is retired when `harmful - helpful >= retire_margin`. The total
+is capped. Every operation is logged.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ class CurationPolicy:
     duplicate_threshold: float = 0.9
     retire_margin: float = 3.0
     max_insights: int = 500
+    harm: str = "base_rate"
+    """`base_rate` or `paired` (see the module's docstring)."""
 
 
 BASE_OUTCOMES = "graded_outcomes"  # store meta: [passed, failed] over every graded record learned from
@@ -149,7 +154,7 @@ class Curator:
 
     def _retire(self, where: dict[str, int], ops: list, fail_rate: float) -> None:
         active = self.store.items(kind="insight")
-        harmful = [i for i in active if excess_harm(i, fail_rate) >= self.policy.retire_margin]
+        harmful = [i for i in active if self.harm_of(i, fail_rate) >= self.policy.retire_margin]
         keep = [i for i in active if i not in harmful]
         over = max(0, len(keep) - self.policy.max_insights)
         weakest = sorted(keep, key=lambda i: (i.helpful - i.harmful, i.endorsements, i.id))[:over]
@@ -157,9 +162,9 @@ class Curator:
             if items:
                 self.store.set_status([i.id for i in items], "retired")
                 ops += [{"op": "RETIRE", "item_id": i.id, **where,
-                         "detail": {"reason": reason, "helpful": i.helpful, "harmful": i.harmful,
+                         "detail": {"reason": reason, "helpful": i.helpful, "harmful": i.harmful, "harm": self.policy.harm,
                                     "base_fail_rate": round(fail_rate, 4),
-                                    "excess_harm": round(excess_harm(i, fail_rate), 4)}} for i in items]
+                                    "excess_harm": round(self.harm_of(i, fail_rate), 4)}} for i in items]
 
     def _refiled(self, candidate: Candidate, facts: dict[int, SourceFacts]) -> Candidate:
         """The candidate under the library of its source attempts that its APIs belong to (`InsightScreen.library_of`)."""
@@ -168,6 +173,11 @@ class Curator:
         known = [facts[s["problem_id"]] for s in candidate.sources if s.get("problem_id") in facts]
         library = self.screen.library_of(candidate.library, candidate.apis, candidate.content, known)
         return candidate if library == candidate.library else replace(candidate, library=library)
+
+    def harm_of(self, item: Item, fail_rate: float) -> float:
+        """What retirement weighs against `retire_margin`: failures beyond the base rate's prediction, or (paired)
+        the passes its uses turned into failures less the failures they turned into passes."""
+        return float(item.harmful - item.helpful) if self.policy.harm == "paired" else excess_harm(item, fail_rate)
 
     def _screened(self, candidate: Candidate, facts: dict[int, SourceFacts]) -> str | None:
         if self.screen is None:

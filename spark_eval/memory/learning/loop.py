@@ -14,16 +14,20 @@ from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learning.curator import Curator, CurationPolicy
 from spark_eval.memory.learning.learner import Candidate, Learner, insight_text
 from spark_eval.memory.learning.poison import poison_some
+from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.docs.apilabels import ApiNames, api_labels
 from spark_eval.memory.learning.screen import InsightScreen, SourceFacts, code_names, last_parts
 from spark_eval.memory.store.base import MemoryStore, is_database_url
 from spark_eval.models.base import ChatModel, ModelCallError, ModelUnavailable
 from spark_eval.models.ledger import BudgetExhausted
 from spark_eval.records import GRADED, Record, Usage, append_jsonl, read_lines
-from spark_eval.records.run import HEALTH
+from spark_eval.records.run import HEALTH, RunFiles, holds_records
 from spark_eval.types import Problem
 
 log = logging.getLogger(__name__)
+
+
+HARM_RULES = ("base_rate", "paired")
 
 
 class LearningLoop:
@@ -49,6 +53,9 @@ class LearningLoop:
         """The store's file; None for a store on a database server."""
         self.frozen_store = frozen_store
         self.learns, self.learning, self.poison_rate = learns, learning, poison_rate
+        if learning.get("harm", "base_rate") not in HARM_RULES:
+            raise MemoryConfigError(f"memory.learning.harm={learning['harm']} is unknown; choose one of: "
+                                    f"{', '.join(HARM_RULES)}")
         self.guard = guard
         self.learner_model = learner_model
         self.benchmark = benchmark
@@ -60,6 +67,8 @@ class LearningLoop:
         """Each library's documented qualified names (what the screen wants an insight to name)."""
         self.screen: InsightScreen | None = None
         self._api_names: ApiNames | None = None
+        self.baseline: dict[tuple[str, int], bool] = {}
+        """harm=paired: (coder, problem id) -> whether its answer without memory passed."""
         self.health: list[dict[str, Any]] = []
         self._learner: Learner | None = None
 
@@ -69,6 +78,8 @@ class LearningLoop:
         them; and the health rows of the rounds learned before (a resumed run)."""
         self.store, self.embedder, self.documented = store, embedder, documented
         self.problems = {p.problem_id: p for p in problems}
+        if self.learns and self.learning.get("harm") == "paired":
+            self.baseline = baseline_outcomes(self.learning.get("baseline") or [])
         if self.memory_dir:
             self.health = read_lines(self.memory_dir / HEALTH)
 
@@ -82,7 +93,7 @@ class LearningLoop:
     def curator(self) -> Curator:
         c = self.learning
         policy = CurationPolicy(duplicate_threshold=c["duplicate_threshold"], retire_margin=c["retire_margin"],
-                                max_insights=c["max_insights"])
+                                max_insights=c["max_insights"], harm=c.get("harm", "base_rate"))
         return Curator(self.store, self.embedder, policy, self.guard, self.screen)
 
     async def round(self, records: Sequence[Record], epoch: int, round_: int) -> None:
@@ -108,7 +119,8 @@ class LearningLoop:
                 if call["error"]:
                     store.log_ops([unusable_reply(call, where)])
             references = {t["problem_id"]: self.problems[t["problem_id"]].reference_code for t in traces}
-            ops = self.curator().apply(candidates, references, outcomes(fresh), where, facts=self.source_facts(fresh),
+            moved = paired_outcomes(fresh, self.baseline) if self.learning.get("harm") == "paired" else outcomes(fresh)
+            ops = self.curator().apply(candidates, references, moved, where, facts=self.source_facts(fresh),
                                        graded=graded(fresh))
         self.record_health(epoch, round_, len(traces), ops, sum((c["usage"] for c in calls), Usage()),
                            candidates=len(candidates), unusable=sum(1 for c in calls if c["error"]))
@@ -221,6 +233,40 @@ def outcomes(records: Sequence[Record]) -> dict[str, tuple[int, int]]:
             pair = counts.setdefault(item.id, [0, 0])
             pair[0 if passed else 1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def paired_outcomes(records: Sequence[Record], baseline: Mapping[tuple[str, int], bool]) -> dict[str, tuple[int, int]]:
+    """(helpful, harmful) increments per insight against a counterfactual: a record that used it (as in `outcomes`)
+    passed where the same coder without memory failed (help), or failed where it passed (harm); the same outcome
+    both ways, or a problem the baseline does not hold, moves nothing (the insight is still named, at (0, 0))."""
+    counts: dict[str, list[int]] = {}
+    for record in records:
+        passed, before = _passed(record), baseline.get((record.model, record.problem_id))
+        items = [i for i in (record.recommendation.items if record.recommendation else ()) if i.kind == "insight"]
+        for item in [i for i in items if i.used] or items:
+            pair = counts.setdefault(item.id, [0, 0])
+            if passed is not None and before is not None and passed != before:
+                pair[0 if passed else 1] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items() if any(v)}
+
+
+def baseline_outcomes(run_dirs: Sequence[str]) -> dict[tuple[str, int], bool]:
+    """(coder, problem id) -> passed, from finished no-memory runs (their first epoch's first answers)."""
+    if not run_dirs:
+        raise MemoryConfigError("memory.learning.harm=paired weighs each use against the coder's own outcome without "
+                                "memory: set memory.learning.baseline=[<finished memory=none run directory>, ...]")
+    found: dict[tuple[str, int], bool] = {}
+    for run_dir in run_dirs:
+        if not holds_records(run_dir):
+            raise MemoryConfigError(f"memory.learning.baseline: {run_dir} holds no records.jsonl; give a finished "
+                                    "memory=none run directory of the same coders and problems")
+        for record in RunFiles(run_dir).records:
+            if record.memory != "none":
+                raise MemoryConfigError(f"memory.learning.baseline: {run_dir} is a memory={record.memory} run; the "
+                                        "counterfactual is the coder without memory (memory=none)")
+            if record.epoch == 0 and record.repeat == 0 and record.status in GRADED:
+                found[(record.model, record.problem_id)] = bool(record.passed)
+    return found
 
 
 def graded(records: Sequence[Record]) -> tuple[int, int]:
