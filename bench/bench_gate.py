@@ -1,0 +1,108 @@
+"""Candidate signals for Spark's gate: does a signal tell the problems the coder solves alone ("known": its answer
+without memory passes) from the rest, before any advice is written?
+
+    PYTHONPATH=. python bench/bench_gate.py results/local_study/qwen2.5-coder-0.5b__none__s0 \\
+        --spark results/local_study/qwen2.5-coder-0.5b__spark__s0 --out results/bench/gate.json
+
+On the no-memory run's problems (epoch 0, first answers, graded), per signal its AUROC for "known" (0.5: none):
+
+- `self_assessed`: the probability the coder gives "yes" when asked, after the problem, whether it knows how to solve
+  it without looking anything up (read off its logits by a `choices` request: nothing is generated; the embedded
+  models answer it, through the response cache);
+- from a Spark run's records of the same problems (`--spark`): the best raw dense and BM25 scores among the agent's
+  hits, and the number of items shown.
+
+With few known problems the AUROC is loose: its 95% interval (bootstrap over problems) is printed beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+from hydra.utils import instantiate
+
+from spark_eval.config import compose_config
+from spark_eval.data import build_benchmark
+from spark_eval.models.structured import ask_choices
+from spark_eval.records import GRADED
+from spark_eval.records.run import RunFiles
+
+QUESTION = ("Before you answer: are you sure you know how to solve this problem correctly without looking anything "
+            "up? Reply with yes or no.")
+
+
+def auroc(scores: np.ndarray, known: np.ndarray) -> float:
+    pos, neg = scores[known], scores[~known]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    return float(np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])))
+
+
+def interval(scores: np.ndarray, known: np.ndarray, resamples: int = 2000) -> list[float]:
+    rng = np.random.default_rng(0)
+    draws = [auroc(scores[i], known[i]) for i in (rng.integers(0, len(scores), len(scores)) for _ in range(resamples))]
+    return [round(float(np.nanpercentile(draws, q)), 3) for q in (2.5, 97.5)]
+
+
+async def self_assessed(model_name: str, problem_ids: list[int]) -> dict[int, float]:
+    cfg = compose_config(f"model={model_name}")
+    benchmark = build_benchmark(cfg.dataset)
+    problems = {p.problem_id: p for p in benchmark.problems()}
+    model = instantiate(cfg.model)
+    found = {}
+    for pid in problem_ids:
+        messages = benchmark.coder_messages(problems[pid], None)
+        asked = [*messages[:-1], {"role": "user", "content": messages[-1]["content"] + "\n\n" + QUESTION}]
+        reply = await ask_choices(model, asked, "", ["yes", "no"])
+        if reply.value is not None:
+            found[pid] = reply.value["yes"]
+    return found
+
+
+def retrieval(spark_dir: Path) -> dict[str, dict[int, float]]:
+    signals: dict[str, dict[int, float]] = {"max_dense": {}, "max_bm25": {}, "items_shown": {}}
+    for record in RunFiles(spark_dir).records:
+        rec = record.recommendation
+        if record.epoch or record.repeat or rec is None:
+            continue
+        hits = [h for q in rec.trace.get("queries") or () for h in q.get("hits") or () if isinstance(h, dict)]
+        signals["max_dense"][record.problem_id] = max([h.get("dense_score") or 0.0 for h in hits] or [0.0])
+        signals["max_bm25"][record.problem_id] = max([h.get("bm25_score") or 0.0 for h in hits] or [0.0])
+        signals["items_shown"][record.problem_id] = float(len(rec.items))
+    return signals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("none_run", type=Path, help="a finished memory=none run (which problems are known)")
+    parser.add_argument("--spark", type=Path, help="a Spark run of the same problems (retrieval signals)")
+    parser.add_argument("--model", default="local", help="the coder's model config (the self-assessed signal)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    known = {r.problem_id: bool(r.passed) for r in RunFiles(args.none_run).records
+             if r.epoch == 0 and r.repeat == 0 and r.status in GRADED}
+    ids = sorted(known)
+    signals = {"self_assessed": asyncio.run(self_assessed(args.model, ids))}
+    if args.spark:
+        signals.update(retrieval(args.spark))
+    table = {}
+    for name, values in signals.items():
+        shared = [i for i in ids if i in values]
+        scores, labels = np.array([values[i] for i in shared]), np.array([known[i] for i in shared])
+        table[name] = {"auroc_known": round(auroc(scores, labels), 3), "ci95": interval(scores, labels),
+                       "n": len(shared), "known": int(labels.sum()),
+                       "mean_known": round(float(scores[labels].mean()), 3),
+                       "mean_unknown": round(float(scores[~labels].mean()), 3)}
+        print(f"{name:<14} AUROC for known {table[name]['auroc_known']:.3f} {table[name]['ci95']}  "
+              f"({table[name]['known']} known of {len(shared)})")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"none_run": str(args.none_run), "spark_run": str(args.spark) if args.spark else None,
+                                        "signals": table}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
