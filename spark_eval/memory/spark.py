@@ -231,8 +231,8 @@ class SparkMemory:
         return {
             "name": self.name, "mode": self.mode, "sources": list(self.sources), "experience": self.experience_name,
             "exclude_family": self.exclude_family, "leaky": self.leaky, "embedder": self._embedder_name(),
-            "frozen_store": self.frozen_store and shown_url(self.frozen_store), "store": shown_url(self.store_location) if is_database_url(self.store_location)
-            else shown_path(self.store_location),
+            "frozen_store": self.frozen_store and shown_url(self.frozen_store),
+            "store": shown_path(shown_url(self.store_location)),
             "mask_contributors": list(self.mask), "poison_rate": self.poison_rate,
             "kb_chunks": self.kb.chunks_by_library if self.kb else {},
             "kb_hash": self.kb.hash if self.kb else None,

@@ -85,8 +85,9 @@ class Curator:
         retired_vectors = self._vectors(retired)
         for candidate in candidates:
             filed = candidate.library
-            candidate = self._refiled(candidate, facts or {})
-            screened = self._screened(candidate, facts or {})
+            known = [facts[s["problem_id"]] for s in candidate.sources if s.get("problem_id") in (facts or {})]
+            candidate = self._refiled(candidate, known)
+            screened = self._screened(candidate, known)
             if screened:
                 ops.append({"op": "REJECT", "item_id": insight_id(candidate.title, candidate.content), **where,
                             "detail": {"reason": f"screen: {screened}", "title": candidate.title,
@@ -166,11 +167,11 @@ class Curator:
                                     "base_fail_rate": round(fail_rate, 4),
                                     "excess_harm": round(self.harm_of(i, fail_rate), 4)}} for i in items]
 
-    def _refiled(self, candidate: Candidate, facts: dict[int, SourceFacts]) -> Candidate:
-        """The candidate under the library of its source attempts that its APIs belong to (`InsightScreen.library_of`)."""
+    def _refiled(self, candidate: Candidate, known: list[SourceFacts]) -> Candidate:
+        """The candidate under the library of its source attempts (what is `known` of them) that its APIs belong to
+        (`InsightScreen.library_of`)."""
         if self.screen is None:
             return candidate
-        known = [facts[s["problem_id"]] for s in candidate.sources if s.get("problem_id") in facts]
         library = self.screen.library_of(candidate.library, candidate.apis, candidate.content, known)
         return candidate if library == candidate.library else replace(candidate, library=library)
 
@@ -179,11 +180,10 @@ class Curator:
         the passes its uses turned into failures less the failures they turned into passes."""
         return float(item.harmful - item.helpful) if self.policy.harm == "paired" else excess_harm(item, fail_rate)
 
-    def _screened(self, candidate: Candidate, facts: dict[int, SourceFacts]) -> str | None:
+    def _screened(self, candidate: Candidate, known: list[SourceFacts]) -> str | None:
         if self.screen is None:
             return None
         text = searched_text(candidate.title, candidate.content, candidate.applies_when)
-        known = [facts[s["problem_id"]] for s in candidate.sources if s.get("problem_id") in facts]
         return self.screen.reason(candidate.library, candidate.apis, text, [], title=candidate.title,
                                   content=candidate.content, applies_when=candidate.applies_when, sources=known)
 

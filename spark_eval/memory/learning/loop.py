@@ -20,7 +20,7 @@ from spark_eval.memory.learning.screen import InsightScreen, SourceFacts, code_n
 from spark_eval.memory.store.base import MemoryStore, is_database_url
 from spark_eval.models.base import ChatModel, ModelCallError, ModelUnavailable
 from spark_eval.models.ledger import BudgetExhausted
-from spark_eval.records import GRADED, Record, Usage, append_jsonl, read_lines
+from spark_eval.records import GRADED, Record, RetrievedItem, Usage, append_jsonl, read_lines
 from spark_eval.records.run import HEALTH, RunFiles, holds_records
 from spark_eval.types import Problem
 
@@ -135,18 +135,20 @@ class LearningLoop:
     def source_facts(self, records: Sequence[Record]) -> dict[int, SourceFacts]:
         """What the screen checks the round's candidates against, per problem: its text and library, and the APIs its
         attempts met (the documents shown to them, the reference's labelled APIs, the names their code calls)."""
-        if self._api_names is None:
-            self._api_names = ApiNames(self.documented)
         met: dict[int, set[str]] = {}
         for record in records:
+            labels = record.recommendation.api_labels if record.recommendation else None
+            if labels is None:  # the memory labels every record it advises; labelled here only when it did not
+                labels = api_labels(self.problems[record.problem_id], self._labeller())
             met.setdefault(record.problem_id, set()).update(last_parts(shown_documents(record)),
-                                                            code_names(record.code or ""))
-        facts = {}
-        for problem_id, names in met.items():
-            problem = self.problems[problem_id]
-            labels = last_parts(api_labels(problem, self._api_names))
-            facts[problem_id] = SourceFacts(problem.library, problem.prompt, frozenset(names) | labels)
-        return facts
+                                                            code_names(record.code or ""), last_parts(labels))
+        return {problem_id: SourceFacts(self.problems[problem_id].library, self.problems[problem_id].prompt,
+                                        frozenset(names)) for problem_id, names in met.items()}
+
+    def _labeller(self) -> ApiNames:
+        if self._api_names is None:
+            self._api_names = ApiNames(self.documented)
+        return self._api_names
 
     async def _distilled(self, traces: Sequence[dict[str, Any]], epoch: int,
                          round_: int) -> tuple[list[Candidate], list[dict[str, Any]]]:
@@ -219,17 +221,21 @@ def _passed(record: Record) -> bool | None:
     return record.passed if record.status in GRADED else None
 
 
+def used_insights(record: Record) -> list[RetrievedItem]:
+    """The insights a record's advice used (cited, or copied from); every insight shown when it used none."""
+    items = [i for i in (record.recommendation.items if record.recommendation else ()) if i.kind == "insight"]
+    return [i for i in items if i.used] or items
+
+
 def outcomes(records: Sequence[Record]) -> dict[str, tuple[int, int]]:
-    """(helpful, harmful) increments per insight: a record that used it (cited it, or copied from it; every insight
-    shown when it used none) passed, or failed/timed out."""
+    """(helpful, harmful) increments per insight: a record that used it (`used_insights`) passed, or failed/timed
+    out."""
     counts: dict[str, list[int]] = {}
     for record in records:
         passed = _passed(record)
         if passed is None:
             continue
-        items = [i for i in (record.recommendation.items if record.recommendation else ()) if i.kind == "insight"]
-        used = [i for i in items if i.used] or items
-        for item in used:
+        for item in used_insights(record):
             pair = counts.setdefault(item.id, [0, 0])
             pair[0 if passed else 1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
@@ -242,8 +248,7 @@ def paired_outcomes(records: Sequence[Record], baseline: Mapping[tuple[str, int]
     counts: dict[str, list[int]] = {}
     for record in records:
         passed, before = _passed(record), baseline.get((record.model, record.problem_id))
-        items = [i for i in (record.recommendation.items if record.recommendation else ()) if i.kind == "insight"]
-        for item in [i for i in items if i.used] or items:
+        for item in used_insights(record):
             pair = counts.setdefault(item.id, [0, 0])
             if passed is not None and before is not None and passed != before:
                 pair[0 if passed else 1] += 1
