@@ -12,7 +12,8 @@ On the no-memory run's problems (epoch 0, first answers, graded), per signal its
 - from a Spark run's records of the same problems (`--spark`): the best raw dense and BM25 scores among the agent's
   hits, and the number of items shown.
 
-With few known problems the AUROC is loose: its 95% interval (bootstrap over problems) is printed beside it.
+With few known problems the AUROC is loose: its 95% interval (`stats/validity.py`: bootstrap over origin families,
+as every AUROC of the report) is printed beside it.
 """
 from __future__ import annotations
 
@@ -29,22 +30,10 @@ from spark_eval.data import build_benchmark
 from spark_eval.models.structured import ask_choices
 from spark_eval.records import GRADED
 from spark_eval.records.run import RunFiles
+from spark_eval.stats.validity import auroc, auroc_interval
 
 QUESTION = ("Before you answer: are you sure you know how to solve this problem correctly without looking anything "
             "up? Reply with yes or no.")
-
-
-def auroc(scores: np.ndarray, known: np.ndarray) -> float:
-    pos, neg = scores[known], scores[~known]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    return float(np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])))
-
-
-def interval(scores: np.ndarray, known: np.ndarray, resamples: int = 2000) -> list[float]:
-    rng = np.random.default_rng(0)
-    draws = [auroc(scores[i], known[i]) for i in (rng.integers(0, len(scores), len(scores)) for _ in range(resamples))]
-    return [round(float(np.nanpercentile(draws, q)), 3) for q in (2.5, 97.5)]
 
 
 async def self_assessed(model_name: str, problem_ids: list[int]) -> dict[int, float]:
@@ -82,8 +71,9 @@ def main() -> None:
     parser.add_argument("--model", default="local", help="the coder's model config (the self-assessed signal)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    known = {r.problem_id: bool(r.passed) for r in RunFiles(args.none_run).records
-             if r.epoch == 0 and r.repeat == 0 and r.status in GRADED}
+    firsts = [r for r in RunFiles(args.none_run).records if r.epoch == 0 and r.repeat == 0 and r.status in GRADED]
+    known = {r.problem_id: bool(r.passed) for r in firsts}
+    family = {r.problem_id: tuple(r.origin_family) for r in firsts}
     ids = sorted(known)
     signals = {"self_assessed": asyncio.run(self_assessed(args.model, ids))}
     if args.spark:
@@ -92,7 +82,8 @@ def main() -> None:
     for name, values in signals.items():
         shared = [i for i in ids if i in values]
         scores, labels = np.array([values[i] for i in shared]), np.array([known[i] for i in shared])
-        table[name] = {"auroc_known": round(auroc(scores, labels), 3), "ci95": interval(scores, labels),
+        low, high = auroc_interval(list(labels), list(scores), [family[i] for i in shared])
+        table[name] = {"auroc_known": round(auroc(labels, scores), 3), "ci95": [round(low, 3), round(high, 3)],
                        "n": len(shared), "known": int(labels.sum()),
                        "mean_known": round(float(scores[labels].mean()), 3),
                        "mean_unknown": round(float(scores[~labels].mean()), 3)}
