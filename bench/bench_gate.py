@@ -9,6 +9,9 @@ On the no-memory run's problems (epoch 0, first answers, graded), per signal its
 - `self_assessed`: the probability the coder gives "yes" when asked, after the problem, whether it knows how to solve
   it without looking anything up (read off its logits by a `choices` request: nothing is generated; the embedded
   models answer it, through the response cache);
+- `draft_mean_logprob`, `draft_min_logprob`: how sure the coder is of its own answer without memory (the no-memory
+  run's reply, which at temperature 0 is the draft a gate would see): the mean and the lowest of its tokens'
+  log-probabilities, teacher-forced (`ask_score`; the embedded models);
 - from a Spark run's records of the same problems (`--spark`): the best raw dense and BM25 scores among the agent's
   hits, and the number of items shown.
 
@@ -27,7 +30,7 @@ from hydra.utils import instantiate
 
 from spark_eval.config import compose_config
 from spark_eval.data import build_benchmark
-from spark_eval.models.structured import ask_choices
+from spark_eval.models.structured import ask_choices, ask_score
 from spark_eval.records import GRADED
 from spark_eval.records.run import RunFiles
 from spark_eval.stats.validity import auroc, auroc_interval
@@ -48,6 +51,20 @@ async def self_assessed(model_name: str, problem_ids: list[int]) -> dict[int, fl
         reply = await ask_choices(model, asked, "", ["yes", "no"])
         if reply.value is not None:
             found[pid] = reply.value["yes"]
+    return found
+
+
+async def draft_confidence(model_name: str, replies: dict[int, str]) -> dict[str, dict[int, float]]:
+    cfg = compose_config(f"model={model_name}")
+    benchmark = build_benchmark(cfg.dataset)
+    problems = {p.problem_id: p for p in benchmark.problems()}
+    model = instantiate(cfg.model)
+    found: dict[str, dict[int, float]] = {"draft_mean_logprob": {}, "draft_min_logprob": {}}
+    for pid, text in replies.items():
+        reply = await ask_score(model, benchmark.coder_messages(problems[pid], None), text)
+        if reply.value:
+            found["draft_mean_logprob"][pid] = float(np.mean(reply.value))
+            found["draft_min_logprob"][pid] = float(np.min(reply.value))
     return found
 
 
@@ -76,6 +93,8 @@ def main() -> None:
     family = {r.problem_id: tuple(r.origin_family) for r in firsts}
     ids = sorted(known)
     signals = {"self_assessed": asyncio.run(self_assessed(args.model, ids))}
+    replies = {r.problem_id: r.completion.text if r.completion else "" for r in firsts}
+    signals.update(asyncio.run(draft_confidence(args.model, {i: t for i, t in replies.items() if t})))
     if args.spark:
         signals.update(retrieval(args.spark))
     table = {}

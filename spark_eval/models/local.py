@@ -37,7 +37,8 @@ class LocalModel(ProviderModel):
     provider = "local"
     choice_probabilities = True
     """Can answer a `choices` request (GenerationParams.extra): how likely each option is to come next after the
-    conversation and a fixed start of the reply, read from the model's logits instead of sampled."""
+    conversation and a fixed start of the reply, read from the model's logits instead of sampled; and a `score`
+    request: how likely a given reply is, token by token."""
 
     def __init__(
         self, weights: dict[str, Any], weights_dir: str, n_ctx: int = 8192, n_threads: int = 2,
@@ -77,6 +78,8 @@ class LocalModel(ProviderModel):
     def _generate(self, messages: list[Message], params: GenerationParams) -> Reply:
         if "choices" in params.extra:
             return self._choose(messages, params.extra["choices"])
+        if "score" in params.extra:
+            return self._score(messages, params.extra["score"])
         if params.json_schema is not None and not params.temperature and not params.extra:
             return self._constrained_greedy(messages, params)
         request: dict[str, Any] = {
@@ -116,6 +119,37 @@ class LocalModel(ProviderModel):
         probabilities = {str(o): round(float(w), 6) for o, w in zip(spec["options"], weights / weights.sum())}
         return Reply(text=json.dumps({"probabilities": probabilities}), finish_reason="choices",
                      input_tokens=len(tokens), output_tokens=0)
+
+    def _score(self, messages: list[Message], spec: dict[str, Any]) -> Reply:
+        """`{"token_logprobs": [...], "best_logprobs": [...]}`: the log-probability of each token of the reply
+        `spec["reply"]` after the chat template's rendering of `messages` and the tokens before it, and that of the
+        likeliest token in its place (equal for a greedy reply), teacher-forced: one forward pass over the reply,
+        nothing sampled."""
+        with _COMPUTE:
+            llm = self._load()
+            tokens, system_length = self._prompt(llm, messages)
+            reply = llm.tokenize(str(spec["reply"]).encode(), add_bos=False, special=False)
+            if len(tokens) + len(reply) >= self.n_ctx:
+                raise ValueError(f"Requested tokens ({len(tokens) + len(reply)}) exceed context window of {self.n_ctx}")
+            self._evaluate(llm, tokens, system_length)
+            vocab = llm.n_vocab()
+            rows = [np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,)).astype(np.float64)]
+            for start in range(0, len(reply), llm.n_batch):
+                batch = reply[start : start + llm.n_batch]
+                llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=True)
+                llm._ctx.decode(llm._batch)
+                llm.input_ids[llm.n_tokens : llm.n_tokens + len(batch)] = batch
+                llm.n_tokens += len(batch)
+                rows += [np.ctypeslib.as_array(llm._ctx.get_logits_ith(i), shape=(vocab,)).astype(np.float64)
+                         for i in range(len(batch))]
+        logprobs, best = [], []
+        for logits, token in zip(rows, reply):  # the row before each token predicts it
+            top = logits.max()
+            norm = top + np.log(np.exp(logits - top).sum())
+            logprobs.append(round(float(logits[token] - norm), 5))
+            best.append(round(float(top - norm), 5))
+        return Reply(text=json.dumps({"token_logprobs": logprobs, "best_logprobs": best}), finish_reason="score",
+                     input_tokens=len(tokens) + len(reply), output_tokens=0)
 
     def _constrained_greedy(self, messages: list[Message], params: GenerationParams) -> Reply:
         """The greedy reply under the JSON-schema grammar, as llama.cpp's chat completion gives it: at each step the

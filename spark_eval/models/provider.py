@@ -86,7 +86,8 @@ class ProviderModel(ChatModel, abc.ABC):
 
     choice_probabilities = False
     """Whether a `choices` request (GenerationParams.extra `{"prefix", "options"}`) is answered with the probability
-    of each option instead of a sampled reply (in-process models that expose their logits)."""
+    of each option instead of a sampled reply, and a `score` request (`{"reply": text}`) with each of the reply's token
+    log-probabilities (in-process models that expose their logits)."""
 
     ledger: Ledger | None = None
     """Where this model's calls reserve their worst case and are charged as they return (the run's ModelPool sets

@@ -82,6 +82,24 @@ async def ask_choices(model: ChatModel, messages: list[Message], prefix: str, op
     return reply
 
 
+async def ask_score(model: ChatModel, messages: list[Message], reply_text: str) -> Reply[list[float]]:
+    """The log-probability of each token of `reply_text` as the model's reply to `messages`, from a model that reads
+    it off its logits (`model.choice_probabilities`): how sure the model is of a reply it gave (or was handed)."""
+    params = model.default_params(max_tokens=1, extra={"score": {"reply": reply_text}})
+    reply: Reply[list[float]] = Reply()  # value: the reply's tokens' log-probabilities
+    completion = await model.complete(messages, params)
+    reply.usage += Usage.of(completion)
+    reply.raw = completion.text
+    try:
+        found = extract_json(reply.raw).get("token_logprobs")
+        if not isinstance(found, list):
+            raise ParseError('"token_logprobs" must be a list')
+        reply.value = [float(v) for v in found]
+    except (ParseError, TypeError, ValueError) as e:
+        reply.error = str(e)
+    return reply
+
+
 def extract_json(text: str) -> dict[str, Any]:
     """The first JSON object in `text`: the whole text, a fenced block, or the outermost braces."""
     candidates = [text.strip()] + [m.strip() for m in _FENCE.findall(text)]

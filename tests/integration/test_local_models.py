@@ -70,6 +70,22 @@ def test_structured_greedy_decoding_gives_llama_cpps_own_reply(local_model, prob
     assert capped.finish_reason == "length" and capped.output_tokens == 5
 
 
+def test_a_scored_greedy_reply_is_the_likeliest_token_by_token(local_model):
+    """A `score` request reads each token's log-probability off the logits: the model's own greedy reply scores as
+    the likeliest token at (nearly) every step, and a garbled reply scores far lower."""
+    from spark_eval.models.structured import ask_score
+
+    messages = [{"role": "user", "content": "Write one line of Python that prints the sum of 2 and 3. Code only."}]
+    greedy = asyncio.run(local_model.complete(messages, local_model.default_params(max_tokens=40))).text
+    scored = asyncio.run(local_model.complete(messages, local_model.default_params(extra={"score": {"reply": greedy}})))
+    found = json.loads(scored.text)
+    mine, best = found["token_logprobs"], found["best_logprobs"]
+    assert len(mine) == len(best) > 3 and all(p <= 0 for p in mine)
+    assert sum(abs(m - b) < 1e-3 for m, b in zip(mine, best)) >= 0.9 * len(mine)
+    garbled = asyncio.run(ask_score(local_model, messages, "banana " + greedy[::-1]))
+    assert garbled.error is None and sum(garbled.value) / len(garbled.value) < sum(mine) / len(mine) - 1
+
+
 def test_a_kept_system_state_gives_the_cold_verdict(local_model, problems):
     """A judge's long system message is evaluated once: after another prompt with another system message, its
     kept KV state is loaded, and the verdict is the one a cold context gives."""
