@@ -235,6 +235,12 @@ class PlaceboConfig:
 
 
 @dataclass
+class GateConfig:
+    signal: str = "draft_mean_logprob"  # memory/gate.py: SIGNALS
+    threshold: float = -0.1  # the memory stays silent when the coder's draft scores at or above it
+
+
+@dataclass
 class SparkMemoryConfig(MemoryConfig):
     _target_: str = "spark_eval.memory.spark.AgentMemory"  # | RawRagMemory | PlaybookMemory: how it advises
     _recursive_: bool = False
@@ -247,6 +253,7 @@ class SparkMemoryConfig(MemoryConfig):
     mask_contributors: list[str] = field(default_factory=list)  # hide insights only these models contributed
     poison: PoisonConfig = field(default_factory=PoisonConfig)
     placebo: PlaceboConfig = field(default_factory=PlaceboConfig)
+    gate: Optional[GateConfig] = None  # memory=spark_gated: stay silent when the coder is sure of its own draft
     playbook_chars: int = 6000
     kb: KnowledgeBaseConfig = field(default_factory=KnowledgeBaseConfig)
     embedder: Any = MISSING
@@ -472,7 +479,7 @@ RESULT_NEUTRAL_KEYS = (
 IDENTITY_ABSENT = {"pipeline.share": None, "memory.mask_contributors": [], "memory.poison.rate": 0.0,
                    "memory.learning.harm": "base_rate", "memory.learning.baseline": [],
                    "memory.placebo.source": None, "memory.placebo.seed": 0, "execution.output_tail_chars": 2000,
-                   "execution.disk_mb": 1024}
+                   "execution.disk_mb": 1024, "memory.gate": None}
 # Settings that name a run directory: they count as the place inside the project folder (`results/...`), so a
 # clone of the project elsewhere resumes the runs it carries.
 PROJECT_RELATIVE_KEYS = ("memory.placebo.source",)

@@ -23,6 +23,8 @@ class Memory(Protocol):
     """True when it may give advice (a recommendation the coder sees and a helpfulness judge grades)."""
     versions: dict[str, str]
     """Prompt/builder versions that change results (in every record and in the resume identity)."""
+    # A memory may also have a `gate` (memory/gate.py: DraftGate, or None): asked before `recommend` whether to
+    # speak at all, from the coder's draft without memory (pipeline/solve.py: advise_and_answer).
 
     async def prepare(self, problems: Sequence[Problem]) -> None:
         """Load or build what the stream needs (knowledge base, store, prior experience)."""

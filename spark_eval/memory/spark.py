@@ -33,6 +33,7 @@ from spark_eval.memory.agent import AGENT_VERSION, RetrievalAgent, prompt_query
 from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.docs.apilabels import ApiNames, api_labels, names_api
 from spark_eval.memory.embed import CachedEmbedder, Embedder
+from spark_eval.memory.gate import GATE_VERSION, build_gate
 from spark_eval.memory.index import Hit, HybridIndex, IndexItem
 from spark_eval.memory.leakage import LeakGuard
 from spark_eval.memory.learning.experience import NoExperience, experience_class, experience_part
@@ -88,7 +89,7 @@ class SparkMemory:
                  learner_model: DictConfig, retrieval: DictConfig, learning: DictConfig, leakage: DictConfig,
                  playbook_chars: int = 6000, frozen_store: str | None = None,
                  mask_contributors: Sequence[str] = (), poison: DictConfig | None = None,
-                 placebo: DictConfig | None = None, models: ModelPool | None = None, run_dir: Path | None = None,
+                 placebo: DictConfig | None = None, gate: DictConfig | None = None, models: ModelPool | None = None, run_dir: Path | None = None,
                  benchmark: Benchmark | None = None, lock_wait_s: float = LOCK_WAIT_S) -> None:
         bad = [s for s in sources if s not in SOURCES]
         if bad:
@@ -109,6 +110,8 @@ class SparkMemory:
         self.mask = tuple(sorted(mask_contributors))
         self.poison_rate = float((poison or {}).get("rate", 0.0) or 0.0)
         self.placebo = dict(placebo or {})  # PlaceboMemory's settings (`source`, `seed`)
+        self.gate = build_gate(gate)
+        """Whether to speak at all, asked before `recommend` (pipeline/solve.py); None: always."""
         if not 0.0 <= self.poison_rate <= 1.0:
             raise MemoryConfigError(f"memory.poison.rate={self.poison_rate:g} is not a share; give a number in [0, 1]")
         if self.mask and self.learns:
@@ -167,6 +170,8 @@ class SparkMemory:
                  **self.experience.versions()}
         if self.poison_rate:
             found["poison"] = POISON_VERSION
+        if self.gate:
+            found["gate"] = GATE_VERSION
         if self.docs:
             from spark_eval.memory.docs.walk import BUILDER_VERSION
 
@@ -234,6 +239,7 @@ class SparkMemory:
             "frozen_store": self.frozen_store and shown_url(self.frozen_store),
             "store": shown_path(shown_url(self.store_location)),
             "mask_contributors": list(self.mask), "poison_rate": self.poison_rate,
+            "gate": self.gate.describe() if self.gate else None,
             "kb_chunks": self.kb.chunks_by_library if self.kb else {},
             "kb_hash": self.kb.hash if self.kb else None,
             "kb_embedder": self.kb.embedder if self.kb else None,

@@ -69,6 +69,9 @@ def assemble(cfg: DictConfig, models: ModelPool, run_dir: Path) -> tuple[list[Pr
     problems = share_of(stream_order(benchmark.select(), cfg.pipeline.shuffle, cfg.seed), cfg.pipeline.share)
     coder = as_coder(check_samples(models.get(cfg.model), cfg.pipeline.samples), benchmark, cfg.seed)
     memory = build_memory(cfg.memory, models, run_dir, benchmark)
+    gate = getattr(memory, "gate", None)  # memory/gate.py: a memory that may choose silence
+    if gate is not None:
+        gate.check(coder)  # before any work: a coder whose logits cannot be read cannot be gated
     judges = build_panel(cfg.judge, models)
     versions = {**benchmark.versions(), "output": OUTPUT_VERSION, **panel_versions(judges), **memory.versions}
     sandbox = instantiate(cfg.execution)

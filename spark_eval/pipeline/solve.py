@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from spark_eval.data import Benchmark
@@ -14,7 +14,7 @@ from spark_eval.models import Coder
 from spark_eval.models.base import ModelUnavailable
 from spark_eval.models.ledger import BudgetExhausted
 from spark_eval.types import Problem
-from spark_eval.records import Judgment, Recommendation, Record, record_key
+from spark_eval.records import Completion, Judgment, Recommendation, Record, record_key
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,7 @@ async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int)
     judgments: list[Judgment] = []
     error = None
     try:
-        recommendation = await condition.memory.recommend(problem)
-        completion = await condition.coder.answer(problem, recommendation, repeat)
+        recommendation, completion = await advise_and_answer(problem, condition, repeat)
         code, program = condition.benchmark.program(problem, completion.text)
         requires = condition.benchmark.requires(problem)
         exec_result = await asyncio.to_thread(condition.sandbox.run, program, requires)
@@ -74,6 +73,25 @@ async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int)
         error=error,
         leaky=condition.memory.leaky,
     )
+
+
+async def advise_and_answer(problem: Problem, condition: Condition,
+                            repeat: int) -> tuple[Recommendation | None, Completion]:
+    """The memory's recommendation and the coder's answer with it. A memory with a gate (memory/gate.py) first has
+    the coder draft its answer without memory; when the gate stays silent, that draft is the answer and the
+    recommendation an abstention."""
+    gate = getattr(condition.memory, "gate", None)
+    if gate is None:
+        recommendation = await condition.memory.recommend(problem)
+        return recommendation, await condition.coder.answer(problem, recommendation, repeat)
+    draft = await condition.coder.answer(problem, None, repeat)
+    decision = {**await gate.decide(condition.coder, problem, draft.text), "draft_output_tokens": draft.output_tokens}
+    if not decision["speaks"]:
+        return Recommendation(text="", abstained=True, trace={"gate": decision}), draft
+    recommendation = await condition.memory.recommend(problem)
+    if recommendation is not None:
+        recommendation = replace(recommendation, trace={**recommendation.trace, "gate": decision})
+    return recommendation, await condition.coder.answer(problem, recommendation, repeat)
 
 
 async def judge_all(

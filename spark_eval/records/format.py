@@ -84,6 +84,9 @@ class Recommendation:
     api_hits: tuple[str, ...] | None = None
     """Those of `api_labels` that the advice's text names (`memory/docs/apilabels.py: names_api`): advice checked
     against ground truth, no judge needed. None: not checked (no labels, or a record written before the check)."""
+    abstained: bool = False
+    """The memory's gate chose silence (`memory.gate`, memory/gate.py): the coder answered without advice, its
+    draft kept. A decision, not an error (text is empty and error None); `trace["gate"]` holds why."""
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,10 @@ COUNTS_NOTE = ("Runs: seeds. Errors: records that ended in an error after their 
                "coder or judge call that kept failing); a resumed run retries them. Advice given: records whose "
                "coder was shown the memory's advice; Advice errors: records whose memory gave none and recorded why "
                "(recommendation.error, e.g. an agent reply still unusable after its retry), answered without "
-               "advice and counted like any other. No verdict: records without an error that lack the quality "
-               "judge's verdict. Problems: the n of the paper table.")
+               "advice and counted like any other. Abstained: records whose memory's gate chose silence "
+               "(memory.gate), answered by the coder's own draft: a decision, counted like any other. No "
+               "verdict: records without an error that lack the quality judge's verdict. Problems: the n of the "
+               "paper table.")
 
 
 def quality_table(analysis: Analysis) -> Table:
@@ -143,17 +145,17 @@ def counts_table(analysis: Analysis) -> Table:
         label, condition = _labels(model, memory)
         rows.append({"model": label, "memory": memory, "condition": condition,
                      **{k: count[k] for k in ("runs", "records", "errors", "advice_given", "advice_errors",
-                                              "no_verdict", "problems")}, "leaky": bool(count["leaky"])})
+                                              "abstained", "no_verdict", "problems")}, "leaky": bool(count["leaky"])})
     data = pd.DataFrame(rows, columns=["model", "memory", "condition", "runs", "records", "errors", "advice_given",
-                                       "advice_errors", "no_verdict", "problems", "leaky"])
+                                       "advice_errors", "abstained", "no_verdict", "problems", "leaky"])
     cells = tuple((r["model"], r["condition"], *(MISSING if pd.isna(r[k]) else str(int(r[k])) for k in (
-        "runs", "records", "errors", "advice_given", "advice_errors", "no_verdict", "problems")),
+        "runs", "records", "errors", "advice_given", "advice_errors", "abstained", "no_verdict", "problems")),
         "yes" if r["leaky"] else "") for r in rows)
     notes = [COUNTS_NOTE, same_records_note(analysis.judges["quality"])]
     notes += [LEAKY_NOTE] if data["leaky"].any() else []
     return Table("Records per condition", (
-        "Model", "Condition", "Runs", "Records", "Errors", "Advice given", "Advice errors", "No verdict", "Problems",
-        "Leaky"), "llrrrrrrrl", cells, data, tuple(notes))
+        "Model", "Condition", "Runs", "Records", "Errors", "Advice given", "Advice errors", "Abstained", "No verdict",
+        "Problems", "Leaky"), "llrrrrrrrrl", cells, data, tuple(notes))
 
 
 def helpfulness_table(analysis: Analysis) -> Table | None:

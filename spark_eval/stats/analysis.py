@@ -20,7 +20,8 @@ from spark_eval.stats.validity import validity_table
 ALL_MODELS = "all models"
 ALL_CONDITIONS = "all conditions"
 CONDITION_COLUMNS = ("model", "memory", "metric", "n", "families", "mean", "ci_low", "ci_high", "leaky")
-COUNT_COLUMNS = ("model", "memory", "runs", "records", "errors", "advice_given", "advice_errors", "no_verdict",
+COUNT_COLUMNS = ("model", "memory", "runs", "records", "errors", "advice_given", "advice_errors", "abstained",
+                 "no_verdict",
                  "problems", "leaky")
 BAND_TABLE_COLUMNS = ("model", "memory", "band", "n", "families", "mean", "ci_low", "ci_high", "leaky")
 
@@ -114,7 +115,8 @@ def condition_means(units: dict[str, pd.DataFrame], leaky: dict[tuple[str, str],
 def condition_counts(records: pd.DataFrame, judge: str | None, leaky: dict[tuple[str, str], bool]) -> pd.DataFrame:
     """Per model x memory: its runs (seeds) and records; `errors`, the records that ended in an error (left out
     of every metric); `advice_given`, the records whose coder was shown advice; `advice_errors`, those whose
-    memory recorded why it gave none (`recommendation.error`); `no_verdict`, records without an error that lack
+    memory recorded why it gave none (`recommendation.error`); `abstained`, those whose memory's gate chose to give
+    none (`recommendation.abstained`); `no_verdict`, records without an error that lack
     the quality judge's verdict (left out too; NA without a quality judge); `problems`, the problems left."""
     rows = []
     for (model, memory), part in records.groupby(["model", "memory"], sort=True):
@@ -122,6 +124,7 @@ def condition_counts(records: pd.DataFrame, judge: str | None, leaky: dict[tuple
         rows.append({"model": model, "memory": memory, "runs": part["run_dir"].nunique(), "records": len(part),
                      "errors": int((~clean).sum()), "advice_given": int(part["advised"].sum()),
                      "advice_errors": int(part["advice_error"].notna().sum()),
+                     "abstained": int(part["abstained"].sum()),
                      "no_verdict": int((clean & part["quality"].isna()).sum()) if judge else pd.NA,
                      "problems": scored(part, judge)["problem_id"].nunique(), "leaky": leaky[(model, memory)]})
     return pd.DataFrame(rows, columns=list(COUNT_COLUMNS)).astype({"no_verdict": "Int64"})

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 COLUMNS = (
     "experiment", "run_dir", "model", "memory", "seed", "leaky", "key", "order", "problem_id", "library",
     "perturbation_type", "family", "epoch", "repeat", "status", "passed", "error", "advised", "advice_error",
-    "rec_leak", "memory_hash",
+    "abstained", "rec_leak", "memory_hash",
     "coder_input_tokens", "coder_output_tokens", "coder_cost_usd", "coder_latency_s", "coder_cached",
     "judge", "kind", "judge_repeat", "score", "band", "parse_error",
     "judge_input_tokens", "judge_output_tokens", "judge_cost_usd",
@@ -150,7 +150,7 @@ def tidy(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per record x judgment; a record without verdicts keeps one row with judge None."""
     rows = [row for run in runs for order, record in enumerate(run.records) for row in _rows(run, order, record)]
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    return frame.astype({"score": float, "passed": bool, "advised": bool, "leaky": bool, "rec_leak": bool})
+    return frame.astype({"score": float, "passed": bool, "advised": bool, "abstained": bool, "leaky": bool, "rec_leak": bool})
 
 
 def load_frame(results: str | Path | Sequence[str | Path]) -> pd.DataFrame:
@@ -173,6 +173,7 @@ def _rows(run: Run, order: int, record: Record) -> list[dict[str, Any]]:
         "epoch": record.epoch, "repeat": record.repeat, "status": record.status,
         "passed": record.passed, "error": record.error or None,
         "advised": record.advised, "advice_error": (advice.error if advice else None) or None,
+        "abstained": bool(advice and advice.abstained),
         "rec_leak": bool(advice and advice.leak_flag),
         "memory_hash": record.memory_hash,
         "api_labels": _api_names(advice.api_labels if advice else None),

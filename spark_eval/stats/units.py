@@ -51,9 +51,10 @@ def quality_verdicts(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
 
 
 def record_table(frame: pd.DataFrame, judge: str | None) -> pd.DataFrame:
-    """One row per record: `KEYS`, `epoch`, `error`, `advised`, `advice_error`, `passed` (0/1) and `quality`,
-    the mean of `judge`'s scores over its repeats (NaN without a verdict)."""
-    records = frame.drop_duplicates(RECORD)[[*RECORD, *KEYS, "epoch", "error", "advised", "advice_error", "passed"]]
+    """One row per record: `KEYS`, `epoch`, `error`, `advised`, `advice_error`, `abstained`, `passed` (0/1) and
+    `quality`, the mean of `judge`'s scores over its repeats (NaN without a verdict)."""
+    records = frame.drop_duplicates(RECORD)[[*RECORD, *KEYS, "epoch", "error", "advised", "advice_error", "abstained",
+                                                "passed"]]
     scores = quality_verdicts(frame, judge).groupby(RECORD)["score"].mean().rename("quality").reset_index()
     records = records.merge(scores, on=RECORD, how="left")
     return records.assign(passed=records["passed"].astype(float))

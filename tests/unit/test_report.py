@@ -75,19 +75,20 @@ its numbers are not a fair test.
 COUNTS_MD = """\
 ## Records per condition
 
-| Model | Condition | Runs | Records | Errors | Advice given | Advice errors | No verdict | Problems | Leaky |
-| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
-| Qwen3-Coder-30B | without Spark | 1 | 4 | 0 | 0 | 0 | 0 | 4 |  |
-| Qwen3-Coder-30B | with Spark | 1 | 6 | 1 | 4 | 1 | 0 | 5 | yes |
-| Claude Haiku 4.5 | without Spark | 1 | 4 | 0 | 0 | 0 | 0 | 4 |  |
-| my-model | without Spark | 1 | 4 | 0 | 0 | 0 | 0 | 4 |  |
-| Human reference | DS-1000 solutions | 1 | 4 | 0 | 0 | 0 | 0 | 4 |  |
+| Model | Condition | Runs | Records | Errors | Advice given | Advice errors | Abstained | No verdict | Problems | Leaky |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| Qwen3-Coder-30B | without Spark | 1 | 4 | 0 | 0 | 0 | 0 | 0 | 4 |  |
+| Qwen3-Coder-30B | with Spark | 1 | 6 | 1 | 4 | 1 | 0 | 0 | 5 | yes |
+| Claude Haiku 4.5 | without Spark | 1 | 4 | 0 | 0 | 0 | 0 | 0 | 4 |  |
+| my-model | without Spark | 1 | 4 | 0 | 0 | 0 | 0 | 0 | 4 |  |
+| Human reference | DS-1000 solutions | 1 | 4 | 0 | 0 | 0 | 0 | 0 | 4 |  |
 
 Runs: seeds. Errors: records that ended in an error after their retries (e.g. an agent, learner, coder or judge \
 call that kept failing); a resumed run retries them. Advice given: records whose coder was shown the memory's \
 advice; Advice errors: records whose memory gave none and recorded why (recommendation.error, e.g. an agent reply \
-still unusable after its retry), answered without advice and counted like any other. No verdict: records without \
-an error that lack the quality judge's verdict. Problems: the n of the paper table.
+still unusable after its retry), answered without advice and counted like any other. Abstained: records whose \
+memory's gate chose silence (memory.gate), answered by the coder's own draft: a decision, counted like any other. \
+No verdict: records without an error that lack the quality judge's verdict. Problems: the n of the paper table.
 
 Quality and pass@1 use the same records, those without an error that hold a quality verdict, so n counts the same \
 problems for both; Errors: records left out because they ended in an error.
@@ -260,7 +261,8 @@ def test_stage_report_through_the_command_line_writes_every_file(tmp_path):
     assert header[:5] == ["model", "condition", "baseline", "metric", "judge"]
     assert {"n", "families", "mean_diff", "ci_low", "ci_high", "test", "p_value", "p_holm"} <= set(header)
     counts = (out / "conditions.csv").read_text().splitlines()
-    assert counts[0] == "model,memory,condition,runs,records,errors,advice_given,advice_errors,no_verdict,problems,leaky"
+    assert counts[0] == ("model,memory,condition,runs,records,errors,advice_given,advice_errors,abstained,no_verdict,"
+                         "problems,leaky")
     assert (out / ".hydra-report" / "config.yaml").is_file()  # Hydra's own output goes to report.out too
 
 
