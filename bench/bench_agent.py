@@ -19,11 +19,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from bench_loop import agent_rates, agent_row
+from bench_loop import agent_rates, agent_row, problem_set
 
 from spark_eval.config import compose_config
 from spark_eval.data import build_benchmark
-from spark_eval.data.base import stratified_subset
 from spark_eval.models.pool import ModelPool
 from spark_eval.memory import build_memory
 
@@ -56,20 +55,6 @@ def main() -> None:
         args.out.write_text(json.dumps({"agent": args.agent, "memory": args.memory, "set": args.set, "rates": rates,
                                         "rows": rows},
                                        indent=2) + "\n")
-
-
-def problem_set(name: str, limit: int, overrides: list[str]) -> list:
-    """The problems of `--set`: the local study's (`experiment=local_study`'s selection), a stratified `limit` of the
-    others (`tune`), or the stratified first `limit` (`first`)."""
-    if name == "first":
-        return build_benchmark(compose_config(*overrides, f"dataset.limit={limit}").dataset).select()
-    study = build_benchmark(compose_config(*overrides, "experiment=local_study").dataset).select()
-    if name == "study":
-        return study
-    taken = {p.problem_id for p in study}
-    every = build_benchmark(compose_config(*overrides).dataset)
-    rest = [p for p in every.select() if p.problem_id not in taken]
-    return sorted(stratified_subset(rest, limit, every.cfg.subset_seed, every.libraries), key=lambda p: p.problem_id)
 
 
 async def _advise(memory, problems) -> list[dict]:

@@ -2,6 +2,7 @@
 
     python bench/bench_loop.py                                   # 28 problems (4 per library), rounds of 4
     python bench/bench_loop.py --agent local_1p5b --learner local_1p5b --out results/bench/loop-1p5b.json
+    python bench/bench_loop.py --set tune                        # 28 problems outside the local study's (for tuning)
     python bench/bench_loop.py --run-dir results/bench_loop/<run>  # the figures of a run that exists
 
 Runs `python -m spark_eval experiment=demo` on a stratified set with `memory=spark_small` and no judge (the
@@ -23,6 +24,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from spark_eval.config import compose_config
+from spark_eval.data import build_benchmark
+from spark_eval.data.base import stratified_subset
 from spark_eval.records import Recommendation, read_lines, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +37,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=28)
     parser.add_argument("--agent", default="local")
     parser.add_argument("--learner", default="local")
+    parser.add_argument("--set", choices=("first", "tune"), default="first",
+                        help="first: the stratified first --limit problems (the demo's); tune: --limit stratified "
+                             "problems outside the local study's")
     parser.add_argument("--round-size", type=int, default=4)
     parser.add_argument("--run-dir", type=Path, default=None, help="report on this run instead of running one")
     parser.add_argument("--out", type=Path, default=None, help="write the figures and rows as JSON")
@@ -46,9 +53,12 @@ def main() -> None:
 
 
 def run_loop(args: argparse.Namespace) -> Path:
-    name = f"bench_loop_{args.agent}_{args.learner}"
+    name = f"bench_loop_{args.agent}_{args.learner}" + ("_tune" if args.set == "tune" else "")
+    chosen = ([f"dataset.limit={args.limit}"] if args.set == "first" else
+              ["dataset.limit=null", "dataset.ids=[" + ",".join(str(p.problem_id)
+                                                             for p in problem_set("tune", args.limit, [])) + "]"])
     command = [sys.executable, "-m", "spark_eval", "experiment=demo", "hydra.mode=RUN", "memory=spark_small",
-               "judge=none", f"dataset.limit={args.limit}", f"pipeline.round_size={args.round_size}",
+               "judge=none", *chosen, f"pipeline.round_size={args.round_size}",
                f"model@agent={args.agent}", f"model@learner={args.learner}", f"experiment_name={name}",
                "pipeline.progress=false"]
     print(" ".join(command[1:]), flush=True)
@@ -57,6 +67,21 @@ def run_loop(args: argparse.Namespace) -> Path:
     if not found:
         sys.exit(f"no run directory under results/{name}")
     return found[-1]
+
+
+def problem_set(name: str, limit: int, overrides: list[str]) -> list:
+    """The problems of `--set`: the local study's (`experiment=local_study`'s selection), a stratified `limit` of the
+    others (`tune`), or the stratified first `limit` (`first`)."""
+    if name == "first":
+        return build_benchmark(compose_config(*overrides, f"dataset.limit={limit}").dataset).select()
+    study = build_benchmark(compose_config(*overrides, "experiment=local_study").dataset).select()
+    if name == "study":
+        return study
+    taken = {p.problem_id for p in study}
+    every = build_benchmark(compose_config(*overrides).dataset)
+    rest = [p for p in every.select() if p.problem_id not in taken]
+    return sorted(stratified_subset(rest, limit, every.cfg.subset_seed, every.libraries), key=lambda p: p.problem_id)
+
 
 
 def agent_row(problem_id: int, library: str, recommendation: Recommendation | None) -> dict:
@@ -97,6 +122,13 @@ def loop_figures(run_dir: Path) -> dict:
     for r in rows:
         print(f"{r['problem_id']:>4} {r['library']:<11} {r['plan']!s:>4} {r['advice']!s:>6} {r['cites']!s:>5}"
               f" {r['capped']:>6} {r['seconds']:>6}  {r['error'] or ''}")
+    shown = run_dir.resolve().relative_to(ROOT) if run_dir.resolve().is_relative_to(ROOT) else run_dir
+    return {"run_dir": str(shown), "agent": agent_rates(rows), "learner": learner_figures(run_dir),
+            "passed": sum(1 for r in records if r.passed), "rows": rows}
+
+
+def learner_figures(run_dir: Path) -> dict:
+    """What the learner proposed over a run and what became of it: its memory's health rows, ops and final insights."""
     health = read_lines(run_dir / "memory" / "health.jsonl", repair=False)
     ops = read_lines(run_dir / "memory" / "final" / "ops.jsonl", repair=False)
     insights = read_lines(run_dir / "memory" / "final" / "insights.jsonl", repair=False)
@@ -107,7 +139,7 @@ def loop_figures(run_dir: Path) -> dict:
     unusable = sum(h.get("unusable", 0) for h in health)
     rejects = Counter(_reason(op["detail"].get("reason", "")) for op in ops if op["op"] == "REJECT")
     active = [i for i in insights if i.get("status") == "active"]
-    learner = {
+    return {
         "rounds": len(health), "calls": calls,
         "usable_replies": round((calls - unusable) / calls, 3) if calls else None,
         "capped_calls": round(usage["capped"] / calls, 3) if calls else None,
@@ -116,11 +148,9 @@ def loop_figures(run_dir: Path) -> dict:
         "ops": dict(Counter(op["op"] for op in ops)), "rejected_by_reason": dict(rejects),
         "insights_active": len(active),
         "insights": [{"library": i.get("library"), "title": i["title"], "content": i["content"]} for i in active],
-        "rejected": [{"reason": op["detail"].get("reason"), "title": op["detail"].get("title")}
+        "rejected": [{k: op["detail"].get(k) for k in ("reason", "title", "content", "applies_when", "library")}
                      for op in ops if op["op"] == "REJECT"],
     }
-    return {"run_dir": str(run_dir.resolve().relative_to(ROOT)) if run_dir.resolve().is_relative_to(ROOT) else str(run_dir), "agent": agent_rates(rows), "learner": learner,
-            "passed": sum(1 for r in records if r.passed), "rows": rows}
 
 
 def _reason(reason: str) -> str:

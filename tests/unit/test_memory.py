@@ -394,6 +394,10 @@ def test_the_screen_keeps_only_lessons_true_to_the_attempts_they_came_from():
     assert invented == "its content names no API its source attempts met (nanmean)"
     assert reason(content="Sort the rows carefully and reverse them.", names=()) == \
         "names no API that the documentation of Numpy has"
+    # a documented API said not to exist is false by the documentation, in its own sentence or the one before
+    denial = "Use the `np.argsort` function. This function is not a standard method in NumPy and should be avoided."
+    assert reason(content=denial) == "says a documented API does not exist (np.argsort)"
+    assert reason(content="np.argsort(a, axis=1) sorts each row; np.sortrows does not exist.") is None
 
 
 def test_a_lesson_keeps_the_attempts_of_its_library_and_a_rejected_poison_is_marked(tmp_path):

@@ -15,6 +15,8 @@ poisoning run, the poison mark). In order:
 - `source`: its content names an API of its source attempts: a document they were shown, their reference
   solution's labelled APIs (`docs/apilabels.py`) or a name their code calls (a lesson about `np.cosh` learned
   from attempts that never met it is invented);
+- `denial`: no sentence of its content says that an API the documentation has does not exist or is not a standard
+  method (`np.where ... is not a standard method in NumPy and should be avoided`: false by the documentation);
 - `echo`: it does not share a run of `echo_n` words with a prompt or rubric of the harness (a small learner otherwise
   hands the judge's rubric back as a lesson);
 - `problem`: it does not share a run of `problem_n` words with the text of a problem it was learned from.
@@ -33,6 +35,10 @@ _BACKTICKED = re.compile(r"`([A-Za-z_][\w.]*)")
 _WORD = re.compile(r"[a-z0-9_]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 _CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
+_DENIAL = re.compile(r"\b(?:is not an? (?:standard|valid|real|built-?in|existing)|are not (?:standard|valid|real)|"
+                     r"does not exist|do not exist|doesn't exist|don't exist|no such (?:function|method|attribute)|"
+                     r"is not (?:a )?(?:part of|available in|defined in)|non-?existent)\b", re.IGNORECASE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 PLACEHOLDER_WORDS = 3
 """A placeholder of the reply format this long (in words) or longer is found inside a field; a shorter one (`...`)
 only as the whole field."""
@@ -129,6 +135,9 @@ class InsightScreen:
             met = frozenset().union(*(s.apis for s in sources if s.library == library)) if sources else None
             if met is not None and not said & met:
                 return (f"its content names no API its source attempts met ({', '.join(sorted(said)) or 'none'})")
+            denied = self._denied(library, names, content)
+            if denied:
+                return f"says a documented API does not exist ({', '.join(denied)})"
         grams = word_ngrams(text, self.echo_n)
         echoed = sorted(grams & self.echo_grams)
         if echoed:
@@ -172,6 +181,21 @@ class InsightScreen:
         if library is None:
             return "filed under General, not a library"
         return None
+
+    def _denied(self, library: str | None, names: Sequence[str], content: str) -> list[str]:
+        """The documented APIs a sentence of `content` says do not exist or are not standard (false by the
+        documentation; a small learner writes it of `np.where` and `pandas.get_dummies` alike)."""
+        denied: list[str] = []
+        last = ""  # the name mentioned last, in this sentence or one before
+        for sentence in _SENTENCE.split(content):
+            denial = _DENIAL.search(sentence)
+            mentions = sorted((m.start(), m.group(1) if m.re is _BACKTICKED else m.group(0))
+                              for pattern in (_DOTTED, _BACKTICKED) for m in pattern.finditer(sentence))
+            if denial:  # the name nearest the words that deny it ("This function is not ...": the one before)
+                near = min(mentions, key=lambda m: abs(m[0] - denial.start()), default=(0, last))[1]
+                denied += [n for n in self.apis(library, [], f"`{near}`") if n not in denied]
+            last = mentions[-1][1] if mentions else last
+        return denied
 
     def _named(self, library: str | None, names: Sequence[str], text: str) -> frozenset[str]:
         """The last parts of the APIs `text` names: documented names written as code, and words that are the last
