@@ -377,8 +377,10 @@ def test_the_screen_keeps_only_lessons_true_to_the_attempts_they_came_from():
     assert reason(sources=(pandas, numpy)) is None  # one of its attempts is of its library
     assert "placeholder ('the kind of task')" in reason(applies_when="The kind of task is sorting rows")
     assert "placeholder ('...')" in reason(title="...")
-    assert reason(applies_when="") == "applies_when is empty"
-    assert reason(applies_when="Descending order with np.argsort") == "applies_when repeats the title or the content"
+    assert reason(applies_when="") is None  # it says nothing of when; the lesson can still be true
+    assert screen.echoed_when(lesson["title"], lesson["content"], "Descending order with np.argsort")
+    assert screen.echoed_when(lesson["title"], lesson["content"], "np.argsort(a, axis=1) sorts ascending")
+    assert not screen.echoed_when(lesson["title"], lesson["content"], lesson["applies_when"])
     assert reason(library=None) == "filed under General, not a library"
     assert reason(library="Numpy", sources=(pandas,)) == "filed under Numpy, learned from Pandas problems"
     # filed under the first library a small learner was shown, its APIs tell which of its attempts' it is about
@@ -429,6 +431,12 @@ def test_a_lesson_keeps_the_attempts_of_its_library_and_a_rejected_poison_is_mar
     rejected = next(op for op in store.ops() if op["op"] == "REJECT")["detail"]
     assert rejected["reason"] == "screen: filed under Numpy, learned from Pandas problems"
     assert rejected["poison"] == "wrong_api" and rejected["applies_when"] == good.applies_when
+    # an applies_when that repeats the title says nothing: the lesson is kept without it, and the log says so
+    echo = replace(good, title="Total per key", content="Use df.groupby(k).agg('sum') to total each key's rows.",
+                   applies_when="Total per key")
+    assert curator.apply([echo], {}, {}, WHERE, facts=facts) == {"ADD": 1}
+    assert next(i for i in store.items(kind="insight") if i.title == "Total per key").meta["applies_when"] == ""
+    assert store.ops()[-1]["detail"]["applies_when_dropped"] is True
     store.close()
 
 

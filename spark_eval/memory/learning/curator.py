@@ -87,6 +87,10 @@ class Curator:
             filed = candidate.library
             known = [facts[s["problem_id"]] for s in candidate.sources if s.get("problem_id") in (facts or {})]
             candidate = self._refiled(candidate, known)
+            echoed = self.screen is not None and self.screen.echoed_when(candidate.title, candidate.content,
+                                                                         candidate.applies_when)
+            if echoed:  # it says nothing of when the lesson applies: the lesson is kept without it
+                candidate = replace(candidate, applies_when="")
             screened = self._screened(candidate, known)
             if screened:
                 ops.append({"op": "REJECT", "item_id": insight_id(candidate.title, candidate.content), **where,
@@ -127,7 +131,8 @@ class Curator:
             active.append(item)
             vectors = np.vstack([vectors, vector[None, :]]) if len(vectors) else vector[None, :]
             ops.append({"op": "ADD", "item_id": item.id, **where,
-                        "detail": {"title": item.title, **({"filed_under": filed} if filed != item.library else {})}})
+                        "detail": {"title": item.title, **({"filed_under": filed} if filed != item.library else {}),
+                                   **({"applies_when_dropped": True} if echoed else {})}})
         self._retire(where, ops, base_fail_rate(base))
         self.store.log_ops(ops)
         return Counter(op["op"] for op in ops)

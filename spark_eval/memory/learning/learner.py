@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # Bump when a prompt, schema, screen (screen.py) or curation rule (curator.py) changes: it goes into every record
 # of a memory run.
-LEARNER_VERSION = "learner-3"
+LEARNER_VERSION = "learner-4"
 
 # Every field is bounded (as the agent's), so a reply cannot run to its token cap.
 TITLE_CHARS, CONTENT_CHARS, WHEN_CHARS, API_CHARS, MAX_APIS = 80, 320, 120, 60, 3
@@ -35,9 +35,9 @@ DS-1000's tests ran it.
 {traces}
 
 Write at most {max_new} lessons learned from these attempts (successes show what works, failures what to
-avoid) that would help on other problems. Each lesson comes from one attempt and is about API names of that
-attempt's library that its code calls or its documentation shows (such as numpy.where or DataFrame.groupby): what
-to call, with which arguments, or which mistake to avoid and why. Its "library" is that attempt's library; its
+avoid) that would help on other problems. Each lesson comes from one attempt and is about functions of that
+attempt's library that its code calls or its documents show: what to call, with which arguments, or which mistake
+to avoid and why. Its "library" is that attempt's library; its
 "applies_when" names, in a few words, the kind of problem where the lesson helps (not its title again).
 Never restate a problem, its data or its variable names, and never comment on the grading.
 Reply with a JSON object: {{"insights": [{{"library": "<the library of the attempt it is learned from>",

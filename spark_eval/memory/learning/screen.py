@@ -4,8 +4,9 @@ an echo of the harness's own text.
 Cheap and deterministic, applied before curation; what it rejects is logged as a REJECT op with the reason (and, in a
 poisoning run, the poison mark). In order:
 
-- `format`: no field holds a placeholder of the reply format (`<the kind of task>`, `...`), `applies_when` is not
-  empty and does not repeat the title or the content, the library is not `General`;
+- `format`: no field holds a placeholder of the reply format (`<the kind of task>`, `...`), the library is not
+  `General`. An `applies_when` that only repeats the title or the start of the content says nothing: the curator
+  drops it (`echoed_when`) and keeps the lesson;
 - `library`: its library is the library of one of its source attempts (a lesson filed under NumPy learned from
   pandas problems is not about what was seen);
 - `api`: it names at least one API of its library that the library's documentation has (`numpy.argsort`,
@@ -173,11 +174,6 @@ class InsightScreen:
                                                            for i in range(len(words) - size + 1))
                 if whole or inside or (words and words == placeholder):
                     return f"{field} holds the reply format's placeholder ({' '.join(placeholder)!r})"
-        when = " ".join(_WORD.findall(applies_when.lower()))
-        if not when:
-            return "applies_when is empty"
-        if when in (" ".join(_WORD.findall(title.lower())), " ".join(_WORD.findall(content.lower()))[: len(when)]):
-            return "applies_when repeats the title or the content"
         if library is None:
             return "filed under General, not a library"
         return None
@@ -196,6 +192,14 @@ class InsightScreen:
                 denied += [n for n in self.apis(library, [], f"`{near}`") if n not in denied]
             last = mentions[-1][1] if mentions else last
         return denied
+
+    @staticmethod
+    def echoed_when(title: str, content: str, applies_when: str) -> bool:
+        """Whether `applies_when` only repeats the title or the start of the content (a small learner copies its
+        title there): it then says nothing of when the lesson applies."""
+        when = " ".join(_WORD.findall(applies_when.lower()))
+        return bool(when) and when in (" ".join(_WORD.findall(title.lower())),
+                                       " ".join(_WORD.findall(content.lower()))[: len(when)])
 
     def _named(self, library: str | None, names: Sequence[str], text: str) -> frozenset[str]:
         """The last parts of the APIs `text` names: documented names written as code, and words that are the last
