@@ -17,6 +17,18 @@ On the no-memory run's problems (epoch 0, first answers, graded), per signal its
 
 With few known problems the AUROC is loose: its 95% interval (`stats/validity.py`: bootstrap over origin families,
 as every AUROC of the report) is printed beside it.
+
+A gate from another set: `--gate-from <json>` (this script's `--out` on a tuning set's no-memory run) takes the
+threshold of `--gate-signal` from that set: the lowest value a known problem there has, so every problem the coder
+solved alone there is left in silence (`memory=spark_gated`'s `memory.gate.threshold`). On this run it then counts,
+offline, what that gate would do with the `--spark` run's outcomes: silent where the signal is at or above the
+threshold (the no-memory outcome), Spark's outcome elsewhere; destroyed-known (known problems Spark fails that the
+gate let it speak on) and rescued-unknown, beside Spark's own. Offline, the gated memory learns from all rounds'
+attempts as the Spark run did; `memory=spark_gated` run for real learns from fewer.
+
+    PYTHONPATH=. python bench/bench_gate.py results/gate_tune/<none run> --out results/bench/gate-tune.json
+    PYTHONPATH=. python bench/bench_gate.py results/local_study/<none run> --spark results/local_study_v2/<spark run> \
+        --gate-from results/bench/gate-tune.json --gate-signal draft_min_logprob
 """
 from __future__ import annotations
 
@@ -86,6 +98,8 @@ def main() -> None:
     parser.add_argument("none_run", type=Path, help="a finished memory=none run (which problems are known)")
     parser.add_argument("--spark", type=Path, help="a Spark run of the same problems (retrieval signals)")
     parser.add_argument("--model", default="local", help="the coder's model config (the self-assessed signal)")
+    parser.add_argument("--gate-from", type=Path, help="a tuning set's --out: the gate's threshold is taken there")
+    parser.add_argument("--gate-signal", default="draft_min_logprob")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     firsts = [r for r in RunFiles(args.none_run).records if r.epoch == 0 and r.repeat == 0 and r.status in GRADED]
@@ -108,10 +122,39 @@ def main() -> None:
                        "mean_unknown": round(float(scores[~labels].mean()), 3)}
         print(f"{name:<14} AUROC for known {table[name]['auroc_known']:.3f} {table[name]['ci95']}  "
               f"({table[name]['known']} known of {len(shared)})")
+    gated = None
+    if args.gate_from:
+        tuned = json.loads(args.gate_from.read_text())
+        values, tuned_known = tuned["values"][args.gate_signal], tuned["known"]
+        threshold = min(v for pid, v in values.items() if tuned_known[pid])
+        gated = {"signal": args.gate_signal, "threshold": threshold, "tuned_on": str(tuned["none_run"]),
+                 **offline_gate(signals[args.gate_signal], threshold, known, args.spark)}
+        print(json.dumps(gated, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"none_run": str(args.none_run), "spark_run": str(args.spark) if args.spark else None,
-                                        "signals": table}, indent=2) + "\n")
+                                        "signals": table, "gate": gated, "known": {str(i): known[i] for i in ids},
+                                        "values": {name: {str(i): v for i, v in values.items()}
+                                                   for name, values in signals.items()}}, indent=2) + "\n")
+
+
+def offline_gate(values: dict[int, float], threshold: float, known: dict[int, bool], spark: Path | None) -> dict:
+    """What a gate silent at and above `threshold` would do on these problems, with a Spark run's outcomes where it
+    speaks: abstentions, and destroyed-known and rescued-unknown with and without the gate."""
+    silent = {i for i, v in values.items() if v >= threshold}
+    found: dict = {"problems": len(values), "silent": len(silent),
+                   "silent_known": sum(1 for i in silent if known.get(i)), "known": sum(known.values())}
+    if spark is None:
+        return found
+    outcome = {r.problem_id: bool(r.passed) for r in RunFiles(spark).records
+               if r.epoch == 0 and r.repeat == 0 and r.status in GRADED}
+    shared = [i for i in values if i in outcome and i in known]
+    knowns, unknowns = [i for i in shared if known[i]], [i for i in shared if not known[i]]
+    for name, speaks in (("spark", lambda i: True), ("gated", lambda i: i not in silent)):
+        found[name] = {"destroyed_known": sum(1 for i in knowns if speaks(i) and not outcome[i]),
+                       "rescued_unknown": sum(1 for i in unknowns if speaks(i) and outcome[i]),
+                       "known": len(knowns), "unknown": len(unknowns)}
+    return found
 
 
 if __name__ == "__main__":

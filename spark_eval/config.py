@@ -236,8 +236,8 @@ class PlaceboConfig:
 
 @dataclass
 class GateConfig:
-    signal: str = "draft_mean_logprob"  # memory/gate.py: SIGNALS
-    threshold: float = -0.1  # the memory stays silent when the coder's draft scores at or above it
+    signal: str = "draft_min_logprob"  # memory/gate.py: SIGNALS
+    threshold: float = -1.16553  # the memory stays silent when the coder's draft scores at or above it
 
 
 @dataclass

@@ -33,7 +33,7 @@ class DraftGate:
         threshold: the signal's value at and above which the memory stays silent.
     """
 
-    def __init__(self, signal: str = "draft_mean_logprob", threshold: float = -0.1) -> None:
+    def __init__(self, signal: str = "draft_min_logprob", threshold: float = -1.16553) -> None:
         if signal not in SIGNALS:
             raise MemoryConfigError(f"memory.gate.signal={signal!r} is unknown: use one of {', '.join(SIGNALS)}")
         self.signal = signal

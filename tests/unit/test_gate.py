@@ -55,7 +55,7 @@ def test_a_sure_draft_is_the_answer_and_the_memory_stays_silent():
     assert completion.text == "result = a.sum(axis=1)" and memory.asked == 0
     assert recommendation.abstained and recommendation.text == "" and recommendation.error is None
     gate = recommendation.trace["gate"]
-    assert gate["speaks"] is False and gate["value"] == pytest.approx(-0.02) and gate["threshold"] == -0.5
+    assert gate["speaks"] is False and gate["value"] == pytest.approx(-0.03) and gate["threshold"] == -0.5
     assert model.params[1].extra == {"score": {"reply": "result = a.sum(axis=1)"}}  # the draft itself is scored
     assert "Advice" not in model.sent[0][0]["content"]  # the draft is written without memory
 
@@ -69,10 +69,10 @@ def test_an_unsure_draft_gets_advice_and_a_second_answer():
     assert recommendation.trace["queries"] == [] and "Advice: Use `numpy.sum`" in model.sent[2][0]["content"]
 
 
-def test_the_lowest_token_can_be_the_signal_and_an_empty_draft_speaks():
-    gate = DraftGate(signal="draft_min_logprob", threshold=-1.0)
+def test_the_mean_token_can_be_the_signal_and_an_empty_draft_speaks():
+    gate = DraftGate(signal="draft_mean_logprob", threshold=-0.7)
     coder = ChatCoder(LogitModel(replies=[scored(-0.1, -1.5)]), Benchmark())
-    assert asyncio.run(gate.decide(coder, PROBLEM, "x = 1"))["speaks"] is True  # min -1.5 < -1.0
+    assert asyncio.run(gate.decide(coder, PROBLEM, "x = 1"))["speaks"] is True  # mean -0.8 < -0.7
     assert asyncio.run(gate.decide(coder, PROBLEM, "  "))["value"] is None
 
 
