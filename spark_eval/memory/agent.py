@@ -180,6 +180,18 @@ def recommendation_reader(shown: Sequence[str]) -> Callable[[dict[str, Any]], di
     return interpret
 
 
+CITED_LINE = "\nDocumentation cited: "
+"""Starts the line the agent appends to the model's advice: the names of the documents it cited or copied from."""
+
+
+def own_words(advice: str) -> str:
+    """The model's advice without the line of cited documents the agent appended (`CITED_LINE`): what the advice
+    itself says, which `api_hits` checks (the appended names would credit the model with the documents it was
+    shown)."""
+    cut = advice.rfind(CITED_LINE)
+    return advice if cut < 0 else advice[:cut]
+
+
 class RetrievalAgent:
     """Plan -> hybrid search per query -> recommendation citing the shown items by number; the whole trace is kept.
 
@@ -250,8 +262,7 @@ class RetrievalAgent:
                       for h in listed)
         documents = [str(items[h.id].meta.get("qualname") or items[h.id].title) for h in listed
                      if h.kind == "doc" and (h.id in cited or h.id in copied)]
-        named = advice.value["text"] + ("\nDocumentation cited: " + ", ".join(f"`{d}`" for d in
-                                                                          dict.fromkeys(documents)) + "."
+        named = advice.value["text"] + (CITED_LINE + ", ".join(f"`{d}`" for d in dict.fromkeys(documents)) + "."
                                         if documents else "")
         return Recommendation(text=named, plan=plan.value, items=shown, trace=trace)
 

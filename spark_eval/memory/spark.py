@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.data.base import Benchmark
 from spark_eval.execution.environment import shown_path
-from spark_eval.memory.agent import AGENT_VERSION, RetrievalAgent, prompt_query
+from spark_eval.memory.agent import AGENT_VERSION, RetrievalAgent, own_words, prompt_query
 from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.docs.apilabels import ApiNames, api_labels, names_api
 from spark_eval.memory.embed import CachedEmbedder, Embedder
@@ -339,7 +339,7 @@ class SparkMemory:
         overlap = round(self.guard.score(rec.text, reference), 4) if rec.text else 0.0
         leak = (bool(rec.text) and self.guard.leaks(rec.text, reference)) or any(i.leak for i in flagged)
         labels = self.reference_apis(problem) if self.api_names is not None else None
-        hits = names_api(rec.text, labels) if labels is not None else None
+        hits = names_api(own_words(rec.text), labels) if labels is not None else None
         return Recommendation(text=rec.text, plan=rec.plan, items=flagged, leak_flag=leak,
                               trace={**rec.trace, "reference_overlap": overlap}, error=rec.error,
                               api_labels=labels, api_hits=hits)

@@ -110,3 +110,12 @@ def test_advice_names_a_label_as_code_does_and_prose_does_not():
         "pandas.read_csv", "sklearn.preprocessing.MinMaxScaler")  # names no English word can be
     assert names_api("use argsorted values, not np.argsortx", labels) == ()  # whole names only
     assert names_api("anything", ()) == ()
+
+
+def test_advice_is_credited_for_its_own_words_not_the_cited_documents_appended_to_it():
+    from spark_eval.memory.agent import CITED_LINE, own_words
+
+    advice = "Reverse each row of the argsort result." + CITED_LINE + "`numpy.argsort`."
+    assert own_words(advice) == "Reverse each row of the argsort result."
+    assert names_api(advice, ("numpy.argsort",)) and not names_api(own_words(advice), ("numpy.argsort",))
+    assert own_words("Use `np.argsort(a)`.") == "Use `np.argsort(a)`."
