@@ -69,7 +69,9 @@ the module's doc)."""
 UNCONSTRAINED_CAP = 96
 """The token cap of each structured request where the server does not constrain the reply (it runs to the cap)."""
 GREEDY = ENFORCED | {"claude_haiku_4_5"}
-"""Whose configs ask for temperature 0 (gpt5_codex sends none, as reasoning models take none: the server samples)."""
+"""Whose configs ask for temperature 0. gpt5_codex sends none, as reasoning models take none: the server then decodes
+at its own default, which the test server sets to 0 (`--temp 0`), so that its replies do not vary from run to run
+(sampled, a count to 30 once ran to its 40 tokens without reaching 7)."""
 IDS = (291, 292)
 COUNT = [{"role": "user", "content": "Count from 1 to 30, one number per line."}]
 
@@ -77,7 +79,7 @@ COUNT = [{"role": "user", "content": "Count from 1 to 30, one number per line."}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with llama_server_running(smollm_weights(), log, "--ctx-size", "8192", "--parallel", "2",
+    with llama_server_running(smollm_weights(), log, "--ctx-size", "8192", "--parallel", "2", "--temp", "0",
                               "--chat-template-file", str(TEMPLATE), prefix=PREFIX,
                               api_key=f"{KEY},{NO_KEY}") as root:
         yield root.removesuffix(PREFIX)
