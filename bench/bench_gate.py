@@ -51,29 +51,34 @@ QUESTION = ("Before you answer: are you sure you know how to solve this problem 
             "up? Reply with yes or no.")
 
 
-async def self_assessed(model_name: str, problem_ids: list[int]) -> dict[int, float]:
-    cfg = compose_config(f"model={model_name}")
-    benchmark = build_benchmark(cfg.dataset)
-    problems = {p.problem_id: p for p in benchmark.problems()}
-    model = instantiate(cfg.model)
+class Coder:
+    """The coder's model (`model=<name>`), loaded once, and each problem's no-memory conversation."""
+
+    def __init__(self, model_name: str) -> None:
+        cfg = compose_config(f"model={model_name}")
+        self.benchmark = build_benchmark(cfg.dataset)
+        self.problems = {p.problem_id: p for p in self.benchmark.problems()}
+        self.model = instantiate(cfg.model)
+
+    def messages(self, problem_id: int) -> list:
+        return self.benchmark.coder_messages(self.problems[problem_id], None)
+
+
+async def self_assessed(coder: Coder, problem_ids: list[int]) -> dict[int, float]:
     found = {}
     for pid in problem_ids:
-        messages = benchmark.coder_messages(problems[pid], None)
+        messages = coder.messages(pid)
         asked = [*messages[:-1], {"role": "user", "content": messages[-1]["content"] + "\n\n" + QUESTION}]
-        reply = await ask_choices(model, asked, "", ["yes", "no"])
+        reply = await ask_choices(coder.model, asked, "", ["yes", "no"])
         if reply.value is not None:
             found[pid] = reply.value["yes"]
     return found
 
 
-async def draft_confidence(model_name: str, replies: dict[int, str]) -> dict[str, dict[int, float]]:
-    cfg = compose_config(f"model={model_name}")
-    benchmark = build_benchmark(cfg.dataset)
-    problems = {p.problem_id: p for p in benchmark.problems()}
-    model = instantiate(cfg.model)
+async def draft_confidence(coder: Coder, replies: dict[int, str]) -> dict[str, dict[int, float]]:
     found: dict[str, dict[int, float]] = {"draft_mean_logprob": {}, "draft_min_logprob": {}}
     for pid, text in replies.items():
-        reply = await ask_score(model, benchmark.coder_messages(problems[pid], None), text)
+        reply = await ask_score(coder.model, coder.messages(pid), text)
         if reply.value:
             found["draft_mean_logprob"][pid] = float(np.mean(reply.value))
             found["draft_min_logprob"][pid] = float(np.min(reply.value))
@@ -106,9 +111,10 @@ def main() -> None:
     known = {r.problem_id: bool(r.passed) for r in firsts}
     family = {r.problem_id: tuple(r.origin_family) for r in firsts}
     ids = sorted(known)
-    signals = {"self_assessed": asyncio.run(self_assessed(args.model, ids))}
+    coder = Coder(args.model)
+    signals = {"self_assessed": asyncio.run(self_assessed(coder, ids))}
     replies = {r.problem_id: r.completion.text if r.completion else "" for r in firsts}
-    signals.update(asyncio.run(draft_confidence(args.model, {i: t for i, t in replies.items() if t})))
+    signals.update(asyncio.run(draft_confidence(coder, {i: t for i, t in replies.items() if t})))
     if args.spark:
         signals.update(retrieval(args.spark))
     table = {}

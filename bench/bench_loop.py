@@ -83,7 +83,6 @@ def problem_set(name: str, limit: int, overrides: list[str]) -> list:
     return sorted(stratified_subset(rest, limit, every.cfg.subset_seed, every.libraries), key=lambda p: p.problem_id)
 
 
-
 def agent_row(problem_id: int, library: str, recommendation: Recommendation | None) -> dict:
     """One problem's agent figures from its recommendation."""
     rec = recommendation or Recommendation(text="")

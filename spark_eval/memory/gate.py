@@ -5,9 +5,10 @@ coder draft its answer without memory, reads how sure the coder is of that draft
 the draft is then the answer (at temperature 0 it is the no-memory answer itself, so silence costs nothing more).
 Otherwise the memory advises as usual and the coder answers again with the advice.
 
-`DraftGate`'s signal is the draft's mean token log-probability under the coder (`ask_score`: read off its logits,
-so the coder must expose them: `model.choice_probabilities`, the embedded models). It speaks when the signal is
-below `threshold`. The decision, with the signal's value, goes into the record (`Recommendation.abstained`,
+`DraftGate`'s signal is read off the coder's logits (`ask_score`, so the coder must expose them:
+`model.choice_probabilities`, the embedded models): the lowest log-probability among the draft's tokens
+(`draft_min_logprob`, the default) or their mean (`draft_mean_logprob`). It speaks when the signal is below
+`threshold`. The decision, with the signal's value, goes into the record (`Recommendation.abstained`,
 `trace["gate"]`).
 """
 from __future__ import annotations

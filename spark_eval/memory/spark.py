@@ -89,7 +89,8 @@ class SparkMemory:
                  learner_model: DictConfig, retrieval: DictConfig, learning: DictConfig, leakage: DictConfig,
                  playbook_chars: int = 6000, frozen_store: str | None = None,
                  mask_contributors: Sequence[str] = (), poison: DictConfig | None = None,
-                 placebo: DictConfig | None = None, gate: DictConfig | None = None, models: ModelPool | None = None, run_dir: Path | None = None,
+                 placebo: DictConfig | None = None, gate: DictConfig | None = None,
+                 models: ModelPool | None = None, run_dir: Path | None = None,
                  benchmark: Benchmark | None = None, lock_wait_s: float = LOCK_WAIT_S) -> None:
         bad = [s for s in sources if s not in SOURCES]
         if bad:

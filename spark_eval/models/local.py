@@ -133,21 +133,20 @@ class LocalModel(ProviderModel):
                 raise ValueError(f"Requested tokens ({len(tokens) + len(reply)}) exceed context window of {self.n_ctx}")
             self._evaluate(llm, tokens, system_length)
             vocab = llm.n_vocab()
-            rows = [np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,)).astype(np.float64)]
+            before = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,)).astype(np.float64)
+            logprobs, best = [], []
             for start in range(0, len(reply), llm.n_batch):
                 batch = reply[start : start + llm.n_batch]
                 llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=True)
                 llm._ctx.decode(llm._batch)
                 llm.input_ids[llm.n_tokens : llm.n_tokens + len(batch)] = batch
                 llm.n_tokens += len(batch)
-                rows += [np.ctypeslib.as_array(llm._ctx.get_logits_ith(i), shape=(vocab,)).astype(np.float64)
-                         for i in range(len(batch))]
-        logprobs, best = [], []
-        for logits, token in zip(rows, reply):  # the row before each token predicts it
-            top = logits.max()
-            norm = top + np.log(np.exp(logits - top).sum())
-            logprobs.append(round(float(logits[token] - norm), 5))
-            best.append(round(float(top - norm), 5))
+                for i, token in enumerate(batch):  # the logits before each token predict it: one row kept at a time
+                    top = before.max()
+                    norm = top + np.log(np.exp(before - top).sum())
+                    logprobs.append(round(float(before[token] - norm), 5))
+                    best.append(round(float(top - norm), 5))
+                    before = np.ctypeslib.as_array(llm._ctx.get_logits_ith(i), shape=(vocab,)).astype(np.float64)
         return Reply(text=json.dumps({"token_logprobs": logprobs, "best_logprobs": best}), finish_reason="score",
                      input_tokens=len(tokens) + len(reply), output_tokens=0)
 

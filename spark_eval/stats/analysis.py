@@ -21,8 +21,7 @@ ALL_MODELS = "all models"
 ALL_CONDITIONS = "all conditions"
 CONDITION_COLUMNS = ("model", "memory", "metric", "n", "families", "mean", "ci_low", "ci_high", "leaky")
 COUNT_COLUMNS = ("model", "memory", "runs", "records", "errors", "advice_given", "advice_errors", "abstained",
-                 "no_verdict",
-                 "problems", "leaky")
+                 "no_verdict", "problems", "leaky")
 BAND_TABLE_COLUMNS = ("model", "memory", "band", "n", "families", "mean", "ci_low", "ci_high", "leaky")
 
 

@@ -150,7 +150,8 @@ def tidy(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per record x judgment; a record without verdicts keeps one row with judge None."""
     rows = [row for run in runs for order, record in enumerate(run.records) for row in _rows(run, order, record)]
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    return frame.astype({"score": float, "passed": bool, "advised": bool, "abstained": bool, "leaky": bool, "rec_leak": bool})
+    return frame.astype({"score": float, "passed": bool, "advised": bool, "abstained": bool, "leaky": bool,
+                         "rec_leak": bool})
 
 
 def load_frame(results: str | Path | Sequence[str | Path]) -> pd.DataFrame:

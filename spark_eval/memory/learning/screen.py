@@ -136,7 +136,7 @@ class InsightScreen:
             met = frozenset().union(*(s.apis for s in sources if s.library == library)) if sources else None
             if met is not None and not said & met:
                 return (f"its content names no API its source attempts met ({', '.join(sorted(said)) or 'none'})")
-            denied = self._denied(library, names, content)
+            denied = self._denied(library, content)
             if denied:
                 return f"says a documented API does not exist ({', '.join(denied)})"
         grams = word_ngrams(text, self.echo_n)
@@ -178,7 +178,7 @@ class InsightScreen:
             return "filed under General, not a library"
         return None
 
-    def _denied(self, library: str | None, names: Sequence[str], content: str) -> list[str]:
+    def _denied(self, library: str | None, content: str) -> list[str]:
         """The documented APIs a sentence of `content` says do not exist or are not standard (false by the
         documentation; a small learner writes it of `np.where` and `pandas.get_dummies` alike)."""
         denied: list[str] = []
