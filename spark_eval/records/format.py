@@ -88,6 +88,13 @@ class Recommendation:
     """The memory's gate chose silence (`memory.gate`, memory/gate.py): the coder answered without advice, its
     draft kept. A decision, not an error (text is empty and error None); `trace["gate"]` holds why."""
 
+    @property
+    def charged_insights(self) -> tuple[RetrievedItem, ...]:
+        """The insights a record's outcome is charged to (curation's counters, the poison table's uses): those the
+        advice used (cited, or copied from), every insight shown when it used none."""
+        shown = tuple(i for i in self.items if i.kind == "insight")
+        return tuple(i for i in shown if i.used) or shown
+
 
 @dataclass(frozen=True)
 class Completion:

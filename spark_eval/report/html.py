@@ -39,7 +39,9 @@ TRANSFER_NOTE = (
 POISON_NOTE = (
     "Per shared store: the poisoning arm's member (poisoner) replaced that share of its learned insights by "
     "plausible but wrong ones (memory/learning/poison.py). poison: insights with a poisoned source, active and "
-    "retired; rounds_to_retire: median rounds from an insight's ADD to its RETIRE; shown/cited: records given "
+    "retired; rounds_to_retire: rounds from a poison insight's ADD to its RETIRE (median, min, max); "
+    "uses_to_retire: records charged to it before it was retired (the same spread); honest_retired: honest "
+    "insights retired (false alarms, of honest_insights); shown/cited: records given "
     "poison (cited by honest members apart); honest_pass: the honest members' pass rate. Paired differences "
     "against rate 0 are in comparisons.csv with report.baseline set to the rate-0 memory.")
 COMPARISON_FORMATS = {"with_mean": "{:.3f}", "without_mean": "{:.3f}", "baseline_mean": "{:.3f}",

@@ -97,7 +97,9 @@ def contributor_table(runs: Sequence[Run]) -> pd.DataFrame:
 
 
 POISON_COLUMNS = ("memory", "poison_rate", "poisoner", "insights", "poison", "poison_active", "poison_retired",
-                  "rounds_to_retire", "shown", "cited", "cited_by_honest", "honest_pass", "honest_n")
+                  "rounds_to_retire", "rounds_to_retire_min", "rounds_to_retire_max", "uses_to_retire",
+                  "uses_to_retire_min", "uses_to_retire_max", "poison_uses", "honest_insights", "honest_retired",
+                  "shown", "cited", "cited_by_honest", "honest_pass", "honest_n")
 
 
 def _store_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -133,10 +135,12 @@ def store_ops(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 def poison_table(runs: Sequence[Run]) -> pd.DataFrame:
     """Per shared store that a poisoning arm learned into (POISON_COLUMNS), the honest stores beside them: poison
-    insights written, still active and retired; the median number of rounds from an insight's first ADD to its
-    RETIRE (`rounds_to_retire`, over the retired ones); how often records were shown and cited poison (by honest
-    members apart); and the honest members' pass rate on their records (honest: every model that poisoned no
-    store of the runs)."""
+    insights written, still active and retired; rounds from a poison insight's first ADD to its RETIRE
+    (`rounds_to_retire`: median, min and max over the retired ones); the records, of every member, whose outcome
+    was charged to it before it was retired (`uses_to_retire`, the same spread; `poison_uses` over all poison);
+    honest insights written and retired (the false alarms); how often records were shown and cited poison (by
+    honest members apart); and the honest members' pass rate on their records (honest: every model that poisoned
+    no store of the runs)."""
     groups = _store_groups(runs)
     bad = _poisoners(runs)
     if not bad:
@@ -154,24 +158,38 @@ def poison_table(runs: Sequence[Run]) -> pd.DataFrame:
                 added.setdefault(op["item_id"], op["round"])
             elif op["op"] == "RETIRE" and op["item_id"] in added:
                 delays.append(op["round"] - added[op["item_id"]])
+        uses: dict[str, int] = defaultdict(int)  # a retired insight is not shown again: its uses are those before
         shown = cited = by_honest = 0
         honest = []
         for run in members:
             for record in run.records:
                 if run.model not in poisoners:
                     honest.append(record.passed)
+                for item in record.recommendation.charged_insights if record.recommendation else ():
+                    uses[item.id] += item.id in poison
                 for item in record.recommendation.items if record.recommendation else ():
                     if item.poison:
                         shown += 1
                         cited += bool(item.cited)
                         by_honest += bool(item.cited) and run.model not in poisoners
+        to_retire = [uses[i] for i in sorted(retired)]
         rows.append({"memory": members[0].memory, "poison_rate": max(_poison_rate(run) for run in members),
                      "poisoner": "+".join(poisoners), "insights": len(insights), "poison": len(poison),
                      "poison_active": len(poison - retired), "poison_retired": len(retired),
-                     "rounds_to_retire": float(pd.Series(delays).median()) if delays else None,
+                     **_spread("rounds_to_retire", delays), **_spread("uses_to_retire", to_retire),
+                     "poison_uses": sum(uses.values()), "honest_insights": len(insights) - len(poison),
+                     "honest_retired": sum(i["status"] == "retired" and i["id"] not in poison for i in insights),
                      "shown": shown, "cited": cited, "cited_by_honest": by_honest,
                      "honest_pass": sum(honest) / len(honest) if honest else None, "honest_n": len(honest)})
     return pd.DataFrame(rows, columns=list(POISON_COLUMNS)).sort_values("poison_rate", ignore_index=True)
+
+
+def _spread(name: str, values: Sequence[int]) -> dict[str, float | None]:
+    """`name` (the median), `name_min` and `name_max` of `values`; None each when there are none."""
+    if not values:
+        return {name: None, f"{name}_min": None, f"{name}_max": None}
+    return {name: float(pd.Series(values).median()), f"{name}_min": float(min(values)),
+            f"{name}_max": float(max(values))}
 
 
 def poison_curves(runs: Sequence[Run]) -> dict[tuple[float, str], pd.DataFrame]:

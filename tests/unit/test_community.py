@@ -114,7 +114,12 @@ def test_the_poison_table_and_curve_follow_poison_through_the_store(tmp_path):
     assert table.loc[0.5, ["poisoner", "poison", "poison_active", "poison_retired", "rounds_to_retire", "shown",
                            "cited", "cited_by_honest", "honest_pass", "honest_n"]].tolist() == [
         "bad", 1, 0, 1, 2.0, 2, 1, 1, 0.5, 4]
-    assert table.loc[0.0, ["poison", "shown", "honest_pass"]].tolist() == [0, 0, 0.5]
+    assert table.loc[0.5, ["uses_to_retire", "uses_to_retire_min", "uses_to_retire_max", "poison_uses",
+                           "rounds_to_retire_min", "rounds_to_retire_max", "honest_insights",
+                           "honest_retired"]].tolist() == [2.0, 2.0, 2.0, 2, 2.0, 2.0, 1, 0]
+    assert table.loc[0.0, ["poison", "shown", "honest_pass", "honest_insights", "honest_retired"]].tolist() == [
+        0, 0, 0.5, 1, 0]
+    assert pd.isna(table.loc[0.0, "uses_to_retire"])
     curve = poison_curves(runs)[(0.5, "poison0.5")]
     assert curve["round"].tolist() == [0, 1, 2] and curve["poison_share"].tolist() == [0.5, 0.5, 0.0]
     assert curve["honest_pass"].tolist() == [0.5, 0.5, 0.5]

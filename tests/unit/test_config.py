@@ -115,6 +115,24 @@ def test_run_directory_is_named_after_experiment_model_memory_and_seed():
     assert full.hydra.run.dir.endswith("results/reference/reference__none__s3")
 
 
+def test_the_paired_poison_experiment_weighs_uses_against_its_own_baseline_runs():
+    """experiment=community_poison_paired: its learning jobs judge harm against the no-memory runs its sweep makes
+    first, for both members (the run directories the baseline jobs write)."""
+    runs = experiment_sweep("community_poison_paired")
+    conditions = [dict(o.split("=", 1) for o in overrides)["condition"] for overrides in runs]
+    assert conditions == ["community_none"] * 2 + ["community_poison_paired"] * 2
+    made = set()
+    for overrides in runs:
+        cfg = compose_config("experiment=community_poison_paired", *overrides)
+        if cfg.memory.name == "none":
+            made.add(f"{cfg.paths.results}/community_poison_paired/{cfg.model.name}__none__s{cfg.seed}")
+        else:
+            assert (cfg.memory.learning.harm, cfg.memory.kb.max_chunks, cfg.memory.poison.rate > 0) == (
+                "paired", 600, cfg.model.name == cfg.community.poisoner)
+            baseline = set(cfg.memory.learning.baseline)
+    assert made == baseline
+
+
 def run_cli(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "spark_eval", *args], capture_output=True, text=True,
                           cwd=PROJECT_ROOT, timeout=timeout)

@@ -221,10 +221,9 @@ def _passed(record: Record) -> bool | None:
     return record.passed if record.status in GRADED else None
 
 
-def used_insights(record: Record) -> list[RetrievedItem]:
-    """The insights a record's advice used (cited, or copied from); every insight shown when it used none."""
-    items = [i for i in (record.recommendation.items if record.recommendation else ()) if i.kind == "insight"]
-    return [i for i in items if i.used] or items
+def used_insights(record: Record) -> tuple[RetrievedItem, ...]:
+    """The insights a record's outcome is charged to (`Recommendation.charged_insights`); none without advice."""
+    return record.recommendation.charged_insights if record.recommendation else ()
 
 
 def outcomes(records: Sequence[Record]) -> dict[str, tuple[int, int]]:
