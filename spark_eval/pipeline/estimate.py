@@ -64,13 +64,21 @@ def record_calls(cfg: Any, benchmark: Benchmark, problem: Problem, coder: ChatCo
                  repeat: int = 0) -> list[Call]:
     """The calls one record makes, as its components say: the memory's (the agent's plan and advice), the coder's
     answer (with its cache key when `coder`, built, can tell it and no advice goes into the request), every
-    judge's verdicts."""
+    judge's verdicts. A gated memory (`memory.gate`) adds the coder's draft without memory and the scoring of that
+    draft (its prompt and draft read, nothing generated), and is counted as speaking: an upper bound."""
     memory = class_of(cfg.memory)
     advice = Recommendation(text=problem.reference_code * 2) if memory.advises else None
-    answer = coder_class(class_of(cfg.model)).planned_calls(cfg.model, benchmark, problem, advice)
-    if coder is not None and advice is None:
-        answer = [replace(call, key=coder.request_key(problem, None, repeat)) for call in answer]
-    calls = memory.planned_calls(cfg.memory, problem) + answer
+    planned = coder_class(class_of(cfg.model)).planned_calls
+
+    def unadvised() -> list[Call]:  # a request without advice is known before the run: its key, once `coder` is built
+        calls = planned(cfg.model, benchmark, problem, None)
+        return calls if coder is None else [replace(c, key=coder.request_key(problem, None, repeat)) for c in calls]
+
+    answer = planned(cfg.model, benchmark, problem, advice) if advice is not None else unadvised()
+    draft = unadvised() if advice is not None and cfg.memory.get("gate") else []
+    score = [replace(call, input_tokens=call.input_tokens + call.output_tokens, output_tokens=0, key=None)
+             for call in draft]
+    calls = memory.planned_calls(cfg.memory, problem) + draft + score + answer
     for entry in cfg.judge.panel:
         calls += class_of(entry).planned_calls(entry.model, problem, advice, cfg.judge.repeats)
     return calls

@@ -46,6 +46,19 @@ def test_an_in_process_model_counts_compute_hours_at_its_speed(tmp_path):
     assert without.components["coder"].compute_s == 0
 
 
+def test_a_gated_memory_counts_the_coders_draft_and_its_scoring(tmp_path):
+    """memory=spark_gated drafts without memory, reads the draft's log-probabilities (one pass, nothing generated),
+    then (counted as speaking: an upper bound) the agent advises and the coder answers again."""
+    def plan(memory):
+        return plan_run(compose_config("dataset.limit=5", f"paths.results={tmp_path / 'results'}", "model=local",
+                                       "model.cache_path=null", f"memory={memory}", "memory.kb.max_chunks=600"))
+    gated, plain = plan("spark_gated"), plan("spark")
+    coder, before = gated.components["coder"], plain.components["coder"]
+    assert (coder.calls, before.calls) == (15, 5)
+    assert coder.output_tokens == before.output_tokens + 5 * 300  # the drafts; the scoring generates nothing
+    assert gated.components["agent"].calls == plain.components["agent"].calls == 10
+
+
 def test_calls_the_response_cache_holds_are_counted_apart(tmp_path):
     cfg = config(tmp_path)
     benchmark = build_benchmark(cfg.dataset)
