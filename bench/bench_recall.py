@@ -5,6 +5,7 @@
     python bench/bench_recall.py --embedders minilm,minilm:all              # dense over overviews vs every chunk
     python bench/bench_recall.py --sweep                                    # hybrid's fusion settings too
     python bench/bench_recall.py memory.kb.exclude='[tensorflow.raw_ops.*]' # any config override of the KB
+    python bench/bench_recall.py --embedders minilm --agent-problems 0 --drafts results/gate_tune100/qwen2.5-coder-0.5b__none__s0 memory.kb.max_chunks=600
 
 Labels: the documented qualified names each reference solution uses (`spark_eval/memory/docs/apilabels.py`, static
 analysis of the reference in its code context); problems without a label are left out and counted. A hit is
@@ -23,7 +24,10 @@ as raw_rag sent it before), filtered to the problem's library, for every labelle
 stratified subset (`--agent-problems`), the agent's searches: its planned queries (the embedded agent model, through
 the response cache) and the problem's statement, each searched in the libraries the agent would search, merged by
 summed scores (the statement's weighted) as the agent merges them; beside them the planned queries alone, and the statement alone, on the same
-subset. Each embedder's KB is built first if it is not in the cache
+subset. With `--drafts <a finished memory=none run>`, on that run's labelled problems: the documented APIs each
+problem's draft (the run's code) uses, read as a reference is labelled, shown first (at most `max_items // 2`, as
+memory=spark_drafted shows them), then the statement's hybrid hits; beside it the statement's hits alone. Each
+embedder's KB is built first if it is not in the cache
 (MiniLM: about 15-20 minutes for the full KB on 2 cores; the static embedder: under a minute).
 """
 from __future__ import annotations
@@ -34,6 +38,7 @@ import copy
 import itertools
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,6 +55,7 @@ from spark_eval.memory.docs.apilabels import ApiNames, api_labels
 from spark_eval.memory.index import Hit, HybridIndex
 from spark_eval.memory.docs.kb import load_api_names, load_knowledge_base
 from spark_eval.models.structured import ask_json
+from spark_eval.records.run import RunFiles
 from spark_eval.types import LIBRARIES, Problem
 
 DEPTH = 10
@@ -149,6 +155,7 @@ def main() -> None:
                         help="hybrid over rrf_k x candidates x dense weight (first embedder)")
     parser.add_argument("--raw-prompt", action="store_true",
                         help="query with the prompt's first 2,000 characters instead of its statement (prompt_query)")
+    parser.add_argument("--drafts", type=Path, help="a finished memory=none run: its drafts' APIs, then the statement")
     parser.add_argument("--out", type=Path, help="write the tables as JSON here")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. memory.kb.exclude=[...]")
     args = parser.parse_args()
@@ -197,12 +204,18 @@ def main() -> None:
               "agent_subset": {"n": len(agent), "queries": {"agent": evaluate(arms, merged)["arms"],
                                                             "plan": evaluate(arms, agent)["arms"],
                                                             "prompt": evaluate(arms, paired)["arms"]}}}
+    if args.drafts:
+        hybrid = next(arm for arm in arms if arm.name.startswith("hybrid-"))
+        result["drafts"] = draft_arms(hybrid, args.drafts, {p.problem_id: p for p in problems}, labels, names,
+                                      int(base.memory.retrieval.max_items) // 2)
     print_table("prompt queries, every labelled problem", result["arms"])
     if agent:
         print_table(f"the agent's searches (its plan's queries and the statement), {len(agent)} problems",
                     result["agent_subset"]["queries"]["agent"])
         print_table(f"the agent's planned queries alone, {len(agent)} problems", result["agent_subset"]["queries"]["plan"])
         print_table(f"prompt queries, the same {len(paired)} problems", result["agent_subset"]["queries"]["prompt"])
+    if args.drafts:
+        print_table(f"the drafts of {args.drafts} ({hybrid.name})", result["drafts"])
     for name, kb in figures.items():
         print(f"{name}: {kb['embedder']}, {kb['embedded']} of {kb['chunks']} chunks embedded, built in "
               f"{kb['build_s']} s, opened in {kb['open_s']} s, {kb['query_embed_ms']} ms per query embedding")
@@ -210,6 +223,25 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"-> {args.out}")
+
+
+def draft_arms(arm: Arm, run: Path, problems: dict[int, Problem], labels: dict[int, frozenset[str]],
+               names: ApiNames, first: int) -> dict[str, Any]:
+    """On the labelled problems of `run` (memory=none): the statement's hits alone; the documented APIs its draft
+    uses, then those hits (the draft's first `first`, as the agent shows them); the draft's APIs alone."""
+    rows: dict[str, list[dict[str, float]]] = {"statement": [], "draft APIs, then statement": [], "draft APIs": []}
+    for record in RunFiles(run).records:
+        problem = problems[record.problem_id]
+        wanted = labels[problem.problem_id]
+        if record.epoch or record.repeat or not wanted:
+            continue
+        drafted = [f"doc:{n.split('.')[0]}:{n}#overview"
+                   for n in api_labels(replace(problem, reference_code=record.code or ""), names)]
+        searched = arm.ranked([prompt_query(problem.prompt)], [problem.library])
+        merged = drafted[:first] + [i for i in searched if i not in drafted[:first]]
+        for name, ranked in (("statement", searched), ("draft APIs, then statement", merged), ("draft APIs", drafted)):
+            rows[name].append(scores(ranked, wanted))
+    return {name: mean_scores(found) for name, found in rows.items()}
 
 
 def _sweep_arms(name: str, index: HybridIndex, vectors: dict[str, np.ndarray]) -> list[Arm]:

@@ -187,6 +187,9 @@ class RetrievalConfig:
     rrf_k: int = 60
     candidates: int = 200  # top of each ranked list that reciprocal-rank fusion sees
     dense_weight: float = 2.0  # the dense list's weight in the fusion (BM25's is 1); bench/bench_recall.py --sweep
+    # the agent also reads the documentation of the APIs the coder's own draft without memory uses (memory/agent.py:
+    # the draft's documents are shown first); the pipeline then drafts before it advises (memory=spark_drafted)
+    draft_apis: bool = False
 
 
 @dataclass
@@ -479,7 +482,8 @@ RESULT_NEUTRAL_KEYS = (
 IDENTITY_ABSENT = {"pipeline.share": None, "memory.mask_contributors": [], "memory.poison.rate": 0.0,
                    "memory.learning.harm": "base_rate", "memory.learning.baseline": [],
                    "memory.placebo.source": None, "memory.placebo.seed": 0, "execution.output_tail_chars": 2000,
-                   "execution.disk_mb": 1024, "memory.gate": None}
+                   "execution.disk_mb": 1024, "memory.gate": None,
+                   "memory.retrieval.draft_apis": False}
 # Settings that name a run directory: they count as the place inside the project folder (`results/...`), so a
 # clone of the project elsewhere resumes the runs it carries.
 PROJECT_RELATIVE_KEYS = ("memory.placebo.source",)

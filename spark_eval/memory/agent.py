@@ -18,6 +18,8 @@ from spark_eval.records import Recommendation, RetrievedItem
 
 # Bump when a prompt, a schema or how citations are read changes: the version goes into every record of a memory run.
 AGENT_VERSION = "agent-8"
+DRAFT_VERSION = "draft-1"
+"""The agent's reading of the coder's draft (`memory.retrieval.draft_apis`): the documents of its APIs shown first."""
 
 # Every field is bounded (schema-constrained decoding closes a string at its bound; other providers take the
 # bounds as guidance), so a reply cannot run to its token cap: a small model otherwise repeats itself until it does.
@@ -220,7 +222,10 @@ class RetrievalAgent:
         self.problem_chars = problem_chars
         self.max_insights = max_insights
 
-    async def recommend(self, problem: Problem, recall: Recall, exclude_families: Collection[str]) -> Recommendation:
+    async def recommend(self, problem: Problem, recall: Recall, exclude_families: Collection[str],
+                        drafted: Sequence[Hit] = ()) -> Recommendation:
+        """`drafted`: the documents of the APIs the coder's own draft uses (SparkMemory.draft_documents), shown
+        before the searches' hits (`max_items` in all); `recall.fetch` must find them."""
         text = problem.prompt[: self.problem_chars]
         plan = await ask_json(self.model, plan_messages(text), interpret_plan, PLAN_SCHEMA, self.max_tokens)
         trace: dict[str, Any] = {"plan_raw": plan.raw, "usage": plan.usage.to_json()}
@@ -243,7 +248,9 @@ class RetrievalAgent:
                 score = weight * hit.score + (best[hit.id].score if hit.id in best else 0.0)
                 best[hit.id] = replace(hit, score=score)
         trace["queries"] = queries
-        chosen = self._shown(best.values())
+        if drafted:
+            trace["draft_documents"] = [h.id for h in drafted]
+        chosen = self._shown(best.values(), drafted)
         items = recall.fetch([h.id for h in chosen])
         listed = [h for h in chosen if h.id in items]
         advice = await ask_json(self.model, self._advice_messages(text, plan.value, listed, items),
@@ -266,19 +273,22 @@ class RetrievalAgent:
                                         if documents else "")
         return Recommendation(text=named, plan=plan.value, items=shown, trace=trace)
 
-    def _shown(self, hits: Collection[Hit]) -> list[Hit]:
-        """The best-scored hits, at most `max_items`, of which at most `max_insights` are insights: the store's few
-        insights otherwise outrank the documentation (each index's fused scores run alike, a small index's
-        first hits as high as a large one's) and every item shown is a lesson."""
-        chosen, insights = [], 0
-        for hit in sorted(hits, key=lambda h: (-h.score, h.id)):
+    def _shown(self, hits: Collection[Hit], first: Sequence[Hit] = ()) -> list[Hit]:
+        """`first` (the draft's documents, at most half of `max_items`, so the searches and the lessons keep their
+        place), then the best-scored hits, at most `max_items` in all, of which at most `max_insights` are
+        insights: the store's few insights otherwise outrank the documentation (each index's fused scores run
+        alike, a small index's first hits as high as a large one's) and every item shown is a lesson."""
+        chosen: list[Hit] = list(first[: self.max_items // 2])
+        insights = 0
+        taken = {h.id for h in chosen}
+        for hit in sorted((h for h in hits if h.id not in taken), key=lambda h: (-h.score, h.id)):
+            if len(chosen) == self.max_items:
+                break
             if hit.kind == "insight":
                 if insights >= self.max_insights:
                     continue
                 insights += 1
             chosen.append(hit)
-            if len(chosen) == self.max_items:
-                break
         return chosen
 
     def _shown_text(self, item: Item) -> str:

@@ -24,14 +24,16 @@ class Memory(Protocol):
     versions: dict[str, str]
     """Prompt/builder versions that change results (in every record and in the resume identity)."""
     # A memory may also have a `gate` (memory/gate.py: DraftGate, or None): asked before `recommend` whether to
-    # speak at all, from the coder's draft without memory (pipeline/solve.py: advise_and_answer).
+    # speak at all, from the coder's draft without memory (pipeline/solve.py: advise_and_answer); and `reads_draft`
+    # (True: the pipeline drafts first and hands `recommend` the draft's code even without a gate).
 
     async def prepare(self, problems: Sequence[Problem]) -> None:
         """Load or build what the stream needs (knowledge base, store, prior experience)."""
         ...
 
-    async def recommend(self, problem: Problem) -> Recommendation | None:
-        """Advice for the coder on this problem, or None."""
+    async def recommend(self, problem: Problem, draft: str | None = None) -> Recommendation | None:
+        """Advice for the coder on this problem, or None. `draft`: the code of the coder's answer without memory,
+        when the pipeline made one first (a memory with a gate, or one that `reads_draft`); a memory may read it."""
         ...
 
     async def learn(self, records: Sequence[Record], epoch: int, round_: int) -> None:

@@ -25,7 +25,7 @@ class NoMemory:
     async def prepare(self, problems: Sequence[Problem]) -> None:
         return None
 
-    async def recommend(self, problem: Problem) -> Recommendation | None:
+    async def recommend(self, problem: Problem, draft: str | None = None) -> Recommendation | None:
         return None
 
     async def learn(self, records: Sequence[Record], epoch: int, round_: int) -> None:

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spark_eval.data.base import Benchmark
 from spark_eval.execution.environment import shown_path
-from spark_eval.memory.agent import AGENT_VERSION, RetrievalAgent, own_words, prompt_query
+from spark_eval.memory.agent import AGENT_VERSION, DRAFT_VERSION, RetrievalAgent, own_words, prompt_query
 from spark_eval.memory.base import MemoryConfigError
 from spark_eval.memory.docs.apilabels import ApiNames, api_labels, names_api
 from spark_eval.memory.embed import CachedEmbedder, Embedder
@@ -113,6 +113,12 @@ class SparkMemory:
         self.placebo = dict(placebo or {})  # PlaceboMemory's settings (`source`, `seed`)
         self.gate = build_gate(gate)
         """Whether to speak at all, asked before `recommend` (pipeline/solve.py); None: always."""
+        self.reads_draft = bool(retrieval.get("draft_apis", False))
+        """The agent reads the documents of the APIs the coder's draft uses (`memory.retrieval.draft_apis`): the
+        pipeline drafts before it advises and hands `recommend` the draft's code."""
+        if self.reads_draft and (self.mode != "agent" or "docs" not in self.sources):
+            raise MemoryConfigError("memory.retrieval.draft_apis is read by the retrieval agent over the documentation "
+                                    "(memory=spark_drafted); set it to false for this memory")
         if not 0.0 <= self.poison_rate <= 1.0:
             raise MemoryConfigError(f"memory.poison.rate={self.poison_rate:g} is not a share; give a number in [0, 1]")
         if self.mask and self.learns:
@@ -138,6 +144,7 @@ class SparkMemory:
         self.embedder: Embedder | None = None
         self.insights: HybridIndex | None = None
         self.insight_items: dict[str, Item] = {}
+        self.walked: dict[str, dict[str, Item]] = {}  # import name -> qualname -> its overview (draft_documents)
         self._loaded_hash = ""  # the store's insight state the index was built from
         self.problems: dict[int, Problem] = {}
         self.api_names: ApiNames | None = None  # every documented name, to label references (api_hits)
@@ -173,6 +180,8 @@ class SparkMemory:
             found["poison"] = POISON_VERSION
         if self.gate:
             found["gate"] = GATE_VERSION
+        if self.reads_draft:
+            found["draft"] = DRAFT_VERSION
         if self.docs:
             from spark_eval.memory.docs.walk import BUILDER_VERSION
 
@@ -201,7 +210,7 @@ class SparkMemory:
         if self.memory_dir:
             self.memory_dir.mkdir(parents=True, exist_ok=True)
 
-    async def recommend(self, problem: Problem) -> Recommendation | None:
+    async def recommend(self, problem: Problem, draft: str | None = None) -> Recommendation | None:
         return self._guarded(await self.advise(problem, self._excluded(problem)), problem)
 
     async def advise(self, problem: Problem, exclude: Collection[str]) -> Recommendation:
@@ -276,7 +285,8 @@ class SparkMemory:
         return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
 
     def fetch(self, ids: Sequence[str]) -> dict[str, Item]:
-        found = {i: self.insight_items[i] for i in ids if i in self.insight_items}
+        walked = {item.id: item for items in self.walked.values() for item in items.values()}
+        found = {i: self.insight_items.get(i) or walked[i] for i in ids if i in self.insight_items or i in walked}
         rest = [i for i in ids if i not in found]
         if rest and self.kb is not None:
             found.update({item.id: item for item in self.kb.store.get_items(rest)})
@@ -308,6 +318,25 @@ class SparkMemory:
         self.insights = HybridIndex(index_items, vectors, rrf_k=int(self.retrieval.rrf_k),
                                     candidates=int(self.retrieval.candidates),
                                     dense_weight=float(self.retrieval.dense_weight))
+
+    def draft_documents(self, problem: Problem, code: str) -> list[Hit]:
+        """The overview documents of the documented APIs that `code`, the coder's draft of `problem` without memory,
+        uses, read as a reference solution is labelled (apilabels.api_labels), in their sorted order. Taken from
+        the library's documentation walk (once per library), not the KB, whose `max_chunks` may leave them out;
+        `fetch` then finds them. Each is a hit of score 1, found by no search."""
+        from spark_eval.memory.docs.kb import doc_item
+        from spark_eval.memory.docs.walk import walk_library
+
+        hits = []
+        for name in api_labels(replace(problem, reference_code=code), self.api_names):
+            module = name.split(".")[0]
+            if module not in self.walked:
+                self.walked[module] = {c.qualname: doc_item(c) for c in walk_library(self.kb_cfg.python, module)
+                                       if c.section == "overview"}
+            item = self.walked[module].get(name)
+            if item is not None:
+                hits.append(Hit(item.id, "doc", item.library, 1.0, None, None, None, None))
+        return hits
 
     def reference_apis(self, problem: Problem) -> tuple[str, ...]:
         """The documented APIs `problem`'s reference solution uses (apilabels.api_labels), labelled once."""
@@ -360,12 +389,17 @@ class AgentMemory(SparkMemory):
     def planned_calls(cls, settings: Any, problem: Problem) -> list[Call]:
         return RetrievalAgent.planned_calls(settings.agent_model, problem)
 
-    async def advise(self, problem: Problem, exclude: Collection[str]) -> Recommendation:
+    async def recommend(self, problem: Problem, draft: str | None = None) -> Recommendation | None:
+        drafted = self.draft_documents(problem, draft) if self.reads_draft and draft else []
+        return self._guarded(await self.advise(problem, self._excluded(problem), drafted), problem)
+
+    async def advise(self, problem: Problem, exclude: Collection[str], drafted: Sequence[Hit] = ()) -> Recommendation:
+        """The agent's recommendation; `drafted`: the documents of the coder's draft's APIs, shown first."""
         if not hasattr(self, "_agent"):
             r = self.retrieval
             self._agent = RetrievalAgent(self.models.get(self.agent_cfg), per_query=r.per_query,
                                          max_items=r.max_items, item_chars=r.item_chars, max_tokens=r.max_tokens)
-        return await self._agent.recommend(problem, self, exclude)
+        return await self._agent.recommend(problem, self, exclude, drafted)
 
 
 class RawRagMemory(SparkMemory):

@@ -65,7 +65,8 @@ def record_calls(cfg: Any, benchmark: Benchmark, problem: Problem, coder: ChatCo
     """The calls one record makes, as its components say: the memory's (the agent's plan and advice), the coder's
     answer (with its cache key when `coder`, built, can tell it and no advice goes into the request), every
     judge's verdicts. A gated memory (`memory.gate`) adds the coder's draft without memory and the scoring of that
-    draft (its prompt and draft read, nothing generated), and is counted as speaking: an upper bound."""
+    draft (its prompt and draft read, nothing generated), and is counted as speaking: an upper bound. One that
+    reads the draft (`memory.retrieval.draft_apis`) adds the draft."""
     memory = class_of(cfg.memory)
     advice = Recommendation(text=problem.reference_code * 2) if memory.advises else None
     planned = coder_class(class_of(cfg.model)).planned_calls
@@ -75,9 +76,10 @@ def record_calls(cfg: Any, benchmark: Benchmark, problem: Problem, coder: ChatCo
         return calls if coder is None else [replace(c, key=coder.request_key(problem, None, repeat)) for c in calls]
 
     answer = planned(cfg.model, benchmark, problem, advice) if advice is not None else unadvised()
-    draft = unadvised() if advice is not None and cfg.memory.get("gate") else []
+    gate, reads_draft = cfg.memory.get("gate"), (cfg.memory.get("retrieval") or {}).get("draft_apis")
+    draft = unadvised() if advice is not None and (gate or reads_draft) else []
     score = [replace(call, input_tokens=call.input_tokens + call.output_tokens, output_tokens=0, key=None)
-             for call in draft]
+             for call in draft] if gate else []
     calls = memory.planned_calls(cfg.memory, problem) + draft + score + answer
     for entry in cfg.judge.panel:
         calls += class_of(entry).planned_calls(entry.model, problem, advice, cfg.judge.repeats)

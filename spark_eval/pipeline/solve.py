@@ -77,19 +77,24 @@ async def solve(problem: Problem, condition: Condition, epoch: int, repeat: int)
 
 async def advise_and_answer(problem: Problem, condition: Condition,
                             repeat: int) -> tuple[Recommendation | None, Completion]:
-    """The memory's recommendation and the coder's answer with it. A memory with a gate (memory/gate.py) first has
-    the coder draft its answer without memory; when the gate stays silent, that draft is the answer and the
-    recommendation an abstention."""
-    gate = getattr(condition.memory, "gate", None)
-    if gate is None:
-        recommendation = await condition.memory.recommend(problem)
+    """The memory's recommendation and the coder's answer with it. A memory with a gate (memory/gate.py), or one that
+    reads the coder's draft (`reads_draft`), first has the coder draft its answer without memory (at temperature 0
+    the no-memory answer itself). When the gate stays silent, that draft is the answer and the recommendation an
+    abstention; otherwise the memory is handed the draft's code and advises."""
+    memory = condition.memory
+    gate = getattr(memory, "gate", None)
+    if gate is None and not getattr(memory, "reads_draft", False):
+        recommendation = await memory.recommend(problem)
         return recommendation, await condition.coder.answer(problem, recommendation, repeat)
     draft = await condition.coder.answer(problem, None, repeat)
-    decision = {**await gate.decide(condition.coder, problem, draft.text), "draft_output_tokens": draft.output_tokens}
-    if not decision["speaks"]:
-        return Recommendation(text="", abstained=True, trace={"gate": decision}), draft
-    recommendation = await condition.memory.recommend(problem)
-    if recommendation is not None:
+    decision = None
+    if gate is not None:
+        decision = {**await gate.decide(condition.coder, problem, draft.text),
+                    "draft_output_tokens": draft.output_tokens}
+        if not decision["speaks"]:
+            return Recommendation(text="", abstained=True, trace={"gate": decision}), draft
+    recommendation = await memory.recommend(problem, draft=condition.benchmark.program(problem, draft.text)[0])
+    if recommendation is not None and decision is not None:
         recommendation = replace(recommendation, trace={**recommendation.trace, "gate": decision})
     return recommendation, await condition.coder.answer(problem, recommendation, repeat)
 

@@ -310,3 +310,23 @@ def test_a_placebo_source_without_records_is_refused_in_one_line(tmp_path, gradi
     with pytest.raises(Exception, match="memory.placebo.source=.* holds no records.jsonl"):
         run(control_cfg(grading_python, "placebo", f"memory.placebo.source={tmp_path / 'nowhere'}"),
             run_dir=tmp_path / "run")
+
+
+def test_a_drafted_memory_shows_the_documents_of_the_drafts_apis_first(tmp_path, grading_python):
+    """memory=spark_drafted: the coder drafts without memory (here the reference answers, so the draft's APIs are
+    the reference's labels), the documents of the APIs the draft uses come from the library's walk (the KB's cap
+    leaves most of them out) and lead the items the agent is shown."""
+    cfg = memory_cfg(grading_python, "memory=spark_drafted", "memory.kb.libraries=[Numpy]", "memory.kb.max_chunks=20",
+                     f"memory.kb.cache_dir={tmp_path / 'kb'}", "memory.experience=none")
+    run(cfg, run_dir=tmp_path / "run")
+    records = lines(tmp_path / "run" / "records.jsonl")
+    assert len(records) == 4 and all(r["versions"]["draft"] == "draft-1" for r in records)
+    drafted = [r for r in records if r["recommendation"]["trace"].get("draft_documents")]
+    assert drafted, "no draft named a documented API"
+    for record in drafted:
+        rec = record["recommendation"]
+        documents = rec["trace"]["draft_documents"]
+        assert {d.split(":")[2].split("#")[0] for d in documents} <= set(rec["api_labels"])  # the draft is the reference
+        assert [i["id"] for i in rec["items"][: len(documents)]] == documents[:3]
+    with pytest.raises(Exception, match="draft_apis is read by the retrieval agent"):
+        run(control_cfg(grading_python, "raw_rag", "memory.retrieval.draft_apis=true"), run_dir=tmp_path / "rag")

@@ -23,6 +23,10 @@ class LogitModel(ScriptedModel):
 class Benchmark:
     stop = ("</code>",)
 
+    def program(self, problem, text):
+        code = text.replace("```python", "").replace("```", "").strip()
+        return code, code
+
     def coder_messages(self, problem, recommendation):
         advice = f"\nAdvice: {recommendation.text}" if recommendation is not None and recommendation.text else ""
         return [{"role": "user", "content": problem.prompt + advice}]
@@ -31,12 +35,14 @@ class Benchmark:
 class AdvisingMemory:
     name = "spark_gated"
 
-    def __init__(self, gate):
-        self.gate = gate
+    def __init__(self, gate, reads_draft=False):
+        self.gate, self.reads_draft = gate, reads_draft
         self.asked = 0
+        self.drafts = []
 
-    async def recommend(self, problem):
+    async def recommend(self, problem, draft=None):
         self.asked += 1
+        self.drafts.append(draft)
         return Recommendation(text="Use `numpy.sum` with axis=1.", trace={"queries": []})
 
 
@@ -81,6 +87,20 @@ def test_a_memory_without_a_gate_always_speaks():
     memory = AdvisingMemory(None)
     recommendation, _ = asyncio.run(advise_and_answer(PROBLEM, condition(model, memory), 0))
     assert memory.asked == 1 and len(model.sent) == 1 and "gate" not in recommendation.trace
+    assert memory.drafts == [None]
+
+
+def test_a_memory_that_reads_the_draft_gets_its_code_with_or_without_a_gate():
+    model = ScriptedModel(replies=["```python\nresult = a.summ()\n```", "result = a.sum(1)"])
+    memory = AdvisingMemory(None, reads_draft=True)
+    recommendation, completion = asyncio.run(advise_and_answer(PROBLEM, condition(model, memory), 0))
+    assert memory.drafts == ["result = a.summ()"] and completion.text == "result = a.sum(1)"
+    assert "Advice" not in model.sent[0][0]["content"] and "Advice: Use" in model.sent[1][0]["content"]
+    assert "gate" not in recommendation.trace
+    gated = AdvisingMemory(DraftGate(threshold=-0.5), reads_draft=True)
+    model = LogitModel(replies=["result = a.summ()", scored(-2.0), "result = a.sum(1)"])
+    recommendation, _ = asyncio.run(advise_and_answer(PROBLEM, condition(model, gated), 0))
+    assert gated.drafts == ["result = a.summ()"] and recommendation.trace["gate"]["speaks"] is True
 
 
 def test_bad_gate_settings_and_a_coder_without_logits_are_refused_in_one_line():

@@ -172,6 +172,25 @@ def test_documents_keep_their_place_and_an_uncited_copy_counts_as_used(problems)
     assert outcomes([failed]) == {"ins:1": (0, 1), "ins:2": (0, 1)}  # the copied insight shares the failure
 
 
+def test_the_drafts_documents_are_shown_first_and_take_at_most_half_the_items(problems):
+    """memory.retrieval.draft_apis: the documents of the APIs the coder's draft uses come before the searches' hits,
+    at most max_items // 2 of them; a hit they duplicate is not shown twice."""
+    recall = FakeRecall()
+    drafted = ["doc:pandas:pandas.Series.apply", "doc:pandas:pandas.DataFrame.pivot", "doc:pandas:pandas.melt"]
+    for name in drafted[1:]:
+        recall.items[name] = Item(name, "doc", "Pandas", name.split(":")[-1], "Reshape.")
+    hits = [Hit(i, "doc", "Pandas", 1.0, None, None, None, None) for i in drafted]
+    rec = asyncio.run(RetrievalAgent(ScriptedModel(replies=[PLAN, ADVICE]), max_items=4)
+                      .recommend(problems[0], recall, (), hits))
+    shown = [i.id for i in rec.items]
+    assert shown[:2] == drafted[:2] and len(shown) == len(set(shown)) == 4  # the searches found apply too
+    assert "ins:1" in shown[2:]  # the lessons keep their place
+    assert rec.trace["draft_documents"] == drafted
+    plain = asyncio.run(RetrievalAgent(ScriptedModel(replies=[PLAN, ADVICE]), max_items=4)
+                        .recommend(problems[0], FakeRecall(), ()))
+    assert "draft_documents" not in plain.trace and plain.items[0].id == "doc:pandas:pandas.DataFrame.groupby"
+
+
 def test_agent_retries_a_bad_plan_once_then_goes_without(problems):
     model = ScriptedModel(replies=["not json", "{\"queries\": 3}"])
     rec = asyncio.run(RetrievalAgent(model).recommend(problems[0], FakeRecall(), ()))
