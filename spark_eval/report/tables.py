@@ -10,7 +10,7 @@ from spark_eval.report.published import (AT_LEAST_GOOD_SHARE, HUMAN_REFERENCE, P
                                          TOP_BAND_SHARE, paper_row, published_quality)
 from spark_eval.report.render import Table
 from spark_eval.stats import Analysis
-from spark_eval.stats.analysis import ALL_MODELS
+from spark_eval.stats.analysis import ALL_MODELS, COUNT_COLUMNS
 from spark_eval.stats.base import REFERENCE
 from spark_eval.stats.units import AT_LEAST_GOOD
 from spark_eval.stats.validity import MIN_CLASS
@@ -139,18 +139,16 @@ def same_records_note(judge: str | None) -> str:
 def counts_table(analysis: Analysis) -> Table:
     """Per condition: its records, those that ended in an error, advice given or not, verdicts missing, and the
     problems the metrics are computed on."""
+    counted = [k for k in COUNT_COLUMNS if k not in ("model", "memory", "leaky")]  # the numbers, in their order
     counts, rows = analysis.counts.set_index(["model", "memory"]), []
     for model, memory in _ordered(analysis.counts, analysis.options.baseline):
         count = counts.loc[(model, memory)]
         label, condition = _labels(model, memory)
-        rows.append({"model": label, "memory": memory, "condition": condition,
-                     **{k: count[k] for k in ("runs", "records", "errors", "advice_given", "advice_errors",
-                                              "abstained", "no_verdict", "problems")}, "leaky": bool(count["leaky"])})
-    data = pd.DataFrame(rows, columns=["model", "memory", "condition", "runs", "records", "errors", "advice_given",
-                                       "advice_errors", "abstained", "no_verdict", "problems", "leaky"])
-    cells = tuple((r["model"], r["condition"], *(MISSING if pd.isna(r[k]) else str(int(r[k])) for k in (
-        "runs", "records", "errors", "advice_given", "advice_errors", "abstained", "no_verdict", "problems")),
-        "yes" if r["leaky"] else "") for r in rows)
+        rows.append({"model": label, "memory": memory, "condition": condition, **{k: count[k] for k in counted},
+                     "leaky": bool(count["leaky"])})
+    data = pd.DataFrame(rows, columns=["model", "memory", "condition", *counted, "leaky"])
+    cells = tuple((r["model"], r["condition"], *(MISSING if pd.isna(r[k]) else str(int(r[k])) for k in counted),
+                   "yes" if r["leaky"] else "") for r in rows)
     notes = [COUNTS_NOTE, same_records_note(analysis.judges["quality"])]
     notes += [LEAKY_NOTE] if data["leaky"].any() else []
     return Table("Records per condition", (
