@@ -7,6 +7,7 @@ from typing import Any, Callable, Collection, Protocol, Sequence
 
 from spark_eval.types import LIBRARIES
 from spark_eval.types import LIBRARY_MODULES
+from spark_eval.memory.docs.apilabels import DOTTED
 from spark_eval.memory.index import Hit
 from spark_eval.memory.leakage import word_ngrams
 from spark_eval.memory.store.base import Item
@@ -124,7 +125,6 @@ def interpret_plan(reply: dict[str, Any]) -> dict[str, Any]:
 
 _CODE = re.compile(r"[()\[\]=]")
 _CALLED = re.compile(r"[A-Za-z_][\w.]*(?=\s*\()")
-_DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
 
 def query_of(query: str) -> str:
@@ -133,7 +133,7 @@ def query_of(query: str) -> str:
     documentation. A query without code, or code without a name, stays as it is."""
     if not _CODE.search(query):
         return query
-    names = [n.strip(".") for n in _CALLED.findall(query) + _DOTTED.findall(query)]
+    names = [n.strip(".") for n in _CALLED.findall(query) + DOTTED.findall(query)]
     return " ".join(dict.fromkeys(n for n in names if n)) or query
 
 

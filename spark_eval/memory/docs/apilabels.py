@@ -31,6 +31,10 @@ from typing import Iterable, Mapping
 
 from spark_eval.types import LIBRARIES, LIBRARY_MODULES, Problem
 
+DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+"""A dotted name as text writes it (`np.where`, `df.groupby`, `pandas.DataFrame.merge`): where advice, queries and
+lessons name APIs."""
+
 # The names the libraries' users import them under.
 IMPORT_ALIASES = {"np": "numpy", "pd": "pandas", "plt": "matplotlib.pyplot", "mpl": "matplotlib", "tf": "tensorflow",
                   "sns": "seaborn"}

@@ -28,10 +28,9 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-from spark_eval.memory.docs.apilabels import IMPORT_ALIASES
+from spark_eval.memory.docs.apilabels import DOTTED, IMPORT_ALIASES
 from spark_eval.memory.leakage import word_ngrams
 
-_DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _BACKTICKED = re.compile(r"`([A-Za-z_][\w.]*)")
 _WORD = re.compile(r"[a-z0-9_]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
@@ -64,7 +63,7 @@ def last_parts(names: Iterable[str]) -> frozenset[str]:
 
 def code_names(code: str) -> frozenset[str]:
     """The names a piece of code calls or reaches through a dot (`df.groupby(...).agg` -> groupby, agg; `len(x)`)."""
-    dotted = [part for name in _DOTTED.findall(code) for part in name.split(".")[1:]]
+    dotted = [part for name in DOTTED.findall(code) for part in name.split(".")[1:]]
     return frozenset(dotted + _CALLED.findall(code))
 
 
@@ -97,7 +96,7 @@ class InsightScreen:
         `text`, for `library` (every library when None)."""
         libraries = [library] if library in self.full else list(self.full)
         found = []
-        mentioned = [n.strip() for n in names] + _DOTTED.findall(text) + _BACKTICKED.findall(text)
+        mentioned = [n.strip() for n in names] + DOTTED.findall(text) + _BACKTICKED.findall(text)
         for name in dict.fromkeys(n.strip("`.() ") for n in mentioned if n.strip()):
             if any(self._documented(lib, name) for lib in libraries):
                 found.append(name)
@@ -186,7 +185,7 @@ class InsightScreen:
         for sentence in _SENTENCE.split(content):
             denial = _DENIAL.search(sentence)
             mentions = sorted((m.start(), m.group(1) if m.re is _BACKTICKED else m.group(0))
-                              for pattern in (_DOTTED, _BACKTICKED) for m in pattern.finditer(sentence))
+                              for pattern in (DOTTED, _BACKTICKED) for m in pattern.finditer(sentence))
             if denial:  # the name nearest the words that deny it ("This function is not ...": the one before)
                 near = min(mentions, key=lambda m: abs(m[0] - denial.start()), default=(0, last))[1]
                 denied += [n for n in self.apis(library, [], f"`{near}`") if n not in denied]
