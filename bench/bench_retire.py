@@ -25,29 +25,23 @@ from collections import defaultdict
 from itertools import zip_longest
 from pathlib import Path
 from statistics import median
+from typing import Mapping, Sequence
 
 from spark_eval.memory.learning.curator import base_fail_rate
 from spark_eval.memory.learning.loop import baseline_outcomes
-from spark_eval.records import GRADED
+from spark_eval.records import GRADED, Record
 from spark_eval.records.run import FINAL, SNAPSHOT_INSIGHTS, RunFiles
 
 MARGINS = (1, 2, 3)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, nargs="+", help="Spark run directories (one shared store: all its members)")
-    parser.add_argument("--baseline", type=Path, nargs="*", default=[], help="memory=none runs, for the paired rule")
-    args = parser.parse_args()
-    files = [RunFiles(run) for run in args.runs]
-    records = [r for batch in zip_longest(*(f.records for f in files)) for r in batch if r is not None]
-    poison = {i["id"] for f in files for i in f.snapshot(FINAL, SNAPSHOT_INSIGHTS)
-              if any(p.get("poison") for p in i["provenance"])}
-    before = baseline_outcomes([str(b) for b in args.baseline]) if args.baseline else {}
+def replay(records: Sequence[Record], before: Mapping[tuple[str, int], bool]) -> tuple[dict[str, int], dict]:
+    """Each insight's uses, and per (rule, margin) the use at which each insight that reached the margin first did
+    (`base_rate` always; `paired` when `before`, the no-memory outcomes by (coder, problem), is given)."""
     rules = ["base_rate"] + (["paired"] if before else [])
     uses: dict[str, int] = defaultdict(int)
-    counts = {rule: defaultdict(lambda: [0, 0]) for rule in rules}  # insight -> [help, harm]
-    retired_at: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
+    counts: dict[str, dict[str, list[int]]] = {rule: defaultdict(lambda: [0, 0]) for rule in rules}  # [help, harm]
+    retired_at: dict[tuple[str, int], dict[str, int]] = {(rule, m): {} for rule in rules for m in MARGINS}
     graded = [0, 0]
     for record in records:
         if record.status not in GRADED or record.recommendation is None:
@@ -67,18 +61,31 @@ def main() -> None:
                 for margin in MARGINS:
                     if harm >= margin:
                         retired_at[(rule, margin)].setdefault(item.id, uses[item.id])
+    return dict(uses), retired_at
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="Spark run directories (one shared store: all its members)")
+    parser.add_argument("--baseline", type=Path, nargs="*", default=[], help="memory=none runs, for the paired rule")
+    args = parser.parse_args()
+    files = [RunFiles(run) for run in args.runs]
+    records = [r for batch in zip_longest(*(f.records for f in files)) for r in batch if r is not None]
+    poison = {i["id"] for f in files for i in f.snapshot(FINAL, SNAPSHOT_INSIGHTS)
+              if any(p.get("poison") for p in i["provenance"])}
+    before = baseline_outcomes([str(b) for b in args.baseline]) if args.baseline else {}
+    uses, retired_at = replay(records, before)
     honest_n, poison_n = sum(i not in poison for i in uses), sum(i in poison for i in uses)
-    print(f"{len(records)} records; insights used: {honest_n} honest, {poison_n} poison; graded pass rate "
-          f"{graded[0] / max(1, sum(graded)):.3f}" + (f"; baseline pass rate {sum(before.values()) / len(before):.3f}"
-                                                      if before else ""))
+    graded = [r.passed for r in records if r.status in GRADED and r.recommendation is not None]
+    print(f"{len(records)} records; insights used: {honest_n} honest, {poison_n} poison; pass rate "
+          f"{sum(graded) / max(1, len(graded)):.3f}" + (f"; without memory {sum(before.values()) / len(before):.3f}"
+                                                        if before else ""))
     print(f"{'rule':<10}{'margin':>7}{'honest retired':>16}{'poison retired':>16}   uses to retirement (median, min-max)")
-    for rule in rules:
-        for margin in MARGINS:
-            found = retired_at[(rule, margin)]
-            spread = sorted(found.values())
-            text = f"{median(spread):g} ({spread[0]}-{spread[-1]})" if spread else "-"
-            print(f"{rule:<10}{margin:>7}{sum(i not in poison for i in found):>9} of {honest_n:<4}"
-                  f"{sum(i in poison for i in found):>9} of {poison_n:<4}   {text}")
+    for (rule, margin), found in retired_at.items():
+        spread = sorted(found.values())
+        text = f"{median(spread):g} ({spread[0]}-{spread[-1]})" if spread else "-"
+        print(f"{rule:<10}{margin:>7}{sum(i not in poison for i in found):>9} of {honest_n:<4}"
+              f"{sum(i in poison for i in found):>9} of {poison_n:<4}   {text}")
 
 
 if __name__ == "__main__":
