@@ -223,12 +223,15 @@ class CommunityConfig:
     # (memory.poison.rate=${spark_poison:${model.name},${community.poisoner},${community.poison_rate}})
     poisoner: Optional[str] = None
     poison_rate: float = 0.0
+    poison_past_screen: bool = False  # its lessons skip the insight screen (memory.poison.past_screen)
 
 
 @dataclass
 class PoisonConfig:
     # the share of this run's learned insights replaced by plausible but wrong ones (memory/learning/poison.py)
     rate: float = 0.0
+    # its lessons skip the insight screen: an adversary who writes them to pass it (what outcomes alone must catch)
+    past_screen: bool = False
 
 
 @dataclass
@@ -483,7 +486,7 @@ IDENTITY_ABSENT = {"pipeline.share": None, "memory.mask_contributors": [], "memo
                    "memory.learning.harm": "base_rate", "memory.learning.baseline": [],
                    "memory.placebo.source": None, "memory.placebo.seed": 0, "execution.output_tail_chars": 2000,
                    "execution.disk_mb": 1024, "memory.gate": None,
-                   "memory.retrieval.draft_apis": False}
+                   "memory.retrieval.draft_apis": False, "memory.poison.past_screen": False}
 # Settings that name a run directory: they count as the place inside the project folder (`results/...`), so a
 # clone of the project elsewhere resumes the runs it carries.
 PROJECT_RELATIVE_KEYS = ("memory.placebo.source",)

@@ -110,6 +110,7 @@ class SparkMemory:
         self.lock_wait_s = lock_wait_s
         self.mask = tuple(sorted(mask_contributors))
         self.poison_rate = float((poison or {}).get("rate", 0.0) or 0.0)
+        poison_past_screen = bool((poison or {}).get("past_screen", False))
         self.placebo = dict(placebo or {})  # PlaceboMemory's settings (`source`, `seed`)
         self.gate = build_gate(gate)
         """Whether to speak at all, asked before `recommend` (pipeline/solve.py); None: always."""
@@ -128,7 +129,7 @@ class SparkMemory:
         self.models, self.agent_cfg = models, agent_model
         self.loop = LearningLoop(self.store_location, frozen_store, self.learns,
                                  OmegaConf.to_container(learning, resolve=True), self.poison_rate, self.guard,
-                                 lambda: models.get(learner_model), benchmark, self.memory_dir)
+                                 lambda: models.get(learner_model), benchmark, self.memory_dir, poison_past_screen)
         """What learning uses, and a round of it: all that the experience part is given."""
         self.experience.check(self.loop)
         for url in (location, frozen_store):  # an unreachable or wrong URL stops the run before any work

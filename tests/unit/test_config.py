@@ -129,6 +129,7 @@ def test_the_paired_poison_experiment_weighs_uses_against_its_own_baseline_runs(
         else:
             assert (cfg.memory.learning.harm, cfg.memory.kb.max_chunks, cfg.memory.poison.rate > 0) == (
                 "paired", 600, cfg.model.name == cfg.community.poisoner)
+            assert cfg.memory.poison.past_screen is True  # its poison reaches the store; the screen is not tested
             baseline = set(cfg.memory.learning.baseline)
     assert made == baseline
 

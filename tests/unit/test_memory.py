@@ -375,6 +375,24 @@ def test_curation_logs_what_the_screen_rejects(tmp_path):
     store.close()
 
 
+def test_a_poisoners_lessons_pass_the_screen_only_when_told_to(tmp_path):
+    """memory.poison.past_screen: an adversary's lessons skip the screen (what outcomes alone must then catch);
+    an honest lesson the screen rejects is still rejected, and without the setting poison is screened as any."""
+    from spark_eval.memory.learning.screen import InsightScreen
+
+    vague = replace(candidate("Be careful", "Read the problem and test the code on edge cases.", "2/e0/r0"),
+                    applies_when="any problem")
+    bad = replace(vague, title="Be wary", sources=({**vague.sources[0], "poison": True, "poison_kind": "wrong_claim"},))
+    for past, ops in ((True, {"ADD": 1, "REJECT": 1}), (False, {"REJECT": 2})):
+        store = SQLiteStore(tmp_path / f"store{past}.sqlite")
+        policy = CurationPolicy(poison_past_screen=past)
+        curator = Curator(store, HashEmbedder(), policy, LeakGuard(), InsightScreen(API_NAMES, []))
+        assert curator.apply([vague, bad], {}, {}, WHERE) == ops
+        added = store.items(kind="insight")
+        assert [i.title for i in added] == (["Be wary"] if past else [])
+        store.close()
+
+
 def test_the_screen_keeps_only_lessons_true_to_the_attempts_they_came_from():
     from spark_eval.memory.learning.learner import REPLY_PLACEHOLDERS
     from spark_eval.memory.learning.screen import InsightScreen, SourceFacts, code_names

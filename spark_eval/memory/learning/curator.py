@@ -45,6 +45,9 @@ class CurationPolicy:
     max_insights: int = 500
     harm: str = "base_rate"
     """`base_rate` or `paired` (see the module's docstring)."""
+    poison_past_screen: bool = False
+    """The poisoning arm's lessons skip the screen (`memory.poison.past_screen`): an adversary who writes them to
+    pass it, so that what curation's outcomes alone catch is measured."""
 
 
 BASE_OUTCOMES = "graded_outcomes"  # store meta: [passed, failed] over every graded record learned from
@@ -91,7 +94,8 @@ class Curator:
                                                                          candidate.applies_when)
             if echoed:  # it says nothing of when the lesson applies: the lesson is kept without it
                 candidate = replace(candidate, applies_when="")
-            screened = self._screened(candidate, known)
+            past = self.policy.poison_past_screen and bool(_poison_mark(candidate))
+            screened = None if past else self._screened(candidate, known)
             if screened:
                 ops.append({"op": "REJECT", "item_id": insight_id(candidate.title, candidate.content), **where,
                             "detail": {"reason": f"screen: {screened}", "title": candidate.title,

@@ -39,6 +39,7 @@ class LearningLoop:
         learns: whether the memory learns (its experience part does, and insights are a source).
         learning: Learner and CurationPolicy settings (`memory.learning`).
         poison_rate: the share of learned insights the poisoning arm replaces (`poison.py`).
+        poison_past_screen: its lessons skip the screen (CurationPolicy.poison_past_screen).
         guard: the leak guard curation checks candidates against the references with.
         learner_model: gives the learner's ChatModel (loaded when first asked).
         benchmark: the run's benchmark (how a problem is put to a coder, and its prompts).
@@ -47,12 +48,13 @@ class LearningLoop:
 
     def __init__(self, store_location: str, frozen_store: str | None, learns: bool, learning: dict[str, Any],
                  poison_rate: float, guard: LeakGuard, learner_model: Callable[[], ChatModel],
-                 benchmark: Benchmark | None, memory_dir: Path | None) -> None:
+                 benchmark: Benchmark | None, memory_dir: Path | None, poison_past_screen: bool = False) -> None:
         self.store_location = store_location
         self.store_path = None if is_database_url(store_location) else Path(store_location)
         """The store's file; None for a store on a database server."""
         self.frozen_store = frozen_store
         self.learns, self.learning, self.poison_rate = learns, learning, poison_rate
+        self.poison_past_screen = poison_past_screen
         if learning.get("harm", "base_rate") not in HARM_RULES:
             raise MemoryConfigError(f"memory.learning.harm={learning['harm']} is unknown; choose one of: "
                                     f"{', '.join(HARM_RULES)}")
@@ -93,7 +95,8 @@ class LearningLoop:
     def curator(self) -> Curator:
         c = self.learning
         policy = CurationPolicy(duplicate_threshold=c["duplicate_threshold"], retire_margin=c["retire_margin"],
-                                max_insights=c["max_insights"], harm=c.get("harm", "base_rate"))
+                                max_insights=c["max_insights"], harm=c.get("harm", "base_rate"),
+                                poison_past_screen=self.poison_past_screen)
         return Curator(self.store, self.embedder, policy, self.guard, self.screen)
 
     async def round(self, records: Sequence[Record], epoch: int, round_: int) -> None:
