@@ -487,9 +487,9 @@ IDENTITY_ABSENT = {"pipeline.share": None, "memory.mask_contributors": [], "memo
                    "memory.placebo.source": None, "memory.placebo.seed": 0, "execution.output_tail_chars": 2000,
                    "execution.disk_mb": 1024, "memory.gate": None,
                    "memory.retrieval.draft_apis": False, "memory.poison.past_screen": False}
-# Settings that name a run directory: they count as the place inside the project folder (`results/...`), so a
-# clone of the project elsewhere resumes the runs it carries.
-PROJECT_RELATIVE_KEYS = ("memory.placebo.source",)
+# Settings that name a run directory or a store file (a path, or a list of them): they count as the place inside the
+# project folder (`results/...`), so a clone of the project elsewhere resumes the runs it carries.
+PROJECT_RELATIVE_KEYS = ("memory.placebo.source", "memory.learning.baseline", "memory.store", "memory.frozen_store")
 # Settings renamed after runs were made: a resume reads the old name in their identity as the new one.
 IDENTITY_RENAMED = {"pipeline.repeats": "pipeline.samples"}
 # Leaf names that are locations wherever they appear, in lists too (a model's cache or weights folder, also those

@@ -79,10 +79,12 @@ def _identity(tree: Any, extra: dict[str, Any], hash_files: bool) -> dict[str, A
 
 
 def _placeless(key: str, value: Any) -> Any:
-    """A database URL without its password; a run directory named by PROJECT_RELATIVE_KEYS relative to the project
-    folder when it lies inside it."""
+    """A database URL without its password; a run directory or store file named by PROJECT_RELATIVE_KEYS (or a list
+    of them) relative to the project folder when it lies inside it."""
     if isinstance(value, str) and is_database_url(value):
         return shown_url(value)
+    if key in PROJECT_RELATIVE_KEYS and isinstance(value, list):
+        return [_placeless(key, v) for v in value]
     if key in PROJECT_RELATIVE_KEYS and isinstance(value, str) and Path(value).is_absolute():
         path = Path(os.path.normpath(value))
         return path.relative_to(PROJECT_ROOT).as_posix() if path.is_relative_to(PROJECT_ROOT) else value

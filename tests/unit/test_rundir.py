@@ -184,6 +184,21 @@ def test_identity_is_content_not_places(tmp_path):
     assert list(identity_changes(answers[0], answers[2])) == ["model.sha256"]
 
 
+def test_stores_and_baseline_runs_inside_the_project_count_by_their_place_in_it(tmp_path):
+    """A community's shared store file and a paired memory's baseline runs, inside the project folder, are written
+    relative to it (no machine's folder in a manifest; a clone elsewhere resumes); outside it, as given."""
+    from spark_eval.config import PROJECT_ROOT
+
+    inside = [str(PROJECT_ROOT / "results" / "x" / f"m{i}__none__s0") for i in range(2)]
+    identity = result_identity(compose_config(
+        "memory=spark_paired", f"memory.store={PROJECT_ROOT / 'results' / 'x' / 'store.sqlite'}",
+        f"memory.learning.baseline=[{','.join(inside)}]"))
+    assert identity["memory.store"] == "results/x/store.sqlite"
+    assert identity["memory.learning.baseline"] == ["results/x/m0__none__s0", "results/x/m1__none__s0"]
+    outside = result_identity(compose_config("memory=spark", f"memory.store={tmp_path / 'store.sqlite'}"))
+    assert outside["memory.store"] == str(tmp_path / "store.sqlite")
+
+
 def test_an_identity_written_before_reads_under_todays_rules():
     """A manifest's identity from before: a panel holding its models' cache and weights folders, prices, and the
     weights' download details; none of it blocks a resume, their content (the sha256) still does."""
