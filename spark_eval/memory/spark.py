@@ -532,7 +532,8 @@ class PlaceboMemory(AgentMemory):
                 if record.epoch == 0 and record.repeat == 0 and record.recommendation is not None:
                     self.borrowed[record.problem_id] = record.recommendation
 
-    async def advise(self, problem: Problem, exclude: Collection[str]) -> Recommendation:
+    async def advise(self, problem: Problem, exclude: Collection[str], drafted: Sequence[Hit] = ()) -> Recommendation:
+        """Another problem's advice; this problem's draft (`drafted`) is not shown, as the advice is not about it."""
         donor = self.donors.get(problem.problem_id)
         if donor is None:
             return Recommendation(text="", error=f"placebo: no other problem of {problem.library} in this run")
