@@ -18,7 +18,7 @@ from spark_eval.types import Problem
 from spark_eval.records import Recommendation, RetrievedItem
 
 # Bump when a prompt, a schema or how citations are read changes: the version goes into every record of a memory run.
-AGENT_VERSION = "agent-8"
+AGENT_VERSION = "agent-9"
 DRAFT_VERSION = "draft-1"
 """The agent's reading of the coder's draft (`memory.retrieval.draft_apis`): the documents of its APIs shown first."""
 
@@ -52,7 +52,7 @@ A coding agent must solve the problem below. Plan what to look up for it.
 Reply with a JSON object:
 - "intent": what the code must do, in one short sentence;
 - "library": the main library, one of {libraries};
-- "queries": 2 to {max_queries} search queries, each the name of a function, method or class of the library that the code needs (such as numpy.argsort or DataFrame.groupby), not code;
+- "queries": 2 to {max_queries} search queries, each the full dotted name of a function, method or class that this code needs, not code;
 - "avoid": one short sentence on a mistake to steer clear of."""
 _PLAN_GRAMS = frozenset(word_ngrams(PLAN_PROMPT.split("</problem>", 1)[1], PLAN_ECHO_WORDS))
 

@@ -48,7 +48,7 @@ def test_online_learning_over_rounds_and_epochs(tmp_path, grading_python):
     first, second = records["291/e0/r0"], records["293/e0/r0"]
     assert first["recommendation"]["text"] == "Use the array's attributes." and first["memory"] == "experience_only"
     assert first["memory_hash"] != second["memory_hash"]  # round 1 saw what round 0 taught
-    assert first["versions"]["agent"] == "agent-8" and first["versions"]["learner"] == "learner-4"
+    assert first["versions"]["agent"] == "agent-9" and first["versions"]["learner"] == "learner-4"
     # the insight came from 291 and 292 (families Numpy/0 and Numpy/1): 293 and 294 (Numpy/1) never see it,
     # 291 (Numpy/0) does not either; nothing else is there to retrieve
     assert all(not r["recommendation"]["items"] for r in records.values())
