@@ -4,6 +4,7 @@
     python bench/bench_agent.py --limit 7 --agent local_1p5b --out results/bench/agent.json
     python bench/bench_agent.py --set tune               # 28 problems outside the local study's 150 (for tuning)
     python bench/bench_agent.py --set study              # the local study's 150 problems (for reporting)
+    python bench/bench_agent.py --set study --limit 42 --agent local_1p5b   # the first 42 of the study's draw (its 1.5B part)
     python bench/bench_agent.py --set tune --memory spark_drafted --drafts results/gate_tune100/qwen2.5-coder-0.5b__none__s0 memory.kb.max_chunks=600
 
 Builds (or loads) the memory's documentation KB, then asks the agent for each problem's recommendation,
@@ -33,7 +34,8 @@ from spark_eval.records.run import RunFiles
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=28)
+    parser.add_argument("--limit", type=int, default=None,
+                        help="how many problems (first, tune: 28 by default; study: all 150 unless given)")
     parser.add_argument("--set", choices=("first", "tune", "study"), default="first",
                         help="first: the stratified first --limit problems; tune: --limit stratified problems outside "
                              "the local study's; study: the local study's problems")
@@ -47,7 +49,7 @@ def main() -> None:
     overrides = [f"memory={args.memory}", f"model@agent={args.agent}", *args.overrides]
     if args.no_cache:
         overrides.append("agent.cache_path=null")
-    cfg = compose_config(*overrides, f"dataset.limit={args.limit}")
+    cfg = compose_config(*overrides, f"dataset.limit={args.limit or 28}")
     benchmark = build_benchmark(cfg.dataset)
     problems = problem_set(args.set, args.limit, overrides)
     drafts = {r.problem_id: r.code or "" for r in RunFiles(args.drafts).records} if args.drafts else None

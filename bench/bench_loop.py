@@ -69,18 +69,20 @@ def run_loop(args: argparse.Namespace) -> Path:
     return found[-1]
 
 
-def problem_set(name: str, limit: int, overrides: list[str]) -> list:
-    """The problems of `--set`: the local study's (`experiment=local_study`'s selection), a stratified `limit` of the
-    others (`tune`), or the stratified first `limit` (`first`)."""
+def problem_set(name: str, limit: int | None, overrides: list[str]) -> list:
+    """The problems of `--set`: the local study's (`experiment=local_study`'s selection; with `limit`, the first
+    `limit` of its stratified draw, as its arms run with `dataset.limit`), a stratified `limit` of the others
+    (`tune`), or the stratified first `limit` (`first`). `limit` None: 28 for `first` and `tune`."""
     if name == "first":
-        return build_benchmark(compose_config(*overrides, f"dataset.limit={limit}").dataset).select()
-    study = build_benchmark(compose_config(*overrides, "experiment=local_study").dataset).select()
+        return build_benchmark(compose_config(*overrides, f"dataset.limit={limit or 28}").dataset).select()
     if name == "study":
-        return study
+        part = [f"dataset.limit={limit}"] if limit else []
+        return build_benchmark(compose_config(*overrides, "experiment=local_study", *part).dataset).select()
+    study = build_benchmark(compose_config(*overrides, "experiment=local_study").dataset).select()
     taken = {p.problem_id for p in study}
     every = build_benchmark(compose_config(*overrides).dataset)
     rest = [p for p in every.select() if p.problem_id not in taken]
-    return sorted(stratified_subset(rest, limit, every.cfg.subset_seed, every.libraries), key=lambda p: p.problem_id)
+    return sorted(stratified_subset(rest, limit or 28, every.cfg.subset_seed, every.libraries), key=lambda p: p.problem_id)
 
 
 def agent_row(problem_id: int, library: str, recommendation: Recommendation | None) -> dict:
