@@ -23,7 +23,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from bench_loop import agent_rates, agent_row, problem_set
+from bench_loop import SET_SIZE, agent_rates, agent_row, problem_set
 
 from spark_eval.config import compose_config
 from spark_eval.data import build_benchmark
@@ -35,7 +35,7 @@ from spark_eval.records.run import RunFiles
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None,
-                        help="how many problems (first, tune: 28 by default; study: all 150 unless given)")
+                        help=f"how many problems (first, tune: {SET_SIZE} by default; study: all 150 unless given)")
     parser.add_argument("--set", choices=("first", "tune", "study"), default="first",
                         help="first: the stratified first --limit problems; tune: --limit stratified problems outside "
                              "the local study's; study: the local study's problems")
@@ -49,7 +49,7 @@ def main() -> None:
     overrides = [f"memory={args.memory}", f"model@agent={args.agent}", *args.overrides]
     if args.no_cache:
         overrides.append("agent.cache_path=null")
-    cfg = compose_config(*overrides, f"dataset.limit={args.limit or 28}")
+    cfg = compose_config(*overrides, f"dataset.limit={args.limit or SET_SIZE}")
     benchmark = build_benchmark(cfg.dataset)
     problems = problem_set(args.set, args.limit, overrides)
     drafts = {r.problem_id: r.code or "" for r in RunFiles(args.drafts).records} if args.drafts else None

@@ -30,11 +30,13 @@ from spark_eval.data.base import stratified_subset
 from spark_eval.records import Recommendation, read_lines, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
+SET_SIZE = 28
+"""Problems in the `first` and `tune` sets unless `--limit` says otherwise (4 per library)."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=28)
+    parser.add_argument("--limit", type=int, default=SET_SIZE)
     parser.add_argument("--agent", default="local")
     parser.add_argument("--learner", default="local")
     parser.add_argument("--set", choices=("first", "tune"), default="first",
@@ -72,17 +74,18 @@ def run_loop(args: argparse.Namespace) -> Path:
 def problem_set(name: str, limit: int | None, overrides: list[str]) -> list:
     """The problems of `--set`: the local study's (`experiment=local_study`'s selection; with `limit`, the first
     `limit` of its stratified draw, as its arms run with `dataset.limit`), a stratified `limit` of the others
-    (`tune`), or the stratified first `limit` (`first`). `limit` None: 28 for `first` and `tune`."""
-    if name == "first":
-        return build_benchmark(compose_config(*overrides, f"dataset.limit={limit or 28}").dataset).select()
+    (`tune`), or the stratified first `limit` (`first`). `limit` None: SET_SIZE for `first` and `tune`."""
     if name == "study":
         part = [f"dataset.limit={limit}"] if limit else []
         return build_benchmark(compose_config(*overrides, "experiment=local_study", *part).dataset).select()
+    limit = limit or SET_SIZE
+    if name == "first":
+        return build_benchmark(compose_config(*overrides, f"dataset.limit={limit}").dataset).select()
     study = build_benchmark(compose_config(*overrides, "experiment=local_study").dataset).select()
     taken = {p.problem_id for p in study}
     every = build_benchmark(compose_config(*overrides).dataset)
     rest = [p for p in every.select() if p.problem_id not in taken]
-    return sorted(stratified_subset(rest, limit or 28, every.cfg.subset_seed, every.libraries), key=lambda p: p.problem_id)
+    return sorted(stratified_subset(rest, limit, every.cfg.subset_seed, every.libraries), key=lambda p: p.problem_id)
 
 
 def agent_row(problem_id: int, library: str, recommendation: Recommendation | None) -> dict:
